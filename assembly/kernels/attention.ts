@@ -1,0 +1,103 @@
+// Scaled dot-product attention, one query row at a time: scores against the allowed key range,
+// softmax, weighted sum of values. Memory beyond inputs and outputs is one row of Lk scores.
+//
+// The key range of query i in batch b comes from causal / window / validLens and is contiguous:
+//
+//   n_b  = lens ? lens[b] : lk                      keys >= n_b are padding
+//   p    = causal == bottom-right ? i + n_b - lq : i + lpast      (the query's position on the key axis)
+//   keys j with  lo <= j < hi,  lo = max(0, p - left),  hi = min(n_b, causal ? p + 1 : lk, p + right + 1)
+//
+// Inside the range, a boolean mask (0 = forbidden) or an additive mask adjusts single scores.
+import { tanh1, tanh4 } from '../inline/exp';
+import { dot, softmaxInPlace, weightedRows, zero } from '../inline/rows';
+
+// must match src/core/attentionPlan.ts
+export const CAUSAL_NONE: i32 = 0;
+export const CAUSAL_TOP_LEFT: i32 = 1;
+export const CAUSAL_BOTTOM_RIGHT: i32 = 2;
+export const MASK_NONE: i32 = 0;
+export const MASK_BOOLEAN: i32 = 1;
+export const MASK_ADDITIVE: i32 = 2;
+
+/**
+ * Attention over [B, H, L, D] row-major tensors, f32 (grouped-query: head h reads kv head h / (hq / hkv)).
+ * @param out      f32 [b, hq, lq, ev]
+ * @param weights  f32 [b, hq, lq, lk] or 0: the softmax weights, when wanted
+ * @param scratch  f32 [lk]: one row of scores (unused when weights are written)
+ * @param q        f32 [b, hq, lq, e]
+ * @param k        f32 [b, hkv, lk, e]: past keys followed by the new ones
+ * @param v        f32 [b, hkv, lk, ev]
+ * @param mask     u8 (MASK_BOOLEAN) or f32 (MASK_ADDITIVE) read at b·msb + h·msh + i·msq + j·msk (element strides, 0 = broadcast), or 0
+ * @param lens     i32 [b] valid key lengths, or 0
+ * @param softcap  > 0: scores = softcap · tanh(scores / softcap) before the mask; 0 = off
+ * @param causal   CAUSAL_NONE, CAUSAL_TOP_LEFT or CAUSAL_BOTTOM_RIGHT
+ * @param lpast    how many of the lk keys are past keys (for top-left alignment)
+ * @param left,right  sliding window sides in keys, -1 = unbounded
+ */
+export function attention_f32(
+  out: usize, weights: usize, scratch: usize, q: usize, k: usize, v: usize, mask: usize, lens: usize,
+  b: i32, hq: i32, hkv: i32, lq: i32, lk: i32, e: i32, ev: i32,
+  scale: f32, softcap: f32, maskKind: i32, msb: i32, msh: i32, msq: i32, msk: i32,
+  causal: i32, lpast: i32, left: i32, right: i32,
+): void {
+  const group = hq / hkv;
+  for (let bi = 0; bi < b; bi++) {
+    const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+    for (let h = 0; h < hq; h++) {
+      const kvh = bi * hkv + h / group;
+      const kBase = k + <usize>kvh * <usize>lk * (<usize>e << 2);
+      const vBase = v + <usize>kvh * <usize>lk * (<usize>ev << 2);
+      for (let i = 0; i < lq; i++) {
+        const row = (bi * hq + h) * lq + i;
+        const o = out + <usize>row * (<usize>ev << 2);
+        const s = weights != 0 ? weights + <usize>row * (<usize>lk << 2) : scratch;
+        const p = causal == CAUSAL_BOTTOM_RIGHT ? i + nb - lq : i + lpast;
+        let lo = 0, hi = nb;
+        if (causal != CAUSAL_NONE) hi = min(hi, p + 1);
+        if (left >= 0) lo = max(lo, p - left);
+        if (right >= 0) hi = min(hi, p + right + 1);
+        zero(o, ev);
+        if (weights != 0) zero(s, lk);
+        if (lo >= hi) continue; // no key allowed: zero output, zero weights
+        const n = hi - lo;
+        const sr = s + (<usize>lo << 2);
+        const qi = q + <usize>row * (<usize>e << 2);
+        // scores
+        for (let j = lo; j < hi; j++) store<f32>(s + (<usize>j << 2), dot(qi, kBase + <usize>j * (<usize>e << 2), e) * scale);
+        if (softcap > 0) softcapRow(sr, n, softcap);
+        if (maskKind != MASK_NONE) {
+          const mrow = <usize>(bi * msb + h * msh + i * msq);
+          for (let j = lo; j < hi; j++) {
+            const at = mrow + <usize>(j * msk);
+            const sj = s + (<usize>j << 2);
+            if (maskKind == MASK_BOOLEAN) {
+              if (load<u8>(mask + at) == 0) store<f32>(sj, -Infinity);
+            } else {
+              store<f32>(sj, load<f32>(sj) + load<f32>(mask + (at << 2)));
+            }
+          }
+        }
+        if (!softmaxInPlace(sr, n)) {
+          if (weights != 0) zero(sr, n);
+          continue;
+        }
+        // output = sum_j w_j v_j, skipping keys of zero weight (so a masked NaN value cannot leak in)
+        weightedRows(o, sr, vBase + <usize>lo * (<usize>ev << 2), n, ev);
+      }
+    }
+  }
+}
+
+/** x = c · tanh(x / c) over n elements. */
+function softcapRow(x: usize, n: i32, c: f32): void {
+  const vc = f32x4.splat(c), inv = f32x4.splat(1.0 / c);
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const o = <usize>t << 2;
+    v128.store(x + o, f32x4.mul(tanh4(f32x4.mul(v128.load(x + o), inv)), vc));
+  }
+  for (; t < n; t++) {
+    const o = <usize>t << 2;
+    store<f32>(x + o, c * tanh1(load<f32>(x + o) / c));
+  }
+}

@@ -1,0 +1,145 @@
+// Validation and shape resolution for the ops other than scaledDotProductAttention (see
+// attentionPlan.ts), shared by both engines so that they reject the same inputs the same way.
+import { broadcastShapes, broadcastStrides } from './broadcast.js';
+import { formatShape, sizeOf, type Tensor } from './tensor.js';
+import type { AdditiveOptions, AdditiveParams, KernelRegressionOptions, MatmulOptions } from './types.js';
+import { checkBoolean, checkNumber, checkOptions, checkTensor, checkValidLens, expectShape } from './validate.js';
+
+export interface MatmulPlan {
+  M: number; N: number; K: number;
+  transposeB: boolean;
+  /** Broadcast leading dimensions of the output. */
+  batchShape: number[];
+  /** Number of matrices in the output: product(batchShape). */
+  batch: number;
+  /** Offset in elements of the A / B matrix used for output matrix `index`. */
+  aOffset(index: number): number;
+  bOffset(index: number): number;
+  outputShape: number[];
+}
+
+export function planMatmul(a: unknown, b: unknown, options?: MatmulOptions): MatmulPlan {
+  const A = checkTensor('matmul: a', a);
+  const Bt = checkTensor('matmul: b', b);
+  const o = checkOptions<MatmulOptions>('matmul', options);
+  const transposeB = checkBoolean('matmul: options.transposeB', o.transposeB) ?? false;
+  if (A.shape.length < 2) throw new RangeError(`matmul: a must be at least 2-D [..., M, K], got ${formatShape(A.shape)}`);
+  if (Bt.shape.length < 2) throw new RangeError(`matmul: b must be at least 2-D [..., ${transposeB ? 'N, K' : 'K, N'}], got ${formatShape(Bt.shape)}`);
+  const M = A.shape[A.shape.length - 2], K = A.shape[A.shape.length - 1];
+  const r0 = Bt.shape[Bt.shape.length - 2], r1 = Bt.shape[Bt.shape.length - 1];
+  const [Kb, N] = transposeB ? [r1, r0] : [r0, r1];
+  if (Kb !== K) {
+    throw new RangeError(`matmul: inner sizes differ: a ${formatShape(A.shape)} has K = ${K}, b ${formatShape(Bt.shape)} has K = ${Kb}${transposeB ? ' (transposeB)' : ''}`);
+  }
+  const aLead = A.shape.slice(0, -2), bLead = Bt.shape.slice(0, -2);
+  const batchShape = broadcastShapes('matmul: a', aLead, 'b', bLead);
+  const aStrides = broadcastStrides('matmul: a', aLead, batchShape);
+  const bStrides = broadcastStrides('matmul: b', bLead, batchShape);
+  const offset = (strides: number[], size: number) => (index: number) => {
+    let off = 0;
+    for (let i = batchShape.length - 1; i >= 0; i--) {
+      off += (index % batchShape[i]) * strides[i];
+      index = Math.floor(index / batchShape[i]);
+    }
+    return off * size;
+  };
+  return {
+    M, N, K, transposeB, batchShape, batch: sizeOf(batchShape),
+    aOffset: offset(aStrides, M * K), bOffset: offset(bStrides, K * N),
+    outputShape: [...batchShape, M, N],
+  };
+}
+
+export interface RowsPlan { rows: number; n: number }
+
+export function planSoftmax(x: unknown): RowsPlan {
+  const X = checkTensor('softmax: x', x);
+  if (X.shape.length === 0) throw new RangeError('softmax: x must be at least 1-D, got shape []');
+  const n = X.shape[X.shape.length - 1];
+  return { rows: n === 0 ? 0 : X.data.length / n, n };
+}
+
+export interface MaskedSoftmaxPlan extends RowsPlan {
+  /** One length per row of the flattened [B*Lq, Lk] view. */
+  rowLens: Int32Array;
+}
+
+/** Expands validLens of length B (per batch) or B*Lq (per row) to one length per row. */
+export function expandLens(lens: Int32Array, B: number, Lq: number): Int32Array {
+  if (lens.length === B * Lq) return lens;
+  const out = new Int32Array(B * Lq);
+  for (let b = 0; b < B; b++) out.fill(lens[b], b * Lq, (b + 1) * Lq);
+  return out;
+}
+
+export function planMaskedSoftmax(x: unknown, validLens: unknown, op = 'maskedSoftmax'): MaskedSoftmaxPlan {
+  const X = checkTensor(`${op}: x`, x, [3]);
+  const [B, Lq, Lk] = X.shape;
+  const lens = checkValidLens(`${op}: validLens`, validLens, [B, B * Lq], Lk);
+  return { rows: B * Lq, n: Lk, rowLens: expandLens(lens, B, Lq) };
+}
+
+export interface KernelRegressionPlan {
+  n: number; m: number; d: number; dv: number;
+  w: number;
+  returnWeights: boolean;
+  outputShape: number[]; weightsShape: number[];
+}
+
+export function planKernelRegression(queries: unknown, keys: unknown, values: unknown, options?: KernelRegressionOptions): KernelRegressionPlan {
+  const op = 'kernelRegression';
+  const q = checkTensor(`${op}: queries`, queries, [1, 2]);
+  const k = checkTensor(`${op}: keys`, keys, [1, 2]);
+  const v = checkTensor(`${op}: values`, values, [1, 2]);
+  const o = checkOptions<KernelRegressionOptions>(op, options);
+  const n = q.shape[0], d = q.shape.length === 2 ? q.shape[1] : 1;
+  const m = k.shape[0];
+  expectShape(`${op}: keys`, k.shape, q.shape.length === 2 ? [-1, d] : [-1], `keys must have the queries' feature size; queries are ${formatShape(q.shape)}`);
+  expectShape(`${op}: values`, [v.shape[0]], [m], `one value per key; keys are ${formatShape(k.shape)}`);
+  const dv = v.shape.length === 2 ? v.shape[1] : 1;
+  const w = checkNumber(`${op}: options.w`, o.w) ?? 1;
+  const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
+  return {
+    n, m, d, dv, w, returnWeights,
+    outputShape: v.shape.length === 2 ? [n, dv] : [n], weightsShape: [n, m],
+  };
+}
+
+export interface AdditivePlan {
+  B: number; Lq: number; Lk: number; Dq: number; Dk: number; Dv: number; h: number;
+  /** One valid length per query row (B*Lq), or null. */
+  rowLens: Int32Array | null;
+  returnWeights: boolean;
+  Wq: Tensor; Wk: Tensor; wv: Tensor;
+}
+
+export function planAdditive(query: unknown, key: unknown, value: unknown, params: unknown, options?: AdditiveOptions): AdditivePlan {
+  const op = 'additiveAttention';
+  const q = checkTensor(`${op}: query`, query, [3]);
+  const k = checkTensor(`${op}: key`, key, [3]);
+  const v = checkTensor(`${op}: value`, value, [3]);
+  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object { Wq, Wk, wv }`);
+  const P = params as AdditiveParams;
+  const Wq = checkTensor(`${op}: params.Wq`, P.Wq, [2]);
+  const Wk = checkTensor(`${op}: params.Wk`, P.Wk, [2]);
+  const wv = checkTensor(`${op}: params.wv`, P.wv, [2]);
+  const o = checkOptions<AdditiveOptions>(op, options);
+  const [B, Lq, Dq] = q.shape;
+  const [, Lk, Dk] = k.shape;
+  const h = Wq.shape[0];
+  expectShape(`${op}: key`, k.shape, [B, -1, -1], `batch of query ${formatShape(q.shape)}`);
+  expectShape(`${op}: value`, v.shape, [B, Lk, -1], `batch and length of key ${formatShape(k.shape)}`);
+  expectShape(`${op}: params.Wq`, Wq.shape, [h, Dq], 'nn.Linear layout [hidden, Dq]');
+  expectShape(`${op}: params.Wk`, Wk.shape, [h, Dk], 'nn.Linear layout [hidden, Dk]');
+  expectShape(`${op}: params.wv`, wv.shape, [1, h], 'nn.Linear layout [1, hidden]');
+  const rowLens = o.validLens === undefined ? null : expandLens(checkValidLens(`${op}: options.validLens`, o.validLens, [B, B * Lq], Lk), B, Lq);
+  const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
+  return { B, Lq, Lk, Dq, Dk, Dv: v.shape[2], h, rowLens, returnWeights, Wq, Wk, wv };
+}
+
+export function checkPositionalEncoding(maxLen: unknown, dim: unknown): void {
+  for (const [name, x] of [['maxLen', maxLen], ['dim', dim]] as const) {
+    if (typeof x !== 'number') throw new TypeError(`positionalEncoding: ${name} must be a number, got ${typeof x}`);
+    if (!Number.isInteger(x) || x < 0) throw new RangeError(`positionalEncoding: ${name} must be a non-negative integer, got ${x}`);
+  }
+}

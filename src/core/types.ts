@@ -1,0 +1,183 @@
+import type { Mask, Tensor } from './tensor.js';
+
+/** How causal masking lines up queries with keys. `true` means `'top-left'`. */
+export type CausalMode = boolean | 'top-left' | 'bottom-right';
+
+/** Options of {@link Engine.matmul}. */
+export interface MatmulOptions {
+  /** Read `b` as `[..., N, K]` and multiply by its transpose. Default `false`. */
+  transposeB?: boolean;
+}
+
+/** Options of {@link Engine.kernelRegression}. */
+export interface KernelRegressionOptions {
+  /** Width parameter of the Gaussian kernel: distances are multiplied by `w` before squaring. Default 1. */
+  w?: number;
+  /** Also return the `[n, m]` attention weights. Default `false`. */
+  returnWeights?: boolean;
+}
+
+/** Parameters of {@link Engine.additiveAttention}, in PyTorch `nn.Linear` layout (no biases). */
+export interface AdditiveParams {
+  /** `[h, Dq]`: projects queries to the hidden size h. */
+  Wq: Tensor;
+  /** `[h, Dk]`: projects keys to the hidden size h. */
+  Wk: Tensor;
+  /** `[1, h]`: reduces `tanh(Wq q + Wk k)` to one score. */
+  wv: Tensor;
+}
+
+/** Options of {@link Engine.additiveAttention}. */
+export interface AdditiveOptions {
+  /** Length B (one per batch) or B*Lq (one per query row): keys at positions >= the length get weight 0. */
+  validLens?: ArrayLike<number>;
+  /** Also return the `[B, Lq, Lk]` weights. Default `false`. */
+  returnWeights?: boolean;
+}
+
+/** Options of {@link Engine.scaledDotProductAttention}. */
+export interface AttentionOptions {
+  /** Multiplies the dot products. Default `1 / sqrt(E)`; pass 1 for plain dot-product attention. */
+  scale?: number;
+  /** Boolean (1 = may attend) or additive mask, broadcast to `[B, H, Lq, Lk]` (`[B, Lq, Lk]` for 3-D inputs). */
+  mask?: Mask;
+  /**
+   * Causal masking. `true`/`'top-left'`: query i sees keys j <= i + Lpast. `'bottom-right'`: the last
+   * query lines up with the last valid key, j <= i + n_b - Lq with n_b = validLens[b] or Lpast + Lk.
+   * Default `false`.
+   */
+  causal?: CausalMode;
+  /** Length B: keys at positions >= validLens[b] (counted over past + new keys) are masked for batch b. */
+  validLens?: ArrayLike<number>;
+  /** When > 0, scores become `softcap * tanh(scores / softcap)` after scaling, before the mask. Default off. */
+  softcap?: number;
+  /**
+   * Sliding window around the query's position p (the causal frontier when `causal` is set, else i + Lpast):
+   * keys j with p - left <= j <= p + right. An absent side is unbounded.
+   */
+  window?: { left?: number; right?: number };
+  /** `[B, Hkv, Lpast, E]`: cached keys prepended to `key`. Give with `pastValue`. */
+  pastKey?: Tensor;
+  /** `[B, Hkv, Lpast, Ev]`: cached values prepended to `value`. Give with `pastKey`. */
+  pastValue?: Tensor;
+  /** Also return the weights `[B, H, Lq, Lpast + Lk]` after the softmax. Default `false`. */
+  returnWeights?: boolean;
+}
+
+/** Result of {@link Engine.scaledDotProductAttention}. */
+export interface AttentionResult {
+  /** `[B, Hq, Lq, Ev]` (`[B, Lq, Ev]` for 3-D inputs). */
+  output: Tensor;
+  /** `[B, Hq, Lq, Lpast + Lk]` (`[B, Lq, Lpast + Lk]` for 3-D inputs), when `returnWeights`. */
+  weights?: Tensor;
+  /** Past and new keys, `[B, Hkv, Lpast + Lk, E]`, when `pastKey` was given. */
+  presentKey?: Tensor;
+  /** Past and new values, `[B, Hkv, Lpast + Lk, Ev]`, when `pastValue` was given. */
+  presentValue?: Tensor;
+}
+
+/** The parameters of PyTorch `nn.MultiheadAttention`, same shapes and layout (y = x W^T + b). */
+export interface MultiHeadParams {
+  /** Number of heads H; E must be a multiple of it. */
+  numHeads: number;
+  /** `[3E, E]`: the stacked q, k, v projections, when key and value have width E. */
+  inProjWeight?: Tensor;
+  /** `[E, E]`: query projection (instead of `inProjWeight`). */
+  qProjWeight?: Tensor;
+  /** `[E, kdim]`: key projection (instead of `inProjWeight`). */
+  kProjWeight?: Tensor;
+  /** `[E, vdim]`: value projection (instead of `inProjWeight`). */
+  vProjWeight?: Tensor;
+  /** `[3E]`: biases of the q, k, v projections. */
+  inProjBias?: Tensor;
+  /** `[E, E]`: output projection. */
+  outProjWeight: Tensor;
+  /** `[E]`: output projection bias. */
+  outProjBias?: Tensor;
+  /** `[1, 1, E]`: appended as one extra key position (PyTorch `add_bias_kv`). Give with `biasV`. */
+  biasK?: Tensor;
+  /** `[1, 1, E]`: appended as one extra value position (PyTorch `add_bias_kv`). Give with `biasK`. */
+  biasV?: Tensor;
+  /** Append one all-zero key/value position after the projections (PyTorch `add_zero_attn`). Default `false`. */
+  addZeroAttn?: boolean;
+}
+
+/** Options of {@link Engine.multiHeadAttention} and {@link Engine.selfAttention}. */
+export interface MultiHeadOptions {
+  /** `[B, Lk]` boolean, 1 = this key is padding and is ignored (the PyTorch meaning). */
+  keyPaddingMask?: Mask;
+  /** Boolean (1 = may attend) or additive mask, broadcast to `[B, H, Lq, Lk]`. */
+  mask?: Mask;
+  /** Causal masking over the key positions, as in {@link AttentionOptions.causal}. Default `false`. */
+  causal?: CausalMode;
+  /** Also return the attention weights. Default `false`. */
+  needWeights?: boolean;
+  /** Average the weights over heads (`[B, Lq, Lk]`); `false` gives `[B, H, Lq, Lk]`. Default `true`. */
+  averageWeights?: boolean;
+}
+
+/** Result of the ops that can return their weights. */
+export interface OutputWithWeights {
+  output: Tensor;
+  weights?: Tensor;
+}
+
+/** Facts about an engine. */
+export interface EngineInfo {
+  /** Which instruction set the kernels use: `'none'` for the reference engine. */
+  simd: 'none' | 'simd' | 'relaxed';
+  /** How many threads run the kernels. */
+  threads: number;
+  /** Bytes of wasm memory the engine holds now (0 for the reference engine). */
+  memoryBytes: number;
+}
+
+/** Every op of qkv. The reference engine and the WebAssembly engine implement the same interface. */
+export interface Engine {
+  /** `'reference'` (pure TypeScript) or `'wasm'`. */
+  readonly name: 'reference' | 'wasm';
+  /** Which build runs and how much memory it holds. */
+  readonly info: EngineInfo;
+  /** Releases the engine's memory; later calls throw. Calling it twice is harmless. */
+  dispose(): void;
+
+  /**
+   * Matrix product `[..., M, K] x [..., K, N] -> [..., M, N]` (or `b` as `[..., N, K]` with
+   * `transposeB`); leading dimensions broadcast. 1-D inputs are not accepted: use `[1, K]`.
+   */
+  matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor;
+  /** Softmax along the last axis, max-subtracted. A row of all `-Infinity` gives all zeros. */
+  softmax(x: Tensor): Tensor;
+  /**
+   * Softmax of `x [B, Lq, Lk]` along the last axis where positions >= the valid length get weight 0
+   * (d2l's `masked_softmax`). `validLens` has length B (one per batch) or B*Lq (one per query row);
+   * a row whose length is 0 is all zeros.
+   */
+  maskedSoftmax(x: Tensor, validLens: ArrayLike<number>): Tensor;
+  /**
+   * Nadaraya–Watson attention pooling with a Gaussian kernel:
+   * `weights[i, j] = softmax_j(-||(queries[i] - keys[j]) * w||^2 / 2)`, `output[i] = sum_j weights[i, j] * values[j]`.
+   * queries `[n]` or `[n, d]`; keys `[m]` or `[m, d]`; values `[m]` or `[m, dv]`; output `[n]` or `[n, dv]`.
+   */
+  kernelRegression(queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights;
+  /**
+   * Additive (Bahdanau) attention: `scores = wv · tanh(Wq q + Wk k)`, masked softmax over keys,
+   * weighted sum of values. query `[B, Lq, Dq]`, key `[B, Lk, Dk]`, value `[B, Lk, Dv]` -> `[B, Lq, Dv]`.
+   */
+  additiveAttention(query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights;
+  /**
+   * `softmax(scale · Q Kᵀ + mask) V` with the options of {@link AttentionOptions}.
+   * query `[B, Hq, Lq, E]`, key `[B, Hkv, Lk, E]`, value `[B, Hkv, Lk, Ev]` (3-D inputs `[B, L, E]` mean H = 1).
+   * Grouped-query attention when Hq is a multiple of Hkv. A query row with no allowed key gives zeros.
+   */
+  scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult;
+  /**
+   * PyTorch `nn.MultiheadAttention` forward (batch-first): query `[B, Lq, E]`, key `[B, Lk, kdim]`,
+   * value `[B, Lk, vdim]` -> output `[B, Lq, E]`.
+   */
+  multiHeadAttention(query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights;
+  /** `multiHeadAttention(x, x, x, params, options)`. */
+  selfAttention(x: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights;
+  /** Sinusoidal positional encoding `[maxLen, dim]`: P[i, 2j] = sin(i / 10000^(2j/dim)), P[i, 2j+1] = cos(…). */
+  positionalEncoding(maxLen: number, dim: number): Tensor;
+}

@@ -1,0 +1,100 @@
+// Argument checks shared by both engines: every op validates here before it computes, so the
+// engines reject exactly the same inputs with the same messages.
+import { checkShape, formatShape, sizeOf, type Mask, type Tensor } from './tensor.js';
+
+function describe(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'an array';
+  if (ArrayBuffer.isView(x)) return `a ${x.constructor.name}`;
+  return typeof x === 'object' ? `an object` : `a ${typeof x}`;
+}
+
+/** Checks that `t` is a Tensor with a Float32Array that fits its shape, and optionally its rank. */
+export function checkTensor(name: string, t: unknown, ranks?: readonly number[]): Tensor {
+  if (t === null || typeof t !== 'object') throw new TypeError(`${name}: expected a Tensor { data: Float32Array, shape }, got ${describe(t)}`);
+  const { data, shape } = t as Tensor;
+  if (!(data instanceof Float32Array)) throw new TypeError(`${name}: data must be a Float32Array, got ${describe(data)}`);
+  checkShape(name, shape);
+  if (sizeOf(shape) !== data.length) {
+    throw new RangeError(`${name}: shape ${formatShape(shape)} needs ${sizeOf(shape)} values, data holds ${data.length}`);
+  }
+  if (ranks && !ranks.includes(shape.length)) {
+    const want = ranks.map((r) => `${r}-D`).join(' or ');
+    throw new RangeError(`${name}: expected a ${want} tensor, got shape ${formatShape(shape)}`);
+  }
+  return t as Tensor;
+}
+
+/** Checks that `m` is a Mask: a Uint8Array (boolean) or Float32Array (additive) that fits its shape. */
+export function checkMask(name: string, m: unknown): Mask {
+  if (m === null || typeof m !== 'object') throw new TypeError(`${name}: expected a Mask { data: Uint8Array | Float32Array, shape }, got ${describe(m)}`);
+  const { data, shape } = m as Mask;
+  if (!(data instanceof Uint8Array) && !(data instanceof Float32Array)) {
+    throw new TypeError(`${name}: data must be a Uint8Array (boolean) or Float32Array (additive), got ${describe(data)}`);
+  }
+  checkShape(name, shape);
+  if (sizeOf(shape) !== data.length) {
+    throw new RangeError(`${name}: shape ${formatShape(shape)} needs ${sizeOf(shape)} values, data holds ${data.length}`);
+  }
+  return m as Mask;
+}
+
+/** Throws a RangeError naming `name` when `actual` differs from `expected` (-1 in `expected` = any). */
+export function expectShape(name: string, actual: readonly number[], expected: readonly number[], what = ''): void {
+  const ok = actual.length === expected.length && expected.every((d, i) => d < 0 || d === actual[i]);
+  if (!ok) {
+    const exp = expected.map((d) => (d < 0 ? '*' : String(d))).join(', ');
+    throw new RangeError(`${name}: expected shape [${exp}]${what ? ` (${what})` : ''}, got ${formatShape(actual)}`);
+  }
+}
+
+export function checkOptions<T extends object>(name: string, options: unknown): Partial<T> {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`${name}: options must be an object, got ${describe(options)}`);
+  return options as Partial<T>;
+}
+
+export function checkBoolean(name: string, x: unknown): boolean | undefined {
+  if (x === undefined) return undefined;
+  if (typeof x !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${describe(x)}`);
+  return x;
+}
+
+/** A finite number, optionally at least `min`. */
+export function checkNumber(name: string, x: unknown, min = -Infinity): number | undefined {
+  if (x === undefined) return undefined;
+  if (typeof x !== 'number') throw new TypeError(`${name} must be a number, got ${describe(x)}`);
+  if (!Number.isFinite(x) || x < min) throw new RangeError(`${name} must be a finite number${min > -Infinity ? ` >= ${min}` : ''}, got ${x}`);
+  return x;
+}
+
+/** A non-negative integer (or +Infinity when `allowInfinity`). */
+export function checkCount(name: string, x: unknown, allowInfinity = false): number | undefined {
+  if (x === undefined) return undefined;
+  if (typeof x !== 'number') throw new TypeError(`${name} must be a number, got ${describe(x)}`);
+  const ok = (Number.isInteger(x) && x >= 0) || (allowInfinity && x === Infinity);
+  if (!ok) throw new RangeError(`${name} must be a non-negative integer, got ${x}`);
+  return x;
+}
+
+/**
+ * Valid lengths: `length` of them (or one of `lengths`), each an integer in [0, max].
+ * Returns them as an Int32Array.
+ */
+export function checkValidLens(name: string, lens: unknown, lengths: readonly number[], max: number): Int32Array {
+  if (lens === null || typeof lens !== 'object' || typeof (lens as ArrayLike<number>).length !== 'number') {
+    throw new TypeError(`${name} must be an array-like of integers, got ${describe(lens)}`);
+  }
+  const arr = lens as ArrayLike<number>;
+  if (!lengths.includes(arr.length)) {
+    throw new RangeError(`${name}: expected length ${lengths.join(' or ')}, got ${arr.length}`);
+  }
+  const out = new Int32Array(arr.length);
+  for (let i = 0; i < arr.length; i++) {
+    const v = arr[i];
+    if (typeof v !== 'number') throw new TypeError(`${name}[${i}] must be a number, got ${describe(v)}`);
+    if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${name}[${i}] must be an integer in [0, ${max}], got ${v}`);
+    out[i] = v;
+  }
+  return out;
+}

@@ -1,0 +1,10 @@
+// The public surface of qkv: an explicit list, nothing from assembly/ or the kernel wrappers.
+export { tensor, mask } from './core/tensor.js';
+export { reference } from './reference/index.js';
+export { createEngine } from './wasm/engine.js';
+export type { Tensor, Mask } from './core/tensor.js';
+export type {
+  Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, AdditiveParams, AdditiveOptions,
+  AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, CausalMode,
+} from './core/types.js';
+export type { EngineOptions } from './wasm/engine.js';

@@ -1,0 +1,30 @@
+// The reference engine: every op in plain TypeScript with float64 accumulation. It is the
+// definition the WebAssembly engine is tested against.
+import type { Engine } from '../core/types.js';
+import { additiveAttention } from './additiveAttention.js';
+import { kernelRegression } from './kernelRegression.js';
+import { matmul } from './matmul.js';
+import { multiHeadAttentionWith } from './multiHeadAttention.js';
+import { positionalEncoding } from './positionalEncoding.js';
+import { scaledDotProductAttention } from './scaledDotProductAttention.js';
+import { maskedSoftmax, softmax } from './softmax.js';
+
+const ops = { matmul, scaledDotProductAttention };
+
+const engine: Engine = {
+  name: 'reference' as const,
+  info: Object.freeze({ simd: 'none' as const, threads: 1, memoryBytes: 0 }),
+  dispose() {},
+  matmul,
+  softmax,
+  maskedSoftmax,
+  kernelRegression,
+  additiveAttention,
+  scaledDotProductAttention,
+  multiHeadAttention: (query, key, value, params, options) => multiHeadAttentionWith(ops, query, key, value, params, options),
+  selfAttention: (x, params, options) => multiHeadAttentionWith(ops, x, x, x, params, options),
+  positionalEncoding,
+};
+
+/** The pure TypeScript engine: synchronous, no wasm, float64 accumulation; the readable definition of every op. */
+export const reference: Engine = Object.freeze(engine);

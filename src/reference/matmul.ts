@@ -1,0 +1,25 @@
+// Matrix product, the readable definition: C[..., i, j] = sum_k A[..., i, k] · B[..., k, j]
+// (B[..., j, k] with transposeB), leading dimensions broadcast, float64 accumulation.
+import { planMatmul } from '../core/plans.js';
+import { fromData, type Tensor } from '../core/tensor.js';
+import type { MatmulOptions } from '../core/types.js';
+
+export function matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
+  const p = planMatmul(a, b, options);
+  const { M, N, K } = p;
+  const out = new Float32Array(p.batch * M * N);
+  for (let z = 0; z < p.batch; z++) {
+    const aOff = p.aOffset(z), bOff = p.bOffset(z), cOff = z * M * N;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let sum = 0;
+        for (let k = 0; k < K; k++) {
+          const bkj = p.transposeB ? b.data[bOff + j * K + k] : b.data[bOff + k * N + j];
+          sum += a.data[aOff + i * K + k] * bkj;
+        }
+        out[cOff + i * N + j] = sum;
+      }
+    }
+  }
+  return fromData(out, p.outputShape);
+}

@@ -1,0 +1,39 @@
+// Softmax along the last axis, the readable definition:
+//   softmax(x)_j = exp(x_j - max x) / sum_k exp(x_k - max x)
+// Subtracting the max keeps exp from overflowing. Only the first `len` entries of a row take part
+// (maskedSoftmax); the others, and every entry of a row whose max is -Infinity (nothing allowed),
+// get weight 0. A NaN anywhere in the row makes the whole row NaN.
+import { planMaskedSoftmax, planSoftmax } from '../core/plans.js';
+import { fromData, type Tensor } from '../core/tensor.js';
+
+/** Softmax of `x[offset .. offset + len)` into `out`, zeros in `out[offset + len .. offset + n)`. */
+export function softmaxRow(x: Float32Array | Float64Array, out: Float32Array | Float64Array, offset: number, n: number, len: number): void {
+  let max = -Infinity;
+  for (let j = 0; j < len; j++) {
+    const v = x[offset + j];
+    if (v > max || Number.isNaN(v)) max = v;
+    if (Number.isNaN(max)) break;
+  }
+  if (max === -Infinity) {
+    out.fill(0, offset, offset + n);
+    return;
+  }
+  let sum = 0;
+  for (let j = 0; j < len; j++) sum += Math.exp(x[offset + j] - max);
+  for (let j = 0; j < len; j++) out[offset + j] = Math.exp(x[offset + j] - max) / sum;
+  out.fill(0, offset + len, offset + n);
+}
+
+export function softmax(x: Tensor): Tensor {
+  const { rows, n } = planSoftmax(x);
+  const out = new Float32Array(x.data.length);
+  for (let r = 0; r < rows; r++) softmaxRow(x.data, out, r * n, n, n);
+  return fromData(out, x.shape);
+}
+
+export function maskedSoftmax(x: Tensor, validLens: ArrayLike<number>): Tensor {
+  const { rows, n, rowLens } = planMaskedSoftmax(x, validLens);
+  const out = new Float32Array(x.data.length);
+  for (let r = 0; r < rows; r++) softmaxRow(x.data, out, r * n, n, rowLens[r]);
+  return fromData(out, x.shape);
+}

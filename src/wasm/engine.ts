@@ -1,0 +1,90 @@
+// createEngine(): instantiates the kernels and binds every op's wrapper to them.
+import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
+import type { Engine, EngineInfo } from '../core/types.js';
+import { multiHeadAttentionWith } from '../reference/multiHeadAttention.js';
+import { positionalEncoding } from '../reference/positionalEncoding.js';
+import { additiveAttention } from './additiveAttention.js';
+import { scaledDotProductAttention } from './attention.js';
+import type { WasmContext } from './context.js';
+import { kernelRegression } from './kernelRegression.js';
+import { loadKernels, type Kernels, type WasmSource } from './loader.js';
+import { matmul } from './matmul.js';
+import { Arena } from './memory.js';
+import { maskedSoftmax, softmax } from './softmax.js';
+
+/** Options of {@link createEngine}. */
+export interface EngineOptions {
+  /**
+   * Worker threads for the kernels. Default 1. This version runs on the calling thread only:
+   * 1 and `'auto'` run one thread, larger numbers throw a RangeError.
+   */
+  threads?: number | 'auto';
+  /**
+   * Which build to run. Default `'auto'`: the fastest build this runtime validates. This version
+   * ships the plain SIMD build; `'relaxed'` throws an Error.
+   */
+  simd?: 'auto' | 'relaxed' | 'simd';
+  /** Where the .wasm comes from: a URL or path, its bytes, or a compiled module. Default: build/qkv.wasm shipped with the package. */
+  wasm?: URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;
+}
+
+/** The constants both sides define; a mismatch means a stale or foreign .wasm. */
+function checkConstants(k: Kernels): void {
+  const expected = { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE };
+  for (const [name, value] of Object.entries(expected)) {
+    const g = k[name as keyof typeof expected];
+    if (!(g instanceof WebAssembly.Global) || g.value !== value) {
+      throw new Error(`qkv: the .wasm does not match this version of qkv (${name}); rebuild it with npm run build:wasm`);
+    }
+  }
+}
+
+/**
+ * Creates the WebAssembly engine: every op of {@link Engine}, run by SIMD kernels.
+ * @throws Error when the runtime lacks WebAssembly SIMD or the .wasm cannot be loaded
+ */
+export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
+  if (options === null || typeof options !== 'object') throw new TypeError('createEngine: options must be an object');
+  const { threads = 1, simd = 'auto', wasm } = options;
+  if (threads !== 'auto' && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1)) {
+    throw new RangeError(`createEngine: options.threads must be a positive integer or 'auto', got ${String(threads)}`);
+  }
+  if (typeof threads === 'number' && threads > 1) {
+    throw new RangeError(`createEngine: options.threads = ${threads}: this version of qkv runs on one thread; use 1 or 'auto'`);
+  }
+  if (simd !== 'auto' && simd !== 'simd' && simd !== 'relaxed') {
+    throw new RangeError(`createEngine: options.simd must be 'auto', 'simd' or 'relaxed', got ${String(simd)}`);
+  }
+  if (simd === 'relaxed') throw new Error("createEngine: this version of qkv ships no relaxed-SIMD build; use simd: 'simd' or 'auto'");
+
+  const kernels = await loadKernels(wasm);
+  checkConstants(kernels);
+  let ctx: WasmContext | null = { kernels, arena: new Arena(kernels.memory, kernels.heap_base()) };
+  const live = (): WasmContext => {
+    if (ctx === null) throw new Error('qkv: this engine has been disposed');
+    return ctx;
+  };
+  const info: EngineInfo = {
+    simd: 'simd',
+    threads: 1,
+    get memoryBytes() { return ctx === null ? 0 : ctx.arena.bytes; },
+  };
+  const ops = {
+    matmul: (...a: Parameters<Engine['matmul']>) => matmul(live(), ...a),
+    scaledDotProductAttention: (...a: Parameters<Engine['scaledDotProductAttention']>) => scaledDotProductAttention(live(), ...a),
+  };
+  const engine: Engine = {
+    name: 'wasm',
+    info,
+    dispose() { ctx = null; },
+    ...ops,
+    softmax: (x) => softmax(live(), x),
+    maskedSoftmax: (x, validLens) => maskedSoftmax(live(), x, validLens),
+    kernelRegression: (...a) => kernelRegression(live(), ...a),
+    additiveAttention: (...a) => additiveAttention(live(), ...a),
+    multiHeadAttention: (query, key, value, params, opts) => multiHeadAttentionWith(ops, query, key, value, params, opts),
+    selfAttention: (x, params, opts) => multiHeadAttentionWith(ops, x, x, x, params, opts),
+    positionalEncoding: (maxLen, dim) => { live(); return positionalEncoding(maxLen, dim); },
+  };
+  return Object.freeze(engine);
+}

@@ -1,0 +1,72 @@
+// The one place that touches wasm memory: a bump arena over the module's memory, reset after every op.
+//
+//   0 ............ heap_base ...... mark ....... top ............ buffer.byteLength
+//   | static data |  (free)        | this call's buffers |  grown on demand, kept for reuse
+//
+// Each op takes a mark, allocates its inputs, outputs and scratch above it, copies results out into
+// fresh Float32Arrays and releases back to the mark in `finally`, so nothing survives a call (failed
+// or not) and the high-water mark is reused by the next one. Views are made from `memory.buffer` at
+// the point of use, because growing the memory detaches old views.
+
+const ALIGN = 16; // v128 loads are unaligned-safe, but aligned rows are faster
+const PAGE = 65536;
+/** The wasm32 ceiling. */
+export const MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024;
+
+export class Arena {
+  private top: number;
+  private readonly base: number;
+
+  constructor(readonly memory: WebAssembly.Memory, heapBase: number) {
+    this.base = Math.ceil(heapBase / ALIGN) * ALIGN;
+    this.top = this.base;
+  }
+
+  get bytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  /** Runs `fn`, then releases everything it allocated, whether it returned or threw. */
+  scoped<T>(fn: () => T): T {
+    const mark = this.top;
+    try {
+      return fn();
+    } finally {
+      this.top = mark;
+    }
+  }
+
+  /** Reserves `bytes` (16-byte aligned), growing the memory when needed. Returns the byte address. */
+  alloc(bytes: number): number {
+    const ptr = this.top;
+    const end = ptr + Math.ceil(bytes / ALIGN) * ALIGN;
+    if (end > MAX_MEMORY_BYTES) {
+      throw new RangeError(`qkv: this call needs ${end - this.base} bytes of wasm memory, more than the 4 GiB wasm32 limit`);
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    return ptr;
+  }
+
+  allocF32(count: number): number {
+    return this.alloc(count * 4);
+  }
+
+  /** Copies `data` in and returns its address. */
+  write(data: Float32Array | Uint8Array | Int32Array): number {
+    const ptr = this.alloc(data.byteLength);
+    new Uint8Array(this.memory.buffer, ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    return ptr;
+  }
+
+  /** A view of `count` floats at `ptr`; valid until the memory grows (use at once). */
+  f32(ptr: number, count: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, count);
+  }
+
+  /** A fresh copy of `count` floats at `ptr`, owned by the caller. */
+  read(ptr: number, count: number): Float32Array {
+    return this.f32(ptr, count).slice();
+  }
+}
