@@ -7,3 +7,4 @@ export {
 } from './kernels/attention';
 export { kernel_regression_f32 } from './kernels/kernelRegression';
 export { additive_scores_f32, weighted_rows_f32 } from './kernels/additive';
+export { exp_f32, tanh_f32 } from './kernels/elementwise';

@@ -16,6 +16,8 @@ export interface Kernels {
   ): void;
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
   additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number): void;
+  exp_f32(out: number, x: number, n: number): void;
+  tanh_f32(out: number, x: number, n: number): void;
   weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;

@@ -1,0 +1,17 @@
+// Elementwise exp and tanh over arrays, by the same approximations the softmax and softcap use;
+// exported so that their error bounds are tested directly (test/exp.test.ts).
+import { exp1, exp4, tanh1, tanh4 } from '../inline/exp';
+
+/** out[t] = e^x[t] over n f32 elements (out may equal x). */
+export function exp_f32(out: usize, x: usize, n: i32): void {
+  let t = 0;
+  for (; t + 4 <= n; t += 4) v128.store(out + (<usize>t << 2), exp4(v128.load(x + (<usize>t << 2))));
+  for (; t < n; t++) store<f32>(out + (<usize>t << 2), exp1(load<f32>(x + (<usize>t << 2))));
+}
+
+/** out[t] = tanh(x[t]) over n f32 elements (out may equal x). */
+export function tanh_f32(out: usize, x: usize, n: i32): void {
+  let t = 0;
+  for (; t + 4 <= n; t += 4) v128.store(out + (<usize>t << 2), tanh4(v128.load(x + (<usize>t << 2))));
+  for (; t < n; t++) store<f32>(out + (<usize>t << 2), tanh1(load<f32>(x + (<usize>t << 2))));
+}

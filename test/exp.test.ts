@@ -1,0 +1,70 @@
+// The error bounds stated in assembly/inline/exp.ts, measured against float64 Math.exp / Math.tanh.
+import { describe, expect, it } from 'vitest';
+import { loadKernels } from '../src/wasm/loader.js';
+import { Arena } from '../src/wasm/memory.js';
+
+const kernels = await loadKernels();
+const arena = new Arena(kernels.memory, kernels.heap_base());
+
+function run(kernel: (out: number, x: number, n: number) => void, xs: Float32Array): Float32Array {
+  return arena.scoped(() => {
+    const p = arena.write(xs);
+    kernel(p, p, xs.length);
+    return arena.read(p, xs.length);
+  });
+}
+
+/** Every float32 step of `count` points spread over [lo, hi], plus the ends. */
+function grid(lo: number, hi: number, count: number): Float32Array {
+  const xs = new Float32Array(count + 1);
+  for (let i = 0; i <= count; i++) xs[i] = lo + ((hi - lo) * i) / count;
+  return xs;
+}
+
+/** |y - exact| in units in the last place of the float32 nearest to `exact`. */
+function ulps(y: number, exact: number): number {
+  return Math.abs(y - exact) / 2 ** (Math.floor(Math.log2(exact)) - 23);
+}
+
+function worstUlps(lo: number, hi: number, count: number): number {
+  const xs = grid(lo, hi, count);
+  const ys = run(kernels.exp_f32, xs);
+  let worst = 0;
+  for (let i = 0; i < xs.length; i++) worst = Math.max(worst, ulps(ys[i], Math.exp(xs[i])));
+  return worst;
+}
+
+describe('exp approximation', () => {
+  // odd counts: the SIMD body and the scalar tail both run
+  it('is within 1 ulp over [-87.3, 0], the range softmax uses (scores minus their max)', () => {
+    expect(worstUlps(-87.3, 0, 400_003)).toBeLessThanOrEqual(1);
+  });
+
+  it('is within 1 ulp over [0, 88] and 5 ulp over (88, 88.72]', () => {
+    expect(worstUlps(0, 88, 200_001)).toBeLessThanOrEqual(1);
+    expect(worstUlps(88, 88.72, 10_001)).toBeLessThanOrEqual(5);
+  });
+
+  it('is exact at 0, flushes below -87.34 to 0, overflows above 88.73 to Infinity, keeps NaN', () => {
+    const ys = run(kernels.exp_f32, Float32Array.from([0, -88, -1e30, -Infinity, 89, 1e30, Infinity, NaN, 0]));
+    expect(Array.from(ys.subarray(0, 7))).toEqual([1, 0, 0, 0, Infinity, Infinity, Infinity]);
+    expect(Number.isNaN(ys[7])).toBe(true);
+    expect(ys[8]).toBe(1);
+  });
+});
+
+describe('tanh approximation', () => {
+  it('is within 2.5e-7 (absolute) over [-20, 20]', () => {
+    const xs = grid(-20, 20, 100_001);
+    const ys = run(kernels.tanh_f32, xs);
+    let worst = 0;
+    for (let i = 0; i < xs.length; i++) worst = Math.max(worst, Math.abs(ys[i] - Math.tanh(xs[i])));
+    expect(worst).toBeLessThanOrEqual(2.5e-7);
+  });
+
+  it('saturates to ±1 and keeps NaN', () => {
+    const ys = run(kernels.tanh_f32, Float32Array.from([Infinity, -Infinity, 1e30, -1e30, NaN]));
+    expect(Array.from(ys.subarray(0, 4))).toEqual([1, -1, 1, -1]);
+    expect(Number.isNaN(ys[4])).toBe(true);
+  });
+});

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { tensor, type Engine, type Tensor } from '../src/index.js';
+import { engines, expectClose, random, rows, TAIL_SIZES } from './support.js';
+
+/** Float64 oracle of softmax over the first len entries of each row, zeros after. */
+function oracle(x: Tensor, lens?: number[]): Tensor {
+  const n = x.shape[x.shape.length - 1];
+  const out = new Float32Array(x.data.length);
+  for (let r = 0; r < x.data.length / n; r++) {
+    const len = lens ? lens[r] : n;
+    const row = Array.from(x.data.subarray(r * n, r * n + len));
+    const m = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - m));
+    const s = e.reduce((a, b) => a + b, 0);
+    e.forEach((v, j) => (out[r * n + j] = v / s));
+  }
+  return { data: out, shape: x.shape };
+}
+
+const all = await engines();
+
+describe.each(all.map((e) => [e.name, e] as const))('softmax on %s', (_, engine: Engine) => {
+  it.each(TAIL_SIZES)('rows of length %i', (n) => {
+    const x = random([3, n], n, 5);
+    const y = engine.softmax(x);
+    expectClose(y, oracle(x), `n=${n}`);
+    for (const row of rows(y)) expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+  });
+
+  it('works along the last axis of any rank', () => {
+    const x = random([2, 3, 4, 5], 9, 3);
+    expectClose(engine.softmax(x), oracle(x));
+    expect(engine.softmax(tensor([1, 2, 3], [3])).shape).toEqual([3]);
+  });
+
+  it('does not overflow on scores of ±1e4 or ±1e30', () => {
+    const y = engine.softmax(tensor([1e4, 0, -1e4, 1e4, 1e30, -1e30, 0, 1e30], [2, 4]));
+    expectClose(y, tensor([0.5, 0, 0, 0.5, 0.5, 0, 0, 0.5], [2, 4]));
+  });
+
+  it('gives zeros for a row of -Infinity and lets NaN flow only into its row', () => {
+    const y = engine.softmax(tensor([-Infinity, -Infinity, -Infinity, 0, NaN, 1, 0, 0, 0], [3, 3]));
+    expect(rows(y)[0]).toEqual([0, 0, 0]);
+    expect(rows(y)[1].every(Number.isNaN)).toBe(true);
+    expectClose(tensor(rows(y)[2], [3]), tensor([1 / 3, 1 / 3, 1 / 3], [3]));
+  });
+
+  it('handles a row with only NaN and -Infinity in a SIMD body', () => {
+    const y = engine.softmax(tensor([NaN, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity], [1, 8]));
+    expect(Array.from(y.data).every(Number.isNaN)).toBe(true);
+  });
+
+  it('handles zero sizes', () => {
+    expect(engine.softmax(tensor([], [0, 4])).shape).toEqual([0, 4]);
+    expect(engine.softmax(tensor([], [3, 0])).shape).toEqual([3, 0]);
+  });
+});
+
+describe.each(all.map((e) => [e.name, e] as const))('maskedSoftmax on %s', (_, engine: Engine) => {
+  it("reproduces d2l's example: rows masked beyond 2 and 3", () => {
+    // d2l 11.3: masked_softmax(torch.rand(2, 2, 4), torch.tensor([2, 3]))
+    const x = tensor([0.4880, 0.2755, 0.6311, 0.4466, 0.5287, 0.6021, 0.0918, 0.3232,
+      0.1736, 0.4219, 0.7584, 0.5391, 0.3446, 0.7474, 0.4620, 0.9236], [2, 2, 4]);
+    const y = engine.maskedSoftmax(x, [2, 3]);
+    const e = (a: number, b: number) => 1 / (1 + Math.exp(b - a));
+    expectClose(y, tensor([
+      e(0.4880, 0.2755), e(0.2755, 0.4880), 0, 0,
+      e(0.5287, 0.6021), e(0.6021, 0.5287), 0, 0,
+      ...oracle(tensor([0.1736, 0.4219, 0.7584], [3])).data, 0,
+      ...oracle(tensor([0.3446, 0.7474, 0.4620], [3])).data, 0,
+    ], [2, 2, 4]));
+    expect(rows(y).map((r) => r.filter((v) => v > 0).length)).toEqual([2, 2, 3, 3]);
+  });
+
+  it('takes one length per row', () => {
+    const x = random([2, 3, 17], 4, 2);
+    const lens = [0, 1, 17, 5, 16, 4];
+    const y = engine.maskedSoftmax(x, lens);
+    expectClose(y, oracle(x, lens));
+    expect(rows(y)[0]).toEqual(new Array(17).fill(0));
+  });
+
+  it.each(TAIL_SIZES)('masks tails of rows of length %i', (n) => {
+    const x = random([2, 2, n], n + 3, 4);
+    const lens = [Math.max(0, n - 1), Math.floor(n / 2)];
+    expectClose(engine.maskedSoftmax(x, lens), oracle(x, [lens[0], lens[0], lens[1], lens[1]]));
+  });
+});
