@@ -16,7 +16,7 @@ function allowedPattern(engine: Engine, B: number, Lq: number, Lk: number, optio
   const pattern = rows(weights!, Lk).map((r) => r.map((w) => (w > 0 ? 1 : 0)));
   // allowed keys share the weight equally; a row with none is all zero, output included
   rows(weights!, Lk).forEach((r, i) => {
-    const n = pattern[i].reduce((a, b) => a + b, 0);
+    const n = pattern[i].reduce<number>((a, b) => a + b, 0);
     r.forEach((w) => expect(w === 0 || Math.abs(w - 1 / n) < 1e-6).toBe(true));
     expect(output.data[i]).toBeCloseTo(n > 0 ? 1 : 0, 6);
   });

@@ -15,8 +15,9 @@ import { maskedSoftmax, softmax } from './softmax.js';
 /** Options of {@link createEngine}. */
 export interface EngineOptions {
   /**
-   * Worker threads for the kernels. Default 1. This version runs on the calling thread only:
-   * 1 and `'auto'` run one thread, larger numbers throw a RangeError.
+   * Worker threads for the kernels. Default 1. This version runs every kernel on the calling
+   * thread: a larger number or `'auto'` runs one thread (results are the same), warns once, and
+   * `engine.info.threads` says 1.
    */
   threads?: number | 'auto';
   /**
@@ -26,6 +27,12 @@ export interface EngineOptions {
   simd?: 'auto' | 'relaxed' | 'simd';
   /** Where the .wasm comes from: a URL or path, its bytes, or a compiled module. Default: build/qkv.wasm shipped with the package. */
   wasm?: URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;
+}
+
+let warned = false;
+function warnOnce(message: string): void {
+  if (!warned) console.warn(message);
+  warned = true;
 }
 
 /** The constants both sides define; a mismatch means a stale or foreign .wasm. */
@@ -49,9 +56,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (threads !== 'auto' && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1)) {
     throw new RangeError(`createEngine: options.threads must be a positive integer or 'auto', got ${String(threads)}`);
   }
-  if (typeof threads === 'number' && threads > 1) {
-    throw new RangeError(`createEngine: options.threads = ${threads}: this version of qkv runs on one thread; use 1 or 'auto'`);
-  }
+  if (threads !== 1) warnOnce(`qkv: threads = ${String(threads)} asked for, but this version runs its kernels on one thread`);
   if (simd !== 'auto' && simd !== 'simd' && simd !== 'relaxed') {
     throw new RangeError(`createEngine: options.simd must be 'auto', 'simd' or 'relaxed', got ${String(simd)}`);
   }
