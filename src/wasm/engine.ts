@@ -69,18 +69,16 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     if (ctx === null) throw new Error('qkv: this engine has been disposed');
     return ctx;
   };
-  const info: EngineInfo = {
-    simd: 'simd',
-    threads: 1,
-    get memoryBytes() { return ctx === null ? 0 : ctx.arena.bytes; },
-  };
   const ops = {
     matmul: (...a: Parameters<Engine['matmul']>) => matmul(live(), ...a),
     scaledDotProductAttention: (...a: Parameters<Engine['scaledDotProductAttention']>) => scaledDotProductAttention(live(), ...a),
   };
   const engine: Engine = {
     name: 'wasm',
-    info,
+    /** A snapshot: memoryBytes is the wasm memory held now. */
+    get info(): EngineInfo {
+      return { simd: 'simd', threads: 1, memoryBytes: ctx === null ? 0 : ctx.arena.bytes };
+    },
     dispose() { ctx = null; },
     ...ops,
     softmax: (x) => softmax(live(), x),
