@@ -160,6 +160,15 @@ describe.each(each)('scaledDotProductAttention on %s: equivalences', (_, engine)
     expect(Array.from(r3.output.data)).toEqual(Array.from(r4.output.data));
   });
 
+  it('3-D inputs take a 3-D cache, or a 4-D one with one head', () => {
+    const q = random([2, 3, 4], 1), k = random([2, 3, 4], 2), v = random([2, 3, 5], 3);
+    const pk = random([2, 6, 4], 4), pv = random([2, 6, 5], 5);
+    const r3 = engine.scaledDotProductAttention(q, k, v, { pastKey: pk, pastValue: pv, causal: true });
+    const r4 = engine.scaledDotProductAttention(q, k, v, { pastKey: tensor(pk.data, [2, 1, 6, 4]), pastValue: tensor(pv.data, [2, 1, 6, 5]), causal: true });
+    expect(r3.presentKey!.shape).toEqual([2, 9, 4]);
+    expect(Array.from(r4.output.data)).toEqual(Array.from(r3.output.data));
+  });
+
   it('grouped-query heads read kv head floor(h / (Hq / Hkv))', () => {
     const q = random([2, 8, 5, 4], 1), k = random([2, 2, 6, 4], 2), v = random([2, 2, 6, 3], 3);
     const repeat = (t: Tensor) => {
@@ -236,7 +245,7 @@ describe('scaledDotProductAttention: wasm equals the reference', () => {
   };
   it.each(Object.entries(options))('%s', (_, opts) => {
     const o = { ...opts, returnWeights: true };
-    const needsAll = o.pastKey === undefined && ((o.mask?.shape.at(-1) ?? 0) === Lnew + Lpast || (o.validLens?.[1] ?? 0) > Lnew);
+    const needsAll = o.pastKey === undefined && ((o.mask?.shape.at(-1) ?? 0) === Lnew + Lpast || ((o.validLens as number[] | undefined)?.[1] ?? 0) > Lnew);
     const kk = needsAll ? random([B, Hkv, Lnew + Lpast, E], 2, 2) : k;
     const vv = needsAll ? random([B, Hkv, Lnew + Lpast, Ev], 3) : v;
     const want = reference.scaledDotProductAttention(q, kk, vv, o), got = wasm.scaledDotProductAttention(q, kk, vv, o);

@@ -16,7 +16,7 @@ const calls: Call[] = [
   ['matmul a not a tensor', TypeError, /matmul: a/, (e) => e.matmul([1, 2] as never, q)],
   ['matmul data not Float32Array', TypeError, /Float32Array/, (e) => e.matmul({ data: [1, 2], shape: [1, 2] } as never, q)],
   ['matmul inner sizes', RangeError, /\[2, 3\].*\[4, 5\]/, (e) => e.matmul(random([2, 3], 1), random([4, 5], 2))],
-  ['matmul 1-D', RangeError, /at least 2-D/, (e) => e.matmul(random([3], 1), random([3, 2], 2))],
+  ['matmul scalar', RangeError, /at least 1-D/, (e) => e.matmul(tensor([3], []), random([3, 2], 2))],
   ['matmul batch broadcast', RangeError, /\[2\].*\[3\]/, (e) => e.matmul(random([2, 2, 3], 1), random([3, 3, 2], 2))],
   ['matmul options', TypeError, /transposeB/, (e) => e.matmul(random([2, 3], 1), random([3, 2], 2), { transposeB: 'yes' as never })],
   ['shape mismatch', RangeError, /needs 6 values, data holds 5/, (e) => e.softmax({ data: new Float32Array(5), shape: [2, 3] })],
@@ -80,7 +80,10 @@ describe('tensor and mask constructors', () => {
     expect(() => tensor(5 as never, [1])).toThrow(TypeError);
     expect(mask([true, false], [2]).data).toEqual(Uint8Array.from([1, 0]));
     expect(mask(Float32Array.from([0, -Infinity]), [2]).data).toBeInstanceOf(Float32Array);
-    expect(() => mask([0, 2], [2])).toThrow(/boolean mask holds only 0\/1/);
+    expect(mask([0, 1, 1], [3]).data).toEqual(Uint8Array.from([0, 1, 1]));
+    expect(mask([0, -Infinity, 0.5], [3]).data).toEqual(Float32Array.from([0, -Infinity, 0.5]));
+    expect(() => mask([true, 2] as never, [2])).toThrow(TypeError);
+    expect(() => mask(['1'] as never, [1])).toThrow(TypeError);
   });
 });
 

@@ -45,6 +45,13 @@ describe.each(all.map((e) => [e.name, e] as const))('kernelRegression on %s', (_
     expectClose(r.weights, want.weights, 'weights');
   });
 
+  it('reads 1-D queries or keys as one feature', () => {
+    const q = random([4], 1, 2), k = random([6], 2, 2), v = random([6, 3], 3);
+    const want = engine.kernelRegression(tensor(q.data, [4, 1]), tensor(k.data, [6, 1]), v).output;
+    expectClose(engine.kernelRegression(q, tensor(k.data, [6, 1]), v).output, want);
+    expectClose(engine.kernelRegression(tensor(q.data, [4, 1]), k, v).output, want);
+  });
+
   it('a larger w puts the weight on the nearest key', () => {
     const k = tensor([0, 1, 2, 3, 4], [5]), v = tensor([0, 10, 20, 30, 40], [5]), q = tensor([2.2], [1]);
     const wide = engine.kernelRegression(q, k, v, { w: 0.5, returnWeights: true }).weights!;

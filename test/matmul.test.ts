@@ -57,6 +57,18 @@ describe.each(all.map((e) => [e.name, e] as const))('matmul on %s', (_, engine: 
       }
   });
 
+  it('treats 1-D operands as a row (a) or a column (b), as numpy and PyTorch do', () => {
+    const m = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const v2 = tensor([1, -1], [2]), v3 = tensor([1, 0, -1], [3]);
+    expect(engine.matmul(v2, m).shape).toEqual([3]);
+    expect(Array.from(engine.matmul(v2, m).data)).toEqual([-3, -3, -3]);
+    expect(Array.from(engine.matmul(m, v3).data)).toEqual([-2, -2]);
+    expect(Array.from(engine.matmul(m, v3, { transposeB: true }).data)).toEqual([-2, -2]);
+    expect(engine.matmul(v3, v3).shape).toEqual([]);
+    expect(Array.from(engine.matmul(v3, v3).data)).toEqual([2]);
+    expect(engine.matmul(random([4, 2, 3], 1), v3).shape).toEqual([4, 2]);
+  });
+
   it('handles zero sizes', () => {
     expect(engine.matmul(random([0, 3], 1), random([3, 4], 2)).shape).toEqual([0, 4]);
     const z = engine.matmul(tensor([], [2, 0]), tensor([], [0, 3]));

@@ -66,6 +66,14 @@ describe.each(all.map((e) => [e.name, e] as const))('multiHeadAttention on %s', 
     expect(rows(a.weights!).every((r) => r[2] === 0 && r[4] === 0 || r[4] === 0 && r[0] !== 0)).toBe(true);
   });
 
+  it("reads PyTorch's 3-D [B·H, Lq, Lk] mask as [B, H, Lq, Lk]", () => {
+    const x = random([2, 3, 8], 20), p = params(8, 2, 21);
+    const m = random([4, 3, 3], 22, 2).data;
+    const a = engine.selfAttention(x, p, { mask: mask(m, [4, 3, 3]), needWeights: true, averageWeights: false });
+    const b = engine.selfAttention(x, p, { mask: mask(m, [2, 2, 3, 3]), needWeights: true, averageWeights: false });
+    expectClose(a.weights, b.weights);
+  });
+
   it('selfAttention(x) is multiHeadAttention(x, x, x)', () => {
     const x = random([2, 6, 8], 11), p = params(8, 2, 12);
     const o: MultiHeadOptions = { causal: true, needWeights: true };

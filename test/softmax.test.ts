@@ -72,6 +72,12 @@ describe.each(all.map((e) => [e.name, e] as const))('maskedSoftmax on %s', (_, e
     expect(rows(y).map((r) => r.filter((v) => v > 0).length)).toEqual([2, 2, 3, 3]);
   });
 
+  it('takes lengths as a Tensor (as d2l passes them) and means softmax without them', () => {
+    const x = random([2, 2, 5], 8, 2);
+    expectClose(engine.maskedSoftmax(x, tensor([2, 3], [2])), engine.maskedSoftmax(x, [2, 3]));
+    expectClose(engine.maskedSoftmax(x, undefined), engine.softmax(x));
+  });
+
   it('takes one length per row', () => {
     const x = random([2, 3, 17], 4, 2);
     const lens = [0, 1, 17, 5, 16, 4];

@@ -66,9 +66,11 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   let pastKey: Tensor | null = null, pastValue: Tensor | null = null, Lpast = 0;
   if (o.pastKey !== undefined || o.pastValue !== undefined) {
     if (o.pastKey === undefined || o.pastValue === undefined) throw new TypeError(`${op}: pastKey and pastValue must be given together`);
-    pastKey = checkTensor(`${op}: pastKey`, o.pastKey, [rank]);
-    pastValue = checkTensor(`${op}: pastValue`, o.pastValue, [rank]);
-    const pk = as4(pastKey.shape), pv = as4(pastValue.shape);
+    // with 3-D inputs the cache may also be given 4-D with one head, [B, 1, Lpast, E]
+    pastKey = checkTensor(`${op}: pastKey`, o.pastKey, rank === 3 ? [3, 4] : [4]);
+    pastValue = checkTensor(`${op}: pastValue`, o.pastValue, rank === 3 ? [3, 4] : [4]);
+    const as4Past = (s: readonly number[]) => (s.length === 3 ? as4(s) : [...s]);
+    const pk = as4Past(pastKey.shape), pv = as4Past(pastValue.shape);
     Lpast = pk[2];
     if (pk[0] !== B || pk[1] !== Hkv || pk[3] !== E) {
       throw new RangeError(`${op}: pastKey: expected ${formatShape(rank === 3 ? [B, Lpast, E] : [B, Hkv, Lpast, E])}, got ${formatShape(pastKey.shape)}`);

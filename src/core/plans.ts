@@ -1,6 +1,6 @@
 // Validation and shape resolution for the ops other than scaledDotProductAttention (see
 // attentionPlan.ts), shared by both engines so that they reject the same inputs the same way.
-import { broadcastShapes, broadcastStrides } from './broadcast.js';
+import { broadcastOffset, broadcastShapes, broadcastStrides } from './broadcast.js';
 import { formatShape, sizeOf, type Tensor } from './tensor.js';
 import type { AdditiveOptions, AdditiveParams, KernelRegressionOptions, MatmulOptions } from './types.js';
 import { checkBoolean, checkNumber, checkOptions, checkTensor, checkValidLens, expectShape } from './validate.js';
@@ -18,35 +18,35 @@ export interface MatmulPlan {
   outputShape: number[];
 }
 
+/**
+ * numpy/PyTorch matmul shapes: a 1-D `a` [K] is a row [1, K] and a 1-D `b` [K] a column (with
+ * transposeB, a row of [1, K]); the size-1 axis they add is dropped from the output.
+ */
 export function planMatmul(a: unknown, b: unknown, options?: MatmulOptions): MatmulPlan {
   const A = checkTensor('matmul: a', a);
   const Bt = checkTensor('matmul: b', b);
   const o = checkOptions<MatmulOptions>('matmul', options);
   const transposeB = checkBoolean('matmul: options.transposeB', o.transposeB) ?? false;
-  if (A.shape.length < 2) throw new RangeError(`matmul: a must be at least 2-D [..., M, K], got ${formatShape(A.shape)}`);
-  if (Bt.shape.length < 2) throw new RangeError(`matmul: b must be at least 2-D [..., ${transposeB ? 'N, K' : 'K, N'}], got ${formatShape(Bt.shape)}`);
-  const M = A.shape[A.shape.length - 2], K = A.shape[A.shape.length - 1];
-  const r0 = Bt.shape[Bt.shape.length - 2], r1 = Bt.shape[Bt.shape.length - 1];
+  if (A.shape.length < 1) throw new RangeError('matmul: a must be at least 1-D [..., M, K], got shape []');
+  if (Bt.shape.length < 1) throw new RangeError(`matmul: b must be at least 1-D [..., ${transposeB ? 'N, K' : 'K, N'}], got shape []`);
+  const aVector = A.shape.length === 1, bVector = Bt.shape.length === 1;
+  const aShape = aVector ? [1, A.shape[0]] : A.shape;
+  const bShape = bVector ? (transposeB ? [1, Bt.shape[0]] : [Bt.shape[0], 1]) : Bt.shape;
+  const M = aShape[aShape.length - 2], K = aShape[aShape.length - 1];
+  const r0 = bShape[bShape.length - 2], r1 = bShape[bShape.length - 1];
   const [Kb, N] = transposeB ? [r1, r0] : [r0, r1];
   if (Kb !== K) {
     throw new RangeError(`matmul: inner sizes differ: a ${formatShape(A.shape)} has K = ${K}, b ${formatShape(Bt.shape)} has K = ${Kb}${transposeB ? ' (transposeB)' : ''}`);
   }
-  const aLead = A.shape.slice(0, -2), bLead = Bt.shape.slice(0, -2);
+  const aLead = aShape.slice(0, -2), bLead = bShape.slice(0, -2);
   const batchShape = broadcastShapes('matmul: a', aLead, 'b', bLead);
   const aStrides = broadcastStrides('matmul: a', aLead, batchShape);
   const bStrides = broadcastStrides('matmul: b', bLead, batchShape);
-  const offset = (strides: number[], size: number) => (index: number) => {
-    let off = 0;
-    for (let i = batchShape.length - 1; i >= 0; i--) {
-      off += (index % batchShape[i]) * strides[i];
-      index = Math.floor(index / batchShape[i]);
-    }
-    return off * size;
-  };
+  const offset = (strides: number[], size: number) => (index: number) => broadcastOffset(index, batchShape, strides) * size;
   return {
     M, N, K, transposeB, batchShape, batch: sizeOf(batchShape),
     aOffset: offset(aStrides, M * K), bOffset: offset(bStrides, K * N),
-    outputShape: [...batchShape, M, N],
+    outputShape: [...batchShape, ...(aVector ? [] : [M]), ...(bVector ? [] : [N])],
   };
 }
 
@@ -75,6 +75,7 @@ export function expandLens(lens: Int32Array, B: number, Lq: number): Int32Array 
 export function planMaskedSoftmax(x: unknown, validLens: unknown, op = 'maskedSoftmax'): MaskedSoftmaxPlan {
   const X = checkTensor(`${op}: x`, x, [3]);
   const [B, Lq, Lk] = X.shape;
+  if (validLens === undefined || validLens === null) return { rows: B * Lq, n: Lk, rowLens: new Int32Array(B * Lq).fill(Lk) };
   const lens = checkValidLens(`${op}: validLens`, validLens, [B, B * Lq], Lk);
   return { rows: B * Lq, n: Lk, rowLens: expandLens(lens, B, Lq) };
 }
@@ -92,9 +93,10 @@ export function planKernelRegression(queries: unknown, keys: unknown, values: un
   const k = checkTensor(`${op}: keys`, keys, [1, 2]);
   const v = checkTensor(`${op}: values`, values, [1, 2]);
   const o = checkOptions<KernelRegressionOptions>(op, options);
+  // [n] is read as [n, 1]: one feature
   const n = q.shape[0], d = q.shape.length === 2 ? q.shape[1] : 1;
-  const m = k.shape[0];
-  expectShape(`${op}: keys`, k.shape, q.shape.length === 2 ? [-1, d] : [-1], `keys must have the queries' feature size; queries are ${formatShape(q.shape)}`);
+  const m = k.shape[0], dk = k.shape.length === 2 ? k.shape[1] : 1;
+  if (dk !== d) throw new RangeError(`${op}: keys ${formatShape(k.shape)} must have the feature size of queries ${formatShape(q.shape)} (${d}), got ${dk}`);
   expectShape(`${op}: values`, [v.shape[0]], [m], `one value per key; keys are ${formatShape(k.shape)}`);
   const dv = v.shape.length === 2 ? v.shape[1] : 1;
   const w = checkNumber(`${op}: options.w`, o.w) ?? 1;

@@ -53,10 +53,12 @@ export function tensor(data: ArrayLike<number>, shape: readonly number[]): Tenso
 }
 
 /**
- * Makes a mask. Booleans and integer arrays become a boolean `Uint8Array` mask (1 = may attend);
- * a `Float32Array` or `Float64Array` becomes an additive `Float32Array` mask.
- * @throws TypeError when `data` is not array-like; RangeError when the sizes do not match or a
- *   boolean mask holds something other than 0/1/true/false
+ * Makes a mask. Booleans, or numbers that are all 0 or 1, become a boolean `Uint8Array` mask
+ * (1 = may attend). A `Float32Array` or `Float64Array`, or numbers other than 0/1 (such as
+ * `-Infinity`), become an additive `Float32Array` mask. To get an additive mask of zeros and
+ * ones, pass a `Float32Array`.
+ * @throws TypeError when `data` is not array-like or mixes booleans with other numbers;
+ *   RangeError when the sizes do not match
  */
 export function mask(data: ArrayLike<number> | ArrayLike<boolean>, shape: readonly number[]): Mask {
   if (data == null || typeof (data as ArrayLike<number>).length !== 'number') {
@@ -65,18 +67,20 @@ export function mask(data: ArrayLike<number> | ArrayLike<boolean>, shape: readon
   checkShape('mask', shape);
   const size = sizeOf(shape);
   if (data.length !== size) throw new RangeError(`mask: shape ${formatShape(shape)} needs ${size} values, got ${data.length}`);
-  if (data instanceof Float32Array || data instanceof Float64Array) {
-    return { data: Float32Array.from(data), shape: Object.freeze([...shape]) };
-  }
-  const out = new Uint8Array(size);
+  const frozen = Object.freeze([...shape]);
+  if (data instanceof Float32Array || data instanceof Float64Array) return { data: Float32Array.from(data), shape: frozen };
+  const bool = new Uint8Array(size);
+  let booleans = false, additive = false;
   for (let i = 0; i < size; i++) {
     const x = data[i] as number | boolean;
-    if (x === true || x === 1) out[i] = 1;
-    else if (x !== false && x !== 0) {
-      throw new RangeError(`mask: a boolean mask holds only 0/1 or true/false, got ${String(x)} at index ${i} (use a Float32Array for an additive mask)`);
-    }
+    if (typeof x === 'boolean') { booleans = true; bool[i] = x ? 1 : 0; }
+    else if (typeof x !== 'number') throw new TypeError(`mask: data[${i}] is a ${typeof x}, expected a boolean or a number`);
+    else if (x === 1) bool[i] = 1;
+    else if (x !== 0) additive = true;
   }
-  return { data: out, shape: Object.freeze([...shape]) };
+  if (booleans && additive) throw new TypeError('mask: data mixes booleans with numbers other than 0/1');
+  if (additive) return { data: Float32Array.from(data as ArrayLike<number>), shape: frozen };
+  return { data: bool, shape: frozen };
 }
 
 /** Wraps a Float32Array the caller hands over (no copy) as a tensor. */

@@ -29,8 +29,8 @@ export interface AdditiveParams {
 
 /** Options of {@link Engine.additiveAttention}. */
 export interface AdditiveOptions {
-  /** Length B (one per batch) or B*Lq (one per query row): keys at positions >= the length get weight 0. */
-  validLens?: ArrayLike<number>;
+  /** Length B (one per batch) or B*Lq (one per query row), array or Tensor: keys at positions >= the length get weight 0. */
+  validLens?: ArrayLike<number> | Tensor;
   /** Also return the `[B, Lq, Lk]` weights. Default `false`. */
   returnWeights?: boolean;
 }
@@ -47,8 +47,8 @@ export interface AttentionOptions {
    * Default `false`.
    */
   causal?: CausalMode;
-  /** Length B: keys at positions >= validLens[b] (counted over past + new keys) are masked for batch b. */
-  validLens?: ArrayLike<number>;
+  /** Length B, array or Tensor: keys at positions >= validLens[b] (counted over past + new keys) are masked for batch b. */
+  validLens?: ArrayLike<number> | Tensor;
   /** When > 0, scores become `softcap * tanh(scores / softcap)` after scaling, before the mask. Default off. */
   softcap?: number;
   /**
@@ -106,7 +106,11 @@ export interface MultiHeadParams {
 export interface MultiHeadOptions {
   /** `[B, Lk]` boolean, 1 = this key is padding and is ignored (the PyTorch meaning). */
   keyPaddingMask?: Mask;
-  /** Boolean (1 = may attend) or additive mask, broadcast to `[B, H, Lq, Lk]`. */
+  /**
+   * Boolean (1 = may attend) or additive mask, broadcast to `[B, H, Lq, Lk]`; PyTorch's 3-D
+   * `[B·H, Lq, Lk]` layout is read as `[B, H, Lq, Lk]`. (PyTorch's boolean `attn_mask` means the
+   * opposite, 1 = masked: invert it.)
+   */
   mask?: Mask;
   /** Causal masking over the key positions, as in {@link AttentionOptions.causal}. Default `false`. */
   causal?: CausalMode;
@@ -143,17 +147,18 @@ export interface Engine {
 
   /**
    * Matrix product `[..., M, K] x [..., K, N] -> [..., M, N]` (or `b` as `[..., N, K]` with
-   * `transposeB`); leading dimensions broadcast. 1-D inputs are not accepted: use `[1, K]`.
+   * `transposeB`); leading dimensions broadcast. As in numpy, a 1-D `a` is a row and a 1-D `b` a column,
+   * and the axis they add is dropped from the output.
    */
   matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor;
   /** Softmax along the last axis, max-subtracted. A row of all `-Infinity` gives all zeros. */
   softmax(x: Tensor): Tensor;
   /**
    * Softmax of `x [B, Lq, Lk]` along the last axis where positions >= the valid length get weight 0
-   * (d2l's `masked_softmax`). `validLens` has length B (one per batch) or B*Lq (one per query row);
-   * a row whose length is 0 is all zeros.
+   * (d2l's `masked_softmax`). `validLens` has length B (one per batch) or B*Lq (one per query row),
+   * as an array or a Tensor; a row whose length is 0 is all zeros. Without `validLens` it is `softmax`.
    */
-  maskedSoftmax(x: Tensor, validLens: ArrayLike<number>): Tensor;
+  maskedSoftmax(x: Tensor, validLens?: ArrayLike<number> | Tensor): Tensor;
   /**
    * Nadaraya–Watson attention pooling with a Gaussian kernel:
    * `weights[i, j] = softmax_j(-||(queries[i] - keys[j]) * w||^2 / 2)`, `output[i] = sum_j weights[i, j] * values[j]`.

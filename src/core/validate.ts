@@ -82,6 +82,8 @@ export function checkCount(name: string, x: unknown, allowInfinity = false): num
  * Returns them as an Int32Array.
  */
 export function checkValidLens(name: string, lens: unknown, lengths: readonly number[], max: number): Int32Array {
+  // a Tensor of lengths (d2l passes valid_lens as a tensor) reads as its data
+  if (lens !== null && typeof lens === 'object' && 'data' in lens && 'shape' in lens) lens = (lens as Tensor).data;
   if (lens === null || typeof lens !== 'object' || typeof (lens as ArrayLike<number>).length !== 'number') {
     throw new TypeError(`${name} must be an array-like of integers, got ${describe(lens)}`);
   }

@@ -110,7 +110,9 @@ function combineMasks(o: MultiHeadOptions, B: number, H: number, Lq: number, Lk:
   const kpm = o.keyPaddingMask === undefined ? null : checkMask(`${op}: options.keyPaddingMask`, o.keyPaddingMask);
   if (kpm) expectShape(`${op}: options.keyPaddingMask`, kpm.shape, [B, Lk], '[B, Lk]');
   if (!user && !kpm && causal === CAUSAL_NONE) return null;
-  const us = user ? broadcastStrides(`${op}: options.mask`, user.shape, [B, H, Lq, Lk]) : [0, 0, 0, 0];
+  // PyTorch's 3-D attn_mask is [B·H, Lq, Lk]
+  const userShape = user && user.shape.length === 3 && user.shape[0] === B * H && B > 1 && H > 1 ? [B, H, Lq, Lk] : user?.shape;
+  const us = user ? broadcastStrides(`${op}: options.mask`, userShape!, [B, H, Lq, Lk]) : [0, 0, 0, 0];
   const Hm = us[1] !== 0 ? H : 1;
   const L2 = Lk + extra;
   const out = new Float32Array(B * Hm * Lq * L2);

@@ -31,7 +31,7 @@ export function softmax(x: Tensor): Tensor {
   return fromData(out, x.shape);
 }
 
-export function maskedSoftmax(x: Tensor, validLens: ArrayLike<number>): Tensor {
+export function maskedSoftmax(x: Tensor, validLens?: ArrayLike<number> | Tensor): Tensor {
   const { rows, n, rowLens } = planMaskedSoftmax(x, validLens);
   const out = new Float32Array(x.data.length);
   for (let r = 0; r < rows; r++) softmaxRow(x.data, out, r * n, n, rowLens[r]);

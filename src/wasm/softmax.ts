@@ -12,7 +12,7 @@ export function softmax({ kernels, arena }: WasmContext, x: Tensor): Tensor {
   });
 }
 
-export function maskedSoftmax({ kernels, arena }: WasmContext, x: Tensor, validLens: ArrayLike<number>): Tensor {
+export function maskedSoftmax({ kernels, arena }: WasmContext, x: Tensor, validLens?: ArrayLike<number> | Tensor): Tensor {
   const { rows, n, rowLens } = planMaskedSoftmax(x, validLens);
   return arena.scoped(() => {
     const px = arena.write(x.data);
