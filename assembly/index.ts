@@ -1,10 +1,12 @@
 // The wasm module's exports: this file only re-exports the kernel families.
 export { heap_base } from './memory';
+export { RELAXED_SIMD } from './build';
 export { matmul_f32, matmul_nt_f32 } from './kernels/matmul';
 export { softmax_rows_f32 } from './kernels/softmax';
 export {
   attention_f32, CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE,
 } from './kernels/attention';
+export { flash_attention_f32, flash_scratch_f32 } from './kernels/flashAttention';
 export { kernel_regression_f32 } from './kernels/kernelRegression';
 export { additive_scores_f32, weighted_rows_f32 } from './kernels/additive';
-export { exp_f32, tanh_f32 } from './kernels/elementwise';
+export { exp_f32, exp_nonpositive_f32, tanh_f32 } from './kernels/elementwise';

@@ -217,8 +217,9 @@ describe('scaledDotProductAttention: wasm equals the reference', () => {
     const q = random([2, 8, Lq, E], Lq * 3 + E, 2), k = random([2, 2, Lk, E], Lk * 5 + E, 2), v = random([2, 2, Lk, Ev], Ev + 11);
     const o: AttentionOptions = { returnWeights: true };
     const want = reference.scaledDotProductAttention(q, k, v, o), got = wasm.scaledDotProductAttention(q, k, v, o);
-    expectClose(got.output, want.output, 'output');
+    expectClose(got.output, want.output, 'output (with weights: row kernel)');
     expectClose(got.weights, want.weights, 'weights');
+    expectClose(wasm.scaledDotProductAttention(q, k, v).output, want.output, 'output (without weights: fused kernel)');
   });
 
   const B = 2, Hq = 4, Hkv = 2, Lq = 17, Lnew = 17, Lpast = 16, E = 20, Ev = 9;
@@ -249,8 +250,10 @@ describe('scaledDotProductAttention: wasm equals the reference', () => {
     const kk = needsAll ? random([B, Hkv, Lnew + Lpast, E], 2, 2) : k;
     const vv = needsAll ? random([B, Hkv, Lnew + Lpast, Ev], 3) : v;
     const want = reference.scaledDotProductAttention(q, kk, vv, o), got = wasm.scaledDotProductAttention(q, kk, vv, o);
-    expectClose(got.output, want.output, 'output');
+    expectClose(got.output, want.output, 'output (with weights: row kernel)');
     expectClose(got.weights, want.weights, 'weights');
+    const fused = wasm.scaledDotProductAttention(q, kk, vv, opts);
+    expectClose(fused.output, want.output, 'output (without weights: fused kernel)');
     if (o.pastKey) {
       expectClose(got.presentKey, want.presentKey, 'presentKey');
       expectClose(got.presentValue, want.presentValue, 'presentValue');

@@ -26,9 +26,9 @@ function ulps(y: number, exact: number): number {
   return Math.abs(y - exact) / 2 ** (Math.floor(Math.log2(exact)) - 23);
 }
 
-function worstUlps(lo: number, hi: number, count: number): number {
+function worstUlps(lo: number, hi: number, count: number, kernel = kernels.exp_f32): number {
   const xs = grid(lo, hi, count);
-  const ys = run(kernels.exp_f32, xs);
+  const ys = run(kernel, xs);
   let worst = 0;
   for (let i = 0; i < xs.length; i++) worst = Math.max(worst, ulps(ys[i], Math.exp(xs[i])));
   return worst;
@@ -38,6 +38,13 @@ describe('exp approximation', () => {
   // odd counts: the SIMD body and the scalar tail both run
   it('is within 1 ulp over [-87.3, 0], the range softmax uses (scores minus their max)', () => {
     expect(worstUlps(-87.3, 0, 400_003)).toBeLessThanOrEqual(1);
+  });
+
+  it('has a x <= 0 variant for softmax, also within 1 ulp, 0 for -Infinity, NaN for NaN', () => {
+    expect(worstUlps(-87.3, 0, 400_003, kernels.exp_nonpositive_f32)).toBeLessThanOrEqual(1);
+    const ys = run(kernels.exp_nonpositive_f32, Float32Array.from([0, -88, -1e30, -Infinity, NaN]));
+    expect(Array.from(ys.subarray(0, 4))).toEqual([1, 0, 0, 0]);
+    expect(Number.isNaN(ys[4])).toBe(true);
   });
 
   it('is within 1 ulp over [0, 88] and 5 ulp over (88, 88.72]', () => {

@@ -46,6 +46,32 @@
   return v128.bitselect(x, y, f32x4.ne(x, x)); // NaN in, NaN out
 }
 
+/**
+ * e^x for x <= 0 (and -Infinity, NaN), four lanes: the softmax case, where x is a score minus the
+ * row max. Same reduction and polynomial as exp4, with the checks that only x > 0 needs left out;
+ * 2^n comes straight from the bits of x·log2(e) + ROUND_MAGIC, whose low bits hold n.
+ * Positive x is out of contract (the result is wrong above 88).
+ */
+// @ts-ignore: decorator
+@inline export function expNonPositive4(x: v128): v128 {
+  const xc = f32x4.pmax(x, f32x4.splat(EXP_LO)); // NaN stays NaN: pmax(a, b) = a < b ? b : a
+  const magic = f32x4.splat(ROUND_MAGIC);
+  const t = f32x4.add(f32x4.mul(xc, f32x4.splat(LOG2E)), magic);
+  const n = f32x4.sub(t, magic);
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  const er = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
+  // (bits of t) << 23 is n << 23: ROUND_MAGIC's own low bits are zero
+  const pow2n = i32x4.add(i32x4.shl(t, 23), i32x4.splat(127 << 23));
+  return v128.bitselect(f32x4.splat(0.0), f32x4.mul(er, pow2n), f32x4.lt(x, f32x4.splat(EXP_LO)));
+}
+
 /** e^x for one value, by the same approximation as exp4 (scalar tails agree with SIMD bodies). */
 // @ts-ignore: decorator
 @inline export function exp1(x: f32): f32 {

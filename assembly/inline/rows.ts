@@ -1,6 +1,6 @@
 // Row primitives shared by the kernels: dot product, weighted accumulation, softmax over a range.
 // Pointers are byte addresses of f32 arrays; lengths count elements.
-import { exp4, exp1 } from './exp';
+import { expNonPositive4 } from './exp';
 import { hmax4, hsum4, madd4 } from './simd';
 
 /** sum_t a[t] · b[t] over n elements: four independent accumulators, then a 4-wide loop, then a scalar tail. */
@@ -128,8 +128,8 @@ import { hmax4, hsum4, madd4 } from './simd';
   let t = 0;
   for (; t + 8 <= n; t += 8) {
     const o = <usize>t << 2;
-    const e0 = exp4(f32x4.sub(v128.load(x + o), vm));
-    const e1 = exp4(f32x4.sub(v128.load(x + o, 16), vm));
+    const e0 = expNonPositive4(f32x4.sub(v128.load(x + o), vm));
+    const e1 = expNonPositive4(f32x4.sub(v128.load(x + o, 16), vm));
     v128.store(x + o, e0);
     v128.store(x + o, e1, 16);
     s0 = f32x4.add(s0, e0);
@@ -137,14 +137,14 @@ import { hmax4, hsum4, madd4 } from './simd';
   }
   for (; t + 4 <= n; t += 4) {
     const o = <usize>t << 2;
-    const e0 = exp4(f32x4.sub(v128.load(x + o), vm));
+    const e0 = expNonPositive4(f32x4.sub(v128.load(x + o), vm));
     v128.store(x + o, e0);
     s0 = f32x4.add(s0, e0);
   }
   let s = hsum4(f32x4.add(s0, s1));
   for (; t < n; t++) {
     const o = <usize>t << 2;
-    const e = exp1(load<f32>(x + o) - m);
+    const e = f32x4.extract_lane(expNonPositive4(f32x4.splat(load<f32>(x + o) - m)), 0);
     store<f32>(x + o, e);
     s += e;
   }

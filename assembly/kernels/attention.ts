@@ -1,20 +1,14 @@
 // Scaled dot-product attention, one query row at a time: scores against the allowed key range,
 // softmax, weighted sum of values. Memory beyond inputs and outputs is one row of Lk scores.
 //
-// The key range of query i in batch b comes from causal / window / validLens and is contiguous:
-//
-//   n_b  = lens ? lens[b] : lk                      keys >= n_b are padding
-//   p    = causal == bottom-right ? i + n_b - lq : i + lpast      (the query's position on the key axis)
-//   keys j with  lo <= j < hi,  lo = max(0, p - left),  hi = min(n_b, causal ? p + 1 : lk, p + right + 1)
-//
+// The key range of query i comes from causal / window / validLens and is contiguous (inline/keyRange.ts).
 // Inside the range, a boolean mask (0 = forbidden) or an additive mask adjusts single scores.
 import { tanh1, tanh4 } from '../inline/exp';
 import { dot, softmaxInPlace, weightedRows, zero } from '../inline/rows';
+import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
+export { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT } from '../inline/keyRange';
 
 // must match src/core/attentionPlan.ts
-export const CAUSAL_NONE: i32 = 0;
-export const CAUSAL_TOP_LEFT: i32 = 1;
-export const CAUSAL_BOTTOM_RIGHT: i32 = 2;
 export const MASK_NONE: i32 = 0;
 export const MASK_BOOLEAN: i32 = 1;
 export const MASK_ADDITIVE: i32 = 2;
@@ -51,11 +45,8 @@ export function attention_f32(
         const row = (bi * hq + h) * lq + i;
         const o = out + <usize>row * (<usize>ev << 2);
         const s = weights != 0 ? weights + <usize>row * (<usize>lk << 2) : scratch;
-        const p = causal == CAUSAL_BOTTOM_RIGHT ? i + nb - lq : i + lpast;
-        let lo = 0, hi = nb;
-        if (causal != CAUSAL_NONE) hi = min(hi, p + 1);
-        if (left >= 0) lo = max(lo, p - left);
-        if (right >= 0) hi = min(hi, p + right + 1);
+        const p = queryPosition(i, causal, nb, lq, lpast);
+        const lo = keyLo(p, left), hi = keyHi(p, causal, nb, right);
         zero(o, ev);
         if (weights != 0) zero(s, lk);
         if (lo >= hi) continue; // no key allowed: zero output, zero weights

@@ -18,6 +18,9 @@ function writeConcat(arena: Arena, past: Float32Array | null, next: Float32Array
   return ptr;
 }
 
+/** Below this many query rows per kv head, the row kernel beats the packed flash kernel (measured: bench). */
+const FLASH_MIN_ROWS_PER_KV_HEAD = 8;
+
 export function scaledDotProductAttention({ kernels, arena }: WasmContext, query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
   const p = planAttention(query, key, value, options);
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
@@ -28,15 +31,24 @@ export function scaledDotProductAttention({ kernels, arena }: WasmContext, query
     const pmask = p.mask ? arena.write(p.mask.data) : 0;
     const plens = p.validLens ? arena.write(p.validLens) : 0;
     const pout = arena.allocF32(B * Hq * Lq * Ev);
-    const pw = p.returnWeights ? arena.allocF32(B * Hq * Lq * Lk) : 0;
-    const scratch = p.returnWeights ? 0 : arena.allocF32(Lk);
     const [msb, msh, msq, msk] = p.mask?.strides ?? [0, 0, 0, 0];
-    kernels.attention_f32(
-      pout, pw, scratch, pq, pk, pv, pmask, plens,
+    const shapeAndOptions = [
       B, Hq, Math.max(Hkv, 1), Lq, Lk, E, Ev,
       p.scale, p.softcap, p.mask?.kind ?? 0, msb, msh, msq, msk,
       p.causal, p.Lpast, p.windowLeft, p.windowRight,
-    );
+    ] as const;
+    let pw = 0;
+    if (p.returnWeights) {
+      // the weights are wanted: one query row at a time, writing each row of weights
+      pw = arena.allocF32(B * Hq * Lq * Lk);
+      kernels.attention_f32(pout, pw, 0, pq, pk, pv, pmask, plens, ...shapeAndOptions);
+    } else if (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
+      // decode-like: too few query rows per kv head to repay packing K, so stream K and V once
+      kernels.attention_f32(pout, 0, arena.allocF32(Lk), pq, pk, pv, pmask, plens, ...shapeAndOptions);
+    } else {
+      const scratch = arena.allocF32(kernels.flash_scratch_f32(Lk, E, Ev));
+      kernels.flash_attention_f32(pout, scratch, pq, pk, pv, pmask, plens, ...shapeAndOptions);
+    }
     const result: AttentionResult = { output: fromData(arena.read(pout, B * Hq * Lq * Ev), p.outputShape) };
     if (pw) result.weights = fromData(arena.read(pw, B * Hq * Lq * Lk), p.weightsShape);
     if (p.pastKey) {

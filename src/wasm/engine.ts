@@ -7,7 +7,7 @@ import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
-import { loadKernels, type Kernels, type WasmSource } from './loader.js';
+import { buildOf, chooseBuild, defaultWasmUrl, loadKernels, type Kernels } from './loader.js';
 import { matmul } from './matmul.js';
 import { Arena } from './memory.js';
 import { maskedSoftmax, softmax } from './softmax.js';
@@ -21,11 +21,18 @@ export interface EngineOptions {
    */
   threads?: number | 'auto';
   /**
-   * Which build to run. Default `'auto'`: the fastest build this runtime validates. This version
-   * ships the plain SIMD build; `'relaxed'` throws an Error.
+   * Which build to run. Default `'auto'`: the relaxed-SIMD build (build/qkv-relaxed.wasm, fused
+   * multiply-add) when this runtime validates relaxed SIMD, else the plain SIMD build (build/qkv.wasm).
+   * `'simd'` always runs the plain build. `'relaxed'` throws an Error on a runtime without relaxed SIMD
+   * (Node 20 needs `node --experimental-wasm-relaxed-simd`; Chrome >= 114 and Node >= 22 have it).
+   * `engine.info.simd` says which build runs.
    */
   simd?: 'auto' | 'relaxed' | 'simd';
-  /** Where the .wasm comes from: a URL or path, its bytes, or a compiled module. Default: build/qkv.wasm shipped with the package. */
+  /**
+   * Where the .wasm comes from: a URL or path, its bytes, or a compiled module. Default: the build that
+   * `simd` picks, shipped with the package in build/. A given module is used as is and `engine.info.simd`
+   * reports which build it is; an explicit `simd: 'simd'` or `'relaxed'` that contradicts it throws.
+   */
   wasm?: URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;
 }
 
@@ -37,6 +44,9 @@ function warnOnce(message: string): void {
 
 /** The constants both sides define; a mismatch means a stale or foreign .wasm. */
 function checkConstants(k: Kernels): void {
+  if (!(k.RELAXED_SIMD instanceof WebAssembly.Global) || (k.RELAXED_SIMD.value !== 0 && k.RELAXED_SIMD.value !== 1)) {
+    throw new Error('qkv: the .wasm does not match this version of qkv (RELAXED_SIMD); rebuild it with npm run build:wasm');
+  }
   const expected = { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE };
   for (const [name, value] of Object.entries(expected)) {
     const g = k[name as keyof typeof expected];
@@ -48,7 +58,8 @@ function checkConstants(k: Kernels): void {
 
 /**
  * Creates the WebAssembly engine: every op of {@link Engine}, run by SIMD kernels.
- * @throws Error when the runtime lacks WebAssembly SIMD or the .wasm cannot be loaded
+ * @throws Error when the runtime lacks WebAssembly SIMD, when `simd: 'relaxed'` is asked for on a runtime
+ *   without relaxed SIMD, or when the .wasm cannot be loaded
  */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   if (options === null || typeof options !== 'object') throw new TypeError('createEngine: options must be an object');
@@ -60,10 +71,14 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (simd !== 'auto' && simd !== 'simd' && simd !== 'relaxed') {
     throw new RangeError(`createEngine: options.simd must be 'auto', 'simd' or 'relaxed', got ${String(simd)}`);
   }
-  if (simd === 'relaxed') throw new Error("createEngine: this version of qkv ships no relaxed-SIMD build; use simd: 'simd' or 'auto'");
+  const chosen = chooseBuild(simd); // throws when the runtime cannot run what is asked for
 
-  const kernels = await loadKernels(wasm);
+  const kernels = await loadKernels(wasm === undefined ? defaultWasmUrl(chosen) : wasm);
   checkConstants(kernels);
+  const build = buildOf(kernels);
+  if (wasm !== undefined && simd !== 'auto' && build !== simd) {
+    throw new Error(`createEngine: options.simd is '${simd}' but options.wasm is the ${build === 'relaxed' ? 'relaxed-SIMD' : 'plain SIMD'} build`);
+  }
   let ctx: WasmContext | null = { kernels, arena: new Arena(kernels.memory, kernels.heap_base()) };
   const live = (): WasmContext => {
     if (ctx === null) throw new Error('qkv: this engine has been disposed');
@@ -77,7 +92,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     name: 'wasm',
     /** A snapshot: memoryBytes is the wasm memory held now. */
     get info(): EngineInfo {
-      return { simd: 'simd', threads: 1, memoryBytes: ctx === null ? 0 : ctx.arena.bytes };
+      return { simd: build, threads: 1, memoryBytes: ctx === null ? 0 : ctx.arena.bytes };
     },
     dispose() { ctx = null; },
     ...ops,

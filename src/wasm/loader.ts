@@ -1,9 +1,11 @@
 // Finds, compiles and instantiates the kernels' .wasm with @assemblyscript/loader, in Node and in browsers.
 import { instantiate } from '@assemblyscript/loader';
 
-/** The kernel exports of build/qkv.wasm (assembly/index.ts). Pointers are byte offsets into `memory`. */
+/** The kernel exports of build/qkv.wasm and build/qkv-relaxed.wasm (assembly/index.ts). Pointers are byte offsets into `memory`. */
 export interface Kernels {
   memory: WebAssembly.Memory;
+  /** 1 in the relaxed-SIMD build, 0 in the plain SIMD build (assembly/build.ts). */
+  RELAXED_SIMD: WebAssembly.Global;
   heap_base(): number;
   matmul_f32(c: number, a: number, b: number, m: number, n: number, k: number): void;
   matmul_nt_f32(c: number, a: number, b: number, m: number, n: number, k: number): void;
@@ -14,9 +16,17 @@ export interface Kernels {
     scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
     causal: number, lpast: number, left: number, right: number,
   ): void;
+  flash_attention_f32(
+    out: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
+    b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number,
+    scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
+    causal: number, lpast: number, left: number, right: number,
+  ): void;
+  flash_scratch_f32(lk: number, e: number, ev: number): number;
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
   additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number): void;
   exp_f32(out: number, x: number, n: number): void;
+  exp_nonpositive_f32(out: number, x: number, n: number): void;
   tanh_f32(out: number, x: number, n: number): void;
   weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
@@ -26,8 +36,65 @@ export interface Kernels {
 /** Where the .wasm comes from: a URL or path, its bytes, or a compiled module. */
 export type WasmSource = URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;
 
-/** The plain SIMD build, shipped in build/ at the package root (the same relative path from src/ and dist/). */
-export const defaultWasmUrl = (): URL => new URL('../../build/qkv.wasm', import.meta.url);
+/** The two builds: `'simd'` is build/qkv.wasm, `'relaxed'` is build/qkv-relaxed.wasm (asc --enable relaxed-simd). */
+export type SimdBuild = 'simd' | 'relaxed';
+
+// Feature probes: tiny hand-assembled modules, so that detection validates a few dozen bytes, never a whole build.
+// (module (func (param v128) (result v128) local.get 0 local.get 0 f32x4.add))
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x06, 0x01, 0x60, 0x01, 0x7b, 0x01, 0x7b, // type section: (v128) -> v128
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x0b, 0x01, 0x09, 0x00, 0x20, 0x00, 0x20, 0x00, 0xfd, 0xe4, 0x01, 0x0b, // code: f32x4.add = 0xfd 228
+]);
+// (module (func (param v128) (result v128) local.get 0 local.get 0 local.get 0 f32x4.relaxed_madd))
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x06, 0x01, 0x60, 0x01, 0x7b, 0x01, 0x7b,
+  0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x00, 0x20, 0x00, 0xfd, 0x85, 0x02, 0x0b, // f32x4.relaxed_madd = 0xfd 261
+]);
+
+/** Whether this runtime runs WebAssembly fixed-width SIMD (required by both builds). */
+export function runtimeHasSimd(): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+}
+
+/** Whether this runtime runs WebAssembly relaxed SIMD (Node 20 only with --experimental-wasm-relaxed-simd). */
+export function runtimeHasRelaxedSimd(): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_SIMD_PROBE);
+}
+
+const NEEDS_SIMD = 'qkv needs WebAssembly SIMD (128-bit fixed-width SIMD), which this runtime lacks; '
+  + 'Node >= 16.4, Chrome >= 91, Firefox >= 89 and Safari >= 16.4 have it';
+const RELAXED_HOW = 'On Node 20 start node with --experimental-wasm-relaxed-simd (node does not accept it in NODE_OPTIONS); '
+  + 'Chrome >= 114 and Node >= 22 have relaxed SIMD by default';
+
+/**
+ * The build that `simd` (EngineOptions.simd) asks for on this runtime: `'auto'` is the relaxed build
+ * when the runtime validates relaxed SIMD, else the plain one; `'simd'` is the plain build.
+ * @throws Error when the runtime lacks WebAssembly SIMD, or lacks relaxed SIMD and `'relaxed'` is asked for
+ */
+export function chooseBuild(simd: 'auto' | SimdBuild = 'auto'): SimdBuild {
+  if (!runtimeHasSimd()) throw new Error(NEEDS_SIMD);
+  if (simd === 'simd') return 'simd';
+  if (runtimeHasRelaxedSimd()) return 'relaxed';
+  if (simd === 'relaxed') {
+    throw new Error(`createEngine: simd: 'relaxed' asks for the relaxed-SIMD build, but this runtime does not support WebAssembly relaxed SIMD. ${RELAXED_HOW}. simd: 'auto' falls back to the plain SIMD build.`);
+  }
+  return 'simd';
+}
+
+/**
+ * Where a build is shipped: build/ at the package root (the same relative path from src/wasm/ and dist/wasm/).
+ * Each URL is a literal `new URL('…', import.meta.url)` so that bundlers find and emit both files.
+ */
+export const defaultWasmUrl = (build: SimdBuild = chooseBuild()): URL => build === 'relaxed'
+  ? new URL('../../build/qkv-relaxed.wasm', import.meta.url)
+  : new URL('../../build/qkv.wasm', import.meta.url);
+
+/** Which build a loaded module is, from its RELAXED_SIMD marker. */
+export const buildOf = (kernels: Kernels): SimdBuild => (kernels.RELAXED_SIMD.value === 1 ? 'relaxed' : 'simd');
 
 const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
@@ -45,12 +112,22 @@ async function fetchBytes(where: URL | string): Promise<ArrayBuffer | Uint8Array
   return response.arrayBuffer();
 }
 
-/** Compiles (unless given a module) and instantiates the kernels. */
+/** Compiles, naming the likely cause when a runtime without relaxed SIMD is handed the relaxed build. */
+async function compile(bytes: ArrayBuffer | Uint8Array): Promise<WebAssembly.Module> {
+  try {
+    return await WebAssembly.compile(bytes as BufferSource);
+  } catch (error) {
+    if (!(error instanceof WebAssembly.CompileError) || runtimeHasRelaxedSimd()) throw error;
+    throw new Error(`qkv: could not compile the wasm (${error.message}). If it is the relaxed-SIMD build, this runtime lacks relaxed SIMD: ${RELAXED_HOW}; build/qkv.wasm is the plain SIMD build.`, { cause: error });
+  }
+}
+
+/** Compiles (unless given a module) and instantiates the kernels; by default the build that chooseBuild() picks. */
 export async function loadKernels(source: WasmSource = defaultWasmUrl()): Promise<Kernels> {
   let module: WebAssembly.Module;
   if (source instanceof WebAssembly.Module) module = source;
-  else if (source instanceof ArrayBuffer || source instanceof Uint8Array) module = await WebAssembly.compile(source as BufferSource);
-  else if (source instanceof URL || typeof source === 'string') module = await WebAssembly.compile((await fetchBytes(source)) as BufferSource);
+  else if (source instanceof ArrayBuffer || source instanceof Uint8Array) module = await compile(source);
+  else if (source instanceof URL || typeof source === 'string') module = await compile(await fetchBytes(source));
   else throw new TypeError('createEngine: options.wasm must be a URL, a path, an ArrayBuffer, a Uint8Array or a WebAssembly.Module');
   const { exports } = await instantiate<Record<string, unknown>>(module, {});
   return exports as unknown as Kernels;

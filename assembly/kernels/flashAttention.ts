@@ -1,0 +1,309 @@
+// Fused scaled dot-product attention without the weights: tiles of queries against tiles of keys
+// with an online softmax (running max m and sum l per query row), so that memory beyond inputs and
+// outputs is one packed K panel set per kv head plus O(tile), never O(Lq·Lk).
+// see: FlashAttention-2 (Dao, 2023), Algorithm 1.
+//
+// Per kv head, K is packed once into 16-key panels, transposed so that a panel row holds one
+// feature of 16 consecutive keys (zero-padded past lk):
+//
+//   Kp[panel][t][0..16) = K[panel·16 + c][t]        c = 0..15
+//
+// Two query rows r0, r1 then go through key blocks of BLOCK keys (four panels):
+//
+//   S[2][BLOCK]  = scale · Q[r0, r1] · Kpᵀ      2×16 register tile: 4 panel loads + 2 splats -> 8 FMAs per t
+//   S            = softcap, mask, key range (-inf outside [lo, hi) of each row)
+//   m' = max(m, rowmax S),  α = e^(m - m'),  P = e^(S - m'),  l = α·l + Σ P
+//   O[2][ev]     = α·O + P · V[block]           2×16 register tile over the block's keys
+//
+// and at the end out = O / l. Causal and window ranges skip whole blocks: only keys in the union
+// of the two rows' ranges are visited, so a causal call costs about half a full one.
+import { expNonPositive4, tanh1, tanh4 } from '../inline/exp';
+import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
+import { madd4 } from '../inline/simd';
+import { rowMax, scale, zero } from '../inline/rows';
+import { MASK_BOOLEAN, MASK_NONE } from './attention';
+
+// @ts-ignore: decorator
+@inline const PANEL: i32 = 16;
+// @ts-ignore: decorator
+@inline const BLOCK: i32 = 64;
+
+/** Floats of scratch flash_attention_f32 needs: the packed K of one kv head, S and O for two rows. */
+export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
+  const panels = (lk + PANEL - 1) / PANEL;
+  return panels * PANEL * e + 2 * BLOCK + 2 * ((ev + 3) & ~3);
+}
+
+/** Packs K [lk, e] into 16-key panels [panels][e][16], zero-padded. */
+function packKeys(kp: usize, k: usize, lk: i32, e: i32): void {
+  const panels = (lk + PANEL - 1) / PANEL;
+  for (let p = 0; p < panels; p++) {
+    const dst = kp + <usize>p * <usize>(PANEL * e) * 4;
+    const n = min(PANEL, lk - p * PANEL);
+    for (let c = 0; c < n; c++) {
+      const src = k + <usize>(p * PANEL + c) * <usize>e * 4;
+      for (let t = 0; t < e; t++) store<f32>(dst + (<usize>(t * PANEL + c) << 2), load<f32>(src + (<usize>t << 2)));
+    }
+    for (let c = n; c < PANEL; c++) for (let t = 0; t < e; t++) store<f32>(dst + (<usize>(t * PANEL + c) << 2), 0);
+  }
+}
+
+/** S rows [s0, s1] (16 floats at each) = scale · (q0 · panel, q1 · panel) over e features. */
+// @ts-ignore: decorator
+@inline function scorePanel(s0: usize, s1: usize, q0: usize, q1: usize, panel: usize, e: i32, sc: v128): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  let kp = panel;
+  for (let t = 0; t < e; t++) {
+    const k0 = v128.load(kp), k1 = v128.load(kp, 16), k2 = v128.load(kp, 32), k3 = v128.load(kp, 48);
+    const x = v128.load32_splat(q0 + (<usize>t << 2)), y = v128.load32_splat(q1 + (<usize>t << 2));
+    a0 = madd4(x, k0, a0); a1 = madd4(x, k1, a1); a2 = madd4(x, k2, a2); a3 = madd4(x, k3, a3);
+    b0 = madd4(y, k0, b0); b1 = madd4(y, k1, b1); b2 = madd4(y, k2, b2); b3 = madd4(y, k3, b3);
+    kp += PANEL * 4;
+  }
+  v128.store(s0, f32x4.mul(a0, sc)); v128.store(s0, f32x4.mul(a1, sc), 16);
+  v128.store(s0, f32x4.mul(a2, sc), 32); v128.store(s0, f32x4.mul(a3, sc), 48);
+  v128.store(s1, f32x4.mul(b0, sc)); v128.store(s1, f32x4.mul(b1, sc), 16);
+  v128.store(s1, f32x4.mul(b2, sc), 32); v128.store(s1, f32x4.mul(b3, sc), 48);
+}
+
+/**
+ * O rows [o0, o1] (ev floats) = α·O + P · V over n keys, where P rows are p0, p1 and V rows start at
+ * v with ev floats each. When `careful`, keys of zero weight are skipped row by row, so that a NaN or
+ * infinite value that a row gives no weight cannot reach it.
+ */
+function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: usize, p1: usize, v: usize, n: i32, ev: i32, careful: bool): void {
+  const ldv = <usize>ev << 2;
+  const al0 = f32x4.splat(alpha0), al1 = f32x4.splat(alpha1);
+  let c = 0;
+  for (; c + 16 <= ev; c += 16) {
+    const co = <usize>c << 2;
+    let a0 = f32x4.mul(v128.load(o0 + co), al0), a1 = f32x4.mul(v128.load(o0 + co, 16), al0);
+    let a2 = f32x4.mul(v128.load(o0 + co, 32), al0), a3 = f32x4.mul(v128.load(o0 + co, 48), al0);
+    let b0 = f32x4.mul(v128.load(o1 + co), al1), b1 = f32x4.mul(v128.load(o1 + co, 16), al1);
+    let b2 = f32x4.mul(v128.load(o1 + co, 32), al1), b3 = f32x4.mul(v128.load(o1 + co, 48), al1);
+    let vr = v + co;
+    if (!careful) {
+      for (let j = 0; j < n; j++) {
+        const v0 = v128.load(vr), v1 = v128.load(vr, 16), v2 = v128.load(vr, 32), v3 = v128.load(vr, 48);
+        const x = v128.load32_splat(p0 + (<usize>j << 2)), y = v128.load32_splat(p1 + (<usize>j << 2));
+        a0 = madd4(x, v0, a0); a1 = madd4(x, v1, a1); a2 = madd4(x, v2, a2); a3 = madd4(x, v3, a3);
+        b0 = madd4(y, v0, b0); b1 = madd4(y, v1, b1); b2 = madd4(y, v2, b2); b3 = madd4(y, v3, b3);
+        vr += ldv;
+      }
+    } else {
+      for (let j = 0; j < n; j++) {
+        const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
+        if (w0 != 0 || w1 != 0) {
+          const v0 = v128.load(vr), v1 = v128.load(vr, 16), v2 = v128.load(vr, 32), v3 = v128.load(vr, 48);
+          if (w0 != 0) {
+            const x = f32x4.splat(w0);
+            a0 = madd4(x, v0, a0); a1 = madd4(x, v1, a1); a2 = madd4(x, v2, a2); a3 = madd4(x, v3, a3);
+          }
+          if (w1 != 0) {
+            const y = f32x4.splat(w1);
+            b0 = madd4(y, v0, b0); b1 = madd4(y, v1, b1); b2 = madd4(y, v2, b2); b3 = madd4(y, v3, b3);
+          }
+        }
+        vr += ldv;
+      }
+    }
+    v128.store(o0 + co, a0); v128.store(o0 + co, a1, 16); v128.store(o0 + co, a2, 32); v128.store(o0 + co, a3, 48);
+    v128.store(o1 + co, b0); v128.store(o1 + co, b1, 16); v128.store(o1 + co, b2, 32); v128.store(o1 + co, b3, 48);
+  }
+  for (; c + 4 <= ev; c += 4) {
+    const co = <usize>c << 2;
+    let a = f32x4.mul(v128.load(o0 + co), al0), b = f32x4.mul(v128.load(o1 + co), al1);
+    let vr = v + co;
+    for (let j = 0; j < n; j++) {
+      const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
+      const vv = v128.load(vr);
+      if (!careful || w0 != 0) a = madd4(f32x4.splat(w0), vv, a);
+      if (!careful || w1 != 0) b = madd4(f32x4.splat(w1), vv, b);
+      vr += ldv;
+    }
+    v128.store(o0 + co, a); v128.store(o1 + co, b);
+  }
+  for (; c < ev; c++) {
+    const co = <usize>c << 2;
+    let a = load<f32>(o0 + co) * alpha0, b = load<f32>(o1 + co) * alpha1;
+    let vr = v + co;
+    for (let j = 0; j < n; j++) {
+      const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
+      const vv = load<f32>(vr);
+      if (!careful || w0 != 0) a += w0 * vv;
+      if (!careful || w1 != 0) b += w1 * vv;
+      vr += ldv;
+    }
+    store<f32>(o0 + co, a); store<f32>(o1 + co, b);
+  }
+}
+
+/**
+ * Softmax bookkeeping of one row over one block: s[0 .. n) becomes P = e^(s - m'), state[0] = m,
+ * state[1] = l are updated, and the row's α is returned. A row with nothing allowed in this block
+ * gets P = 0 and α = 1; a NaN score makes l NaN (and so the row's output).
+ * Returns α; sets state[2] to 1 when some P is 0 (the caller then skips zero weights).
+ */
+// @ts-ignore: decorator
+@inline function onlineSoftmax(s: usize, n: i32, state: usize): f32 {
+  const m = load<f32>(state);
+  const mb = rowMax(s, n);
+  const mNew = max(m, mb);
+  if (mNew == -Infinity) {
+    // nothing allowed here (or only NaN, which rowMax may skip)
+    for (let j = 0; j < n; j++) if (isNaN(load<f32>(s + (<usize>j << 2)))) store<f32>(state, NaN, 4);
+    zero(s, n);
+    store<f32>(state, 1, 8);
+    return 1;
+  }
+  const alpha = expNonPositive4(f32x4.splat(m - mNew));
+  const vm = f32x4.splat(mNew), zero4 = f32x4.splat(0);
+  let sum0 = zero4, sum1 = zero4, zeros = zero4;
+  let j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const o = <usize>j << 2;
+    const e0 = expNonPositive4(f32x4.sub(v128.load(s + o), vm)), e1 = expNonPositive4(f32x4.sub(v128.load(s + o, 16), vm));
+    v128.store(s + o, e0); v128.store(s + o, e1, 16);
+    sum0 = f32x4.add(sum0, e0); sum1 = f32x4.add(sum1, e1);
+    zeros = v128.or(zeros, v128.or(f32x4.eq(e0, zero4), f32x4.eq(e1, zero4)));
+  }
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const e0 = expNonPositive4(f32x4.sub(v128.load(s + o), vm));
+    v128.store(s + o, e0);
+    sum0 = f32x4.add(sum0, e0);
+    zeros = v128.or(zeros, f32x4.eq(e0, zero4));
+  }
+  const sv = f32x4.add(sum0, sum1);
+  let sum = f32x4.extract_lane(sv, 0) + f32x4.extract_lane(sv, 1) + f32x4.extract_lane(sv, 2) + f32x4.extract_lane(sv, 3);
+  let anyZero = v128.any_true(zeros);
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const ej = f32x4.extract_lane(expNonPositive4(f32x4.splat(load<f32>(s + o) - mNew)), 0);
+    store<f32>(s + o, ej);
+    sum += ej;
+    if (ej == 0) anyZero = true;
+  }
+  const a = f32x4.extract_lane(alpha, 0);
+  store<f32>(state, mNew);
+  store<f32>(state, a * load<f32>(state, 4) + sum, 4);
+  if (anyZero) store<f32>(state, 1, 8);
+  return a;
+}
+
+/**
+ * Attention output without weights, f32, [B, H, L, D] row-major (grouped-query: head h reads kv
+ * head h / (hq / hkv)). Arguments as in attention_f32 (kernels/attention.ts), plus:
+ * @param scratch  f32 [flash_scratch_f32(lk, e, ev)], 16-byte aligned
+ */
+export function flash_attention_f32(
+  out: usize, scratch: usize, q: usize, k: usize, v: usize, mask: usize, lens: usize,
+  b: i32, hq: i32, hkv: i32, lq: i32, lk: i32, e: i32, ev: i32,
+  scale_: f32, softcap: f32, maskKind: i32, msb: i32, msh: i32, msq: i32, msk: i32,
+  causal: i32, lpast: i32, left: i32, right: i32,
+): void {
+  const group = hq / hkv;
+  const panels = (lk + PANEL - 1) / PANEL;
+  const kp = scratch;
+  const s0 = kp + <usize>(panels * PANEL * e) * 4, s1 = s0 + BLOCK * 4;
+  const evPad = (ev + 3) & ~3;
+  const o0 = s1 + BLOCK * 4, o1 = o0 + <usize>evPad * 4;
+  // per-row state: m, l, any-zero flag
+  const st0 = memory.data(24), st1 = st0 + 12;
+  const eb = <usize>e << 2, evb = <usize>ev << 2;
+  const vscale = f32x4.splat(scale_);
+  for (let bi = 0; bi < b; bi++) {
+    const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+    for (let g = 0; g < hkv; g++) {
+      const kvh = bi * hkv + g;
+      packKeys(kp, k + <usize>kvh * <usize>lk * eb, lk, e);
+      const vh = v + <usize>kvh * <usize>lk * evb;
+      const valuesNotFinite = anyNotFinite(vh, lk * ev);
+      for (let h = g * group; h < (g + 1) * group; h++) {
+        const rowBase = (bi * hq + h) * lq;
+        for (let i0 = 0; i0 < lq; i0 += 2) {
+          const i1 = min(i0 + 1, lq - 1); // an odd last row is computed twice and written once
+          const p0 = queryPosition(i0, causal, nb, lq, lpast), p1 = queryPosition(i1, causal, nb, lq, lpast);
+          const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, nb, right);
+          const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, nb, right);
+          const q0 = q + <usize>(rowBase + i0) * eb, q1 = q + <usize>(rowBase + i1) * eb;
+          const out0 = out + <usize>(rowBase + i0) * evb, out1 = out + <usize>(rowBase + i1) * evb;
+          // the union of the two ranges (an empty range does not widen it)
+          const jlo = lo0 >= hi0 ? lo1 : lo1 >= hi1 ? lo0 : min(lo0, lo1);
+          const jhi = lo0 >= hi0 ? hi1 : lo1 >= hi1 ? hi0 : max(hi0, hi1);
+          if (jlo >= jhi) {
+            zero(out0, ev); zero(out1, ev);
+            continue;
+          }
+          store<f32>(st0, -Infinity); store<f32>(st0, 0, 4);
+          store<f32>(st1, -Infinity); store<f32>(st1, 0, 4);
+          zero(o0, ev); zero(o1, ev);
+          for (let j0 = jlo & ~(PANEL - 1); j0 < jhi; j0 += BLOCK) {
+            const n = min(BLOCK, jhi - j0);
+            const np = (n + PANEL - 1) / PANEL;
+            for (let p = 0; p < np; p++) {
+              scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
+                kp + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale);
+            }
+            store<f32>(st0, 0, 8); store<f32>(st1, 0, 8);
+            prepareRow(s0, n, j0, lo0, hi0, softcap, mask, maskKind, bi * msb + h * msh + i0 * msq, msk);
+            prepareRow(s1, n, j0, lo1, hi1, softcap, mask, maskKind, bi * msb + h * msh + i1 * msq, msk);
+            const a0 = onlineSoftmax(s0, n, st0), a1 = onlineSoftmax(s1, n, st1);
+            // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
+            const careful = valuesNotFinite && (load<f32>(st0, 8) != 0 || load<f32>(st1, 8) != 0);
+            accumulateValues(o0, o1, a0, a1, s0, s1, vh + <usize>j0 * evb, n, ev, careful);
+          }
+          finishRow(out0, o0, load<f32>(st0), load<f32>(st0, 4), ev);
+          if (i1 != i0) finishRow(out1, o1, load<f32>(st1), load<f32>(st1, 4), ev);
+        }
+      }
+    }
+  }
+}
+
+/** Softcap, mask and key range of one row of one block: s[0 .. n) holds keys j0 .. j0 + n. */
+// @ts-ignore: decorator
+@inline function prepareRow(s: usize, n: i32, j0: i32, lo: i32, hi: i32, softcap: f32, mask: usize, maskKind: i32, mrow: i32, msk: i32): void {
+  if (softcap > 0) {
+    const vc = f32x4.splat(softcap), inv = f32x4.splat(1.0 / softcap);
+    let t = 0;
+    for (; t + 4 <= n; t += 4) v128.store(s + (<usize>t << 2), f32x4.mul(tanh4(f32x4.mul(v128.load(s + (<usize>t << 2)), inv)), vc));
+    for (; t < n; t++) store<f32>(s + (<usize>t << 2), softcap * tanh1(load<f32>(s + (<usize>t << 2)) / softcap));
+  }
+  if (maskKind != MASK_NONE) {
+    for (let t = max(0, lo - j0); t < min(n, hi - j0); t++) {
+      const at = <usize>(mrow + (j0 + t) * msk);
+      const st = s + (<usize>t << 2);
+      if (maskKind == MASK_BOOLEAN) {
+        if (load<u8>(mask + at) == 0) store<f32>(st, -Infinity);
+      } else store<f32>(st, load<f32>(st) + load<f32>(mask + (at << 2)));
+    }
+  }
+  // keys outside [lo, hi)
+  const a = min(n, max(0, lo - j0));
+  for (let t = 0; t < a; t++) store<f32>(s + (<usize>t << 2), -Infinity);
+  for (let t = max(a, hi - j0); t < n; t++) store<f32>(s + (<usize>t << 2), -Infinity);
+}
+
+/** Is any of x[0 .. n) NaN or ±Infinity? (x - x is NaN exactly then.) */
+function anyNotFinite(x: usize, n: i32): bool {
+  let acc = f32x4.splat(0);
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const v = v128.load(x + (<usize>t << 2));
+    acc = f32x4.add(acc, f32x4.sub(v, v));
+  }
+  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; t < n; t++) { const v = load<f32>(x + (<usize>t << 2)); s += v - v; }
+  return s != s;
+}
+
+/** out = O / l; NaN where a score was NaN (l is NaN), zeros where the row saw no key. */
+// @ts-ignore: decorator
+@inline function finishRow(out: usize, o: usize, m: f32, l: f32, ev: i32): void {
+  if (isNaN(l)) { for (let c = 0; c < ev; c++) store<f32>(out + (<usize>c << 2), NaN); return; }
+  if (l == 0 || m == -Infinity) { zero(out, ev); return; }
+  memory.copy(out, o, <usize>ev << 2);
+  scale(out, 1.0 / l, ev);
+}
