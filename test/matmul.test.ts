@@ -40,6 +40,13 @@ describe.each(all.map((e) => [e.name, e] as const))('matmul on %s', (_, engine: 
     expectClose(engine.matmul(a, bt, { transposeB: true }), oracle(a, bt, true, 1), 'A·Bᵀ');
   });
 
+  // K beyond one packed K-block (256) accumulates into C; odd M and partial 16-column panels meet it
+  it.each([[3, 17, 257], [2, 16, 300], [5, 33, 513], [1, 1, 1000]])('M=%i N=%i K=%i across K-blocks', (M, N, K) => {
+    const a = random([M, K], K, 0.5), b = random([K, N], K + 1, 0.5), bt = random([N, K], K + 2, 0.5);
+    expectClose(engine.matmul(a, b), oracle(a, b, false, 1), 'A·B');
+    expectClose(engine.matmul(a, bt, { transposeB: true }), oracle(a, bt, true, 1), 'A·Bᵀ');
+  });
+
   it('broadcasts leading dimensions', () => {
     const a = random([3, 5, 6], 1), b = random([6, 7], 2);
     expectClose(engine.matmul(a, b), oracle(a, b, false, 3), 'batched a, shared b');

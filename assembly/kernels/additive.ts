@@ -1,5 +1,5 @@
 // Additive (Bahdanau) attention scores: scores[b, i, j] = sum_t wv[t] · tanh(qp[b, i, t] + kp[b, j, t]),
-// where qp = query Wqᵀ and kp = key Wkᵀ come from matmul_nt_f32.
+// where qp = query Wqᵀ and kp = key Wkᵀ come from gemm_f32.
 import { tanh1, tanh4 } from '../inline/exp';
 import { hsum4, madd4 } from '../inline/simd';
 import { weightedRows } from '../inline/rows';

@@ -1,159 +1,115 @@
-// Matrix products on row-major f32 matrices.
+// Matrix product C = A · B (or A · Bᵀ) on row-major f32 matrices, with B packed into panels.
 //
-// C = A · B with a 4×8 register tile: each k step loads one 8-wide row segment of B (two v128),
-// splats four elements of A, and updates 8 accumulators (4 rows × 2 vectors), the most V8 keeps in
-// registers on x86 without spilling:
+// B is packed one K-block at a time (KC rows of K) into panels of 16 columns, each panel stored
+// k-major so that the micro-kernel reads it front to back:
 //
-//        B[k, j .. j+8)  = [ b0 | b1 ]
-//   A[i+0, k]  ->  c00 c01
-//   A[i+1, k]  ->  c10 c11
-//   A[i+2, k]  ->  c20 c21
-//   A[i+3, k]  ->  c30 c31
+//   Bp[panel][p][0..16) = B[k0 + p, panel·16 + c]      (transposeB: B[panel·16 + c, k0 + p])
 //
-// Edge tiles: 4×4 and 4×1 columns, then single rows with the same column steps.
-// C = A · Bᵀ (B stored [N, K]) computes rows of dot products along K, 4 rows of A against one row of B.
-import { hsum4, madd4 } from '../inline/simd';
-import { dot } from '../inline/rows';
+// zero-padded past n. The micro-kernel computes a 2×16 tile of C with 8 v128 accumulators, the most
+// V8 keeps in registers on x86 (PERF.md: 2×16 beat 4×16, 6×8, 8×8); per k it loads one panel row
+// (4 v128) and splats two elements of A:
+//
+//             Bp[panel][p] = [ b0 | b1 | b2 | b3 ]
+//   A[i,   p]  ->            c00  c01  c02  c03
+//   A[i+1, p]  ->            c10  c11  c12  c13
+//
+// Loops: K-blocks (so a panel, 16·KC floats = 16 KiB, stays in L1), panels, then row pairs streaming A.
+// Edge tiles (a last odd row, a last partial panel) go through a 2×16 buffer.
+import { madd4 } from '../inline/simd';
 
 // @ts-ignore: decorator
-@inline function tile4x8(c: usize, a: usize, b: usize, n: i32, k: i32): void {
-  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
-  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  const lda = <usize>k << 2, ldb = <usize>n << 2;
-  let pa = a, pb = b;
-  for (let p = 0; p < k; p++) {
-    const b0 = v128.load(pb), b1 = v128.load(pb, 16);
-    const a0 = v128.load32_splat(pa), a1 = v128.load32_splat(pa + lda);
-    const a2 = v128.load32_splat(pa + 2 * lda), a3 = v128.load32_splat(pa + 3 * lda);
-    c00 = madd4(a0, b0, c00); c01 = madd4(a0, b1, c01);
-    c10 = madd4(a1, b0, c10); c11 = madd4(a1, b1, c11);
-    c20 = madd4(a2, b0, c20); c21 = madd4(a2, b1, c21);
-    c30 = madd4(a3, b0, c30); c31 = madd4(a3, b1, c31);
-    pa += 4; pb += ldb;
-  }
-  v128.store(c, c00); v128.store(c, c01, 16);
-  v128.store(c + ldb, c10); v128.store(c + ldb, c11, 16);
-  v128.store(c + 2 * ldb, c20); v128.store(c + 2 * ldb, c21, 16);
-  v128.store(c + 3 * ldb, c30); v128.store(c + 3 * ldb, c31, 16);
+@inline const NR: i32 = 16;
+// @ts-ignore: decorator
+@inline const KC: i32 = 256;
+
+/** Floats of scratch gemm_f32 needs for n columns and inner size k. */
+export function gemm_scratch_f32(n: i32, k: i32): i32 {
+  return min(k, KC) * ((n + NR - 1) / NR) * NR + 2 * NR;
 }
 
-// @ts-ignore: decorator
-@inline function tile4x4(c: usize, a: usize, b: usize, n: i32, k: i32): void {
-  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-  const lda = <usize>k << 2, ldb = <usize>n << 2;
-  let pa = a, pb = b;
-  for (let p = 0; p < k; p++) {
-    const b0 = v128.load(pb);
-    c0 = madd4(v128.load32_splat(pa), b0, c0);
-    c1 = madd4(v128.load32_splat(pa + lda), b0, c1);
-    c2 = madd4(v128.load32_splat(pa + 2 * lda), b0, c2);
-    c3 = madd4(v128.load32_splat(pa + 3 * lda), b0, c3);
-    pa += 4; pb += ldb;
+/** Packs rows k0 .. k0 + kc of B into panels (see above). */
+function packB(bp: usize, b: usize, n: i32, k: i32, k0: i32, kc: i32, transposeB: bool): void {
+  const panels = (n + NR - 1) / NR;
+  for (let jp = 0; jp < panels; jp++) {
+    const dst = bp + <usize>(jp * kc * NR) * 4;
+    const j0 = jp * NR, nr = min(NR, n - j0);
+    if (!transposeB) {
+      for (let p = 0; p < kc; p++) {
+        const src = b + (<usize>((k0 + p) * n + j0) << 2), d = dst + (<usize>(p * NR) << 2);
+        if (nr == NR) {
+          v128.store(d, v128.load(src)); v128.store(d, v128.load(src, 16), 16);
+          v128.store(d, v128.load(src, 32), 32); v128.store(d, v128.load(src, 48), 48);
+        } else {
+          for (let c = 0; c < nr; c++) store<f32>(d + (<usize>c << 2), load<f32>(src + (<usize>c << 2)));
+          for (let c = nr; c < NR; c++) store<f32>(d + (<usize>c << 2), 0);
+        }
+      }
+    } else {
+      for (let c = 0; c < nr; c++) {
+        const src = b + (<usize>((j0 + c) * k + k0) << 2);
+        for (let p = 0; p < kc; p++) store<f32>(dst + (<usize>(p * NR + c) << 2), load<f32>(src + (<usize>p << 2)));
+      }
+      for (let c = nr; c < NR; c++) for (let p = 0; p < kc; p++) store<f32>(dst + (<usize>(p * NR + c) << 2), 0);
+    }
   }
-  v128.store(c, c0); v128.store(c + ldb, c1); v128.store(c + 2 * ldb, c2); v128.store(c + 3 * ldb, c3);
 }
 
-/** One row of C: 8, then 4, then 1 columns at a time. */
+/** C rows c0, c1 (16 columns each) = (accumulate ? C : 0) + A rows a0, a1 · panel over kc. */
 // @ts-ignore: decorator
-@inline function row1(c: usize, a: usize, b: usize, n: i32, k: i32): void {
-  const ldb = <usize>n << 2;
-  let j = 0;
-  for (; j + 8 <= n; j += 8) {
-    let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
-    let pb = b + (<usize>j << 2);
-    for (let p = 0; p < k; p++) {
-      const av = v128.load32_splat(a + (<usize>p << 2));
-      c0 = madd4(av, v128.load(pb), c0);
-      c1 = madd4(av, v128.load(pb, 16), c1);
-      pb += ldb;
-    }
-    v128.store(c + (<usize>j << 2), c0);
-    v128.store(c + (<usize>j << 2), c1, 16);
+@inline function tile2x16(c0: usize, c1: usize, a0: usize, a1: usize, panel: usize, kc: i32, accumulate: bool): void {
+  let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
+  let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+  if (accumulate) {
+    x0 = v128.load(c0); x1 = v128.load(c0, 16); x2 = v128.load(c0, 32); x3 = v128.load(c0, 48);
+    y0 = v128.load(c1); y1 = v128.load(c1, 16); y2 = v128.load(c1, 32); y3 = v128.load(c1, 48);
   }
-  for (; j + 4 <= n; j += 4) {
-    let c0 = f32x4.splat(0);
-    let pb = b + (<usize>j << 2);
-    for (let p = 0; p < k; p++) {
-      c0 = madd4(v128.load32_splat(a + (<usize>p << 2)), v128.load(pb), c0);
-      pb += ldb;
-    }
-    v128.store(c + (<usize>j << 2), c0);
+  let bp = panel;
+  for (let p = 0; p < kc; p++) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16), b2 = v128.load(bp, 32), b3 = v128.load(bp, 48);
+    const u = v128.load32_splat(a0 + (<usize>p << 2)), w = v128.load32_splat(a1 + (<usize>p << 2));
+    x0 = madd4(u, b0, x0); x1 = madd4(u, b1, x1); x2 = madd4(u, b2, x2); x3 = madd4(u, b3, x3);
+    y0 = madd4(w, b0, y0); y1 = madd4(w, b1, y1); y2 = madd4(w, b2, y2); y3 = madd4(w, b3, y3);
+    bp += NR * 4;
   }
-  for (; j < n; j++) {
-    let s: f32 = 0;
-    let pb = b + (<usize>j << 2);
-    for (let p = 0; p < k; p++) {
-      s += load<f32>(a + (<usize>p << 2)) * load<f32>(pb);
-      pb += ldb;
-    }
-    store<f32>(c + (<usize>j << 2), s);
-  }
+  v128.store(c0, x0); v128.store(c0, x1, 16); v128.store(c0, x2, 32); v128.store(c0, x3, 48);
+  v128.store(c1, y0); v128.store(c1, y1, 16); v128.store(c1, y2, 32); v128.store(c1, y3, 48);
 }
 
 /**
- * C[m, n] = A[m, k] · B[k, n], all row-major and contiguous, f32. C must not overlap A or B.
- * No alignment needed (v128 loads are unaligned-safe).
+ * C[m, n] = A[m, k] · B[k, n], or A · Bᵀ with B stored [n, k] when transposeB; row-major, f32.
+ * C must not overlap A, B or scratch.
+ * @param scratch f32 [gemm_scratch_f32(n, k)], 16-byte aligned
  */
-export function matmul_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32): void {
+export function gemm_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32, transposeB: bool, scratch: usize): void {
+  if (m == 0 || n == 0) return;
+  if (k == 0) { memory.fill(c, 0, <usize>(m * n) << 2); return; }
+  const panels = (n + NR - 1) / NR;
+  const edge = scratch + <usize>(min(k, KC) * panels * NR) * 4; // 2×16 buffer for edge tiles
   const ldc = <usize>n << 2, lda = <usize>k << 2;
-  let i = 0;
-  for (; i + 4 <= m; i += 4) {
-    const ci = c + <usize>i * ldc, ai = a + <usize>i * lda;
-    let j = 0;
-    for (; j + 8 <= n; j += 8) tile4x8(ci + (<usize>j << 2), ai, b + (<usize>j << 2), n, k);
-    for (; j + 4 <= n; j += 4) tile4x4(ci + (<usize>j << 2), ai, b + (<usize>j << 2), n, k);
-    for (; j < n; j++) {
-      // last columns: four dot products down a column of B
-      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
-      let pb = b + (<usize>j << 2);
-      for (let p = 0; p < k; p++) {
-        const bv = load<f32>(pb);
-        const pa = ai + (<usize>p << 2);
-        s0 += load<f32>(pa) * bv; s1 += load<f32>(pa + lda) * bv;
-        s2 += load<f32>(pa + 2 * lda) * bv; s3 += load<f32>(pa + 3 * lda) * bv;
-        pb += ldc; // B's row stride equals C's: both have n columns
+  for (let k0 = 0; k0 < k; k0 += KC) {
+    const kc = min(KC, k - k0);
+    const accumulate = k0 > 0;
+    packB(scratch, b, n, k, k0, kc, transposeB);
+    for (let jp = 0; jp < panels; jp++) {
+      const panel = scratch + <usize>(jp * kc * NR) * 4;
+      const j0 = jp * NR, nr = min(NR, n - j0);
+      for (let i = 0; i < m; i += 2) {
+        const pair = i + 1 < m;
+        const a0 = a + <usize>i * lda + (<usize>k0 << 2), a1 = pair ? a0 + lda : a0;
+        const c0 = c + <usize>i * ldc + (<usize>j0 << 2), c1 = c0 + ldc;
+        if (nr == NR && pair) {
+          tile2x16(c0, c1, a0, a1, panel, kc, accumulate);
+        } else {
+          // edge tile: through the buffer, then the valid part back
+          if (accumulate) {
+            for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>j << 2), load<f32>(c0 + (<usize>j << 2)));
+            if (pair) for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>(NR + j) << 2), load<f32>(c1 + (<usize>j << 2)));
+          }
+          tile2x16(edge, edge + NR * 4, a0, a1, panel, kc, accumulate);
+          for (let j = 0; j < nr; j++) store<f32>(c0 + (<usize>j << 2), load<f32>(edge + (<usize>j << 2)));
+          if (pair) for (let j = 0; j < nr; j++) store<f32>(c1 + (<usize>j << 2), load<f32>(edge + (<usize>(NR + j) << 2)));
+        }
       }
-      const pc = ci + (<usize>j << 2);
-      store<f32>(pc, s0); store<f32>(pc + ldc, s1); store<f32>(pc + 2 * ldc, s2); store<f32>(pc + 3 * ldc, s3);
     }
-  }
-  for (; i < m; i++) row1(c + <usize>i * ldc, a + <usize>i * lda, b, n, k);
-}
-
-/**
- * C[m, n] = A[m, k] · B[n, k]ᵀ, all row-major and contiguous, f32 (B is read along its rows, no transpose).
- * C must not overlap A or B.
- */
-export function matmul_nt_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32): void {
-  const ldc = <usize>n << 2, ld = <usize>k << 2;
-  let i = 0;
-  for (; i + 4 <= m; i += 4) {
-    const a0 = a + <usize>i * ld;
-    for (let j = 0; j < n; j++) {
-      const bj = b + <usize>j * ld;
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-      let t = 0;
-      for (; t + 4 <= k; t += 4) {
-        const o = <usize>t << 2;
-        const bv = v128.load(bj + o);
-        s0 = madd4(v128.load(a0 + o), bv, s0);
-        s1 = madd4(v128.load(a0 + ld + o), bv, s1);
-        s2 = madd4(v128.load(a0 + 2 * ld + o), bv, s2);
-        s3 = madd4(v128.load(a0 + 3 * ld + o), bv, s3);
-      }
-      let r0 = hsum4(s0), r1 = hsum4(s1), r2 = hsum4(s2), r3 = hsum4(s3);
-      for (; t < k; t++) {
-        const o = <usize>t << 2;
-        const bv = load<f32>(bj + o);
-        r0 += load<f32>(a0 + o) * bv; r1 += load<f32>(a0 + ld + o) * bv;
-        r2 += load<f32>(a0 + 2 * ld + o) * bv; r3 += load<f32>(a0 + 3 * ld + o) * bv;
-      }
-      const pc = c + <usize>i * ldc + (<usize>j << 2);
-      store<f32>(pc, r0); store<f32>(pc + ldc, r1); store<f32>(pc + 2 * ldc, r2); store<f32>(pc + 3 * ldc, r3);
-    }
-  }
-  for (; i < m; i++) {
-    const ai = a + <usize>i * ld, ci = c + <usize>i * ldc;
-    for (let j = 0; j < n; j++) store<f32>(ci + (<usize>j << 2), dot(ai, b + <usize>j * ld, k));
   }
 }

@@ -1,9 +1,10 @@
-// Additive attention over the kernels: two projections (matmul_nt_f32), the tanh scores
+// Additive attention over the kernels: two projections (gemm_f32), the tanh scores
 // (assembly/kernels/additive.ts), the masked softmax and the weighted sum of values.
 import { planAdditive } from '../core/plans.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AdditiveOptions, AdditiveParams, OutputWithWeights } from '../core/types.js';
 import type { WasmContext } from './context.js';
+import { gemm } from './matmul.js';
 
 export function additiveAttention({ kernels, arena }: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights {
   const p = planAdditive(query, key, value, params, options);
@@ -11,8 +12,8 @@ export function additiveAttention({ kernels, arena }: WasmContext, query: Tensor
   return arena.scoped(() => {
     const pq = arena.write(query.data), pk = arena.write(key.data), pv = arena.write(value.data);
     const qp = arena.allocF32(B * Lq * h), kp = arena.allocF32(B * Lk * h);
-    kernels.matmul_nt_f32(qp, pq, arena.write(p.Wq.data), B * Lq, h, p.Dq);
-    kernels.matmul_nt_f32(kp, pk, arena.write(p.Wk.data), B * Lk, h, p.Dk);
+    gemm(kernels, arena, qp, pq, arena.write(p.Wq.data), B * Lq, h, p.Dq, true);
+    gemm(kernels, arena, kp, pk, arena.write(p.Wk.data), B * Lk, h, p.Dk, true);
     const scores = arena.allocF32(B * Lq * Lk);
     kernels.additive_scores_f32(scores, qp, kp, arena.write(p.wv.data), B, Lq, Lk, h);
     kernels.softmax_rows_f32(scores, scores, B * Lq, Lk, p.rowLens ? arena.write(p.rowLens) : 0, 1);

@@ -7,8 +7,8 @@ export interface Kernels {
   /** 1 in the relaxed-SIMD build, 0 in the plain SIMD build (assembly/build.ts). */
   RELAXED_SIMD: WebAssembly.Global;
   heap_base(): number;
-  matmul_f32(c: number, a: number, b: number, m: number, n: number, k: number): void;
-  matmul_nt_f32(c: number, a: number, b: number, m: number, n: number, k: number): void;
+  gemm_f32(c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean, scratch: number): void;
+  gemm_scratch_f32(n: number, k: number): number;
   softmax_rows_f32(out: number, x: number, rows: number, n: number, lens: number, rowsPerLen: number): void;
   attention_f32(
     out: number, weights: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
