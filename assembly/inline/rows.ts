@@ -54,7 +54,8 @@ import { hmax4, hsum4, madd4 } from './simd';
 
 /**
  * out[0 .. dv) = sum_j w[j] · v[j, 0 .. dv) over n rows of v, skipping rows of zero weight
- * (see weightedSum). One row of weights: dv == 1 goes through weightedSum, vectorized over j.
+ * (see weightedSum). dv == 1 goes through weightedSum, vectorized over j; otherwise 32 columns at
+ * a time stay in 8 v128 accumulators while the rows stream by, then 4 columns, then single ones.
  */
 // @ts-ignore: decorator
 @inline export function weightedRows(out: usize, w: usize, v: usize, n: i32, dv: i32): void {
@@ -62,11 +63,83 @@ import { hmax4, hsum4, madd4 } from './simd';
     store<f32>(out, weightedSum(w, v, n));
     return;
   }
-  zero(out, dv);
-  for (let j = 0; j < n; j++) {
-    const wj = load<f32>(w + (<usize>j << 2));
-    if (wj != 0) axpy(out, wj, v + <usize>j * (<usize>dv << 2), dv);
+  const ldv = <usize>dv << 2;
+  let c = 0;
+  for (; c + 32 <= dv; c += 32) {
+    const z = f32x4.splat(0);
+    let a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
+    let vr = v + (<usize>c << 2);
+    for (let j = 0; j < n; j++) {
+      const wj = load<f32>(w + (<usize>j << 2));
+      if (wj != 0) {
+        const x = f32x4.splat(wj);
+        a0 = madd4(x, v128.load(vr), a0); a1 = madd4(x, v128.load(vr, 16), a1);
+        a2 = madd4(x, v128.load(vr, 32), a2); a3 = madd4(x, v128.load(vr, 48), a3);
+        a4 = madd4(x, v128.load(vr, 64), a4); a5 = madd4(x, v128.load(vr, 80), a5);
+        a6 = madd4(x, v128.load(vr, 96), a6); a7 = madd4(x, v128.load(vr, 112), a7);
+      }
+      vr += ldv;
+    }
+    const o = out + (<usize>c << 2);
+    v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+    v128.store(o, a4, 64); v128.store(o, a5, 80); v128.store(o, a6, 96); v128.store(o, a7, 112);
   }
+  for (; c + 4 <= dv; c += 4) {
+    let a = f32x4.splat(0);
+    let vr = v + (<usize>c << 2);
+    for (let j = 0; j < n; j++) {
+      const wj = load<f32>(w + (<usize>j << 2));
+      if (wj != 0) a = madd4(f32x4.splat(wj), v128.load(vr), a);
+      vr += ldv;
+    }
+    v128.store(out + (<usize>c << 2), a);
+  }
+  for (; c < dv; c++) {
+    let a: f32 = 0;
+    let vr = v + (<usize>c << 2);
+    for (let j = 0; j < n; j++) {
+      const wj = load<f32>(w + (<usize>j << 2));
+      if (wj != 0) a += wj * load<f32>(vr);
+      vr += ldv;
+    }
+    store<f32>(out + (<usize>c << 2), a);
+  }
+}
+
+/**
+ * s[j] = scale · (q · k_j) for keys j in [0, n) of k (rows of e floats): four keys at a time share
+ * each load of q, and their four accumulators are reduced together by a transpose-add.
+ */
+// @ts-ignore: decorator
+@inline export function scoreKeys(s: usize, q: usize, k: usize, n: i32, e: i32, scale_: f32): void {
+  const ld = <usize>e << 2;
+  const e4 = e & ~3;
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const k0 = k + <usize>j * ld, k1 = k0 + ld, k2 = k1 + ld, k3 = k2 + ld;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let t = 0; t < e4; t += 4) {
+      const o = <usize>t << 2;
+      const qv = v128.load(q + o);
+      a0 = madd4(qv, v128.load(k0 + o), a0); a1 = madd4(qv, v128.load(k1 + o), a1);
+      a2 = madd4(qv, v128.load(k2 + o), a2); a3 = madd4(qv, v128.load(k3 + o), a3);
+    }
+    // transpose-add: lanes of (a0, a1, a2, a3) -> one vector of their four sums
+    const u = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
+    const w = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
+    let r = f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
+    if (e4 < e) {
+      let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+      for (let t = e4; t < e; t++) {
+        const o = <usize>t << 2, qt = load<f32>(q + o);
+        t0 += qt * load<f32>(k0 + o); t1 += qt * load<f32>(k1 + o);
+        t2 += qt * load<f32>(k2 + o); t3 += qt * load<f32>(k3 + o);
+      }
+      r = f32x4.add(r, f32x4(t0, t1, t2, t3));
+    }
+    v128.store(s + (<usize>j << 2), f32x4.mul(r, f32x4.splat(scale_)));
+  }
+  for (; j < n; j++) store<f32>(s + (<usize>j << 2), dot(q, k + <usize>j * ld, e) * scale_);
 }
 
 /** out[t] += alpha · x[t] over n elements. */

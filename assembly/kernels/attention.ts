@@ -4,7 +4,7 @@
 // The key range of query i comes from causal / window / validLens and is contiguous (inline/keyRange.ts).
 // Inside the range, a boolean mask (0 = forbidden) or an additive mask adjusts single scores.
 import { tanh1, tanh4 } from '../inline/exp';
-import { dot, softmaxInPlace, weightedRows, zero } from '../inline/rows';
+import { scoreKeys, softmaxInPlace, weightedRows, zero } from '../inline/rows';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 export { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT } from '../inline/keyRange';
 
@@ -54,7 +54,7 @@ export function attention_f32(
         const sr = s + (<usize>lo << 2);
         const qi = q + <usize>row * (<usize>e << 2);
         // scores
-        for (let j = lo; j < hi; j++) store<f32>(s + (<usize>j << 2), dot(qi, kBase + <usize>j * (<usize>e << 2), e) * scale);
+        scoreKeys(sr, qi, kBase + <usize>lo * (<usize>e << 2), n, e, scale);
         if (softcap > 0) softcapRow(sr, n, softcap);
         if (maskKind != MASK_NONE) {
           const mrow = <usize>(bi * msb + h * msh + i * msq);
