@@ -1,0 +1,101 @@
+// The benchmark cases, shared by run.js (timing) and check-peers.js (correctness of the peers).
+//
+// A case names its op family, a shape label, its work (FLOPs or bytes moved per call) and its
+// parameters; inputs() builds its inputs once as qkv tensors, which every implementation uses (a
+// peer converts them to its own tensors in its setup, outside the timed call); qkv(engine, inputs)
+// is the call on a qkv engine and returns the output tensor.
+import { tensor } from 'qkv';
+
+/** Deterministic uniform [-1, 1) data (mulberry32). */
+export function random(shape, seed) {
+  let a = seed >>> 0;
+  const n = shape.reduce((x, y) => x * y, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    data[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return tensor(data, shape);
+}
+
+export function matmulCase(M, K = M, N = M) {
+  return {
+    op: 'matmul', shape: M === K && K === N ? `${M}x${M}x${M}` : `${M}x${K}x${N}`, flops: 2 * M * K * N,
+    params: { M, K, N },
+    inputs: () => ({ a: random([M, K], 1), b: random([K, N], 2) }),
+    qkv: (e, { a, b }) => e.matmul(a, b),
+  };
+}
+
+export function softmaxCase(rows, n) {
+  return {
+    op: 'softmax', shape: `[${rows}, ${n}]`, bytes: 2 * 4 * rows * n,
+    params: { rows, n },
+    inputs: () => ({ x: random([rows, n], 3) }),
+    qkv: (e, { x }) => e.softmax(x),
+  };
+}
+
+/** Scaled dot-product attention on [B, H, L, d]; FLOPs 4·B·H·Lq·Lk·d, halved when causal (the work that must be done). */
+export function attentionCase(label, { B = 1, H = 8, Lq, Lk = Lq, d = 64, causal = false }) {
+  return {
+    op: 'attention', shape: `${label} (B=${B} H=${H} d=${d})`, flops: 4 * B * H * Lq * Lk * d * (causal ? 0.5 : 1),
+    params: { B, H, Lq, Lk, d, causal },
+    inputs: () => ({ q: random([B, H, Lq, d], 4), k: random([B, H, Lk, d], 5), v: random([B, H, Lk, d], 6) }),
+    qkv: (e, { q, k, v }) => e.scaledDotProductAttention(q, k, v, { causal }).output,
+  };
+}
+
+/** Multi-head self-attention with PyTorch nn.MultiheadAttention parameters, no biases. */
+export function multiHeadCase({ B, L, E, H }) {
+  return {
+    op: 'multi-head attention', shape: `B=${B} L=${L} E=${E} H=${H}`, flops: B * (4 * 2 * L * E * E + 4 * L * L * E),
+    params: { B, L, E, H },
+    inputs: () => ({ x: random([B, L, E], 7), inProjWeight: random([3 * E, E], 8), outProjWeight: random([E, E], 9) }),
+    qkv: (e, { x, inProjWeight, outProjWeight }) => e.selfAttention(x, { numHeads: H, inProjWeight, outProjWeight }).output,
+  };
+}
+
+export function kernelRegressionCase(n, m) {
+  return {
+    op: 'kernel regression', shape: `${n} queries x ${m} keys`, flops: 8 * n * m,
+    params: { n, m },
+    inputs: () => ({ q: random([n], 10), k: random([m], 11), v: random([m], 12) }),
+    qkv: (e, { q, k, v }) => e.kernelRegression(q, k, v).output,
+  };
+}
+
+/** What the work column counts, printed under each family's table. */
+export const familyNotes = {
+  softmax: 'GB/s: one float32 read and one write of the input',
+  attention: 'GFLOP/s from 4*B*H*Lq*Lk*d FLOPs, halved when causal: the work that must be done',
+  'multi-head attention': 'GFLOP/s from B*(8*L*E^2 + 4*L^2*E) FLOPs: four projections and the attention',
+};
+
+/** The benchmark set; `full` adds the smaller and larger shapes. */
+export function benchCases({ full = false } = {}) {
+  return [
+    ...(full ? [64, 128, 256, 512, 1024] : [128, 256, 512, 1024]).map((n) => matmulCase(n)),
+    ...(full ? [[1024, 1024], [8192, 1024]] : [[8192, 1024]]).map(([rows, n]) => softmaxCase(rows, n)),
+    ...[128, 512, 1024, 2048].map((L) => attentionCase(`L=${L}`, { Lq: L })),
+    attentionCase('causal L=1024', { Lq: 1024, causal: true }),
+    attentionCase('decode Lq=1 Lk=2048', { Lq: 1, Lk: 2048 }),
+    multiHeadCase({ B: 8, L: 128, E: 512, H: 8 }),
+    kernelRegressionCase(1000, 10000),
+  ];
+}
+
+/** Small shapes with odd sizes, to check that a peer computes what qkv's reference computes. */
+export function checkCases() {
+  return [
+    matmulCase(37, 53, 29),
+    softmaxCase(7, 100),
+    attentionCase('L=19', { B: 2, Lq: 19 }),
+    attentionCase('Lq=11 Lk=23', { Lq: 11, Lk: 23 }),
+    attentionCase('causal L=21', { Lq: 21, causal: true }),
+    attentionCase('decode Lq=1 Lk=45', { Lq: 1, Lk: 45 }),
+    multiHeadCase({ B: 2, L: 9, E: 512, H: 8 }),
+  ];
+}
