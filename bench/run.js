@@ -14,6 +14,7 @@ import { createEngine, reference } from 'qkv';
 import { benchCases, familyNotes } from './cases.js';
 import { checkPeers, TOLERANCE } from './check-peers.js';
 import { loadPeers } from './peers/index.js';
+import { attentionMemory, coldStartMs } from './footprint.js';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -120,6 +121,17 @@ async function main() {
       for (const peer of peers) if (peer.notes[c.op]) console.log(`  (${peer.notes[c.op]})`);
       if (peers.length && !peers.some((p) => p.ops.includes(c.op))) console.log('  (no peer has this op)');
     }
+  }
+  if (!filter || filter.test('footprint')) {
+    console.log('\nfootprint');
+    const cold = coldStartMs();
+    console.log(`  cold start (import + createEngine + first small attention, fresh process, median of 5): ${fmt(cold.ms)} ms, process RSS ${fmt(cold.rssMB)} MB`);
+    console.log(`  .wasm size: ${(wasmBytes / 1024).toFixed(1)} KB`);
+    results.push({ op: 'footprint', shape: 'cold start', impl: 'qkv wasm', medianMs: cold.ms, minMs: cold.ms });
+    const L = full ? 16384 : 8192;
+    const mem = await attentionMemory(L);
+    console.log(`  attention B=1 H=8 d=64 L=${L}: wasm memory grew ${fmt(mem.growthMiB)} MiB for ${fmt(mem.ioMiB)} MiB of inputs and output: ${fmt(mem.beyondIoMiB)} MiB beyond them (${fmt(mem.ms)} ms)`);
+    results.push({ op: 'footprint', shape: `attention memory L=${L}`, impl: 'qkv wasm', medianMs: mem.ms, minMs: mem.ms, beyondIoMiB: mem.beyondIoMiB });
   }
   if (jsonFile) {
     writeFileSync(jsonFile, JSON.stringify(results, null, 2));

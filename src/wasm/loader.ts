@@ -1,5 +1,5 @@
 // Finds, compiles and instantiates the kernels' .wasm with @assemblyscript/loader, in Node and in browsers.
-import { instantiate } from '@assemblyscript/loader';
+import { instantiateSync } from '@assemblyscript/loader';
 
 /** The kernel exports of build/qkv.wasm and build/qkv-relaxed.wasm (assembly/index.ts). Pointers are byte offsets into `memory`. */
 export interface Kernels {
@@ -129,6 +129,8 @@ export async function loadKernels(source: WasmSource = defaultWasmUrl()): Promis
   else if (source instanceof ArrayBuffer || source instanceof Uint8Array) module = await compile(source);
   else if (source instanceof URL || typeof source === 'string') module = await compile(await fetchBytes(source));
   else throw new TypeError('createEngine: options.wasm must be a URL, a path, an ArrayBuffer, a Uint8Array or a WebAssembly.Module');
-  const { exports } = await instantiate<Record<string, unknown>>(module, {});
+  // the module is compiled already; the loader's async instantiate would probe the global Response,
+  // which in Node loads the whole fetch implementation (about 20 ms of cold start)
+  const { exports } = instantiateSync<Record<string, unknown>>(module, {});
   return exports as unknown as Kernels;
 }
