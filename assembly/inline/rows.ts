@@ -199,14 +199,16 @@ import { hmax4, hsum4, madd4 } from './simd';
   const vm = f32x4.splat(m);
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
   let t = 0;
-  for (; t + 8 <= n; t += 8) {
+  // four independent exp chains per step: the polynomial is a long dependent chain
+  for (; t + 16 <= n; t += 16) {
     const o = <usize>t << 2;
     const e0 = expNonPositive4(f32x4.sub(v128.load(x + o), vm));
     const e1 = expNonPositive4(f32x4.sub(v128.load(x + o, 16), vm));
-    v128.store(x + o, e0);
-    v128.store(x + o, e1, 16);
-    s0 = f32x4.add(s0, e0);
-    s1 = f32x4.add(s1, e1);
+    const e2 = expNonPositive4(f32x4.sub(v128.load(x + o, 32), vm));
+    const e3 = expNonPositive4(f32x4.sub(v128.load(x + o, 48), vm));
+    v128.store(x + o, e0); v128.store(x + o, e1, 16); v128.store(x + o, e2, 32); v128.store(x + o, e3, 48);
+    s0 = f32x4.add(s0, f32x4.add(e0, e1));
+    s1 = f32x4.add(s1, f32x4.add(e2, e3));
   }
   for (; t + 4 <= n; t += 4) {
     const o = <usize>t << 2;
