@@ -5,7 +5,8 @@
 // Every op runs on both engines: `reference` (readable pure TypeScript) and the WebAssembly
 // engine from `createEngine()`. The tour prints how far apart they are and how fast each one is.
 
-import { tensor, mask, reference, createEngine } from 'qkv';
+import { writeFileSync } from 'node:fs';
+import { tensor, mask, reference, createEngine, attentionHeatmap } from 'qkv';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers: a seeded PRNG, tensors of random numbers, formatting, timing
@@ -336,5 +337,38 @@ const worst = results.reduce((a, b) => (b.diff > a.diff ? b : a));
 console.log(
   `\nSummary: ${results.length} ops on both engines; max |wasm - reference| = ${worst.diff.toExponential(1)} (${worst.name}).`,
 );
+
+
+// =============================================================================================
+// 5. Pictures: attention weights as SVG heatmaps (open them in a browser)
+// =============================================================================================
+rule('5. Heatmaps of attention weights');
+
+{
+  // Kernel regression, as in d2l: rows are test inputs, columns sorted training inputs. A wider
+  // kernel (w = 1) spreads each row's attention; w = 10 concentrates it near the diagonal.
+  const xTrain = Array.from({ length: 50 }, () => 5 * rand()).sort((a, b) => a - b);
+  const yTrain = xTrain.map((x) => 2 * Math.sin(x) + x ** 0.8 + 0.5 * randn());
+  const xTest = Array.from({ length: 50 }, (_, i) => i / 10);
+  const keys = tensor(xTrain, [50]);
+  const values = tensor(yTrain, [50]);
+  for (const w of [1, 10]) {
+    const { weights } = wasm.kernelRegression(tensor(xTest, [50]), keys, values, { w, returnWeights: true });
+    const file = `heatmap-kernel-regression-w${w}.svg`;
+    writeFileSync(file, attentionHeatmap(weights, { xLabel: 'sorted training inputs', yLabel: 'test inputs', title: `Nadaraya-Watson, w = ${w}` }));
+    console.log(`wrote ${file}: weights ${fmtShape(weights.shape)}`);
+  }
+
+  // Causal multi-head self-attention over a short sentence: one panel per head.
+  const words = 'the cat sat on the mat because it was tired'.split(' ');
+  const Emb = 32;
+  const heads = 4;
+  const x = randnTensor([1, words.length, Emb]);
+  const params = { numHeads: heads, inProjWeight: initWeight(3 * Emb, Emb), outProjWeight: initWeight(Emb, Emb) };
+  const { weights } = wasm.selfAttention(x, params, { causal: true, needWeights: true, averageWeights: false });
+  const perHead = tensor(weights.data, weights.shape.slice(1)); // [1, H, L, L] -> [H, L, L]
+  writeFileSync('heatmap-multi-head.svg', attentionHeatmap(perHead, { rowLabels: words, colLabels: words, title: `causal self-attention, ${heads} heads` }));
+  console.log(`wrote heatmap-multi-head.svg: weights ${fmtShape(perHead.shape)}`);
+}
 
 wasm.dispose(); // release the wasm memory

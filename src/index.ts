@@ -2,9 +2,11 @@
 export { tensor, mask } from './core/tensor.js';
 export { reference } from './reference/index.js';
 export { createEngine } from './wasm/engine.js';
+export { attentionHeatmap } from './heatmap.js';
 export type { Tensor, Mask } from './core/tensor.js';
 export type {
   Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, AdditiveParams, AdditiveOptions,
   AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, CausalMode,
 } from './core/types.js';
 export type { EngineOptions } from './wasm/engine.js';
+export type { HeatmapOptions, Colormap } from './heatmap.js';

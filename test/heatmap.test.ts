@@ -1,0 +1,211 @@
+// attentionHeatmap: the SVG is well-formed XML, cells sit where their (row, column) says, the colour
+// scale follows the finite values, NaN is grey, and every piece of text is escaped.
+import { describe, expect, it } from 'vitest';
+import { attentionHeatmap, reference, tensor } from '../src/index.js';
+import { escapeXml, formatValue, NAN_COLOR } from '../src/heatmap.js';
+
+/**
+ * A small well-formedness check (Node has no XML parser): tags nest and close, attribute values
+ * are quoted, and text and attributes hold no raw '<' and no '&' that does not start an entity.
+ * Returns the elements in document order with their attributes and direct text.
+ */
+function parseXml(xml: string): { name: string; attrs: Record<string, string>; text: string }[] {
+  const elements: { name: string; attrs: Record<string, string>; text: string }[] = [];
+  const stack: { name: string; attrs: Record<string, string>; text: string }[] = [];
+  const entity = /&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-f]+);/gi;
+  const checkText = (text: string): void => {
+    if (/</.test(text) || /&/.test(text.replace(entity, ''))) throw new Error(`unescaped text: ${text}`);
+    if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(text)) throw new Error(`control character in ${JSON.stringify(text)}`);
+  };
+  const tag = /<(\/?)([a-zA-Z][\w:-]*)((?:\s+[\w:-]+="[^"]*")*)\s*(\/?)>/y;
+  let i = 0;
+  while (i < xml.length) {
+    const lt = xml.indexOf('<', i);
+    const text = xml.slice(i, lt === -1 ? xml.length : lt);
+    checkText(text);
+    if (stack.length) stack[stack.length - 1].text += text;
+    else if (text.trim()) throw new Error(`text outside the root: ${text}`);
+    if (lt === -1) break;
+    tag.lastIndex = lt;
+    const m = tag.exec(xml);
+    if (!m) throw new Error(`malformed tag at ${lt}: ${xml.slice(lt, lt + 60)}`);
+    const [, close, name, attrText, selfClose] = m;
+    if (close) {
+      const open = stack.pop();
+      if (open?.name !== name) throw new Error(`</${name}> closes <${open?.name}>`);
+    } else {
+      const attrs: Record<string, string> = {};
+      for (const [, k, v] of attrText.matchAll(/([\w:-]+)="([^"]*)"/g)) {
+        checkText(v);
+        if (k in attrs) throw new Error(`duplicate attribute ${k}`);
+        attrs[k] = v;
+      }
+      const el = { name, attrs, text: '' };
+      if (stack.length === 0 && elements.length > 0) throw new Error('a second root element');
+      elements.push(el);
+      if (!selfClose) stack.push(el);
+    }
+    i = tag.lastIndex;
+  }
+  if (stack.length) throw new Error(`unclosed <${stack[stack.length - 1].name}>`);
+  return elements;
+}
+
+const cellsOf = (svg: string) => {
+  const els = parseXml(svg);
+  const cells: { x: number; y: number; w: number; fill: string; panel: number }[] = [];
+  let panel = -1;
+  for (const el of els) {
+    if (el.name === 'g' && el.attrs.class === 'panel') panel = Number(el.attrs['data-panel']);
+    else if (el.name === 'g') panel = -1;
+    else if (el.name === 'rect' && panel >= 0 && el.attrs.stroke === undefined) {
+      cells.push({ x: Number(el.attrs.x), y: Number(el.attrs.y), w: Number(el.attrs.width), fill: el.attrs.fill, panel });
+    }
+  }
+  return cells;
+};
+const texts = (svg: string): string[] => parseXml(svg).filter((e) => e.name === 'text').map((e) => e.text);
+
+const DARKEST_RED = '#67000d', LIGHTEST_RED = '#fff5f0';
+
+describe('attentionHeatmap', () => {
+  it('draws a 1x1 map as one cell in the darkest colour, with a colour bar from 0 to its value', () => {
+    const svg = attentionHeatmap(tensor([1], [1, 1]));
+    const root = parseXml(svg)[0];
+    expect(root.name).toBe('svg');
+    expect(root.attrs.xmlns).toBe('http://www.w3.org/2000/svg');
+    expect(Number(root.attrs.width)).toBeGreaterThan(0);
+    expect(Number(root.attrs.height)).toBeGreaterThan(0);
+    const cells = cellsOf(svg);
+    expect(cells).toHaveLength(1);
+    expect(cells[0].fill).toBe(DARKEST_RED);
+    expect(texts(svg)).toEqual(expect.arrayContaining(['Keys', 'Queries', '0', '0.5', '1']));
+  });
+
+  it('puts cell (i, j) at row i, column j, coloured by its value', () => {
+    // the one large value of a [3, 5] map sits in row 1, column 3
+    const data = new Array(15).fill(0);
+    data[1 * 5 + 3] = 0.9;
+    const cells = cellsOf(attentionHeatmap(tensor(data, [3, 5]), { cellSize: 10 }));
+    expect(cells).toHaveLength(15);
+    const x0 = cells[0].x, y0 = cells[0].y;
+    const dark = cells.filter((c) => c.fill === DARKEST_RED);
+    expect(dark).toHaveLength(1);
+    expect([(dark[0].x - x0) / 10, (dark[0].y - y0) / 10]).toEqual([3, 1]);
+    expect(cells.filter((c) => c.fill === LIGHTEST_RED)).toHaveLength(14);
+  });
+
+  it('draws NaN grey with a NaN swatch, Infinity in the end colours, and scales by the finite values', () => {
+    const svg = attentionHeatmap(tensor([0, NaN, 0.5, Infinity, -Infinity, 0.25], [2, 3]));
+    const fills = cellsOf(svg).map((c) => c.fill);
+    expect(fills[1]).toBe(NAN_COLOR);
+    expect(fills[2]).toBe(DARKEST_RED); // 0.5 is the largest finite value
+    expect(fills[3]).toBe(DARKEST_RED); // +Infinity clamps to the top
+    expect(fills[4]).toBe(LIGHTEST_RED); // -Infinity to the bottom
+    expect(fills[0]).toBe(LIGHTEST_RED);
+    expect(fills[5]).not.toBe(fills[0]);
+    expect(fills[5]).not.toBe(fills[2]);
+    expect(texts(svg)).toEqual(expect.arrayContaining(['NaN', '0.5', '0.25', '0']));
+    // no NaN swatch when there is no NaN
+    expect(texts(attentionHeatmap(tensor([0, 1], [1, 2])))).not.toContain('NaN');
+  });
+
+  it('copes with all-NaN and constant maps', () => {
+    expect(cellsOf(attentionHeatmap(tensor([NaN, NaN], [1, 2]))).map((c) => c.fill)).toEqual([NAN_COLOR, NAN_COLOR]);
+    const zeros = cellsOf(attentionHeatmap(tensor([0, 0, 0, 0], [2, 2])));
+    expect(new Set(zeros.map((c) => c.fill))).toEqual(new Set([LIGHTEST_RED]));
+  });
+
+  it('escapes labels and titles for XML, and replaces characters XML cannot hold', () => {
+    const nasty = ['<script>alert(1)</script>', 'a & b', 'say "hi"', "it's", 'bell\u0007'];
+    const svg = attentionHeatmap(tensor(new Array(10).fill(0.1), [2, 5]), {
+      rowLabels: ['</svg>', '&amp;'], colLabels: nasty, title: '<b>&', xLabel: 'x < y', yLabel: 'q"',
+    });
+    const t = texts(svg); // parseXml throws on anything unescaped
+    expect(svg).not.toContain('<script>');
+    expect(svg).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(t).toEqual(expect.arrayContaining(['&lt;/svg&gt;', '&amp;amp;', 'a &amp; b', 'say &quot;hi&quot;', 'it&apos;s', 'bell\ufffd', '&lt;b&gt;&amp;', 'x &lt; y']));
+    expect(escapeXml('\ud800 lone surrogate')).toBe('\ufffd lone surrogate');
+    expect(escapeXml('😀 pair')).toBe('😀 pair');
+  });
+
+  it('labels every row and column when there is room, and thins them out when cells are small', () => {
+    const few = texts(attentionHeatmap(tensor(new Array(6).fill(0), [2, 3]), { rowLabels: ['q0', 'q1'], colLabels: [10, 20, 30] }));
+    expect(few).toEqual(expect.arrayContaining(['q0', 'q1', '10', '20', '30']));
+    const n = 100;
+    const labels = Array.from({ length: n }, (_, i) => `t${i}`);
+    const many = texts(attentionHeatmap(tensor(new Array(n * n).fill(0), [n, n]), { rowLabels: labels, colLabels: labels }));
+    const shown = many.filter((s) => /^t\d+$/.test(s));
+    expect(shown.length).toBeGreaterThan(10);
+    expect(shown.length).toBeLessThan(2 * n);
+    expect(shown).toContain('t0');
+  });
+
+  it('lays [H, Lq, Lk] out as a grid of titled panels sharing one scale', () => {
+    const H = 6, Lq = 2, Lk = 3;
+    const data = Array.from({ length: H * Lq * Lk }, (_, i) => i);
+    const svg = attentionHeatmap(tensor(data, [H, Lq, Lk]), { columns: 4, cellSize: 10 });
+    const cells = cellsOf(svg);
+    expect(cells).toHaveLength(H * Lq * Lk);
+    expect(texts(svg)).toEqual(expect.arrayContaining(['head 0', 'head 5']));
+    const origin = (p: number) => cells.find((c) => c.panel === p)!;
+    expect(origin(1).x).toBeGreaterThan(origin(0).x);
+    expect(origin(1).y).toBe(origin(0).y);
+    expect(origin(4).x).toBe(origin(0).x); // the second row starts under the first panel
+    expect(origin(4).y).toBeGreaterThan(origin(0).y);
+    // one scale: the last value is the darkest, the first the lightest, whatever the panel
+    expect(cells[cells.length - 1].fill).toBe(DARKEST_RED);
+    expect(cells[0].fill).toBe(LIGHTEST_RED);
+  });
+
+  it('takes d2l\'s [rows, cols, Lq, Lk] grid and panel titles', () => {
+    const svg = attentionHeatmap(tensor(new Array(2 * 3 * 4).fill(0.5), [1, 2, 3, 4]), { panelTitles: ['a', 'b'] });
+    const cells = cellsOf(svg);
+    expect(new Set(cells.map((c) => c.panel))).toEqual(new Set([0, 1]));
+    expect(cells.filter((c) => c.panel === 1)[0].y).toBe(cells[0].y); // one row of two panels
+    expect(texts(svg)).toEqual(expect.arrayContaining(['a', 'b']));
+  });
+
+  it('draws the weights an op returns, and zero-size maps as an empty frame', () => {
+    const { weights } = reference.kernelRegression(tensor([57], [1]), tensor([56, 58], [2]), tensor([43, 48], [2]), { returnWeights: true });
+    const cells = cellsOf(attentionHeatmap(weights!));
+    expect(cells.map((c) => c.fill)).toEqual([DARKEST_RED, DARKEST_RED]); // 0.5 and 0.5
+    expect(cellsOf(attentionHeatmap(tensor([], [0, 3])))).toHaveLength(0);
+    expect(cellsOf(attentionHeatmap(tensor([], [2, 0, 3])))).toHaveLength(0);
+  });
+
+  it('follows min, max, colormap, colorbar and tooltips options', () => {
+    const w = tensor([0.25, 0.75], [1, 2]);
+    const fixed = cellsOf(attentionHeatmap(w, { min: 0, max: 1, colormap: 'viridis' })).map((c) => c.fill);
+    expect(fixed[0]).not.toBe('#440154');
+    expect(fixed[1]).not.toBe('#fde725');
+    const custom = cellsOf(attentionHeatmap(w, { colormap: (t) => (t > 0.5 ? 'black' : 'white') })).map((c) => c.fill);
+    expect(custom).toEqual(['white', 'black']);
+    expect(parseXml(attentionHeatmap(w, { colorbar: false })).some((e) => e.attrs.class === 'colorbar')).toBe(false);
+    const titles = parseXml(attentionHeatmap(w, { tooltips: true })).filter((e) => e.name === 'title').map((e) => e.text);
+    expect(titles).toContain('row 0, column 1: 0.75');
+    expect(parseXml(attentionHeatmap(w, { tooltips: false })).filter((e) => e.name === 'title')).toHaveLength(1);
+  });
+
+  it('rejects what it cannot draw with TypeError or RangeError naming the problem', () => {
+    expect(() => attentionHeatmap(null as never)).toThrow(TypeError);
+    expect(() => attentionHeatmap({ data: [1], shape: 'x' } as never)).toThrow(TypeError);
+    expect(() => attentionHeatmap(tensor([1, 2], [2]))).toThrow(/\[Lq, Lk\].*got \[2\]/);
+    expect(() => attentionHeatmap(tensor(new Array(32).fill(0), [2, 2, 2, 2, 2]))).toThrow(RangeError);
+    expect(() => attentionHeatmap({ data: [1, 2, 3], shape: [2, 2] })).toThrow(/3 values.*\[2, 2\] needs 4/);
+    expect(() => attentionHeatmap(tensor([1, 2], [1, 2]), { colLabels: ['a'] })).toThrow(/colLabels has 1 labels, expected 2/);
+    expect(() => attentionHeatmap(tensor([1, 2], [1, 2]), { rowLabels: 'ab' as never })).toThrow(TypeError);
+    expect(() => attentionHeatmap(tensor([1, 2], [1, 2]), { cellSize: 0 })).toThrow(RangeError);
+    expect(() => attentionHeatmap(tensor([1, 2], [1, 2]), { min: 1, max: 0 })).toThrow(/max/);
+    expect(() => attentionHeatmap(tensor([1, 2], [1, 2]), { colormap: 'jet' as never })).toThrow(/colormap/);
+  });
+});
+
+describe('formatValue', () => {
+  it('gives up to three significant digits, and exponents for very small and large values', () => {
+    expect([0, 1, 0.5, 0.125, 0.1234, 45.5, 1 / 3].map(formatValue)).toEqual(['0', '1', '0.5', '0.125', '0.123', '45.5', '0.333']);
+    expect(formatValue(1.2e-5)).toBe('1.2e-5');
+    expect(formatValue(-2.5e7)).toBe('-2.5e7');
+    expect(formatValue(NaN)).toBe('NaN');
+  });
+});
