@@ -3,7 +3,7 @@ import { broadcastStrides } from './broadcast.js';
 import { formatShape, type Tensor } from './tensor.js';
 import type { AttentionOptions } from './types.js';
 import {
-  checkBoolean, checkCount, checkMask, checkNumber, checkOptions, checkTensor, checkValidLens,
+  checkBoolean, checkCount, checkMask, checkNumber, checkOptions, checkTensor, checkValidLens, describeValue,
 } from './validate.js';
 
 /** Codes shared with the wasm attention kernel; must match assembly/kernels/attention.ts. */
@@ -38,7 +38,7 @@ export function parseCausal(name: string, causal: unknown): number {
   if (causal === true || causal === 'top-left') return CAUSAL_TOP_LEFT;
   if (causal === 'bottom-right') return CAUSAL_BOTTOM_RIGHT;
   if (typeof causal === 'string') throw new RangeError(`${name} must be true, false, 'top-left' or 'bottom-right', got '${causal}'`);
-  throw new TypeError(`${name} must be a boolean, 'top-left' or 'bottom-right', got ${typeof causal}`);
+  throw new TypeError(`${name} must be a boolean, 'top-left' or 'bottom-right', got ${describeValue(causal)}`);
 }
 
 /** Validates the inputs of scaledDotProductAttention and resolves every default. */
@@ -65,18 +65,18 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
 
   let pastKey: Tensor | null = null, pastValue: Tensor | null = null, Lpast = 0;
   if (o.pastKey !== undefined || o.pastValue !== undefined) {
-    if (o.pastKey === undefined || o.pastValue === undefined) throw new TypeError(`${op}: pastKey and pastValue must be given together`);
+    if (o.pastKey === undefined || o.pastValue === undefined) throw new TypeError(`${op}: options.pastKey and options.pastValue must be given together`);
     // with 3-D inputs the cache may also be given 4-D with one head, [B, 1, Lpast, E]
-    pastKey = checkTensor(`${op}: pastKey`, o.pastKey, rank === 3 ? [3, 4] : [4]);
-    pastValue = checkTensor(`${op}: pastValue`, o.pastValue, rank === 3 ? [3, 4] : [4]);
+    pastKey = checkTensor(`${op}: options.pastKey`, o.pastKey, rank === 3 ? [3, 4] : [4]);
+    pastValue = checkTensor(`${op}: options.pastValue`, o.pastValue, rank === 3 ? [3, 4] : [4]);
     const as4Past = (s: readonly number[]) => (s.length === 3 ? as4(s) : [...s]);
     const pk = as4Past(pastKey.shape), pv = as4Past(pastValue.shape);
     Lpast = pk[2];
     if (pk[0] !== B || pk[1] !== Hkv || pk[3] !== E) {
-      throw new RangeError(`${op}: pastKey: expected ${formatShape(rank === 3 ? [B, Lpast, E] : [B, Hkv, Lpast, E])}, got ${formatShape(pastKey.shape)}`);
+      throw new RangeError(`${op}: options.pastKey: expected ${formatShape(rank === 3 ? [B, Lpast, E] : [B, Hkv, Lpast, E])}, got ${formatShape(pastKey.shape)}`);
     }
     if (pv[0] !== B || pv[1] !== Hkv || pv[2] !== Lpast || pv[3] !== Ev) {
-      throw new RangeError(`${op}: pastValue: expected ${formatShape(rank === 3 ? [B, Lpast, Ev] : [B, Hkv, Lpast, Ev])}, got ${formatShape(pastValue.shape)}`);
+      throw new RangeError(`${op}: options.pastValue: expected ${formatShape(rank === 3 ? [B, Lpast, Ev] : [B, Hkv, Lpast, Ev])}, got ${formatShape(pastValue.shape)}`);
     }
   }
   const Lk = Lpast + Lnew;
@@ -86,7 +86,9 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   const causal = parseCausal(`${op}: options.causal`, o.causal);
   let windowLeft = -1, windowRight = -1;
   if (o.window !== undefined) {
-    if (o.window === null || typeof o.window !== 'object') throw new TypeError(`${op}: options.window must be an object { left?, right? }`);
+    if (o.window === null || typeof o.window !== 'object' || Array.isArray(o.window)) {
+      throw new TypeError(`${op}: options.window must be an object { left?, right? }, got ${describeValue(o.window)}`);
+    }
     const left = checkCount(`${op}: options.window.left`, o.window.left, true);
     const right = checkCount(`${op}: options.window.right`, o.window.right, true);
     if (left !== undefined && left !== Infinity) windowLeft = left;

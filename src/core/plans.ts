@@ -3,7 +3,7 @@
 import { broadcastOffset, broadcastShapes, broadcastStrides } from './broadcast.js';
 import { formatShape, sizeOf, type Tensor } from './tensor.js';
 import type { AdditiveOptions, AdditiveParams, KernelRegressionOptions, MatmulOptions } from './types.js';
-import { checkBoolean, checkNumber, checkOptions, checkTensor, checkValidLens, expectShape } from './validate.js';
+import { checkBoolean, checkNumber, checkOptions, checkTensor, checkValidLens, describeValue, expectShape } from './validate.js';
 
 export interface MatmulPlan {
   M: number; N: number; K: number;
@@ -99,7 +99,8 @@ export function planKernelRegression(queries: unknown, keys: unknown, values: un
   if (dk !== d) throw new RangeError(`${op}: keys ${formatShape(k.shape)} must have the feature size of queries ${formatShape(q.shape)} (${d}), got ${dk}`);
   expectShape(`${op}: values`, [v.shape[0]], [m], `one value per key; keys are ${formatShape(k.shape)}`);
   const dv = v.shape.length === 2 ? v.shape[1] : 1;
-  const w = checkNumber(`${op}: options.w`, o.w) ?? 1;
+  // the kernel depends on w² only, so a negative w is almost surely a sign error upstream
+  const w = checkNumber(`${op}: options.w`, o.w, 0) ?? 1;
   const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
   return {
     n, m, d, dv, w, returnWeights,
@@ -120,7 +121,7 @@ export function planAdditive(query: unknown, key: unknown, value: unknown, param
   const q = checkTensor(`${op}: query`, query, [3]);
   const k = checkTensor(`${op}: key`, key, [3]);
   const v = checkTensor(`${op}: value`, value, [3]);
-  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object { Wq, Wk, wv }`);
+  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object { Wq, Wk, wv }, got ${describeValue(params)}`);
   const P = params as AdditiveParams;
   const Wq = checkTensor(`${op}: params.Wq`, P.Wq, [2]);
   const Wk = checkTensor(`${op}: params.Wk`, P.Wk, [2]);
@@ -141,7 +142,7 @@ export function planAdditive(query: unknown, key: unknown, value: unknown, param
 
 export function checkPositionalEncoding(maxLen: unknown, dim: unknown): void {
   for (const [name, x] of [['maxLen', maxLen], ['dim', dim]] as const) {
-    if (typeof x !== 'number') throw new TypeError(`positionalEncoding: ${name} must be a number, got ${typeof x}`);
+    if (typeof x !== 'number') throw new TypeError(`positionalEncoding: ${name} must be a number, got ${describeValue(x)}`);
     if (!Number.isInteger(x) || x < 0) throw new RangeError(`positionalEncoding: ${name} must be a non-negative integer, got ${x}`);
   }
 }

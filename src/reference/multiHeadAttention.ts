@@ -10,7 +10,7 @@ import { broadcastStrides } from '../core/broadcast.js';
 import { parseCausal, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE } from '../core/attentionPlan.js';
 import { formatShape, fromData, type Mask, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
-import { checkBoolean, checkMask, checkOptions, checkTensor, expectShape } from '../core/validate.js';
+import { checkBoolean, checkMask, checkOptions, checkTensor, describeValue, expectShape } from '../core/validate.js';
 
 /** The two ops multi-head attention is built from. */
 export interface MultiHeadOps {
@@ -27,6 +27,10 @@ interface Projections {
 
 function resolveProjections(p: MultiHeadParams, E: number, kdim: number, vdim: number): Projections {
   let Wq: Tensor, Wk: Tensor, Wv: Tensor;
+  const separate = [p.qProjWeight, p.kProjWeight, p.vProjWeight].some((w) => w !== undefined);
+  if (p.inProjWeight !== undefined && separate) {
+    throw new TypeError(`${op}: params has inProjWeight and qProjWeight/kProjWeight/vProjWeight: give one or the other`);
+  }
   if (p.inProjWeight !== undefined) {
     const W = checkTensor(`${op}: params.inProjWeight`, p.inProjWeight, [2]);
     expectShape(`${op}: params.inProjWeight`, W.shape, [3 * E, E], `[3E, E] with E = ${E}`);
@@ -110,8 +114,10 @@ function combineMasks(o: MultiHeadOptions, B: number, H: number, Lq: number, Lk:
   const kpm = o.keyPaddingMask === undefined ? null : checkMask(`${op}: options.keyPaddingMask`, o.keyPaddingMask);
   if (kpm) expectShape(`${op}: options.keyPaddingMask`, kpm.shape, [B, Lk], '[B, Lk]');
   if (!user && !kpm && causal === CAUSAL_NONE) return null;
-  // PyTorch's 3-D attn_mask is [B·H, Lq, Lk]
-  const userShape = user && user.shape.length === 3 && user.shape[0] === B * H && B > 1 && H > 1 ? [B, H, Lq, Lk] : user?.shape;
+  // PyTorch's 3-D attn_mask is [B·H, Lq, Lk]: split its first axis (its other two may still broadcast).
+  // Read as is, it would broadcast the same only when B = 1, and not at all when H = 1.
+  const userShape = user && user.shape.length === 3 && user.shape[0] === B * H && B * H > 1
+    ? [B, H, user.shape[1], user.shape[2]] : user?.shape;
   const us = user ? broadcastStrides(`${op}: options.mask`, userShape!, [B, H, Lq, Lk]) : [0, 0, 0, 0];
   const Hm = us[1] !== 0 ? H : 1;
   const L2 = Lk + extra;
@@ -139,7 +145,7 @@ export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Te
   const q = checkTensor(`${op}: query`, query, [3]);
   const k = checkTensor(`${op}: key`, key, [3]);
   const v = checkTensor(`${op}: value`, value, [3]);
-  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams)`);
+  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams), got ${describeValue(params)}`);
   const o = checkOptions<MultiHeadOptions>(op, options);
   const [B, Lq, E] = q.shape;
   const [, Lk, kdim] = k.shape;
@@ -147,7 +153,7 @@ export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Te
   expectShape(`${op}: key`, k.shape, [B, -1, -1], `batch of query ${formatShape(q.shape)}`);
   expectShape(`${op}: value`, v.shape, [B, Lk, -1], `batch and length of key ${formatShape(k.shape)}`);
   const H = params.numHeads;
-  if (typeof H !== 'number') throw new TypeError(`${op}: params.numHeads must be a number, got ${typeof H}`);
+  if (typeof H !== 'number') throw new TypeError(`${op}: params.numHeads must be a number, got ${describeValue(H)}`);
   if (!Number.isInteger(H) || H < 1 || E % H !== 0) {
     throw new RangeError(`${op}: params.numHeads must be a positive integer that divides E = ${E}, got ${H}`);
   }
