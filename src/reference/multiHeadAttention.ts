@@ -8,7 +8,7 @@
 //   output = concat_h(o_h) Woᵀ + bo                                        [B, Lq, E]
 import { broadcastStrides } from '../core/broadcast.js';
 import { parseCausal, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE } from '../core/attentionPlan.js';
-import { formatShape, fromData, type Mask, type Tensor } from '../core/tensor.js';
+import { formatShape, fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { checkBoolean, checkMask, checkOptions, checkTensor, describeValue, expectShape } from '../core/validate.js';
 
@@ -104,41 +104,50 @@ function mergeHeads(x: Tensor): Tensor {
 }
 
 /**
- * One additive mask [B, Hm, Lq, Lk + extra] combining the user's mask, the key padding mask and
- * causality over the original Lk keys; the appended bias/zero positions are always visible (PyTorch
- * pads attn_mask and key_padding_mask with zeros for them). Null when there is nothing to mask.
+ * The user's mask, the key padding mask and causality as scaledDotProductAttention options over
+ * [B, Hm, Lq, Lk + extra]; the appended bias/zero positions are always visible (PyTorch pads
+ * attn_mask and key_padding_mask with zeros for them).
+ *
+ * A forbidden key must be skipped rather than given -Infinity, or a NaN or Infinity in that key
+ * would still reach the row (NaN + -Infinity is NaN). So causality goes to scaledDotProductAttention's
+ * own `causal` when no position is appended (the same rule, and the kernels skip those keys), and the
+ * combined mask is boolean unless the user's mask or the key padding mask is additive.
  */
-function combineMasks(o: MultiHeadOptions, B: number, H: number, Lq: number, Lk: number, extra: number): Mask | null {
+function combineMasks(o: MultiHeadOptions, B: number, H: number, Lq: number, Lk: number, extra: number): Pick<AttentionOptions, 'mask' | 'causal'> {
   const causal = parseCausal(`${op}: options.causal`, o.causal);
   const user = o.mask === undefined ? null : checkMask(`${op}: options.mask`, o.mask);
   const kpm = o.keyPaddingMask === undefined ? null : checkMask(`${op}: options.keyPaddingMask`, o.keyPaddingMask);
   if (kpm) expectShape(`${op}: options.keyPaddingMask`, kpm.shape, [B, Lk], '[B, Lk]');
-  if (!user && !kpm && causal === CAUSAL_NONE) return null;
+  const foldCausal = causal !== CAUSAL_NONE && extra > 0;
+  const passCausal = causal === CAUSAL_NONE || foldCausal ? undefined : causal === CAUSAL_BOTTOM_RIGHT ? 'bottom-right' : 'top-left';
+  if (!user && !kpm && !foldCausal) return { causal: passCausal };
   // PyTorch's 3-D attn_mask is [B·H, Lq, Lk]: split its first axis (its other two may still broadcast).
-  // Read as is, it would broadcast the same only when B = 1, and not at all when H = 1.
-  const userShape = user && user.shape.length === 3 && user.shape[0] === B * H && B * H > 1
+  // Read as is, it would broadcast the same only when B = 1, and not at all when H = 1 or B = 0.
+  const userShape = user && user.shape.length === 3 && user.shape[0] === B * H && B * H !== 1
     ? [B, H, user.shape[1], user.shape[2]] : user?.shape;
   const us = user ? broadcastStrides(`${op}: options.mask`, userShape!, [B, H, Lq, Lk]) : [0, 0, 0, 0];
   const Hm = us[1] !== 0 ? H : 1;
   const L2 = Lk + extra;
-  const out = new Float32Array(B * Hm * Lq * L2);
+  const additive = user?.data instanceof Float32Array || kpm?.data instanceof Float32Array;
+  // boolean: 1 = may attend, so the appended positions start visible; additive: 0 = visible
+  const out = additive ? new Float32Array(B * Hm * Lq * L2) : new Uint8Array(B * Hm * Lq * L2).fill(1);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < Hm; h++)
       for (let i = 0; i < Lq; i++)
         for (let j = 0; j < Lk; j++) {
-          let m = 0;
+          let allowed = true, add = 0;
           if (user) {
             const u = user.data[b * us[0] + h * us[1] + i * us[2] + j * us[3]];
-            m += user.data instanceof Uint8Array ? (u ? 0 : -Infinity) : u;
+            if (user.data instanceof Uint8Array) allowed &&= u !== 0; else add += u;
           }
           if (kpm) {
             const pad = kpm.data[b * Lk + j];
-            m += kpm.data instanceof Uint8Array ? (pad ? -Infinity : 0) : pad;
+            if (kpm.data instanceof Uint8Array) allowed &&= pad === 0; else add += pad;
           }
-          if (causal !== CAUSAL_NONE && j > i + (causal === CAUSAL_BOTTOM_RIGHT ? Lk - Lq : 0)) m = -Infinity;
-          out[((b * Hm + h) * Lq + i) * L2 + j] = m;
+          if (foldCausal && j > i + (causal === CAUSAL_BOTTOM_RIGHT ? Lk - Lq : 0)) allowed = false;
+          out[((b * Hm + h) * Lq + i) * L2 + j] = additive ? (allowed ? add : -Infinity) : (allowed ? 1 : 0);
         }
-  return { data: out, shape: [B, Hm, Lq, L2] };
+  return { mask: { data: out, shape: [B, Hm, Lq, L2] }, causal: passCausal };
 }
 
 export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights {
@@ -179,14 +188,14 @@ export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Te
   }
   const needWeights = checkBoolean(`${op}: options.needWeights`, o.needWeights) ?? false;
   const averageWeights = checkBoolean(`${op}: options.averageWeights`, o.averageWeights) ?? true;
-  const mask = combineMasks(o, B, H, Lq, Lk, extraK.length);
+  const masking = combineMasks(o, B, H, Lq, Lk, extraK.length);
 
   const qp = linear(ops, q, proj.Wq, proj.bq);
   let kp = linear(ops, k, proj.Wk, proj.bk);
   let vp = linear(ops, v, proj.Wv, proj.bv);
   if (extraK.length > 0) { kp = appendRows(kp, extraK); vp = appendRows(vp, extraV); }
   const attn = ops.scaledDotProductAttention(splitHeads(qp, H), splitHeads(kp, H), splitHeads(vp, H), {
-    mask: mask ?? undefined, returnWeights: needWeights,
+    ...masking, returnWeights: needWeights,
   });
   const output = linear(ops, mergeHeads(attn.output), Wo, bo);
 
