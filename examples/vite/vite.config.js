@@ -1,0 +1,32 @@
+// Vite needs no configuration for qkv: the .wasm is found through `new URL(…, import.meta.url)`.
+// This file only lists the three pages and lets the servers send the headers that make a page
+// cross-origin isolated (SharedArrayBuffer, hence wasm threads):
+//
+//   npm run dev                          plain headers: one thread
+//   QKV_ISOLATED=1 npm run dev           COOP/COEP on the dev server (and on `npm run preview`)
+import { defineConfig } from 'vite';
+
+const isolated = process.env.QKV_ISOLATED === '1';
+
+/** The headers of a cross-origin isolated page; every sub-resource here is same-origin, so require-corp costs nothing. */
+export const ISOLATION_HEADERS = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
+const headers = isolated ? ISOLATION_HEADERS : {};
+
+export default defineConfig({
+  server: { headers },
+  preview: { headers },
+  build: {
+    target: 'es2022',
+    rolldownOptions: {
+      input: {
+        essay: new URL('./index.html', import.meta.url).pathname,
+        heads: new URL('./heads.html', import.meta.url).pathname,
+        bench: new URL('./bench.html', import.meta.url).pathname,
+      },
+    },
+  },
+});
