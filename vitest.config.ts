@@ -1,21 +1,33 @@
-import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 // The suite runs twice, once per wasm build. test/support.ts creates its engines with createEngine(),
 // whose simd: 'auto' picks the relaxed build exactly when the runtime validates relaxed SIMD, so the
 // project decides the build by how it starts the test processes:
 //   simd     plain node: Node 20 lacks relaxed SIMD, so the plain build (build/qkv.wasm) runs
 //   relaxed  node --experimental-wasm-relaxed-simd, so build/qkv-relaxed.wasm runs
+// and a third project drives the built examples in a real browser:
+//   browser  test/browser/: Debian's Chromium through playwright-core, compared with Node running
+//            both builds, hence the relaxed-SIMD flag too (npm run test:browser builds the examples first)
 // The flag is a V8 option that node refuses in NODE_OPTIONS, hence execArgv on forked workers
 // (worker threads cannot take V8 flags).
-// `vitest run` runs both; `vitest run --project relaxed` (npm run test:relaxed) runs one.
+// `vitest run` runs all three; `vitest run --project relaxed` (npm run test:relaxed) runs one.
+// src/ imports '#fetch-bytes' (package.json "imports"), which maps to dist/; tests run the source.
+const nodeOnly = [...configDefaults.exclude, 'test/browser/**'];
 export default defineConfig({
+  resolve: {
+    alias: { '#fetch-bytes': fileURLToPath(new URL('./src/platform/fetchBytes.node.ts', import.meta.url)) },
+  },
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     pool: 'forks',
     projects: [
-      { extends: true, test: { name: 'simd' } },
-      { extends: true, test: { name: 'relaxed', execArgv: ['--experimental-wasm-relaxed-simd'] } },
+      { extends: true, test: { name: 'simd', include: ['test/**/*.test.ts'], exclude: nodeOnly } },
+      { extends: true, test: { name: 'relaxed', include: ['test/**/*.test.ts'], exclude: nodeOnly, execArgv: ['--experimental-wasm-relaxed-simd'] } },
+      {
+        extends: true,
+        test: { name: 'browser', include: ['test/browser/**/*.test.ts'], execArgv: ['--experimental-wasm-relaxed-simd'], hookTimeout: 60_000 },
+      },
     ],
   },
 });

@@ -1,0 +1,215 @@
+// The built examples in real Chromium: examples/vite through `vite preview` (the default entry, its
+// .wasm found by Vite from `new URL(…, import.meta.url)`), examples/esbuild as one HTML file opened
+// from disk (qkv/inline). Results in the page must equal Node's bit for bit for the same build.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { runtimeHasRelaxedSimd } from '../../src/wasm/loader.js';
+import { random } from '../support.js';
+import { artifactPath, bytesOf, esbuildExample, launchChromium, openPage, requireBuilt, servePreview } from './support.js';
+
+let context: BrowserContext;
+let closeBrowser: () => Promise<void>;
+let server: { url: string; close: () => Promise<void> };
+
+beforeAll(async () => {
+  requireBuilt();
+  server = await servePreview();
+  ({ context, close: closeBrowser } = await launchChromium());
+});
+afterAll(async () => {
+  await closeBrowser?.();
+  await server?.close();
+});
+
+/** The fixed inputs both sides run: attention with a causal mask and GQA, kernel regression, matmul. */
+function fixedInputs() {
+  const t = (shape: number[], seed: number) => ({ data: Array.from(random(shape, seed).data), shape });
+  return { q: t([2, 4, 9, 16], 1), k: t([2, 2, 13, 16], 2), v: t([2, 2, 13, 8], 3), a: t([17, 33], 4), b: t([33, 19], 5), x: t([40], 6), keys: t([50], 7), values: t([50], 8) };
+}
+type Inputs = ReturnType<typeof fixedInputs>;
+
+/** Runs the fixed inputs on the engine of `qkv`-shaped exports; returns the outputs' bytes. Runs in Node and, as source, in the page. */
+async function runFixed(qkv: typeof import('../../src/index.js'), inputs: Inputs, simd: 'simd' | 'relaxed') {
+  const engine = await qkv.createEngine({ simd });
+  const T = (x: { data: number[]; shape: number[] }) => qkv.tensor(x.data, x.shape);
+  const bytes = (d: Float32Array) => Array.from(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  const attention = engine.scaledDotProductAttention(T(inputs.q), T(inputs.k), T(inputs.v), { causal: true, returnWeights: true });
+  const regression = engine.kernelRegression(T(inputs.x), T(inputs.keys), T(inputs.values), { w: 3, returnWeights: true });
+  const product = engine.matmul(T(inputs.a), T(inputs.b));
+  const result = {
+    build: engine.info.simd,
+    attention: bytes(attention.output.data), weights: bytes(attention.weights!.data),
+    regression: bytes(regression.output.data), product: bytes(product.data),
+  };
+  engine.dispose();
+  return result;
+}
+
+/** Fraction of pixels that differ from the most common colour, and whether some are heatmap-red, computed by the page from a PNG. */
+async function pixelStats(page: Page, png: Buffer): Promise<{ width: number; height: number; nonBackground: number; reddish: number; colours: number }> {
+  return page.evaluate(async (base64) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${base64}`;
+    await img.decode();
+    const canvas = Object.assign(document.createElement('canvas'), { width: img.width, height: img.height });
+    const ctx = canvas.getContext('2d')!;
+    ctx.drawImage(img, 0, 0);
+    const { data } = ctx.getImageData(0, 0, img.width, img.height);
+    const counts = new Map<number, number>();
+    let reddish = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      const key = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      if (data[i] > 150 && data[i + 1] < 110 && data[i + 2] < 110) reddish++;
+    }
+    const pixels = data.length / 4;
+    const background = Math.max(...counts.values());
+    return { width: img.width, height: img.height, nonBackground: 1 - background / pixels, reddish: reddish / pixels, colours: counts.size };
+  }, png.toString('base64'));
+}
+
+describe('examples/vite in Chromium', () => {
+  it('shows the essay example: 45.5, the curve and the weights heatmap', async () => {
+    const { page, errors } = await openPage(context, server.url);
+    expect(await page.textContent('#prediction')).toBe('45.5');
+    expect(await page.textContent('#attention')).toBe('attention: 0.500 on 56 cm, 0.500 on 58 cm');
+    // the heatmap is an SVG the browser laid out: 15 query waists x 2 keys, with a size on screen
+    const map = await page.evaluate(() => {
+      const svg = document.querySelector('#heatmap svg') as SVGSVGElement;
+      const box = svg.getBoundingClientRect();
+      return { cells: svg.querySelectorAll('g.panel rect').length, width: box.width, height: box.height, labels: Array.from(svg.querySelectorAll('text'), (t) => t.textContent) };
+    });
+    expect(map.cells).toBe(30);
+    expect(map.width).toBeGreaterThan(50);
+    expect(map.height).toBeGreaterThan(100);
+    expect(map.labels).toEqual(expect.arrayContaining(['50 cm', '64 cm', '56 cm', '58 cm']));
+    expect(await page.locator('#curve svg path').count()).toBe(1);
+    expect(errors).toEqual([]);
+
+    const png = await page.screenshot({ fullPage: true, path: artifactPath('essay.png') });
+    const stats = await pixelStats(page, png);
+    expect(stats.width).toBe(1200);
+    expect(stats.nonBackground).toBeGreaterThan(0.03); // text, curve and heatmap, not a blank page
+    expect(stats.reddish).toBeGreaterThan(0.002); // the heatmap's and the prediction's reds
+    expect(stats.colours).toBeGreaterThan(50);
+    await page.close();
+  });
+
+  it('follows the sliders: waist 56 moves the prediction toward 43, a larger w sharpens it', async () => {
+    const { page, errors } = await openPage(context, server.url);
+    const slide = (id: string, value: number) => page.evaluate(([id, value]) => {
+      const input = document.getElementById(id as string) as HTMLInputElement;
+      input.value = String(value);
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    }, [id, value] as const);
+    await slide('waist', 56);
+    const at56 = Number(await page.textContent('#prediction'));
+    await slide('w', 3);
+    const sharper = Number(await page.textContent('#prediction'));
+    // Node's reference for the same numbers: weights softmax(-(56-56)²w²/2, -(56-58)²w²/2)
+    const expected = (w: number) => { const e = Math.exp(-2 * w * w); return (43 + 48 * e) / (1 + e); };
+    expect(at56).toBeCloseTo(expected(1), 1);
+    expect(sharper).toBeCloseTo(expected(3), 1);
+    expect(sharper).toBeLessThan(at56);
+    expect(await page.textContent('#waist-value')).toBe('56.0');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('computes in the page exactly what Node computes, for the plain and the relaxed-SIMD build', async () => {
+    const { page } = await openPage(context, server.url);
+    const inputs = fixedInputs();
+    const builds: ('simd' | 'relaxed')[] = ['simd'];
+    // the browser project starts node with --experimental-wasm-relaxed-simd, and Chromium has relaxed SIMD
+    if (runtimeHasRelaxedSimd()) builds.push('relaxed');
+    expect(builds, 'the browser tests run node with --experimental-wasm-relaxed-simd').toContain('relaxed');
+    for (const simd of builds) {
+      const inNode = await runFixed(await import('../../src/index.js'), inputs, simd);
+      // the same function, its source evaluated in the page against the bundled qkv (window.qkv)
+      const inPage = await page.evaluate(
+        async ([source, inputs, simd]) => new Function(`return (${source})`)()((window as any).qkv, inputs, simd),
+        [runFixed.toString(), inputs, simd] as const,
+      );
+      expect(inPage.build).toBe(simd);
+      expect(inNode.build).toBe(simd);
+      for (const key of ['attention', 'weights', 'regression', 'product'] as const) {
+        expect(inPage[key].length, `${simd} ${key}`).toBe(inNode[key].length);
+        expect(inPage[key], `${simd} ${key} differs between Chromium and Node`).toEqual(inNode[key]);
+      }
+    }
+    await page.close();
+  });
+
+  it('shows one map per head and switches to the head that is picked', async () => {
+    const { page, errors } = await openPage(context, new URL('heads.html', server.url).href);
+    expect(await page.locator('#head-buttons button').count()).toBe(4);
+    const panels = () => page.locator('#all-heads svg g.panel').count();
+    expect(await panels()).toBe(4);
+    const before = await page.innerHTML('#head-map');
+    await page.click('#head-buttons button[data-head="2"]');
+    expect(await page.textContent('#head-title')).toBe('head 2');
+    expect(await page.getAttribute('#head-buttons button[data-head="2"]', 'aria-pressed')).toBe('true');
+    expect(await page.innerHTML('#head-map')).not.toBe(before);
+    await page.selectOption('#num-heads', '8');
+    expect(await panels()).toBe(8);
+    // causal: the first query attends only to itself in every head
+    const cells = await page.locator('#head-map svg g.panel rect').count();
+    expect(cells).toBe(100); // ten words
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('runs the benchmark cases on both engines and fills the table and the bar chart', async () => {
+    const { page, errors } = await openPage(context, new URL('bench.html?suite=smoke&run', server.url).href);
+    await page.waitForSelector('body[data-bench-done="smoke"]', { timeout: 60_000 });
+    const rows = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => ({ impl: (tr as HTMLElement).dataset.impl, cells: Array.from(tr.children, (td) => td.textContent) })));
+    expect(rows.map((r) => r.impl)).toEqual(['wasm', 'reference', 'wasm', 'reference']);
+    for (const { cells } of rows) {
+      expect(Number(cells[3])).toBeGreaterThan(0); // median ms
+      expect(Number.isFinite(Number(cells[5]))).toBe(true); // GFLOP/s
+    }
+    expect(await page.locator('#chart svg rect.bar').count()).toBe(4);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
+
+describe('examples/esbuild (qkv/inline in one HTML file) in Chromium', () => {
+  it('runs from file:// with nothing to fetch, and computes what Node computes', async () => {
+    const { page, errors } = await openPage(context, pathToFileURL(join(esbuildExample, 'dist/index.html')).href);
+    expect(await page.textContent('#prediction')).toBe('45.5');
+    expect(await page.locator('#heatmap svg g.panel rect').count()).toBe(36);
+    const inputs = fixedInputs();
+    const inPage = await page.evaluate(
+      async ([source, inputs]) => new Function(`return (${source})`)()((window as any).qkv, inputs, 'simd'),
+      [runFixed.toString(), inputs] as const,
+    );
+    const inNode = await runFixed(await import('../../src/index.js'), inputs, 'simd');
+    expect(inPage).toEqual(inNode);
+    expect(errors).toEqual([]);
+    await page.screenshot({ path: artifactPath('esbuild.png') });
+    await page.close();
+  });
+});
+
+describe('cross-origin isolation', () => {
+  it('vite preview sends COOP/COEP with QKV_ISOLATED=1, and the page is then cross-origin isolated', async () => {
+    const isolated = await servePreview({ isolated: true });
+    try {
+      const plain = await openPage(context, server.url);
+      expect(await plain.page.evaluate(() => crossOriginIsolated)).toBe(false);
+      expect(await plain.page.textContent('#runtime')).toContain('cross-origin isolated: no');
+      await plain.page.close();
+      const { page, errors } = await openPage(context, isolated.url);
+      expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+      expect(await page.textContent('#runtime')).toContain('cross-origin isolated: yes');
+      expect(await page.textContent('#prediction')).toBe('45.5');
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await isolated.close();
+    }
+  });
+});
