@@ -338,7 +338,6 @@ console.log(
   `\nSummary: ${results.length} ops on both engines; max |wasm - reference| = ${worst.diff.toExponential(1)} (${worst.name}).`,
 );
 
-
 // =============================================================================================
 // 5. Pictures: attention weights as SVG heatmaps (open them in a browser)
 // =============================================================================================

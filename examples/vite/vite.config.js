@@ -9,7 +9,7 @@ import { defineConfig } from 'vite';
 const isolated = process.env.QKV_ISOLATED === '1';
 
 /** The headers of a cross-origin isolated page; every sub-resource here is same-origin, so require-corp costs nothing. */
-export const ISOLATION_HEADERS = {
+const ISOLATION_HEADERS = {
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };

@@ -24,7 +24,7 @@ function render(engine) {
   $('prediction').textContent = prediction.toFixed(1);
   $('attention').textContent = `attention: ${weights.data[0].toFixed(3)} on 56 cm, ${weights.data[1].toFixed(3)} on 58 cm`;
   $('agreement').textContent = `wasm ${prediction.toFixed(4)} · reference ${checked.toFixed(4)}`;
-  $('query-heatmap').innerHTML = attentionHeatmap(weights.shape.length === 2 ? weights : tensor(weights.data, [1, 2]), {
+  $('query-heatmap').innerHTML = attentionHeatmap(weights, { // [1, 2]: one query, two keys
     rowLabels: [`${waist.toFixed(1)} cm`], colLabels: ['56 cm', '58 cm'], min: 0, max: 1, cellSize: 36, xLabel: '', yLabel: '',
   });
 
