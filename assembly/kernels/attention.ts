@@ -27,22 +27,23 @@ export const MASK_ADDITIVE: i32 = 2;
  * @param causal   CAUSAL_NONE, CAUSAL_TOP_LEFT or CAUSAL_BOTTOM_RIGHT
  * @param lpast    how many of the lk keys are past keys (for top-left alignment)
  * @param left,right  sliding window sides in keys, -1 = unbounded
+ * @param rowStart,rowEnd  the query rows to compute, counted over [b, hq, lq] (all: 0, b·hq·lq);
+ *                 threads split this range, and each row comes out the same whoever computes it
  */
 export function attention_f32(
   out: usize, weights: usize, scratch: usize, q: usize, k: usize, v: usize, mask: usize, lens: usize,
   b: i32, hq: i32, hkv: i32, lq: i32, lk: i32, e: i32, ev: i32,
   scale: f32, softcap: f32, maskKind: i32, msb: i32, msh: i32, msq: i32, msk: i32,
-  causal: i32, lpast: i32, left: i32, right: i32,
+  causal: i32, lpast: i32, left: i32, right: i32, rowStart: i32, rowEnd: i32,
 ): void {
   const group = hq / hkv;
-  for (let bi = 0; bi < b; bi++) {
-    const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
-    for (let h = 0; h < hq; h++) {
-      const kvh = bi * hkv + h / group;
-      const kBase = k + <usize>kvh * <usize>lk * (<usize>e << 2);
-      const vBase = v + <usize>kvh * <usize>lk * (<usize>ev << 2);
-      for (let i = 0; i < lq; i++) {
-        const row = (bi * hq + h) * lq + i;
+  // one unit of work is one query row: row = (bi · hq + h) · lq + i
+  for (let row = rowStart; row < rowEnd; row++) {
+        const i = row % lq, h = (row / lq) % hq, bi = row / (lq * hq);
+        const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+        const kvh = bi * hkv + h / group;
+        const kBase = k + <usize>kvh * <usize>lk * (<usize>e << 2);
+        const vBase = v + <usize>kvh * <usize>lk * (<usize>ev << 2);
         const o = out + <usize>row * (<usize>ev << 2);
         const s = weights != 0 ? weights + <usize>row * (<usize>lk << 2) : scratch;
         const p = queryPosition(i, causal, nb, lq, lpast);
@@ -74,8 +75,6 @@ export function attention_f32(
         }
         // output = sum_j w_j v_j, skipping keys of zero weight (so a masked NaN value cannot leak in)
         weightedRows(o, sr, vBase + <usize>lo * (<usize>ev << 2), n, ev);
-      }
-    }
   }
 }
 

@@ -29,11 +29,15 @@ import { MASK_BOOLEAN, MASK_NONE } from './attention';
 // @ts-ignore: decorator
 @inline const BLOCK: i32 = 128;
 
-/** Floats of scratch flash_attention_f32 needs: the packed K of one kv head, S and O for two rows. */
+/** Floats of scratch flash_attention_f32 needs (per thread): the packed K of one kv head, S and O for two rows, row state. */
 export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
   const panels = (lk + PANEL - 1) / PANEL;
-  return panels * PANEL * e + 2 * BLOCK + 2 * ((ev + 3) & ~3);
+  return panels * PANEL * e + 2 * BLOCK + 2 * ((ev + 3) & ~3) + STATE_FLOATS;
 }
+
+/** Per-row state (m, l, zero flag, α) for two rows, then their max vectors: 16 floats. */
+// @ts-ignore: decorator
+@inline const STATE_FLOATS: i32 = 16;
 
 /** Packs K [lk, e] into 16-key panels [panels][e][16], zero-padded. */
 function packKeys(kp: usize, k: usize, lk: i32, e: i32): void {
@@ -235,13 +239,15 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
 /**
  * Attention output without weights, f32, [B, H, L, D] row-major (grouped-query: head h reads kv
  * head h / (hq / hkv)). Arguments as in attention_f32 (kernels/attention.ts), plus:
- * @param scratch  f32 [flash_scratch_f32(lk, e, ev)], 16-byte aligned
+ * @param scratch  f32 [flash_scratch_f32(lk, e, ev)], 16-byte aligned, one per thread
+ * @param unitStart,unitEnd  the pairs of query rows to compute, counted over [b, hq, ceil(lq / 2)]
+ *                 (all: 0, b·hq·ceil(lq/2)); each pair comes out the same whoever computes it
  */
 export function flash_attention_f32(
   out: usize, scratch: usize, q: usize, k: usize, v: usize, mask: usize, lens: usize,
   b: i32, hq: i32, hkv: i32, lq: i32, lk: i32, e: i32, ev: i32,
   scale_: f32, softcap: f32, maskKind: i32, msb: i32, msh: i32, msq: i32, msk: i32,
-  causal: i32, lpast: i32, left: i32, right: i32,
+  causal: i32, lpast: i32, left: i32, right: i32, unitStart: i32, unitEnd: i32,
 ): void {
   const group = hq / hkv;
   const panels = (lk + PANEL - 1) / PANEL;
@@ -250,71 +256,75 @@ export function flash_attention_f32(
   const evPad = (ev + 3) & ~3;
   const o0 = s1 + BLOCK * 4, o1 = o0 + <usize>evPad * 4;
   // per-row state: m, l, any-zero flag, α; then the two rows' max vectors
-  const st0 = memory.data(64, 16), st1 = st0 + 16, mx = st0 + 32;
+  const st0 = o1 + <usize>evPad * 4, st1 = st0 + 16, mx = st0 + 32;
   const plain = softcap <= 0 && maskKind == MASK_NONE;
   const eb = <usize>e << 2, evb = <usize>ev << 2;
   const vscale = f32x4.splat(scale_);
-  for (let bi = 0; bi < b; bi++) {
+  const pairs = (lq + 1) / 2;
+  let packed = -1; // the kv head whose keys are in kp (bi · hkv + g)
+  let valuesNotFinite = false;
+  // one unit of work is one pair of query rows: unit = ((bi · hkv + g) · group + hh) · pairs + pair,
+  // so a contiguous range of units (a thread's share) packs each kv head's keys once
+  for (let unit = unitStart; unit < unitEnd; unit++) {
+    const pair = unit % pairs, head = unit / pairs; // head = (bi · hkv + g) · group + hh = bi · hq + h
+    const kvh = head / group, bi = head / hq, h = head % hq;
     const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
-    for (let g = 0; g < hkv; g++) {
-      const kvh = bi * hkv + g;
+    const vh = v + <usize>kvh * <usize>lk * evb;
+    if (kvh != packed) {
       packKeys(kp, k + <usize>kvh * <usize>lk * eb, lk, e);
-      const vh = v + <usize>kvh * <usize>lk * evb;
-      const valuesNotFinite = anyNotFinite(vh, lk * ev);
-      for (let h = g * group; h < (g + 1) * group; h++) {
-        const rowBase = (bi * hq + h) * lq;
-        for (let i0 = 0; i0 < lq; i0 += 2) {
-          const i1 = min(i0 + 1, lq - 1); // an odd last row is computed twice and written once
-          const p0 = queryPosition(i0, causal, nb, lq, lpast), p1 = queryPosition(i1, causal, nb, lq, lpast);
-          const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, nb, right);
-          const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, nb, right);
-          const q0 = q + <usize>(rowBase + i0) * eb, q1 = q + <usize>(rowBase + i1) * eb;
-          const out0 = out + <usize>(rowBase + i0) * evb, out1 = out + <usize>(rowBase + i1) * evb;
-          // the union of the two ranges (an empty range does not widen it)
-          const jlo = lo0 >= hi0 ? lo1 : lo1 >= hi1 ? lo0 : min(lo0, lo1);
-          const jhi = lo0 >= hi0 ? hi1 : lo1 >= hi1 ? hi0 : max(hi0, hi1);
-          if (jlo >= jhi) {
-            zero(out0, ev); zero(out1, ev);
-            continue;
-          }
-          store<f32>(st0, -Infinity); store<f32>(st0, 0, 4);
-          store<f32>(st1, -Infinity); store<f32>(st1, 0, 4);
-          zero(o0, ev); zero(o1, ev);
-          for (let j0 = jlo & ~(PANEL - 1); j0 < jhi; j0 += BLOCK) {
-            const n = min(BLOCK, jhi - j0);
-            const np = (n + PANEL - 1) / PANEL;
-            v128.store(mx, f32x4.splat(-Infinity)); v128.store(mx, f32x4.splat(-Infinity), 16);
-            for (let p = 0; p < np; p++) {
-              scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
-                kp + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
-            }
-            store<f32>(st0, 0, 8); store<f32>(st1, 0, 8);
-            // a block of whole panels that both rows may fully see, with nothing to add: the maxima
-            // folded in while scoring are the row maxima
-            const inside = plain && n == np * PANEL && j0 >= max(lo0, lo1) && j0 + n <= min(hi0, hi1);
-            let mb0: f32, mb1: f32;
-            if (inside) {
-              mb0 = hmax4(v128.load(mx)); mb1 = hmax4(v128.load(mx, 16));
-            } else {
-              prepareRow(s0, n, j0, lo0, hi0, softcap, mask, maskKind, bi * msb + h * msh + i0 * msq, msk);
-              prepareRow(s1, n, j0, lo1, hi1, softcap, mask, maskKind, bi * msb + h * msh + i1 * msq, msk);
-              mb0 = rowMax(s0, n); mb1 = rowMax(s1, n);
-            }
-            const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
-            if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1);
-            else {
-              if (live0) store<f32>(st0, load<f32>(st0, 12) * load<f32>(st0, 4) + expRow(s0, n, load<f32>(st0), st0), 4);
-              if (live1) store<f32>(st1, load<f32>(st1, 12) * load<f32>(st1, 4) + expRow(s1, n, load<f32>(st1), st1), 4);
-            }
-            // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
-            const careful = valuesNotFinite && (load<f32>(st0, 8) != 0 || load<f32>(st1, 8) != 0);
-            accumulateValues(o0, o1, load<f32>(st0, 12), load<f32>(st1, 12), s0, s1, vh + <usize>j0 * evb, n, ev, careful);
-          }
-          finishRow(out0, o0, load<f32>(st0), load<f32>(st0, 4), ev);
-          if (i1 != i0) finishRow(out1, o1, load<f32>(st1), load<f32>(st1, 4), ev);
-        }
-      }
+      valuesNotFinite = anyNotFinite(vh, lk * ev);
+      packed = kvh;
     }
+    const rowBase = head * lq;
+    const i0 = pair * 2;
+    const i1 = min(i0 + 1, lq - 1); // an odd last row is computed twice and written once
+    const p0 = queryPosition(i0, causal, nb, lq, lpast), p1 = queryPosition(i1, causal, nb, lq, lpast);
+    const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, nb, right);
+    const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, nb, right);
+    const q0 = q + <usize>(rowBase + i0) * eb, q1 = q + <usize>(rowBase + i1) * eb;
+    const out0 = out + <usize>(rowBase + i0) * evb, out1 = out + <usize>(rowBase + i1) * evb;
+    // the union of the two ranges (an empty range does not widen it)
+    const jlo = lo0 >= hi0 ? lo1 : lo1 >= hi1 ? lo0 : min(lo0, lo1);
+    const jhi = lo0 >= hi0 ? hi1 : lo1 >= hi1 ? hi0 : max(hi0, hi1);
+    if (jlo >= jhi) {
+      zero(out0, ev); zero(out1, ev);
+      continue;
+    }
+    store<f32>(st0, -Infinity); store<f32>(st0, 0, 4);
+    store<f32>(st1, -Infinity); store<f32>(st1, 0, 4);
+    zero(o0, ev); zero(o1, ev);
+    for (let j0 = jlo & ~(PANEL - 1); j0 < jhi; j0 += BLOCK) {
+      const n = min(BLOCK, jhi - j0);
+      const np = (n + PANEL - 1) / PANEL;
+      v128.store(mx, f32x4.splat(-Infinity)); v128.store(mx, f32x4.splat(-Infinity), 16);
+      for (let p = 0; p < np; p++) {
+        scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
+          kp + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
+      }
+      store<f32>(st0, 0, 8); store<f32>(st1, 0, 8);
+      // a block of whole panels that both rows may fully see, with nothing to add: the maxima
+      // folded in while scoring are the row maxima
+      const inside = plain && n == np * PANEL && j0 >= max(lo0, lo1) && j0 + n <= min(hi0, hi1);
+      let mb0: f32, mb1: f32;
+      if (inside) {
+        mb0 = hmax4(v128.load(mx)); mb1 = hmax4(v128.load(mx, 16));
+      } else {
+        prepareRow(s0, n, j0, lo0, hi0, softcap, mask, maskKind, bi * msb + h * msh + i0 * msq, msk);
+        prepareRow(s1, n, j0, lo1, hi1, softcap, mask, maskKind, bi * msb + h * msh + i1 * msq, msk);
+        mb0 = rowMax(s0, n); mb1 = rowMax(s1, n);
+      }
+      const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
+      if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1);
+      else {
+        if (live0) store<f32>(st0, load<f32>(st0, 12) * load<f32>(st0, 4) + expRow(s0, n, load<f32>(st0), st0), 4);
+        if (live1) store<f32>(st1, load<f32>(st1, 12) * load<f32>(st1, 4) + expRow(s1, n, load<f32>(st1), st1), 4);
+      }
+      // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
+      const careful = valuesNotFinite && (load<f32>(st0, 8) != 0 || load<f32>(st1, 8) != 0);
+      accumulateValues(o0, o1, load<f32>(st0, 12), load<f32>(st1, 12), s0, s1, vh + <usize>j0 * evb, n, ev, careful);
+    }
+    finishRow(out0, o0, load<f32>(st0), load<f32>(st0, 4), ev);
+    if (i1 != i0) finishRow(out1, o1, load<f32>(st1), load<f32>(st1, 4), ev);
   }
 }
 

@@ -5,20 +5,24 @@ import { fromData, type Tensor } from '../core/tensor.js';
 import type { AdditiveOptions, AdditiveParams, OutputWithWeights } from '../core/types.js';
 import type { WasmContext } from './context.js';
 import { gemm } from './matmul.js';
+import { softmaxRowsAt } from './softmax.js';
 
-export function additiveAttention({ kernels, arena }: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights {
+export function additiveAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights {
   const p = planAdditive(query, key, value, params, options);
   const { B, Lq, Lk, Dv, h } = p;
+  const { kernels, arena, parallel } = ctx;
   return arena.scoped(() => {
     const pq = arena.write(query.data), pk = arena.write(key.data), pv = arena.write(value.data);
     const qp = arena.allocF32(B * Lq * h), kp = arena.allocF32(B * Lk * h);
-    gemm(kernels, arena, qp, pq, arena.write(p.Wq.data), B * Lq, h, p.Dq, true);
-    gemm(kernels, arena, kp, pk, arena.write(p.Wk.data), B * Lk, h, p.Dk, true);
+    gemm(ctx, qp, pq, arena.write(p.Wq.data), B * Lq, h, p.Dq, true);
+    gemm(ctx, kp, pk, arena.write(p.Wk.data), B * Lk, h, p.Dk, true);
     const scores = arena.allocF32(B * Lq * Lk);
-    kernels.additive_scores_f32(scores, qp, kp, arena.write(p.wv.data), B, Lq, Lk, h);
-    kernels.softmax_rows_f32(scores, scores, B * Lq, Lk, p.rowLens ? arena.write(p.rowLens) : 0, 1);
+    const wv = arena.write(p.wv.data);
+    // threads take shares of the B·Lq query rows in each step
+    parallel.run('additive_scores_f32', B * Lq, Lk * h * 8, (_, r0, r1) => [scores, qp, kp, wv, B, Lq, Lk, h, r0, r1]);
+    softmaxRowsAt(ctx, scores, B * Lq, Lk, p.rowLens ? arena.write(p.rowLens) : 0);
     const pout = arena.allocF32(B * Lq * Dv);
-    kernels.weighted_rows_f32(pout, scores, pv, B, Lq, Lk, Dv);
+    parallel.run('weighted_rows_f32', B * Lq, Lk * Dv, (_, r0, r1) => [pout, scores, pv, B, Lq, Lk, Dv, r0, r1]);
     const result: OutputWithWeights = { output: fromData(arena.read(pout, B * Lq * Dv), [B, Lq, Dv]) };
     if (p.returnWeights) result.weights = fromData(arena.read(scores, B * Lq * Lk), [B, Lq, Lk]);
     return result;

@@ -21,7 +21,7 @@ function writeConcat(arena: Arena, past: Float32Array | null, next: Float32Array
 /** Below this many query rows per kv head, the row kernel beats the packed flash kernel (measured: bench). */
 const FLASH_MIN_ROWS_PER_KV_HEAD = 8;
 
-export function scaledDotProductAttention({ kernels, arena }: WasmContext, query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
+export function scaledDotProductAttention({ kernels, arena, parallel }: WasmContext, query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
   const p = planAttention(query, key, value, options);
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
   return arena.scoped(() => {
@@ -37,17 +37,19 @@ export function scaledDotProductAttention({ kernels, arena }: WasmContext, query
       p.scale, p.softcap, p.mask?.kind ?? 0, msb, msh, msq, msk,
       p.causal, p.Lpast, p.windowLeft, p.windowRight,
     ] as const;
+    // threads take shares of the query rows (pairs of rows for the fused kernel)
+    const rowWork = Lk * (E + Ev);
     let pw = 0;
-    if (p.returnWeights) {
-      // the weights are wanted: one query row at a time, writing each row of weights
-      pw = arena.allocF32(B * Hq * Lq * Lk);
-      kernels.attention_f32(pout, pw, 0, pq, pk, pv, pmask, plens, ...shapeAndOptions);
-    } else if (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
-      // decode-like: too few query rows per kv head to repay packing K, so stream K and V once
-      kernels.attention_f32(pout, 0, arena.allocF32(Lk), pq, pk, pv, pmask, plens, ...shapeAndOptions);
+    if (p.returnWeights || Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
+      // with weights, one query row at a time writes each row of weights; decode-like calls have too
+      // few query rows per kv head to repay packing K, so they stream K and V once
+      if (p.returnWeights) pw = arena.allocF32(B * Hq * Lq * Lk);
+      const scratch = pw ? () => 0 : arena.perThread(Lk, parallel.threads);
+      parallel.run('attention_f32', B * Hq * Lq, rowWork, (t, r0, r1) => [pout, pw, scratch(t), pq, pk, pv, pmask, plens, ...shapeAndOptions, r0, r1]);
     } else {
-      const scratch = arena.allocF32(kernels.flash_scratch_f32(Lk, E, Ev));
-      kernels.flash_attention_f32(pout, scratch, pq, pk, pv, pmask, plens, ...shapeAndOptions);
+      const scratch = arena.perThread(kernels.flash_scratch_f32(Lk, E, Ev), parallel.threads);
+      const pairs = B * Hq * Math.ceil(Lq / 2);
+      parallel.run('flash_attention_f32', pairs, 2 * rowWork, (t, u0, u1) => [pout, scratch(t), pq, pk, pv, pmask, plens, ...shapeAndOptions, u0, u1]);
     }
     const result: AttentionResult = { output: fromData(arena.read(pout, B * Hq * Lq * Ev), p.outputShape) };
     if (pw) result.weights = fromData(arena.read(pw, B * Hq * Lq * Lk), p.weightsShape);

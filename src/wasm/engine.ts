@@ -7,17 +7,23 @@ import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
-import { buildOf, chooseBuild, defaultWasmUrl, loadKernels, type Kernels } from './loader.js';
+import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels, type Kernels } from './loader.js';
 import { matmul } from './matmul.js';
-import { Arena } from './memory.js';
+import { Arena, MAX_MEMORY_BYTES } from './memory.js';
+import { CONTROL_BYTES, pool, serial, whenReady, type Parallel } from './parallel.js';
+import { availableCores, canBlock, startWorkers } from './workers.js';
 import { maskedSoftmax, softmax } from './softmax.js';
 
 /** Options of {@link createEngine}. */
 export interface EngineOptions {
   /**
-   * Worker threads for the kernels. Default 1. This version runs every kernel on the calling
-   * thread: a larger number or `'auto'` runs one thread (results are the same), warns once, and
-   * `engine.info.threads` says 1.
+   * Threads that run the kernels, the calling one included. Default 1. `'auto'` uses the available
+   * cores (`os.availableParallelism()`, `navigator.hardwareConcurrency`). More than one starts worker
+   * threads (Node `worker_threads`, browser Web Workers) over one shared wasm memory; results are
+   * bit-identical for every thread count. Calls stay synchronous: the caller blocks in `Atomics.wait`
+   * (on a browser's main thread, where blocking is not allowed, it spins until the workers finish).
+   * Small calls run on the calling thread alone. In a browser without cross-origin isolation the
+   * engine runs one thread and warns once. `engine.info.threads` says how many run.
    */
   threads?: number | 'auto';
   /**
@@ -34,6 +40,20 @@ export interface EngineOptions {
    * reports which build it is; an explicit `simd: 'simd'` or `'relaxed'` that contradicts it throws.
    */
   wasm?: URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;
+  /**
+   * The most wasm memory the engine may hold, in bytes. A call whose buffers would need more throws a
+   * RangeError before allocating, and the engine stays usable. Default and ceiling: 4 GiB - 64 KiB.
+   */
+  maxMemoryBytes?: number;
+}
+
+const COOP_COEP = "threads need cross-origin isolation: serve the page with the headers 'Cross-Origin-Opener-Policy: same-origin' and 'Cross-Origin-Embedder-Policy: require-corp'";
+
+/** Whether this runtime can share wasm memory between threads. */
+function sharedMemoryAvailable(): boolean {
+  if (typeof SharedArrayBuffer === 'undefined') return false;
+  const g = globalThis as { crossOriginIsolated?: boolean };
+  return g.crossOriginIsolated !== false;
 }
 
 let warned = false;
@@ -63,23 +83,58 @@ function checkConstants(k: Kernels): void {
  */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   if (options === null || typeof options !== 'object') throw new TypeError('createEngine: options must be an object');
-  const { threads = 1, simd = 'auto', wasm } = options;
+  const { threads = 1, simd = 'auto', wasm, maxMemoryBytes = MAX_MEMORY_BYTES } = options;
   if (threads !== 'auto' && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1)) {
     throw new RangeError(`createEngine: options.threads must be a positive integer or 'auto', got ${String(threads)}`);
   }
-  if (threads !== 1) warnOnce(`qkv: threads = ${String(threads)} asked for, but this version runs its kernels on one thread`);
   if (simd !== 'auto' && simd !== 'simd' && simd !== 'relaxed') {
     throw new RangeError(`createEngine: options.simd must be 'auto', 'simd' or 'relaxed', got ${String(simd)}`);
   }
+  if (typeof maxMemoryBytes !== 'number' || !(maxMemoryBytes >= 65536) || maxMemoryBytes > MAX_MEMORY_BYTES) {
+    throw new RangeError(`createEngine: options.maxMemoryBytes must be a number in [65536, ${MAX_MEMORY_BYTES}], got ${String(maxMemoryBytes)}`);
+  }
   const chosen = chooseBuild(simd); // throws when the runtime cannot run what is asked for
 
-  const kernels = await loadKernels(wasm === undefined ? defaultWasmUrl(chosen) : wasm);
-  checkConstants(kernels);
+  let count = threads === 'auto' ? await availableCores() : threads;
+  if (count > 1 && !sharedMemoryAvailable()) {
+    warnOnce(`qkv: ${COOP_COEP}. Running on one thread.`);
+    count = 1;
+  }
+  const module = await compileKernels(wasm === undefined ? defaultWasmUrl(chosen, count > 1) : wasm);
+  if (count > 1 && !importsMemory(module)) {
+    warnOnce('qkv: options.wasm is not a threads build (it does not import a shared memory). Running on one thread.');
+    count = 1;
+  } else if (count === 1 && importsMemory(module)) {
+    if (wasm !== undefined) throw new Error('createEngine: options.wasm is a threads build; pass threads > 1 with it, or give a single-threaded build');
+  }
+
+  let kernels: Kernels;
+  let parallel: Parallel;
+  if (count > 1) {
+    const maximum = Math.floor(maxMemoryBytes / 65536);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum, shared: true });
+    kernels = instantiateKernels(module, memory);
+    checkConstants(kernels);
+    const control = new SharedArrayBuffer(CONTROL_BYTES);
+    const workers = await startWorkers(Array.from({ length: count - 1 }, (_, index) => ({ module, memory, control, index })));
+    try {
+      await whenReady(control, count - 1, workers);
+    } catch (error) {
+      for (const w of workers) w.terminate();
+      throw error;
+    }
+    parallel = pool(kernels, control, workers, canBlock());
+  } else {
+    kernels = instantiateKernels(module);
+    checkConstants(kernels);
+    parallel = serial(kernels);
+  }
   const build = buildOf(kernels);
   if (wasm !== undefined && simd !== 'auto' && build !== simd) {
+    parallel.dispose();
     throw new Error(`createEngine: options.simd is '${simd}' but options.wasm is the ${build === 'relaxed' ? 'relaxed-SIMD' : 'plain SIMD'} build`);
   }
-  let ctx: WasmContext | null = { kernels, arena: new Arena(kernels.memory, kernels.heap_base()) };
+  let ctx: WasmContext | null = { kernels, arena: new Arena(kernels.memory, kernels.heap_base(), maxMemoryBytes), parallel };
   const live = (): WasmContext => {
     if (ctx === null) throw new Error('qkv: this engine has been disposed');
     return ctx;
@@ -92,9 +147,12 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     name: 'wasm',
     /** A snapshot: memoryBytes is the wasm memory held now. */
     get info(): EngineInfo {
-      return { simd: build, threads: 1, memoryBytes: ctx === null ? 0 : ctx.arena.bytes };
+      return { simd: build, threads: parallel.threads, memoryBytes: ctx === null ? 0 : ctx.arena.bytes };
     },
-    dispose() { ctx = null; },
+    dispose() {
+      parallel.dispose();
+      ctx = null;
+    },
     ...ops,
     softmax: (x) => softmax(live(), x),
     maskedSoftmax: (x, validLens) => maskedSoftmax(live(), x, validLens),

@@ -1,18 +1,20 @@
-// Thin wrapper over assembly/kernels/kernelRegression.ts.
+// Thin wrapper over assembly/kernels/kernelRegression.ts; threads take shares of the queries.
 import { planKernelRegression } from '../core/plans.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { KernelRegressionOptions, OutputWithWeights } from '../core/types.js';
 import type { WasmContext } from './context.js';
 
-export function kernelRegression({ kernels, arena }: WasmContext, queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights {
+export function kernelRegression({ kernels, arena, parallel }: WasmContext, queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights {
   const p = planKernelRegression(queries, keys, values, options);
   const { n, m, d, dv } = p;
   return arena.scoped(() => {
     const pq = arena.write(queries.data), pk = arena.write(keys.data), pv = arena.write(values.data);
     const pout = arena.allocF32(n * dv);
     const pw = p.returnWeights ? arena.allocF32(n * m) : 0;
-    const scratch = p.returnWeights ? 0 : arena.allocF32(m);
-    kernels.kernel_regression_f32(pout, pw, scratch, pq, pk, pv, n, m, d, dv, p.w);
+    const scratch = arena.perThread(m, parallel.threads);
+    parallel.run('kernel_regression_f32', n, m * (d + dv + 8), (t, i0, i1) => [
+      pout + i0 * dv * 4, pw ? pw + i0 * m * 4 : 0, pw ? 0 : scratch(t), pq + i0 * d * 4, pk, pv, i1 - i0, m, d, dv, p.w,
+    ]);
     const result: OutputWithWeights = { output: fromData(arena.read(pout, n * dv), p.outputShape) };
     if (pw) result.weights = fromData(arena.read(pw, n * m), p.weightsShape);
     return result;

@@ -10,28 +10,28 @@ export interface Kernels {
   /** 1 in the relaxed-SIMD build, 0 in the plain SIMD build (assembly/build.ts). */
   RELAXED_SIMD: WebAssembly.Global;
   heap_base(): number;
-  gemm_f32(c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean, scratch: number): void;
+  gemm_f32(c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean | number, scratch: number): void;
   gemm_scratch_f32(n: number, k: number): number;
   softmax_rows_f32(out: number, x: number, rows: number, n: number, lens: number, rowsPerLen: number): void;
   attention_f32(
     out: number, weights: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
     b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number,
     scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
-    causal: number, lpast: number, left: number, right: number,
+    causal: number, lpast: number, left: number, right: number, rowStart: number, rowEnd: number,
   ): void;
   flash_attention_f32(
     out: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
     b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number,
     scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
-    causal: number, lpast: number, left: number, right: number,
+    causal: number, lpast: number, left: number, right: number, unitStart: number, unitEnd: number,
   ): void;
   flash_scratch_f32(lk: number, e: number, ev: number): number;
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
-  additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number): void;
+  additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number, rowStart: number, rowEnd: number): void;
   exp_f32(out: number, x: number, n: number): void;
   exp_nonpositive_f32(out: number, x: number, n: number): void;
   tanh_f32(out: number, x: number, n: number): void;
-  weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number): void;
+  weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number, rowStart: number, rowEnd: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
 }
@@ -90,11 +90,19 @@ export function chooseBuild(simd: 'auto' | SimdBuild = 'auto'): SimdBuild {
 
 /**
  * Where a build is shipped: build/ at the package root (the same relative path from src/wasm/ and dist/wasm/).
- * Each URL is a literal `new URL('…', import.meta.url)` so that bundlers find and emit both files.
+ * Each URL is a literal `new URL('…', import.meta.url)` so that bundlers find and emit every file.
+ * `threaded` builds import a shared memory (asc --enable threads --importMemory --sharedMemory).
  */
-export const defaultWasmUrl = (build: SimdBuild = chooseBuild()): URL => build === 'relaxed'
-  ? new URL('../../build/qkv-relaxed.wasm', import.meta.url)
-  : new URL('../../build/qkv.wasm', import.meta.url);
+export const defaultWasmUrl = (build: SimdBuild = chooseBuild(), threaded = false): URL => {
+  if (threaded) {
+    return build === 'relaxed'
+      ? new URL('../../build/qkv-relaxed-threads.wasm', import.meta.url)
+      : new URL('../../build/qkv-threads.wasm', import.meta.url);
+  }
+  return build === 'relaxed'
+    ? new URL('../../build/qkv-relaxed.wasm', import.meta.url)
+    : new URL('../../build/qkv.wasm', import.meta.url);
+};
 
 /** Which build a loaded module is, from its RELAXED_SIMD marker. */
 export const buildOf = (kernels: Kernels): SimdBuild => (kernels.RELAXED_SIMD.value === 1 ? 'relaxed' : 'simd');
@@ -109,15 +117,29 @@ async function compile(bytes: ArrayBuffer | Uint8Array): Promise<WebAssembly.Mod
   }
 }
 
-/** Compiles (unless given a module) and instantiates the kernels; by default the build that chooseBuild() picks. */
-export async function loadKernels(source: WasmSource = defaultWasmUrl()): Promise<Kernels> {
-  let module: WebAssembly.Module;
-  if (source instanceof WebAssembly.Module) module = source;
-  else if (source instanceof ArrayBuffer || source instanceof Uint8Array) module = await compile(source);
-  else if (source instanceof URL || typeof source === 'string') module = await compile(await fetchBytes(source));
-  else throw new TypeError('createEngine: options.wasm must be a URL, a path, an ArrayBuffer, a Uint8Array or a WebAssembly.Module');
-  // the module is compiled already; the loader's async instantiate would probe the global Response,
-  // which in Node loads the whole fetch implementation (about 20 ms of cold start)
-  const { exports } = instantiateSync<Record<string, unknown>>(module, {});
+/** Compiles the kernels' module from any WasmSource (a module is returned as is). */
+export async function compileKernels(source: WasmSource): Promise<WebAssembly.Module> {
+  if (source instanceof WebAssembly.Module) return source;
+  if (source instanceof ArrayBuffer || source instanceof Uint8Array) return compile(source);
+  if (source instanceof URL || typeof source === 'string') return compile(await fetchBytes(source));
+  throw new TypeError('createEngine: options.wasm must be a URL, a path, an ArrayBuffer, a Uint8Array or a WebAssembly.Module');
+}
+
+/** Whether a module is a threads build: it imports its (shared) memory instead of exporting its own. */
+export const importsMemory = (module: WebAssembly.Module): boolean =>
+  WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
+
+/**
+ * Instantiates compiled kernels (over `memory` for a threads build). Synchronous: the loader's async
+ * instantiate would probe the global Response, which in Node loads the whole fetch implementation
+ * (about 20 ms of cold start).
+ */
+export function instantiateKernels(module: WebAssembly.Module, memory?: WebAssembly.Memory): Kernels {
+  const { exports } = instantiateSync<Record<string, unknown>>(module, memory ? { env: { memory } } : {});
   return exports as unknown as Kernels;
+}
+
+/** Compiles (unless given a module) and instantiates the single-threaded kernels; by default the build that chooseBuild() picks. */
+export async function loadKernels(source: WasmSource = defaultWasmUrl()): Promise<Kernels> {
+  return instantiateKernels(await compileKernels(source));
 }

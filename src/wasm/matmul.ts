@@ -3,23 +3,27 @@ import { planMatmul } from '../core/plans.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { MatmulOptions } from '../core/types.js';
 import type { WasmContext } from './context.js';
-import type { Arena } from './memory.js';
-import type { Kernels } from './loader.js';
 
-/** C[m, n] = A[m, k] · B (B [k, n], or [n, k] with transposeB) on pointers into the arena. */
-export function gemm(kernels: Kernels, arena: Arena, c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean): void {
-  arena.scoped(() => kernels.gemm_f32(c, a, b, m, n, k, transposeB, arena.allocF32(kernels.gemm_scratch_f32(n, k))));
+/**
+ * C[m, n] = A[m, k] · B (B [k, n], or [n, k] with transposeB) on pointers into the arena; threads
+ * take pairs of rows of C (each packs B into its own scratch).
+ */
+export function gemm({ kernels, arena, parallel }: WasmContext, c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean): void {
+  arena.scoped(() => {
+    const scratch = arena.perThread(kernels.gemm_scratch_f32(n, k), parallel.threads);
+    parallel.run('gemm_f32', m, n * k, (t, r0, r1) => [c + r0 * n * 4, a + r0 * k * 4, b, r1 - r0, n, k, transposeB ? 1 : 0, scratch(t)], 2);
+  });
 }
 
-export function matmul({ kernels, arena }: WasmContext, a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
+export function matmul(ctx: WasmContext, a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
   const p = planMatmul(a, b, options);
   const { M, N, K } = p;
+  const { arena } = ctx;
   return arena.scoped(() => {
     const pa = arena.write(a.data), pb = arena.write(b.data);
     const pc = arena.allocF32(p.batch * M * N);
-    const scratch = arena.allocF32(kernels.gemm_scratch_f32(N, K));
     for (let z = 0; z < p.batch; z++) {
-      kernels.gemm_f32(pc + z * M * N * 4, pa + p.aOffset(z) * 4, pb + p.bOffset(z) * 4, M, N, K, p.transposeB, scratch);
+      gemm(ctx, pc + z * M * N * 4, pa + p.aOffset(z) * 4, pb + p.bOffset(z) * 4, M, N, K, p.transposeB);
     }
     return fromData(arena.read(pc, p.batch * M * N), p.outputShape);
   });

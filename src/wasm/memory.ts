@@ -10,14 +10,14 @@
 
 const ALIGN = 16; // v128 loads are unaligned-safe, but aligned rows are faster
 const PAGE = 65536;
-/** The wasm32 ceiling. */
-export const MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024;
+/** The wasm32 ceiling, less one page: the default and largest memory limit of an engine. */
+export const MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
 
 export class Arena {
   private top: number;
   private readonly base: number;
 
-  constructor(readonly memory: WebAssembly.Memory, heapBase: number) {
+  constructor(readonly memory: WebAssembly.Memory, heapBase: number, private readonly limit = MAX_MEMORY_BYTES) {
     this.base = Math.ceil(heapBase / ALIGN) * ALIGN;
     this.top = this.base;
   }
@@ -40,8 +40,8 @@ export class Arena {
   alloc(bytes: number): number {
     const ptr = this.top;
     const end = ptr + Math.ceil(bytes / ALIGN) * ALIGN;
-    if (end > MAX_MEMORY_BYTES) {
-      throw new RangeError(`qkv: this call needs ${end - this.base} bytes of wasm memory, more than the 4 GiB wasm32 limit`);
+    if (end > this.limit) {
+      throw new RangeError(`qkv: this call needs at least ${end - this.base} bytes of wasm memory, more than the engine's limit of ${this.limit} bytes (createEngine({ maxMemoryBytes }))`);
     }
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
@@ -51,6 +51,13 @@ export class Arena {
 
   allocF32(count: number): number {
     return this.alloc(count * 4);
+  }
+
+  /** `threads` scratch regions of `count` floats each (16-byte aligned); returns (thread) => address. */
+  perThread(count: number, threads: number): (thread: number) => number {
+    const stride = Math.ceil(count / 4) * 16;
+    const base = this.alloc(stride * threads);
+    return (thread) => base + thread * stride;
   }
 
   /** Copies `data` in and returns its address. */

@@ -1,22 +1,30 @@
-// Thin wrapper over assembly/kernels/softmax.ts: softmax and maskedSoftmax, computed in place.
+// Thin wrapper over assembly/kernels/softmax.ts: softmax and maskedSoftmax, computed in place,
+// threads taking shares of the rows.
 import { planMaskedSoftmax, planSoftmax } from '../core/plans.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
 
-export function softmax({ kernels, arena }: WasmContext, x: Tensor): Tensor {
-  const { rows, n } = planSoftmax(x);
+/** Softmax in place over `rows` rows of n floats at px, with per-row lengths (i32 pointer) or 0 for none. */
+export function softmaxRowsAt({ parallel }: WasmContext, px: number, rows: number, n: number, lens: number): void {
+  // about 20 instructions an element (exp dominates): weigh a row as 8 multiply-adds an element
+  parallel.run('softmax_rows_f32', rows, 8 * n, (_, r0, r1) => [px + r0 * n * 4, px + r0 * n * 4, r1 - r0, n, lens ? lens + r0 * 4 : 0, 1]);
+}
+
+function softmaxRows(ctx: WasmContext, x: Tensor, rows: number, n: number, lens: Int32Array | null): Tensor {
+  const { arena } = ctx;
   return arena.scoped(() => {
     const px = arena.write(x.data);
-    kernels.softmax_rows_f32(px, px, rows, n, 0, 1);
+    softmaxRowsAt(ctx, px, rows, n, lens ? arena.write(lens) : 0);
     return fromData(arena.read(px, x.data.length), x.shape);
   });
 }
 
-export function maskedSoftmax({ kernels, arena }: WasmContext, x: Tensor, validLens?: ArrayLike<number> | Tensor): Tensor {
+export function softmax(ctx: WasmContext, x: Tensor): Tensor {
+  const { rows, n } = planSoftmax(x);
+  return softmaxRows(ctx, x, rows, n, null);
+}
+
+export function maskedSoftmax(ctx: WasmContext, x: Tensor, validLens?: ArrayLike<number> | Tensor): Tensor {
   const { rows, n, rowLens } = planMaskedSoftmax(x, validLens);
-  return arena.scoped(() => {
-    const px = arena.write(x.data);
-    kernels.softmax_rows_f32(px, px, rows, n, arena.write(rowLens), 1);
-    return fromData(arena.read(px, x.data.length), x.shape);
-  });
+  return softmaxRows(ctx, x, rows, n, rowLens);
 }

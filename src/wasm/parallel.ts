@@ -1,0 +1,223 @@
+// Runs a kernel over a range of work units on one or several threads that share one wasm memory.
+//
+// A kernel call is split into contiguous shares of its units (query rows, pairs of rows, matrix
+// rows); the calling thread takes the first share and workers the others. Every output element is
+// computed by exactly one thread with the same instructions in the same order as on one thread,
+// so results are bit-identical for every thread count.
+//
+// Hand-off goes through a small SharedArrayBuffer, not messages, so that the API stays synchronous:
+//
+//   Int32 [0] generation   bumped by the caller to start a job; workers Atomics.wait on it
+//         [1] pending      workers still running; the last one to finish notifies the caller
+//         [2] error        set by a worker whose kernel threw; its message follows in bytes
+//         [3] stop         set by dispose(); workers return
+//         [4] ready        workers that have started and wait for jobs
+//   Float64 slots from byte 64: per worker [kernel index, argument count, arguments...]
+//   Uint8 from ERROR_AT: the UTF-8 message of the first error
+import type { Kernels } from './loader.js';
+
+/** Kernels a worker may run, by index (the job slot holds the index, not the name). */
+export const PARALLEL_KERNELS = [
+  'gemm_f32', 'softmax_rows_f32', 'attention_f32', 'flash_attention_f32',
+  'kernel_regression_f32', 'additive_scores_f32', 'weighted_rows_f32',
+] as const;
+export type ParallelKernel = typeof PARALLEL_KERNELS[number];
+
+const GEN = 0, PENDING = 1, ERROR = 2, STOP = 3, READY = 4;
+const SLOTS_AT = 64;
+const SLOT_DOUBLES = 40;
+const MAX_WORKERS = 64;
+const ERROR_AT = SLOTS_AT + MAX_WORKERS * SLOT_DOUBLES * 8;
+const ERROR_BYTES = 1024;
+export const CONTROL_BYTES = ERROR_AT + ERROR_BYTES;
+
+/**
+ * Below this much work (in multiply-adds, roughly) a call runs on the calling thread alone. Measured
+ * with bench/parallel-threshold.js on the 2-core Zen 5 machine: waking a worker and waiting for it
+ * costs 15-40 µs, the time of about 0.5-1.5 M multiply-adds here; at 2 M the second thread starts to pay.
+ */
+export const MIN_PARALLEL_WORK = 2_000_000;
+
+/** Builds the arguments of thread t's share [start, end). */
+export type ArgsFor = (thread: number, start: number, end: number) => number[];
+
+export interface Parallel {
+  /** Threads that run kernels, the calling one included. */
+  readonly threads: number;
+  /**
+   * Runs `kernel` over `units` units of work costing about `workPerUnit` multiply-adds each; shares
+   * start on multiples of `align` (so that pairs of rows stay pairs).
+   */
+  run(kernel: ParallelKernel, units: number, workPerUnit: number, args: ArgsFor, align?: number): void;
+  dispose(): void;
+}
+
+/** The same interface on the calling thread alone. */
+export function serial(kernels: Kernels): Parallel {
+  return {
+    threads: 1,
+    run(kernel, units, _work, args) {
+      call(kernels, kernel, args(0, 0, units));
+    },
+    dispose() {},
+  };
+}
+
+function call(kernels: Kernels, kernel: ParallelKernel, args: number[]): void {
+  (kernels[kernel] as unknown as (...a: number[]) => void)(...args);
+}
+
+/** Contiguous shares of `units` for `threads` threads, boundaries on multiples of `align`. */
+export function shares(units: number, threads: number, align = 1): [number, number][] {
+  const out: [number, number][] = [];
+  const blocks = Math.ceil(units / align);
+  for (let t = 0; t < threads; t++) {
+    const start = Math.min(units, Math.floor((t * blocks) / threads) * align);
+    const end = Math.min(units, Math.floor(((t + 1) * blocks) / threads) * align);
+    out.push([start, end]);
+  }
+  return out;
+}
+
+/** What a worker needs to start: the compiled module, the shared memory and the control block. */
+export interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer;
+  index: number;
+}
+
+/** A started worker, whatever the platform. */
+export interface WorkerHandle {
+  terminate(): void;
+  /** Set when the worker died outside a kernel (e.g. failed to start). */
+  failure(): string | null;
+  /** Called once the worker waits for jobs: from then on it must not keep the process alive. */
+  settle(): void;
+}
+
+/**
+ * A pool over `workers` (threads - 1) started by the platform. `canBlock` says whether the calling
+ * thread may Atomics.wait (not on a browser's main thread, which spins instead).
+ */
+export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: WorkerHandle[], canBlock: boolean): Parallel {
+  const ctrl = new Int32Array(control);
+  const slots = new Float64Array(control, SLOTS_AT, MAX_WORKERS * SLOT_DOUBLES);
+  const threads = workers.length + 1;
+  let disposed = false;
+
+  function waitForWorkers(): void {
+    for (;;) {
+      const pending = Atomics.load(ctrl, PENDING);
+      if (pending === 0) return;
+      for (const w of workers) {
+        const failure = w.failure();
+        if (failure) throw new Error(`qkv: a worker thread died: ${failure}`);
+      }
+      if (canBlock) Atomics.wait(ctrl, PENDING, pending, 100);
+    }
+  }
+
+  return {
+    threads,
+    run(kernel, units, workPerUnit, args, align = 1) {
+      if (disposed) throw new Error('qkv: this engine has been disposed');
+      if (units * workPerUnit < MIN_PARALLEL_WORK || units < 2 * align) {
+        call(kernels, kernel, args(0, 0, units));
+        return;
+      }
+      const parts = shares(units, threads, align);
+      for (let w = 0; w < workers.length; w++) {
+        const [start, end] = parts[w + 1];
+        const slot = w * SLOT_DOUBLES;
+        if (start >= end) { slots[slot] = -1; continue; }
+        const a = args(w + 1, start, end);
+        slots[slot] = PARALLEL_KERNELS.indexOf(kernel);
+        slots[slot + 1] = a.length;
+        for (let i = 0; i < a.length; i++) slots[slot + 2 + i] = a[i];
+      }
+      Atomics.store(ctrl, ERROR, 0);
+      Atomics.store(ctrl, PENDING, workers.length);
+      Atomics.add(ctrl, GEN, 1);
+      Atomics.notify(ctrl, GEN);
+      let own: unknown = null;
+      try {
+        const [start, end] = parts[0];
+        if (start < end) call(kernels, kernel, args(0, start, end));
+      } catch (error) {
+        own = error;
+      }
+      waitForWorkers(); // even when our share threw: the workers still use the memory
+      if (own) throw own;
+      if (Atomics.load(ctrl, ERROR) !== 0) {
+        const bytes = new Uint8Array(control, ERROR_AT, ERROR_BYTES);
+        const length = bytes.indexOf(0) < 0 ? ERROR_BYTES : bytes.indexOf(0);
+        throw new Error(`qkv: a kernel failed in a worker thread: ${new TextDecoder().decode(bytes.slice(0, length))}`);
+      }
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      Atomics.store(ctrl, STOP, 1);
+      Atomics.add(ctrl, GEN, 1);
+      Atomics.notify(ctrl, GEN);
+      for (const w of workers) w.terminate();
+    },
+  };
+}
+
+/**
+ * The worker's side: wait for a job, run this worker's slot, report, repeat until stopped. Runs
+ * inside the worker with the kernels instantiated over the shared memory.
+ */
+export function serveJobs(kernels: Kernels, control: SharedArrayBuffer, index: number): void {
+  const ctrl = new Int32Array(control);
+  const slots = new Float64Array(control, SLOTS_AT, MAX_WORKERS * SLOT_DOUBLES);
+  const slot = index * SLOT_DOUBLES;
+  let generation = Atomics.load(ctrl, GEN);
+  Atomics.add(ctrl, READY, 1);
+  Atomics.notify(ctrl, READY);
+  for (;;) {
+    Atomics.wait(ctrl, GEN, generation);
+    generation = Atomics.load(ctrl, GEN);
+    if (Atomics.load(ctrl, STOP) !== 0) return;
+    const k = slots[slot];
+    if (k >= 0) {
+      try {
+        const args = Array.from(slots.subarray(slot + 2, slot + 2 + slots[slot + 1]));
+        call(kernels, PARALLEL_KERNELS[k], args);
+      } catch (error) {
+        if (Atomics.compareExchange(ctrl, ERROR, 0, 1) === 0) {
+          const text = new TextEncoder().encode(String((error as Error)?.message ?? error)).slice(0, ERROR_BYTES - 1);
+          const bytes = new Uint8Array(control, ERROR_AT, ERROR_BYTES);
+          bytes.fill(0);
+          bytes.set(text);
+        }
+      }
+    }
+    if (Atomics.sub(ctrl, PENDING, 1) === 1) Atomics.notify(ctrl, PENDING);
+  }
+}
+
+/** Resolves when `count` workers have reached serveJobs (so that none misses the first job). */
+export async function whenReady(control: SharedArrayBuffer, count: number, workers: WorkerHandle[]): Promise<void> {
+  const ctrl = new Int32Array(control);
+  for (;;) {
+    const ready = Atomics.load(ctrl, READY);
+    if (ready >= count) {
+      for (const w of workers) w.settle();
+      return;
+    }
+    for (const w of workers) {
+      const failure = w.failure();
+      if (failure) throw new Error(`qkv: a worker thread failed to start: ${failure}`);
+    }
+    const waitAsync = (Atomics as unknown as { waitAsync?: (a: Int32Array, i: number, v: number, t: number) => { value: Promise<unknown> | string } }).waitAsync;
+    if (waitAsync) {
+      const r = waitAsync(ctrl, READY, ready, 50);
+      if (typeof r.value !== 'string') await r.value;
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}
