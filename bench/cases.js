@@ -20,11 +20,21 @@ export function random(shape, seed) {
   return tensor(data, shape);
 }
 
-export function matmulCase(M, K = M, N = M) {
+/**
+ * Every nonzero value of uniform [-1, 1) data times this is a float32 subnormal (below 2^-126 ≈ 1.2e-38).
+ * Subnormal cases pair with the normal case of the same shape (`normalShape`); run.js prints the ratio
+ * of their times, which should stay under 2x (CPUs that handle subnormals in microcode take 10-100x).
+ */
+const SUBNORMAL_SCALE = 1e-39;
+const subnormal = (t) => tensor(t.data.map((x) => x * SUBNORMAL_SCALE), t.shape);
+
+/** With `subnormal`, a is subnormal: every product and every partial sum is one. */
+export function matmulCase(M, K = M, N = M, { subnormal: sub = false } = {}) {
+  const shape = M === K && K === N ? `${M}x${M}x${M}` : `${M}x${K}x${N}`;
   return {
-    op: 'matmul', shape: M === K && K === N ? `${M}x${M}x${M}` : `${M}x${K}x${N}`, flops: 2 * M * K * N,
+    op: 'matmul', shape: sub ? `${shape}, a subnormal` : shape, normalShape: sub ? shape : undefined, flops: 2 * M * K * N,
     params: { M, K, N },
-    inputs: () => ({ a: random([M, K], 1), b: random([K, N], 2) }),
+    inputs: () => ({ a: sub ? subnormal(random([M, K], 1)) : random([M, K], 1), b: random([K, N], 2) }),
     qkv: (e, { a, b }) => e.matmul(a, b),
   };
 }
@@ -38,12 +48,17 @@ export function softmaxCase(rows, n) {
   };
 }
 
-/** Scaled dot-product attention on [B, H, L, d]; FLOPs 4·B·H·Lq·Lk·d, halved when causal (the work that must be done). */
-export function attentionCase(label, { B = 1, H = 8, Lq, Lk = Lq, d = 64, causal = false }) {
+/**
+ * Scaled dot-product attention on [B, H, L, d]; FLOPs 4·B·H·Lq·Lk·d, halved when causal (the work that must be done).
+ * With `subnormal`, q and v are subnormal: so are the scores and every product and sum of weights · v.
+ */
+export function attentionCase(label, { B = 1, H = 8, Lq, Lk = Lq, d = 64, causal = false, subnormal: sub = false }) {
+  const maybe = (t) => (sub ? subnormal(t) : t);
   return {
-    op: 'attention', shape: `${label} (B=${B} H=${H} d=${d})`, flops: 4 * B * H * Lq * Lk * d * (causal ? 0.5 : 1),
+    op: 'attention', shape: `${label}${sub ? ', q and v subnormal' : ''} (B=${B} H=${H} d=${d})`, normalShape: sub ? `${label} (B=${B} H=${H} d=${d})` : undefined,
+    flops: 4 * B * H * Lq * Lk * d * (causal ? 0.5 : 1),
     params: { B, H, Lq, Lk, d, causal },
-    inputs: () => ({ q: random([B, H, Lq, d], 4), k: random([B, H, Lk, d], 5), v: random([B, H, Lk, d], 6) }),
+    inputs: () => ({ q: maybe(random([B, H, Lq, d], 4)), k: random([B, H, Lk, d], 5), v: maybe(random([B, H, Lk, d], 6)) }),
     qkv: (e, { q, k, v }) => e.scaledDotProductAttention(q, k, v, { causal }).output,
   };
 }
@@ -78,8 +93,10 @@ export const familyNotes = {
 export function benchCases({ full = false } = {}) {
   return [
     ...(full ? [64, 128, 256, 512, 1024] : [128, 256, 512, 1024]).map((n) => matmulCase(n)),
+    matmulCase(256, 256, 256, { subnormal: true }),
     ...(full ? [[1024, 1024], [8192, 1024]] : [[8192, 1024]]).map(([rows, n]) => softmaxCase(rows, n)),
     ...[128, 512, 1024, 2048].map((L) => attentionCase(`L=${L}`, { Lq: L })),
+    attentionCase('L=512', { Lq: 512, subnormal: true }),
     attentionCase('causal L=1024', { Lq: 1024, causal: true }),
     attentionCase('decode Lq=1 Lk=2048', { Lq: 1, Lk: 2048 }),
     multiHeadCase({ B: 8, L: 128, E: 512, H: 8 }),

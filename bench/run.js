@@ -80,6 +80,23 @@ function printRows(rows, impls) {
   }
 }
 
+/**
+ * Time with float32 subnormal inputs over time with normal ones, per implementation (cases.js pairs
+ * them): of the medians, and of the minimums, which a busy machine disturbs less.
+ */
+function printSubnormalRatios(cases, results) {
+  const pairs = cases.filter((c) => c.normalShape && cases.some((n) => n.op === c.op && n.shape === c.normalShape));
+  if (pairs.length === 0) return;
+  console.log('\nsubnormal inputs: time over the same shape with normal inputs, median (min); qkv aims for < 2x');
+  for (const c of pairs) {
+    const ratios = results.filter((r) => r.op === c.op && r.shape === c.shape).map((r) => {
+      const normal = results.find((n) => n.op === c.op && n.shape === c.normalShape && n.impl === r.impl);
+      return normal ? `${r.impl} ${fmtRatio(r.medianMs / normal.medianMs)}x (${fmtRatio(r.minMs / normal.minMs)}x)` : null;
+    }).filter(Boolean);
+    console.log(`  ${c.op} ${c.shape}: ${ratios.join(', ')}`);
+  }
+}
+
 async function main() {
   const wasm = await createEngine();
   const wasmBytes = statSync(new URL(`../build/${wasm.info.simd === 'relaxed' ? 'qkv-relaxed' : 'qkv'}.wasm`, import.meta.url)).size;
@@ -122,6 +139,7 @@ async function main() {
       if (peers.length && !peers.some((p) => p.ops.includes(c.op))) console.log('  (no peer has this op)');
     }
   }
+  printSubnormalRatios(cases, results);
   if (!filter || filter.test('footprint')) {
     console.log('\nfootprint');
     const cold = coldStartMs();
