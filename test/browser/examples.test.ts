@@ -167,8 +167,8 @@ describe('examples/vite in Chromium', () => {
     const rows = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => ({ impl: (tr as HTMLElement).dataset.impl, cells: Array.from(tr.children, (td) => td.textContent) })));
     expect(rows.map((r) => r.impl)).toEqual(['wasm', 'reference', 'wasm', 'reference']);
     for (const { cells } of rows) {
-      expect(Number(cells[3])).toBeGreaterThan(0); // median ms
-      expect(Number.isFinite(Number(cells[5]))).toBe(true); // GFLOP/s
+      expect(Number(cells[3]), cells.join(' | ')).toBeGreaterThan(0); // median ms
+      expect(Number.isFinite(Number(cells[5])), cells.join(' | ')).toBe(true); // GFLOP/s
     }
     expect(await page.locator('#chart svg rect.bar').count()).toBe(4);
     expect(errors).toEqual([]);

@@ -21,28 +21,30 @@ const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 0.01
 let sink = 0; // every result flows here, so that no call is dead code
 
 /**
- * Median and min ms per call of `call`, timed by tinybench (light cases: 5 warm-ups then 300 ms; heavy
- * ones: 2 then 5 runs). Browsers coarsen performance.now() (to 100 µs on a page that is not
- * cross-origin isolated), so a fast call is timed in batches of `reps` calls that last at least 5 ms.
+ * Median and min ms per call of `call`, timed by tinybench after warm-up calls. Browsers coarsen
+ * performance.now() (to 100 µs on a page that is not cross-origin isolated), so a fast call is timed
+ * in batches of `reps` calls, grown until a batch's median lasts 2 ms or more; heavy cases (over
+ * 50 ms a call, estimated) run 2 warm-ups and 5 timed calls.
  */
 async function measure(name, call, heavy) {
-  let reps = 1;
-  if (!heavy) {
-    for (let r = 0; r < 3; r++) sink += call().data[0] ?? 0; // warm-up, so that JIT time does not set the batch
-    // double the batch until one batch lasts 5 ms
-    while (reps < 2 ** 20) {
-      const t0 = performance.now();
-      for (let r = 0; r < reps; r++) sink += call().data[0] ?? 0;
-      if (performance.now() - t0 >= 5) break;
-      reps *= 2;
-    }
+  const timeBatches = async (reps, time) => {
+    const bench = new Bench({ time: heavy ? 0 : time, iterations: heavy ? 5 : 10, warmupIterations: heavy ? 2 : 3, warmupTime: heavy ? 0 : 20 });
+    bench.add(name, () => { for (let r = 0; r < reps; r++) sink += call().data[0] ?? 0; });
+    await bench.run();
+    const r = bench.tasks[0].result;
+    if (r.state !== 'completed') throw new Error(`${name}: ${r.state} ${r.error ?? ''}`);
+    return r.latency;
+  };
+  if (heavy) {
+    const latency = await timeBatches(1, 0);
+    return { medianMs: latency.p50, minMs: latency.min };
   }
-  const bench = new Bench({ time: heavy ? 0 : 300, iterations: heavy ? 5 : 10, warmupIterations: heavy ? 2 : 3, warmupTime: heavy ? 0 : 20 });
-  bench.add(name, () => { for (let r = 0; r < reps; r++) sink += call().data[0] ?? 0; });
-  await bench.run();
-  const r = bench.tasks[0].result;
-  if (r.state !== 'completed') throw new Error(`${name}: ${r.state} ${r.error ?? ''}`);
-  return { medianMs: r.latency.p50 / reps, minMs: r.latency.min / reps };
+  let reps = 1;
+  for (let latency = await timeBatches(reps, 50); latency.p50 < 2 && reps < 2 ** 20; latency = await timeBatches(reps, 50)) {
+    reps *= Math.min(1024, Math.ceil(4 / Math.max(latency.p50, 0.05)));
+  }
+  const latency = await timeBatches(reps, 300);
+  return { medianMs: latency.p50 / reps, minMs: latency.min / reps };
 }
 
 const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0)); // let the page repaint between cases
