@@ -12,11 +12,16 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // The flag is a V8 option that node refuses in NODE_OPTIONS, hence execArgv on forked workers
 // (worker threads cannot take V8 flags).
 // `vitest run` runs all three; `vitest run --project relaxed` (npm run test:relaxed) runs one.
-// src/ imports '#fetch-bytes' (package.json "imports"), which maps to dist/; tests run the source.
+// src/ imports '#fetch-bytes' and '#threads' (package.json "imports"), which map to dist/; tests run the
+// source. Worker threads load plain JavaScript, so test/threads.test.ts tests dist/ itself.
 const nodeOnly = [...configDefaults.exclude, 'test/browser/**'];
 export default defineConfig({
   resolve: {
-    alias: { '#fetch-bytes': fileURLToPath(new URL('./src/platform/fetchBytes.node.ts', import.meta.url)) },
+    alias: {
+      '#fetch-bytes': fileURLToPath(new URL('./src/platform/fetchBytes.node.ts', import.meta.url)),
+      // workers start from a plain JavaScript file, so threads always come from the build
+      '#threads': fileURLToPath(new URL('./dist/platform/threads.node.js', import.meta.url)),
+    },
   },
   test: {
     testTimeout: 60_000,

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, mask, type Engine, type Tensor } from '../dist/index.js';
 import { chooseBuild, compileKernels, defaultWasmUrl, instantiateKernels } from '../dist/wasm/loader.js';
 import { CONTROL_BYTES, MIN_PARALLEL_WORK, pool, shares, whenReady } from '../dist/wasm/parallel.js';
-import { startWorkers } from '../dist/wasm/workers.js';
+import { startWorkers } from '../dist/platform/threads.node.js';
 import { random } from './support.js';
 
 const engines = await Promise.all([1, 2, 3].map((threads) => createEngine({ threads })));

@@ -11,7 +11,8 @@ import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, in
 import { matmul } from './matmul.js';
 import { Arena, MAX_MEMORY_BYTES } from './memory.js';
 import { CONTROL_BYTES, pool, serial, whenReady, type Parallel } from './parallel.js';
-import { availableCores, canBlock, startWorkers } from './workers.js';
+// Node or browser threads, chosen by package.json "imports" so that no Node built-in reaches a browser bundle
+import { availableCores, canBlock, startWorkers } from '#threads';
 import { maskedSoftmax, softmax } from './softmax.js';
 
 /** Options of {@link createEngine}. */

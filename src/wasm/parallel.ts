@@ -14,7 +14,7 @@
 //         [4] ready        workers that have started and wait for jobs
 //   Float64 slots from byte 64: per worker [kernel index, argument count, arguments...]
 //   Uint8 from ERROR_AT: the UTF-8 message of the first error
-import type { Kernels } from './loader.js';
+import { instantiateKernels, type Kernels } from './loader.js';
 
 /** Kernels a worker may run, by index (the job slot holds the index, not the name). */
 export const PARALLEL_KERNELS = [
@@ -164,6 +164,11 @@ export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: Work
       for (const w of workers) w.terminate();
     },
   };
+}
+
+/** A worker's whole life: instantiate the kernels over the shared memory, then serve jobs until stopped. */
+export function serveWorker(init: WorkerInit): void {
+  serveJobs(instantiateKernels(init.module, init.memory), init.control, init.index);
 }
 
 /**
