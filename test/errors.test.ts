@@ -251,6 +251,41 @@ describe('the wasm engine after failed calls', () => {
   });
 });
 
+describe('createEngine({ maxMemoryBytes })', () => {
+  const MiB = 2 ** 20;
+  const tooBig = random([300_000], 1); // 1.2 MB of input alone
+  const fits = random([200_000], 2); // 0.8 MB: in place, with room for the static data
+
+  it.each([1, 2])('with %i thread(s): a call over the limit throws a RangeError naming it, and the engine stays usable', async (threads) => {
+    const e = await createEngine({ maxMemoryBytes: MiB, threads });
+    try {
+      const before = e.info.memoryBytes;
+      // the inputs alone do not fit: it throws before growing the memory at all
+      expect(() => e.softmax(tooBig)).toThrow(RangeError);
+      expect(() => e.softmax(tooBig)).toThrow(/needs at least 1200000 bytes .* limit of 1048576 bytes \(createEngine\(\{ maxMemoryBytes \}\)\)/);
+      expect(e.info.memoryBytes).toBe(before);
+      // the inputs fit, the [20000, 20] output does not: the memory stays within the limit
+      expect(() => e.matmul(random([20_000, 1], 3), random([1, 20], 4))).toThrow(RangeError);
+      expect(e.info.memoryBytes).toBeLessThanOrEqual(MiB);
+      // a call up to the limit runs, and right
+      expectClose(e.softmax(fits), all[0].softmax(fits));
+      expect(e.info.memoryBytes).toBeLessThanOrEqual(MiB);
+      expectClose(good(e), expected, 'after the errors');
+      const held = e.info.memoryBytes;
+      for (let i = 0; i < 1000; i++) try { e.softmax(tooBig); } catch { /* expected */ }
+      expect(e.info.memoryBytes).toBe(held);
+    } finally {
+      e.dispose();
+    }
+  });
+
+  it('rejects a limit below one page or above the 4 GiB wasm32 ceiling', async () => {
+    for (const maxMemoryBytes of [1000, -1, NaN, 5 * 2 ** 30]) {
+      await expect(createEngine({ maxMemoryBytes }), String(maxMemoryBytes)).rejects.toThrow(/options.maxMemoryBytes must be a number in \[65536, 4294901760\]/);
+    }
+  });
+});
+
 describe('tensor and mask constructors', () => {
   it('copy, check sizes and convert booleans', () => {
     const src = [1, 2, 3, 4];
