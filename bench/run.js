@@ -1,4 +1,4 @@
-// qkv benchmarks: `npm run bench [-- --filter REGEX] [-- --json FILE] [-- --full] [-- --peers=none|all|ort,tfjs]`
+// qkv benchmarks: `npm run bench [-- --filter REGEX] [-- --json FILE] [-- --full] [-- --peers=none|all|ort,tfjs] [-- --threads N]`
 //
 // One table per op family: shape, implementation, median and min ms, GFLOP/s or GB/s, and the
 // ratio of each implementation against every other one measured in the same run on the same
@@ -28,6 +28,9 @@ const filter = value('--filter') ? new RegExp(value('--filter')) : null;
 const jsonFile = value('--json');
 const full = flag('--full');
 const peerSpec = value('--peers') ?? 'all';
+/** `--threads N`: qkv also runs on N threads (side by side with one), and the peers run on N threads. */
+const threads = Number(value('--threads') ?? 1);
+if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got ${value('--threads')}`);
 /** The reference engine is skipped where one call would take longer than this (ms, estimated at 1.3 GFLOP/s). */
 const REFERENCE_BUDGET_MS = full ? 20_000 : 1_500;
 
@@ -103,16 +106,21 @@ async function main() {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   console.log(`qkv ${pkg.version} benchmarks, ${new Date().toISOString().slice(0, 10)}`);
   console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, Node ${process.version}`);
-  console.log(`wasm build: ${wasm.info.simd}, ${wasm.info.threads} thread, ${(wasmBytes / 1024).toFixed(1)} KB .wasm`);
+  const threaded = threads > 1 ? await createEngine({ threads }) : null;
+  console.log(`wasm build: ${wasm.info.simd}, ${wasm.info.threads} thread${threaded ? ` and ${threaded.info.threads} threads` : ''}, ${(wasmBytes / 1024).toFixed(1)} KB .wasm`);
 
   const peers = await loadPeers(peerSpec);
-  for (const peer of peers) console.log(`peer: ${await peer.init({ threads: 1 })}`);
+  for (const peer of peers) console.log(`peer: ${await peer.init({ threads })}`);
   for (const { peer, cases, worst } of await checkPeers(peers)) {
     console.log(`  ${peer.name} agrees with qkv reference on ${cases.length} small inputs: max |diff| = ${worst.toExponential(1)} x max(1, max |ref|) (allowed ${TOLERANCE})`);
   }
   console.log('figures: median and min of repeated calls in one run, after warm-up; vs X = X\'s median / this row\'s median (> 1: this row is faster)');
 
-  const impls = [qkvImpl('qkv wasm', 'wasm', wasm), qkvImpl('qkv reference', 'ref', reference), ...peers];
+  const impls = [
+    qkvImpl('qkv wasm', 'wasm', wasm),
+    ...(threaded ? [qkvImpl(`qkv wasm ${threads}T`, `${threads}T`, threaded)] : []),
+    qkvImpl('qkv reference', 'ref', reference), ...peers,
+  ];
   const cases = benchCases({ full }).filter((c) => !filter || filter.test(`${c.op} ${c.shape}`));
   const results = [];
   for (const [i, c] of cases.entries()) {
@@ -157,6 +165,7 @@ async function main() {
   }
   for (const peer of peers) await peer.close();
   wasm.dispose();
+  threaded?.dispose();
   if (Number.isNaN(sink)) console.log('(a result was NaN)');
 }
 

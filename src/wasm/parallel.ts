@@ -98,9 +98,10 @@ export interface WorkerHandle {
 
 /**
  * A pool over `workers` (threads - 1) started by the platform. `canBlock` says whether the calling
- * thread may Atomics.wait (not on a browser's main thread, which spins instead).
+ * thread may Atomics.wait (not on a browser's main thread, which spins instead); `minWork` is the
+ * split threshold (bench/parallel-threshold.js measures it with 0).
  */
-export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: WorkerHandle[], canBlock: boolean): Parallel {
+export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: WorkerHandle[], canBlock: boolean, minWork = MIN_PARALLEL_WORK): Parallel {
   const ctrl = new Int32Array(control);
   const slots = new Float64Array(control, SLOTS_AT, MAX_WORKERS * SLOT_DOUBLES);
   const threads = workers.length + 1;
@@ -122,7 +123,7 @@ export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: Work
     threads,
     run(kernel, units, workPerUnit, args, align = 1) {
       if (disposed) throw new Error('qkv: this engine has been disposed');
-      if (units * workPerUnit < MIN_PARALLEL_WORK || units < 2 * align) {
+      if (units * workPerUnit < minWork || units < 2 * align) {
         call(kernels, kernel, args(0, 0, units));
         return;
       }
