@@ -31,15 +31,15 @@ function fixedInputs() {
 type Inputs = ReturnType<typeof fixedInputs>;
 
 /** Runs the fixed inputs on the engine of `qkv`-shaped exports; returns the outputs' bytes. Runs in Node and, as source, in the page. */
-async function runFixed(qkv: typeof import('../../src/index.js'), inputs: Inputs, simd: 'simd' | 'relaxed') {
-  const engine = await qkv.createEngine({ simd });
+async function runFixed(qkv: typeof import('../../src/index.js'), inputs: Inputs, simd: 'simd' | 'relaxed', threads = 1) {
+  const engine = await qkv.createEngine({ simd, threads });
   const T = (x: { data: number[]; shape: number[] }) => qkv.tensor(x.data, x.shape);
   const bytes = (d: Float32Array) => Array.from(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   const attention = engine.scaledDotProductAttention(T(inputs.q), T(inputs.k), T(inputs.v), { causal: true, returnWeights: true });
   const regression = engine.kernelRegression(T(inputs.x), T(inputs.keys), T(inputs.values), { w: 3, returnWeights: true });
   const product = engine.matmul(T(inputs.a), T(inputs.b));
   const result = {
-    build: engine.info.simd,
+    build: engine.info.simd, threads: engine.info.threads,
     attention: bytes(attention.output.data), weights: bytes(attention.weights!.data),
     regression: bytes(regression.output.data), product: bytes(product.data),
   };
@@ -194,19 +194,34 @@ describe('examples/esbuild (qkv/inline in one HTML file) in Chromium', () => {
   });
 });
 
-describe('cross-origin isolation', () => {
-  it('vite preview sends COOP/COEP with QKV_ISOLATED=1, and the page is then cross-origin isolated', async () => {
+describe('cross-origin isolation and threads', () => {
+  it('without COOP/COEP a page asking for threads runs one thread and warns why', async () => {
+    const { page, errors, warnings } = await openPage(context, `${server.url}?threads=2`);
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
+    expect(await page.textContent('#runtime')).toContain('1 thread · cross-origin isolated: no');
+    expect(warnings.join('\n')).toMatch(/cross-origin isolation/);
+    expect(await page.textContent('#prediction')).toBe('45.5');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('with QKV_ISOLATED=1 vite preview sends COOP/COEP: the page runs 2 threads and still matches Node bit for bit', async () => {
     const isolated = await servePreview({ isolated: true });
     try {
-      const plain = await openPage(context, server.url);
-      expect(await plain.page.evaluate(() => crossOriginIsolated)).toBe(false);
-      expect(await plain.page.textContent('#runtime')).toContain('cross-origin isolated: no');
-      await plain.page.close();
-      const { page, errors } = await openPage(context, isolated.url);
+      const { page, errors, warnings } = await openPage(context, `${isolated.url}?threads=2`);
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
-      expect(await page.textContent('#runtime')).toContain('cross-origin isolated: yes');
+      expect(await page.textContent('#runtime')).toContain('2 threads · cross-origin isolated: yes');
       expect(await page.textContent('#prediction')).toBe('45.5');
+      const inputs = fixedInputs();
+      const inPage = await page.evaluate(
+        async ([source, inputs]) => new Function(`return (${source})`)()((window as any).qkv, inputs, 'simd', 2),
+        [runFixed.toString(), inputs] as const,
+      );
+      const inNode = await runFixed(await import('../../src/index.js'), inputs, 'simd', 1);
+      expect(inPage.threads).toBe(2);
+      expect({ ...inPage, threads: 1 }).toEqual(inNode);
       expect(errors).toEqual([]);
+      expect(warnings).toEqual([]);
       await page.close();
     } finally {
       await isolated.close();

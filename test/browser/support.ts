@@ -69,17 +69,21 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
   };
 }
 
-/** Opens a page, collects its errors, and waits until it says it has rendered (body[data-ready]). */
-export async function openPage(context: BrowserContext, url: string): Promise<{ page: Page; errors: string[] }> {
+/** Opens a page, collects its errors and warnings, and waits until it says it has rendered (body[data-ready]). */
+export async function openPage(context: BrowserContext, url: string): Promise<{ page: Page; errors: string[]; warnings: string[] }> {
   const page = await context.newPage();
   const errors: string[] = [];
+  const warnings: string[] = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console.error: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+    if (m.type() === 'warning') warnings.push(m.text());
+  });
   await page.goto(url);
   await page.waitForSelector('body[data-ready]', { timeout: 30_000 });
   const state = await page.getAttribute('body', 'data-ready');
   if (state !== 'true') throw new Error(`${url} failed to render: ${await page.textContent('body')}\n${errors.join('\n')}`);
-  return { page, errors };
+  return { page, errors, warnings };
 }
 
 /** The bytes of a float32 array, to compare results bit for bit. */
