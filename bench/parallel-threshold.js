@@ -27,7 +27,7 @@ console.log('work (multiply-adds)   1 thread ms   2 threads ms   speedup');
 for (const n of [16, 32, 64, 128, 256, 384, 512, 768]) {
   const a = base, c = base + n * n * 4, scratch = c + n * n * 4;
   new Float32Array(memory.buffer, a, n * n).fill(0.5);
-  const run = (p) => () => p.run('gemm_f32', n, n * n, (t, r0, r1) => [c + r0 * n * 4, a + r0 * n * 4, a, r1 - r0, n, n, 0, scratch + t * 65536 * 4], 2);
+  const run = (p) => () => p.run('gemm_f32', n, n * n, (t, r0, r1) => [c + r0 * n * 4, a + r0 * n * 4, a, r1 - r0, n, n, 0, 0, scratch + t * 131072 * 4], 2);
   const t1 = median(run(one)), t2 = median(run(two));
   console.log(`gemm n=${String(n).padEnd(4)} ${String(n ** 3).padStart(10)}   ${t1.toFixed(4).padStart(11)}   ${t2.toFixed(4).padStart(12)}   ${(t1 / t2).toFixed(2)}x`);
 }

@@ -94,7 +94,7 @@ describe('threads', () => {
     const threads = pool(kernels, control, workers, true);
     const n = 256, base = 1 << 20, scratch = base + 3 * n * n * 4;
     const args = (bad: boolean) => (t: number, r0: number, r1: number) =>
-      [base + r0 * n * 4, (bad && t === 1 ? 2 ** 31 : base) + r0 * n * 4, base, r1 - r0, n, n, 0, scratch + t * 65536 * 4];
+      [base + r0 * n * 4, (bad && t === 1 ? 2 ** 31 : base) + r0 * n * 4, base, r1 - r0, n, n, 0, 0, scratch + t * 65536 * 4];
     expect(n * n * n).toBeGreaterThan(MIN_PARALLEL_WORK);
     expect(() => threads.run('gemm_f32', n, n * n, args(true), 2)).toThrow(/worker thread.*out of bounds/i);
     expect(() => threads.run('gemm_f32', n, n * n, args(false), 2)).not.toThrow();

@@ -53,17 +53,17 @@ import { hmax4, hsum4, madd4 } from './simd';
 }
 
 /**
- * out[0 .. dv) = sum_j w[j] · v[j, 0 .. dv) over n rows of v, skipping rows of zero weight
- * (see weightedSum). dv == 1 goes through weightedSum, vectorized over j; otherwise 32 columns at
+ * out[0 .. dv) = sum_j w[j] · v[j, 0 .. dv) over n rows of v (vStride floats apart), skipping rows
+ * of zero weight (see weightedSum). dv == 1 goes through weightedSum, vectorized over j; otherwise 32 columns at
  * a time stay in 8 v128 accumulators while the rows stream by, then 4 columns, then single ones.
  */
 // @ts-ignore: decorator
-@inline export function weightedRows(out: usize, w: usize, v: usize, n: i32, dv: i32): void {
-  if (dv == 1) {
+@inline export function weightedRows(out: usize, w: usize, v: usize, n: i32, dv: i32, vStride: i32): void {
+  if (dv == 1 && vStride == 1) {
     store<f32>(out, weightedSum(w, v, n));
     return;
   }
-  const ldv = <usize>dv << 2;
+  const ldv = <usize>vStride << 2;
   let c = 0;
   for (; c + 32 <= dv; c += 32) {
     const z = f32x4.splat(0);
@@ -107,12 +107,12 @@ import { hmax4, hsum4, madd4 } from './simd';
 }
 
 /**
- * s[j] = scale · (q · k_j) for keys j in [0, n) of k (rows of e floats): four keys at a time share
+ * s[j] = scale · (q · k_j) for keys j in [0, n) of k (rows of e floats, kStride floats apart): four keys at a time share
  * each load of q, and their four accumulators are reduced together by a transpose-add.
  */
 // @ts-ignore: decorator
-@inline export function scoreKeys(s: usize, q: usize, k: usize, n: i32, e: i32, scale_: f32): void {
-  const ld = <usize>e << 2;
+@inline export function scoreKeys(s: usize, q: usize, k: usize, n: i32, e: i32, kStride: i32, scale_: f32): void {
+  const ld = <usize>kStride << 2;
   const e4 = e & ~3;
   let j = 0;
   for (; j + 4 <= n; j += 4) {

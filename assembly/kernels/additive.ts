@@ -46,6 +46,6 @@ export function weighted_rows_f32(out: usize, w: usize, v: usize, b: i32, lq: i3
   for (let row = rowStart; row < rowEnd; row++) {
     const vb = v + <usize>(row / lq) * <usize>lk * (<usize>dv << 2);
     const r = <usize>row;
-    weightedRows(out + r * (<usize>dv << 2), w + r * (<usize>lk << 2), vb, lk, dv);
+    weightedRows(out + r * (<usize>dv << 2), w + r * (<usize>lk << 2), vb, lk, dv, dv);
   }
 }

@@ -27,6 +27,8 @@ export const MASK_ADDITIVE: i32 = 2;
  * @param causal   CAUSAL_NONE, CAUSAL_TOP_LEFT or CAUSAL_BOTTOM_RIGHT
  * @param lpast    how many of the lk keys are past keys (for top-left alignment)
  * @param left,right  sliding window sides in keys, -1 = unbounded
+ * @param layout   i32 [12]: element strides (batch, head, row) of q, k, v and out, in that order; rows
+ *                 are contiguous inside (so [B, L, H, D] views of projections need no transpose)
  * @param rowStart,rowEnd  the query rows to compute, counted over [b, hq, lq] (all: 0, b·hq·lq);
  *                 threads split this range, and each row comes out the same whoever computes it
  */
@@ -34,17 +36,18 @@ export function attention_f32(
   out: usize, weights: usize, scratch: usize, q: usize, k: usize, v: usize, mask: usize, lens: usize,
   b: i32, hq: i32, hkv: i32, lq: i32, lk: i32, e: i32, ev: i32,
   scale: f32, softcap: f32, maskKind: i32, msb: i32, msh: i32, msq: i32, msk: i32,
-  causal: i32, lpast: i32, left: i32, right: i32, rowStart: i32, rowEnd: i32,
+  causal: i32, lpast: i32, left: i32, right: i32, layout: usize, rowStart: i32, rowEnd: i32,
 ): void {
   const group = hq / hkv;
+  const ksj = load<i32>(layout, 20), vsj = load<i32>(layout, 32);
   // one unit of work is one query row: row = (bi · hq + h) · lq + i
   for (let row = rowStart; row < rowEnd; row++) {
         const i = row % lq, h = (row / lq) % hq, bi = row / (lq * hq);
         const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
-        const kvh = bi * hkv + h / group;
-        const kBase = k + <usize>kvh * <usize>lk * (<usize>e << 2);
-        const vBase = v + <usize>kvh * <usize>lk * (<usize>ev << 2);
-        const o = out + <usize>row * (<usize>ev << 2);
+        const g = h / group;
+        const kBase = k + (<usize>(bi * load<i32>(layout, 12) + g * load<i32>(layout, 16)) << 2);
+        const vBase = v + (<usize>(bi * load<i32>(layout, 24) + g * load<i32>(layout, 28)) << 2);
+        const o = out + (<usize>(bi * load<i32>(layout, 36) + h * load<i32>(layout, 40) + i * load<i32>(layout, 44)) << 2);
         const s = weights != 0 ? weights + <usize>row * (<usize>lk << 2) : scratch;
         const p = queryPosition(i, causal, nb, lq, lpast);
         const lo = keyLo(p, left), hi = keyHi(p, causal, nb, right);
@@ -53,9 +56,9 @@ export function attention_f32(
         if (lo >= hi) continue; // no key allowed: zero output, zero weights
         const n = hi - lo;
         const sr = s + (<usize>lo << 2);
-        const qi = q + <usize>row * (<usize>e << 2);
+        const qi = q + (<usize>(bi * load<i32>(layout) + h * load<i32>(layout, 4) + i * load<i32>(layout, 8)) << 2);
         // scores
-        scoreKeys(sr, qi, kBase + <usize>lo * (<usize>e << 2), n, e, scale);
+        scoreKeys(sr, qi, kBase + (<usize>(lo * ksj) << 2), n, e, ksj, scale);
         if (softcap > 0) softcapRow(sr, n, softcap);
         if (maskKind != MASK_NONE) {
           const mrow = <usize>(bi * msb + h * msh + i * msq);
@@ -74,7 +77,7 @@ export function attention_f32(
           continue;
         }
         // output = sum_j w_j v_j, skipping keys of zero weight (so a masked NaN value cannot leak in)
-        weightedRows(o, sr, vBase + <usize>lo * (<usize>ev << 2), n, ev);
+        weightedRows(o, sr, vBase + (<usize>(lo * vsj) << 2), n, ev, vsj);
   }
 }
 

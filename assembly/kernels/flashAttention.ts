@@ -39,14 +39,14 @@ export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
 // @ts-ignore: decorator
 @inline const STATE_FLOATS: i32 = 16;
 
-/** Packs K [lk, e] into 16-key panels [panels][e][16], zero-padded. */
-function packKeys(kp: usize, k: usize, lk: i32, e: i32): void {
+/** Packs K [lk, e] (rows kStride floats apart) into 16-key panels [panels][e][16], zero-padded. */
+function packKeys(kp: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
   const panels = (lk + PANEL - 1) / PANEL;
   for (let p = 0; p < panels; p++) {
     const dst = kp + <usize>p * <usize>(PANEL * e) * 4;
     const n = min(PANEL, lk - p * PANEL);
     for (let c = 0; c < n; c++) {
-      const src = k + <usize>(p * PANEL + c) * <usize>e * 4;
+      const src = k + <usize>(p * PANEL + c) * <usize>kStride * 4;
       for (let t = 0; t < e; t++) store<f32>(dst + (<usize>(t * PANEL + c) << 2), load<f32>(src + (<usize>t << 2)));
     }
     for (let c = n; c < PANEL; c++) for (let t = 0; t < e; t++) store<f32>(dst + (<usize>(t * PANEL + c) << 2), 0);
@@ -79,11 +79,11 @@ function packKeys(kp: usize, k: usize, lk: i32, e: i32): void {
 
 /**
  * O rows [o0, o1] (ev floats) = α·O + P · V over n keys, where P rows are p0, p1 and V rows start at
- * v with ev floats each. When `careful`, keys of zero weight are skipped row by row, so that a NaN or
+ * v, vStride floats apart. When `careful`, keys of zero weight are skipped row by row, so that a NaN or
  * infinite value that a row gives no weight cannot reach it.
  */
-function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: usize, p1: usize, v: usize, n: i32, ev: i32, careful: bool): void {
-  const ldv = <usize>ev << 2;
+function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: usize, p1: usize, v: usize, n: i32, ev: i32, vStride: i32, careful: bool): void {
+  const ldv = <usize>vStride << 2;
   const al0 = f32x4.splat(alpha0), al1 = f32x4.splat(alpha1);
   let c = 0;
   for (; c + 16 <= ev; c += 16) {
@@ -247,7 +247,7 @@ export function flash_attention_f32(
   out: usize, scratch: usize, q: usize, k: usize, v: usize, mask: usize, lens: usize,
   b: i32, hq: i32, hkv: i32, lq: i32, lk: i32, e: i32, ev: i32,
   scale_: f32, softcap: f32, maskKind: i32, msb: i32, msh: i32, msq: i32, msk: i32,
-  causal: i32, lpast: i32, left: i32, right: i32, unitStart: i32, unitEnd: i32,
+  causal: i32, lpast: i32, left: i32, right: i32, layout: usize, unitStart: i32, unitEnd: i32,
 ): void {
   const group = hq / hkv;
   const panels = (lk + PANEL - 1) / PANEL;
@@ -258,7 +258,11 @@ export function flash_attention_f32(
   // per-row state: m, l, any-zero flag, α; then the two rows' max vectors
   const st0 = o1 + <usize>evPad * 4, st1 = st0 + 16, mx = st0 + 32;
   const plain = softcap <= 0 && maskKind == MASK_NONE;
-  const eb = <usize>e << 2, evb = <usize>ev << 2;
+  // element strides (batch, head, row) of q, k, v, out
+  const qsb = load<i32>(layout), qsh = load<i32>(layout, 4), qsi = load<i32>(layout, 8);
+  const ksb = load<i32>(layout, 12), ksh = load<i32>(layout, 16), ksj = load<i32>(layout, 20);
+  const vsb = load<i32>(layout, 24), vsh = load<i32>(layout, 28), vsj = load<i32>(layout, 32);
+  const osb = load<i32>(layout, 36), osh = load<i32>(layout, 40), osi = load<i32>(layout, 44);
   const vscale = f32x4.splat(scale_);
   const pairs = (lq + 1) / 2;
   let packed = -1; // the kv head whose keys are in kp (bi · hkv + g)
@@ -267,22 +271,22 @@ export function flash_attention_f32(
   // so a contiguous range of units (a thread's share) packs each kv head's keys once
   for (let unit = unitStart; unit < unitEnd; unit++) {
     const pair = unit % pairs, head = unit / pairs; // head = (bi · hkv + g) · group + hh = bi · hq + h
-    const kvh = head / group, bi = head / hq, h = head % hq;
+    const kvh = head / group, bi = head / hq, h = head % hq, g = h / group;
     const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
-    const vh = v + <usize>kvh * <usize>lk * evb;
+    const vh = v + (<usize>(bi * vsb + g * vsh) << 2);
     if (kvh != packed) {
-      packKeys(kp, k + <usize>kvh * <usize>lk * eb, lk, e);
-      valuesNotFinite = anyNotFinite(vh, lk * ev);
+      packKeys(kp, k + (<usize>(bi * ksb + g * ksh) << 2), lk, e, ksj);
+      valuesNotFinite = anyNotFinite(vh, lk, ev, vsj);
       packed = kvh;
     }
-    const rowBase = head * lq;
     const i0 = pair * 2;
     const i1 = min(i0 + 1, lq - 1); // an odd last row is computed twice and written once
     const p0 = queryPosition(i0, causal, nb, lq, lpast), p1 = queryPosition(i1, causal, nb, lq, lpast);
     const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, nb, right);
     const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, nb, right);
-    const q0 = q + <usize>(rowBase + i0) * eb, q1 = q + <usize>(rowBase + i1) * eb;
-    const out0 = out + <usize>(rowBase + i0) * evb, out1 = out + <usize>(rowBase + i1) * evb;
+    const qh = q + (<usize>(bi * qsb + h * qsh) << 2), oh = out + (<usize>(bi * osb + h * osh) << 2);
+    const q0 = qh + (<usize>(i0 * qsi) << 2), q1 = qh + (<usize>(i1 * qsi) << 2);
+    const out0 = oh + (<usize>(i0 * osi) << 2), out1 = oh + (<usize>(i1 * osi) << 2);
     // the union of the two ranges (an empty range does not widen it)
     const jlo = lo0 >= hi0 ? lo1 : lo1 >= hi1 ? lo0 : min(lo0, lo1);
     const jhi = lo0 >= hi0 ? hi1 : lo1 >= hi1 ? hi0 : max(hi0, hi1);
@@ -321,7 +325,7 @@ export function flash_attention_f32(
       }
       // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
       const careful = valuesNotFinite && (load<f32>(st0, 8) != 0 || load<f32>(st1, 8) != 0);
-      accumulateValues(o0, o1, load<f32>(st0, 12), load<f32>(st1, 12), s0, s1, vh + <usize>j0 * evb, n, ev, careful);
+      accumulateValues(o0, o1, load<f32>(st0, 12), load<f32>(st1, 12), s0, s1, vh + (<usize>(j0 * vsj) << 2), n, ev, vsj, careful);
     }
     finishRow(out0, o0, load<f32>(st0), load<f32>(st0, 4), ev);
     if (i1 != i0) finishRow(out1, o1, load<f32>(st1), load<f32>(st1, 4), ev);
@@ -352,16 +356,20 @@ export function flash_attention_f32(
   for (let t = max(a, hi - j0); t < n; t++) store<f32>(s + (<usize>t << 2), -Infinity);
 }
 
-/** Is any of x[0 .. n) NaN or ±Infinity? (x - x is NaN exactly then.) */
-function anyNotFinite(x: usize, n: i32): bool {
+/** Is any of rows x[r, 0 .. n) (r < rows, rows stride floats apart) NaN or ±Infinity? (x - x is NaN exactly then.) */
+function anyNotFinite(x: usize, rows: i32, n: i32, stride: i32): bool {
   let acc = f32x4.splat(0);
-  let t = 0;
-  for (; t + 4 <= n; t += 4) {
-    const v = v128.load(x + (<usize>t << 2));
-    acc = f32x4.add(acc, f32x4.sub(v, v));
+  let s: f32 = 0;
+  for (let r = 0; r < rows; r++) {
+    const row = x + (<usize>(r * stride) << 2);
+    let t = 0;
+    for (; t + 4 <= n; t += 4) {
+      const v = v128.load(row + (<usize>t << 2));
+      acc = f32x4.add(acc, f32x4.sub(v, v));
+    }
+    for (; t < n; t++) { const v = load<f32>(row + (<usize>t << 2)); s += v - v; }
   }
-  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-  for (; t < n; t++) { const v = load<f32>(x + (<usize>t << 2)); s += v - v; }
+  s += f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
   return s != s;
 }
 

@@ -20,7 +20,7 @@ export function kernel_regression_f32(out: usize, weights: usize, scratch: usize
     const qi = q + <usize>i * (<usize>d << 2);
     if (d == 1) scoresScalarKeys(s, load<f32>(qi), k, m, c);
     else for (let j = 0; j < m; j++) store<f32>(s + (<usize>j << 2), c * squaredDistance(qi, k + <usize>j * (<usize>d << 2), d));
-    if (softmaxInPlace(s, m)) weightedRows(o, s, v, m, dv);
+    if (softmaxInPlace(s, m)) weightedRows(o, s, v, m, dv, dv);
     else { zero(s, m); zero(o, dv); } // only when m = 0
   }
 }

@@ -24,7 +24,7 @@ import { madd4 } from '../inline/simd';
 
 /** Floats of scratch gemm_f32 needs for n columns and inner size k. */
 export function gemm_scratch_f32(n: i32, k: i32): i32 {
-  return min(k, KC) * ((n + NR - 1) / NR) * NR + 2 * NR;
+  return min(k, KC) * ((n + NR - 1) / NR) * NR + 3 * NR;
 }
 
 /** Packs rows k0 .. k0 + kc of B into panels (see above). */
@@ -54,14 +54,20 @@ function packB(bp: usize, b: usize, n: i32, k: i32, k0: i32, kc: i32, transposeB
   }
 }
 
-/** C rows c0, c1 (16 columns each) = (accumulate ? C : 0) + A rows a0, a1 · panel over kc. */
+/**
+ * C rows c0, c1 (16 columns each) = start + A rows a0, a1 · panel over kc, where start is C itself
+ * (accumulate), else the 16 bias values at `bias` (bias != 0), else 0.
+ */
 // @ts-ignore: decorator
-@inline function tile2x16(c0: usize, c1: usize, a0: usize, a1: usize, panel: usize, kc: i32, accumulate: bool): void {
+@inline function tile2x16(c0: usize, c1: usize, a0: usize, a1: usize, panel: usize, kc: i32, accumulate: bool, bias: usize): void {
   let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
   let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
   if (accumulate) {
     x0 = v128.load(c0); x1 = v128.load(c0, 16); x2 = v128.load(c0, 32); x3 = v128.load(c0, 48);
     y0 = v128.load(c1); y1 = v128.load(c1, 16); y2 = v128.load(c1, 32); y3 = v128.load(c1, 48);
+  } else if (bias != 0) {
+    x0 = v128.load(bias); x1 = v128.load(bias, 16); x2 = v128.load(bias, 32); x3 = v128.load(bias, 48);
+    y0 = x0; y1 = x1; y2 = x2; y3 = x3;
   }
   let bp = panel;
   for (let p = 0; p < kc; p++) {
@@ -76,15 +82,24 @@ function packB(bp: usize, b: usize, n: i32, k: i32, k0: i32, kc: i32, transposeB
 }
 
 /**
- * C[m, n] = A[m, k] · B[k, n], or A · Bᵀ with B stored [n, k] when transposeB; row-major, f32.
- * C must not overlap A, B or scratch.
+ * C[m, n] = A[m, k] · B[k, n] (+ bias[n]), or A · Bᵀ with B stored [n, k] when transposeB;
+ * row-major, f32. C must not overlap A, B or scratch. The bias (a linear layer's) starts each
+ * element's sum, so y = x Wᵀ + b needs no second pass.
+ * @param bias    f32 [n], or 0 for none
  * @param scratch f32 [gemm_scratch_f32(n, k)], 16-byte aligned
  */
-export function gemm_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32, transposeB: bool, scratch: usize): void {
+export function gemm_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32, transposeB: bool, bias: usize, scratch: usize): void {
   if (m == 0 || n == 0) return;
-  if (k == 0) { memory.fill(c, 0, <usize>(m * n) << 2); return; }
+  if (k == 0) {
+    for (let i = 0; i < m; i++) {
+      const row = c + <usize>(i * n) * 4;
+      if (bias != 0) memory.copy(row, bias, <usize>n << 2); else memory.fill(row, 0, <usize>n << 2);
+    }
+    return;
+  }
   const panels = (n + NR - 1) / NR;
   const edge = scratch + <usize>(min(k, KC) * panels * NR) * 4; // 2×16 buffer for edge tiles
+  const edgeBias = edge + 2 * NR * 4; // 16 bias values of a partial panel, zero-padded
   const ldc = <usize>n << 2, lda = <usize>k << 2;
   for (let k0 = 0; k0 < k; k0 += KC) {
     const kc = min(KC, k - k0);
@@ -93,19 +108,24 @@ export function gemm_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32, t
     for (let jp = 0; jp < panels; jp++) {
       const panel = scratch + <usize>(jp * kc * NR) * 4;
       const j0 = jp * NR, nr = min(NR, n - j0);
+      let pbias: usize = bias != 0 ? bias + (<usize>j0 << 2) : 0;
+      if (pbias != 0 && nr < NR && !accumulate) {
+        for (let j = 0; j < NR; j++) store<f32>(edgeBias + (<usize>j << 2), j < nr ? load<f32>(pbias + (<usize>j << 2)) : 0);
+        pbias = edgeBias;
+      }
       for (let i = 0; i < m; i += 2) {
         const pair = i + 1 < m;
         const a0 = a + <usize>i * lda + (<usize>k0 << 2), a1 = pair ? a0 + lda : a0;
         const c0 = c + <usize>i * ldc + (<usize>j0 << 2), c1 = c0 + ldc;
         if (nr == NR && pair) {
-          tile2x16(c0, c1, a0, a1, panel, kc, accumulate);
+          tile2x16(c0, c1, a0, a1, panel, kc, accumulate, pbias);
         } else {
           // edge tile: through the buffer, then the valid part back
           if (accumulate) {
             for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>j << 2), load<f32>(c0 + (<usize>j << 2)));
             if (pair) for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>(NR + j) << 2), load<f32>(c1 + (<usize>j << 2)));
           }
-          tile2x16(edge, edge + NR * 4, a0, a1, panel, kc, accumulate);
+          tile2x16(edge, edge + NR * 4, a0, a1, panel, kc, accumulate, pbias);
           for (let j = 0; j < nr; j++) store<f32>(c0 + (<usize>j << 2), load<f32>(edge + (<usize>j << 2)));
           if (pair) for (let j = 0; j < nr; j++) store<f32>(c1 + (<usize>j << 2), load<f32>(edge + (<usize>(NR + j) << 2)));
         }

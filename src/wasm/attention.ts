@@ -18,39 +18,78 @@ function writeConcat(arena: Arena, past: Float32Array | null, next: Float32Array
   return ptr;
 }
 
+/**
+ * Element strides (batch, head, row) of q, k, v and out for the attention kernels' layout argument.
+ * Contiguous [B, H, L, D] tensors by default; a [B, L, H·D] projection is read in place with
+ * `{ q: [L·H·D, D, H·D] }` and the like.
+ */
+export interface AttentionLayout { q: number[]; k: number[]; v: number[]; out: number[] }
+
+export function contiguousLayout(Hq: number, Hkv: number, Lq: number, Lk: number, E: number, Ev: number): AttentionLayout {
+  return {
+    q: [Hq * Lq * E, Lq * E, E], k: [Hkv * Lk * E, Lk * E, E],
+    v: [Hkv * Lk * Ev, Lk * Ev, Ev], out: [Hq * Lq * Ev, Lq * Ev, Ev],
+  };
+}
+
+export const layoutArray = (l: AttentionLayout): Int32Array => Int32Array.from([...l.q, ...l.k, ...l.v, ...l.out]);
+
 /** Below this many query rows per kv head, the row kernel beats the packed flash kernel (measured: bench). */
 const FLASH_MIN_ROWS_PER_KV_HEAD = 8;
 
-export function scaledDotProductAttention({ kernels, arena, parallel }: WasmContext, query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
-  const p = planAttention(query, key, value, options);
-  const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
-  return arena.scoped(() => {
-    const pq = arena.write(query.data);
-    const pk = writeConcat(arena, p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
-    const pv = writeConcat(arena, p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);
-    const pmask = p.mask ? arena.write(p.mask.data) : 0;
-    const plens = p.validLens ? arena.write(p.validLens) : 0;
-    const pout = arena.allocF32(B * Hq * Lq * Ev);
-    const [msb, msh, msq, msk] = p.mask?.strides ?? [0, 0, 0, 0];
-    const shapeAndOptions = [
-      B, Hq, Math.max(Hkv, 1), Lq, Lk, E, Ev,
-      p.scale, p.softcap, p.mask?.kind ?? 0, msb, msh, msq, msk,
-      p.causal, p.Lpast, p.windowLeft, p.windowRight,
-    ] as const;
-    // threads take shares of the query rows (pairs of rows for the fused kernel)
-    const rowWork = Lk * (E + Ev);
-    let pw = 0;
-    if (p.returnWeights || Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
+/** Pointers and sizes of one attention call in wasm memory (see attention_f32 for each). */
+export interface AttentionCall {
+  out: number; weights: number; q: number; k: number; v: number; mask: number; lens: number;
+  B: number; Hq: number; Hkv: number; Lq: number; Lk: number; E: number; Ev: number;
+  scale: number; softcap: number; maskKind: number; maskStrides: number[];
+  causal: number; Lpast: number; windowLeft: number; windowRight: number;
+  /** Pointer to the 12 i32 strides of layoutArray(). */
+  layout: number;
+}
+
+/**
+ * Runs attention on pointers: the row kernel when weights are wanted or there are few query rows per
+ * kv head (decode), else the fused kernel; threads take shares of the query rows (pairs for the fused one).
+ */
+export function runAttention({ kernels, arena, parallel }: WasmContext, c: AttentionCall): void {
+  const { B, Hq, Hkv, Lq, Lk, E, Ev } = c;
+  const [msb, msh, msq, msk] = c.maskStrides;
+  const shapeAndOptions = [
+    B, Hq, Math.max(Hkv, 1), Lq, Lk, E, Ev, c.scale, c.softcap, c.maskKind, msb, msh, msq, msk,
+    c.causal, c.Lpast, c.windowLeft, c.windowRight, c.layout,
+  ];
+  const rowWork = Lk * (E + Ev);
+  arena.scoped(() => {
+    if (c.weights || Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
       // with weights, one query row at a time writes each row of weights; decode-like calls have too
       // few query rows per kv head to repay packing K, so they stream K and V once
-      if (p.returnWeights) pw = arena.allocF32(B * Hq * Lq * Lk);
-      const scratch = pw ? () => 0 : arena.perThread(Lk, parallel.threads);
-      parallel.run('attention_f32', B * Hq * Lq, rowWork, (t, r0, r1) => [pout, pw, scratch(t), pq, pk, pv, pmask, plens, ...shapeAndOptions, r0, r1]);
+      const scratch = c.weights ? () => 0 : arena.perThread(Lk, parallel.threads);
+      parallel.run('attention_f32', B * Hq * Lq, rowWork, (t, r0, r1) => [c.out, c.weights, scratch(t), c.q, c.k, c.v, c.mask, c.lens, ...shapeAndOptions, r0, r1]);
     } else {
       const scratch = arena.perThread(kernels.flash_scratch_f32(Lk, E, Ev), parallel.threads);
       const pairs = B * Hq * Math.ceil(Lq / 2);
-      parallel.run('flash_attention_f32', pairs, 2 * rowWork, (t, u0, u1) => [pout, scratch(t), pq, pk, pv, pmask, plens, ...shapeAndOptions, u0, u1]);
+      parallel.run('flash_attention_f32', pairs, 2 * rowWork, (t, u0, u1) => [c.out, scratch(t), c.q, c.k, c.v, c.mask, c.lens, ...shapeAndOptions, u0, u1]);
     }
+  });
+}
+
+export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
+  const p = planAttention(query, key, value, options);
+  const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
+  const { arena } = ctx;
+  return arena.scoped(() => {
+    const pk = writeConcat(arena, p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
+    const pv = writeConcat(arena, p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);
+    const pout = arena.allocF32(B * Hq * Lq * Ev);
+    const pw = p.returnWeights ? arena.allocF32(B * Hq * Lq * Lk) : 0;
+    runAttention(ctx, {
+      out: pout, weights: pw, q: arena.write(query.data), k: pk, v: pv,
+      mask: p.mask ? arena.write(p.mask.data) : 0, lens: p.validLens ? arena.write(p.validLens) : 0,
+      B, Hq, Hkv, Lq, Lk, E, Ev, scale: p.scale, softcap: p.softcap,
+      maskKind: p.mask?.kind ?? 0, maskStrides: p.mask?.strides ?? [0, 0, 0, 0],
+      causal: p.causal, Lpast: p.Lpast, windowLeft: p.windowLeft, windowRight: p.windowRight,
+      layout: arena.write(layoutArray(contiguousLayout(Hq, Hkv, Lq, Lk, E, Ev))),
+    });
     const result: AttentionResult = { output: fromData(arena.read(pout, B * Hq * Lq * Ev), p.outputShape) };
     if (pw) result.weights = fromData(arena.read(pw, B * Hq * Lq * Lk), p.weightsShape);
     if (p.pastKey) {

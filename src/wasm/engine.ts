@@ -1,7 +1,6 @@
 // createEngine(): instantiates the kernels and binds every op's wrapper to them.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
 import type { Engine, EngineInfo } from '../core/types.js';
-import { multiHeadAttentionWith } from '../reference/multiHeadAttention.js';
 import { positionalEncoding } from '../reference/positionalEncoding.js';
 import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
@@ -9,6 +8,7 @@ import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
 import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels, type Kernels } from './loader.js';
 import { matmul } from './matmul.js';
+import { multiHeadAttention } from './multiHeadAttention.js';
 import { Arena, MAX_MEMORY_BYTES } from './memory.js';
 import { CONTROL_BYTES, pool, serial, whenReady, type Parallel } from './parallel.js';
 // Node or browser threads, chosen by package.json "imports" so that no Node built-in reaches a browser bundle
@@ -140,10 +140,6 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     if (ctx === null) throw new Error('qkv: this engine has been disposed');
     return ctx;
   };
-  const ops = {
-    matmul: (...a: Parameters<Engine['matmul']>) => matmul(live(), ...a),
-    scaledDotProductAttention: (...a: Parameters<Engine['scaledDotProductAttention']>) => scaledDotProductAttention(live(), ...a),
-  };
   const engine: Engine = {
     name: 'wasm',
     /** A snapshot: memoryBytes is the wasm memory held now. */
@@ -154,13 +150,14 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
       parallel.dispose();
       ctx = null;
     },
-    ...ops,
+    matmul: (...a) => matmul(live(), ...a),
+    scaledDotProductAttention: (...a) => scaledDotProductAttention(live(), ...a),
     softmax: (x) => softmax(live(), x),
     maskedSoftmax: (x, validLens) => maskedSoftmax(live(), x, validLens),
     kernelRegression: (...a) => kernelRegression(live(), ...a),
     additiveAttention: (...a) => additiveAttention(live(), ...a),
-    multiHeadAttention: (query, key, value, params, opts) => multiHeadAttentionWith(ops, query, key, value, params, opts),
-    selfAttention: (x, params, opts) => multiHeadAttentionWith(ops, x, x, x, params, opts),
+    multiHeadAttention: (query, key, value, params, opts) => multiHeadAttention(live(), query, key, value, params, opts),
+    selfAttention: (x, params, opts) => multiHeadAttention(live(), x, x, x, params, opts),
     positionalEncoding: (maxLen, dim) => { live(); return positionalEncoding(maxLen, dim); },
   };
   return Object.freeze(engine);

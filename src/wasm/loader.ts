@@ -10,20 +10,20 @@ export interface Kernels {
   /** 1 in the relaxed-SIMD build, 0 in the plain SIMD build (assembly/build.ts). */
   RELAXED_SIMD: WebAssembly.Global;
   heap_base(): number;
-  gemm_f32(c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean | number, scratch: number): void;
+  gemm_f32(c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean | number, bias: number, scratch: number): void;
   gemm_scratch_f32(n: number, k: number): number;
   softmax_rows_f32(out: number, x: number, rows: number, n: number, lens: number, rowsPerLen: number): void;
   attention_f32(
     out: number, weights: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
     b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number,
     scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
-    causal: number, lpast: number, left: number, right: number, rowStart: number, rowEnd: number,
+    causal: number, lpast: number, left: number, right: number, layout: number, rowStart: number, rowEnd: number,
   ): void;
   flash_attention_f32(
     out: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
     b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number,
     scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
-    causal: number, lpast: number, left: number, right: number, unitStart: number, unitEnd: number,
+    causal: number, lpast: number, left: number, right: number, layout: number, unitStart: number, unitEnd: number,
   ): void;
   flash_scratch_f32(lk: number, e: number, ev: number): number;
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;

@@ -5,13 +5,13 @@ import type { MatmulOptions } from '../core/types.js';
 import type { WasmContext } from './context.js';
 
 /**
- * C[m, n] = A[m, k] · B (B [k, n], or [n, k] with transposeB) on pointers into the arena; threads
- * take pairs of rows of C (each packs B into its own scratch).
+ * C[m, n] = A[m, k] · B (+ bias[n]) (B [k, n], or [n, k] with transposeB) on pointers into the
+ * arena; `bias` is a pointer or 0. Threads take pairs of rows of C (each packs B into its own scratch).
  */
-export function gemm({ kernels, arena, parallel }: WasmContext, c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean): void {
+export function gemm({ kernels, arena, parallel }: WasmContext, c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean, bias = 0): void {
   arena.scoped(() => {
     const scratch = arena.perThread(kernels.gemm_scratch_f32(n, k), parallel.threads);
-    parallel.run('gemm_f32', m, n * k, (t, r0, r1) => [c + r0 * n * 4, a + r0 * k * 4, b, r1 - r0, n, k, transposeB ? 1 : 0, scratch(t)], 2);
+    parallel.run('gemm_f32', m, n * k, (t, r0, r1) => [c + r0 * n * 4, a + r0 * k * 4, b, r1 - r0, n, k, transposeB ? 1 : 0, bias, scratch(t)], 2);
   });
 }
 

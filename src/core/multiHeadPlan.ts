@@ -1,0 +1,161 @@
+// Validation and resolution of multi-head attention's inputs and PyTorch nn.MultiheadAttention
+// parameters, shared by the reference composition (src/reference/multiHeadAttention.ts) and the
+// wasm engine's in-memory path (src/wasm/multiHeadAttention.ts).
+import { broadcastStrides } from './broadcast.js';
+import { parseCausal, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE } from './attentionPlan.js';
+import { formatShape, fromData, type Tensor } from './tensor.js';
+import type { AttentionOptions, MultiHeadOptions, MultiHeadParams } from './types.js';
+import { checkBoolean, checkMask, checkOptions, checkTensor, describeValue, expectShape } from './validate.js';
+
+const op = 'multiHeadAttention';
+
+export interface Projections {
+  Wq: Tensor; Wk: Tensor; Wv: Tensor;
+  bq: Float32Array | null; bk: Float32Array | null; bv: Float32Array | null;
+}
+
+function resolveProjections(p: MultiHeadParams, E: number, kdim: number, vdim: number): Projections {
+  let Wq: Tensor, Wk: Tensor, Wv: Tensor;
+  const separate = [p.qProjWeight, p.kProjWeight, p.vProjWeight].some((w) => w !== undefined);
+  if (p.inProjWeight !== undefined && separate) {
+    throw new TypeError(`${op}: params has inProjWeight and qProjWeight/kProjWeight/vProjWeight: give one or the other`);
+  }
+  if (p.inProjWeight !== undefined) {
+    const W = checkTensor(`${op}: params.inProjWeight`, p.inProjWeight, [2]);
+    expectShape(`${op}: params.inProjWeight`, W.shape, [3 * E, E], `[3E, E] with E = ${E}`);
+    if (kdim !== E || vdim !== E) {
+      throw new RangeError(`${op}: params.inProjWeight needs key and value of width E = ${E}, got kdim ${kdim}, vdim ${vdim}; give qProjWeight, kProjWeight, vProjWeight instead`);
+    }
+    const part = (c: number) => fromData(W.data.subarray(c * E * E, (c + 1) * E * E), [E, E]);
+    [Wq, Wk, Wv] = [part(0), part(1), part(2)];
+  } else {
+    if (p.qProjWeight === undefined || p.kProjWeight === undefined || p.vProjWeight === undefined) {
+      throw new TypeError(`${op}: params needs inProjWeight, or all of qProjWeight, kProjWeight, vProjWeight`);
+    }
+    Wq = checkTensor(`${op}: params.qProjWeight`, p.qProjWeight, [2]);
+    Wk = checkTensor(`${op}: params.kProjWeight`, p.kProjWeight, [2]);
+    Wv = checkTensor(`${op}: params.vProjWeight`, p.vProjWeight, [2]);
+    expectShape(`${op}: params.qProjWeight`, Wq.shape, [E, E], '[E, E]');
+    expectShape(`${op}: params.kProjWeight`, Wk.shape, [E, kdim], '[E, kdim]');
+    expectShape(`${op}: params.vProjWeight`, Wv.shape, [E, vdim], '[E, vdim]');
+  }
+  let bq = null, bk = null, bv = null;
+  if (p.inProjBias !== undefined) {
+    const b = checkTensor(`${op}: params.inProjBias`, p.inProjBias, [1]);
+    expectShape(`${op}: params.inProjBias`, b.shape, [3 * E], '[3E]');
+    [bq, bk, bv] = [0, 1, 2].map((c) => b.data.subarray(c * E, (c + 1) * E));
+  }
+  return { Wq, Wk, Wv, bq, bk, bv };
+}
+
+/**
+ * The user's mask, the key padding mask and causality as scaledDotProductAttention options over
+ * [B, Hm, Lq, Lk + extra]; the appended bias/zero positions are always visible (PyTorch pads
+ * attn_mask and key_padding_mask with zeros for them).
+ *
+ * A forbidden key must be skipped rather than given -Infinity, or a NaN or Infinity in that key
+ * would still reach the row (NaN + -Infinity is NaN). So causality goes to scaledDotProductAttention's
+ * own `causal` when no position is appended (the same rule, and the kernels skip those keys), and the
+ * combined mask is boolean unless the user's mask or the key padding mask is additive.
+ */
+export function combineMasks(o: MultiHeadOptions, B: number, H: number, Lq: number, Lk: number, extra: number): Pick<AttentionOptions, 'mask' | 'causal'> {
+  const causal = parseCausal(`${op}: options.causal`, o.causal);
+  const user = o.mask === undefined ? null : checkMask(`${op}: options.mask`, o.mask);
+  const kpm = o.keyPaddingMask === undefined ? null : checkMask(`${op}: options.keyPaddingMask`, o.keyPaddingMask);
+  if (kpm) expectShape(`${op}: options.keyPaddingMask`, kpm.shape, [B, Lk], '[B, Lk]');
+  const foldCausal = causal !== CAUSAL_NONE && extra > 0;
+  const passCausal = causal === CAUSAL_NONE || foldCausal ? undefined : causal === CAUSAL_BOTTOM_RIGHT ? 'bottom-right' : 'top-left';
+  if (!user && !kpm && !foldCausal) return { causal: passCausal };
+  // PyTorch's 3-D attn_mask is [B·H, Lq, Lk]: split its first axis (its other two may still broadcast).
+  // Read as is, it would broadcast the same only when B = 1, and not at all when H = 1 or B = 0.
+  const userShape = user && user.shape.length === 3 && user.shape[0] === B * H && B * H !== 1
+    ? [B, H, user.shape[1], user.shape[2]] : user?.shape;
+  const us = user ? broadcastStrides(`${op}: options.mask`, userShape!, [B, H, Lq, Lk]) : [0, 0, 0, 0];
+  const Hm = us[1] !== 0 ? H : 1;
+  const L2 = Lk + extra;
+  const additive = user?.data instanceof Float32Array || kpm?.data instanceof Float32Array;
+  // boolean: 1 = may attend, so the appended positions start visible; additive: 0 = visible
+  const out = additive ? new Float32Array(B * Hm * Lq * L2) : new Uint8Array(B * Hm * Lq * L2).fill(1);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < Hm; h++)
+      for (let i = 0; i < Lq; i++)
+        for (let j = 0; j < Lk; j++) {
+          let allowed = true, add = 0;
+          if (user) {
+            const u = user.data[b * us[0] + h * us[1] + i * us[2] + j * us[3]];
+            if (user.data instanceof Uint8Array) allowed &&= u !== 0; else add += u;
+          }
+          if (kpm) {
+            const pad = kpm.data[b * Lk + j];
+            if (kpm.data instanceof Uint8Array) allowed &&= pad === 0; else add += pad;
+          }
+          if (foldCausal && j > i + (causal === CAUSAL_BOTTOM_RIGHT ? Lk - Lq : 0)) allowed = false;
+          out[((b * Hm + h) * Lq + i) * L2 + j] = additive ? (allowed ? add : -Infinity) : (allowed ? 1 : 0);
+        }
+  return { mask: { data: out, shape: [B, Hm, Lq, L2] }, causal: passCausal };
+}
+
+export interface MultiHeadPlan {
+  q: Tensor; k: Tensor; v: Tensor;
+  B: number; Lq: number; Lk: number; E: number; H: number; kdim: number; vdim: number;
+  proj: Projections;
+  Wo: Tensor; bo: Float32Array | null;
+  /** Rows appended to the projected keys and values of every batch (biasK/biasV, then the zero row). */
+  extraK: Float32Array[]; extraV: Float32Array[];
+  /** Mask and causal options for scaledDotProductAttention over [B, H, Lq, Lk + extra]. */
+  masking: Pick<AttentionOptions, 'mask' | 'causal'>;
+  needWeights: boolean; averageWeights: boolean;
+}
+
+/** Validates every argument of multiHeadAttention and resolves the parameters and masks. */
+export function planMultiHead(query: unknown, key: unknown, value: unknown, params: MultiHeadParams, options?: MultiHeadOptions): MultiHeadPlan {
+  const q = checkTensor(`${op}: query`, query, [3]);
+  const k = checkTensor(`${op}: key`, key, [3]);
+  const v = checkTensor(`${op}: value`, value, [3]);
+  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams), got ${describeValue(params)}`);
+  const o = checkOptions<MultiHeadOptions>(op, options);
+  const [B, Lq, E] = q.shape;
+  const [, Lk, kdim] = k.shape;
+  const vdim = v.shape[2];
+  expectShape(`${op}: key`, k.shape, [B, -1, -1], `batch of query ${formatShape(q.shape)}`);
+  expectShape(`${op}: value`, v.shape, [B, Lk, -1], `batch and length of key ${formatShape(k.shape)}`);
+  const H = params.numHeads;
+  if (typeof H !== 'number') throw new TypeError(`${op}: params.numHeads must be a number, got ${describeValue(H)}`);
+  if (!Number.isInteger(H) || H < 1 || E % H !== 0) {
+    throw new RangeError(`${op}: params.numHeads must be a positive integer that divides E = ${E}, got ${H}`);
+  }
+  const proj = resolveProjections(params, E, kdim, vdim);
+  const Wo = checkTensor(`${op}: params.outProjWeight`, params.outProjWeight, [2]);
+  expectShape(`${op}: params.outProjWeight`, Wo.shape, [E, E], '[E, E]');
+  let bo: Float32Array | null = null;
+  if (params.outProjBias !== undefined) {
+    bo = checkTensor(`${op}: params.outProjBias`, params.outProjBias, [1]).data;
+    expectShape(`${op}: params.outProjBias`, params.outProjBias.shape, [E], '[E]');
+  }
+  const extraK: Float32Array[] = [], extraV: Float32Array[] = [];
+  if (params.biasK !== undefined || params.biasV !== undefined) {
+    if (params.biasK === undefined || params.biasV === undefined) throw new TypeError(`${op}: params.biasK and params.biasV must be given together`);
+    const bK = checkTensor(`${op}: params.biasK`, params.biasK, [3]);
+    const bV = checkTensor(`${op}: params.biasV`, params.biasV, [3]);
+    expectShape(`${op}: params.biasK`, bK.shape, [1, 1, E], '[1, 1, E]');
+    expectShape(`${op}: params.biasV`, bV.shape, [1, 1, E], '[1, 1, E]');
+    extraK.push(bK.data); extraV.push(bV.data);
+  }
+  if (checkBoolean(`${op}: params.addZeroAttn`, params.addZeroAttn)) {
+    extraK.push(new Float32Array(E)); extraV.push(new Float32Array(E));
+  }
+  const needWeights = checkBoolean(`${op}: options.needWeights`, o.needWeights) ?? false;
+  const averageWeights = checkBoolean(`${op}: options.averageWeights`, o.averageWeights) ?? true;
+  const masking = combineMasks(o, B, H, Lq, Lk, extraK.length);
+
+  return { q, k, v, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights };
+}
+
+/** Weights [B, H, Lq, L] averaged over heads: [B, Lq, L] (float64 sums). */
+export function averageHeads(w: Float32Array, B: number, H: number, Lq: number, L: number): Tensor {
+  const sum = new Float64Array(B * Lq * L);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let r = 0; r < Lq * L; r++) sum[b * Lq * L + r] += w[(b * H + h) * Lq * L + r];
+  return fromData(Float32Array.from(sum, (x) => x / H), [B, Lq, L]);
+}
