@@ -236,7 +236,7 @@ async function main() {
 
   const stats = Object.fromEntries(names.map((n) => [n, { calls: 0, checked: 0, diff: 0, ratio: 0 }]));
   const mismatches = [], unexpected = [];
-  let badCount = 0, badThrown = 0, special = 0, calls = 0;
+  let badCount = 0, badThrown = 0, special = 0, calls = 0, previous = 'the warm-up';
   const checkpoints = []; // GC'd heap at each tenth of the run
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
@@ -258,6 +258,7 @@ async function main() {
         // one more call, with bad input
         const bad = pick(badInputs);
         badCount++;
+        previous = `bad input ${badInputs.indexOf(bad)}`;
         try {
           bad(engine);
           unexpected.push(`${bad.toString()}: did not throw`);
@@ -277,6 +278,8 @@ async function main() {
           special++;
         }
       }
+      const after = previous;
+      previous = `${name} ${c.label}`;
       let got;
       try {
         got = c.run(engine);
@@ -287,12 +290,18 @@ async function main() {
       if (st.calls % CHECK_EVERY === 0) {
         const want = c.run(reference);
         st.checked++;
-        if (want.length !== got.length) mismatches.push(`${name} ${c.label}: ${got.length} results, the reference gives ${want.length}`);
+        // for a mismatch: the call before it, and whether running the call again gives the same
+        const context = () => {
+          const again = c.run(engine);
+          const same = again.length === want.length && again.every((x, i) => compare(x, want[i]).ratio <= 1);
+          return `(call ${calls}, after ${after}; run again it ${same ? 'matches the reference' : 'differs again'})`;
+        };
+        if (want.length !== got.length) mismatches.push(`${name} ${c.label}: ${got.length} results, the reference gives ${want.length} ${context()}`);
         else want.forEach((w, i) => {
           const { diff, ratio, at } = compare(got[i], w);
           if (Number.isFinite(diff)) st.diff = Math.max(st.diff, diff);
           st.ratio = Math.max(st.ratio, ratio);
-          if (ratio > 1) mismatches.push(`${name} ${c.label}: result ${i} [${w.shape}], index ${at}: wasm ${got[i].data[at]}, reference ${w.data[at]}`);
+          if (ratio > 1) mismatches.push(`${name} ${c.label}: result ${i} [${w.shape}], index ${at}: wasm ${got[i].data[at]}, reference ${w.data[at]} ${context()}`);
         });
       }
     }
