@@ -15,15 +15,8 @@ import { benchCases, familyNotes } from './cases.js';
 import { checkPeers, TOLERANCE } from './check-peers.js';
 import { loadPeers } from './peers/index.js';
 import { attentionMemory, coldStartMs } from './footprint.js';
+import { flag, value } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name) => args.includes(name);
-/** `--name value` or `--name=value`. */
-const value = (name) => {
-  const eq = args.find((a) => a.startsWith(`${name}=`));
-  if (eq) return eq.slice(name.length + 1);
-  return args.includes(name) ? args[args.indexOf(name) + 1] : undefined;
-};
 const filter = value('--filter') ? new RegExp(value('--filter')) : null;
 const jsonFile = value('--json');
 const full = flag('--full');

@@ -14,18 +14,13 @@
 // SHORT_CALLS of every op in about 15 s. Exits 1 on a mismatch, an unexpected error or growth.
 import os from 'node:os';
 import { createEngine, reference, tensor } from 'qkv';
+import { flag, value } from './args.js';
 
 const CALLS = 100_000, SHORT_CALLS = 20_000;
 const HEAP_SLACK = 4 * 2 ** 20; // bytes the GC'd heap may drift between checkpoints
 const ABS_TOL = 1e-4, REL_TOL = 1e-4;
 
-const args = process.argv.slice(2);
-const value = (name) => {
-  const eq = args.find((a) => a.startsWith(`${name}=`));
-  if (eq) return eq.slice(name.length + 1);
-  return args.includes(name) ? args[args.indexOf(name) + 1] : undefined;
-};
-const short = args.includes('--short');
+const short = flag('--short');
 const callsPerOp = Number(value('--calls') ?? (short ? SHORT_CALLS : CALLS));
 const seconds = Number(value('--seconds') ?? (short ? 15 : 120));
 const seed = Number(value('--seed') ?? 1);
