@@ -1,7 +1,7 @@
 // Validation and normalization of scaledDotProductAttention's inputs, shared by both engines.
 import { broadcastStrides } from './broadcast.js';
 import { formatShape, type Tensor } from './tensor.js';
-import type { AttentionOptions } from './types.js';
+import type { AttentionOptions, KVCache } from './types.js';
 import {
   checkBoolean, checkCount, checkMask, checkNumber, checkOptions, checkTensor, checkValidLens, describeValue,
 } from './validate.js';
@@ -64,6 +64,25 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   }
 
   let pastKey: Tensor | null = null, pastValue: Tensor | null = null, Lpast = 0;
+  let cacheDefaultCausal = false;
+  if (o.cache !== undefined) {
+    // the new keys and values go into the cache first, then attention runs over all of it
+    const c = o.cache as KVCache;
+    if (c === null || typeof c !== 'object' || typeof c.capacity !== 'number' || typeof c.append !== 'function') {
+      throw new TypeError(`${op}: options.cache must be a KVCache (engine.createKVCache), got ${describeValue(o.cache)}`);
+    }
+    if (o.pastKey !== undefined || o.pastValue !== undefined) throw new TypeError(`${op}: options.cache and options.pastKey/pastValue exclude each other`);
+    if (rank !== 4) throw new RangeError(`${op}: options.cache needs 4-D [B, H, L, E] inputs, got query ${formatShape(q.shape)}`);
+    const want = `[${c.batch}, ${c.kvHeads}, *, ${c.headDim}] / [${c.batch}, ${c.kvHeads}, *, ${c.valueDim}]`;
+    if (B !== c.batch || Hkv !== c.kvHeads || E !== c.headDim || Ev !== c.valueDim) {
+      throw new RangeError(`${op}: key and value must fit the cache ${want}: ${both}`);
+    }
+    if (c.length + Lnew > c.capacity) {
+      throw new RangeError(`${op}: appending ${Lnew} positions to a cache holding ${c.length} of ${c.capacity} would overflow it`);
+    }
+    Lpast = c.length;
+    cacheDefaultCausal = o.causal === undefined;
+  }
   if (o.pastKey !== undefined || o.pastValue !== undefined) {
     if (o.pastKey === undefined || o.pastValue === undefined) throw new TypeError(`${op}: options.pastKey and options.pastValue must be given together`);
     // with 3-D inputs the cache may also be given 4-D with one head, [B, 1, Lpast, E]
@@ -83,7 +102,8 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
 
   const scale = checkNumber(`${op}: options.scale`, o.scale, 0) ?? (E > 0 ? 1 / Math.sqrt(E) : 1);
   const softcap = checkNumber(`${op}: options.softcap`, o.softcap, 0) ?? 0;
-  const causal = parseCausal(`${op}: options.causal`, o.causal);
+  // with a cache, queries line up with the newest keys unless causal says otherwise
+  const causal = cacheDefaultCausal ? CAUSAL_BOTTOM_RIGHT : parseCausal(`${op}: options.causal`, o.causal);
   let windowLeft = -1, windowRight = -1;
   if (o.window !== undefined) {
     if (o.window === null || typeof o.window !== 'object' || Array.isArray(o.window)) {

@@ -159,3 +159,36 @@ export function averageHeads(w: Float32Array, B: number, H: number, Lq: number, 
       for (let r = 0; r < Lq * L; r++) sum[b * Lq * L + r] += w[(b * H + h) * Lq * L + r];
   return fromData(Float32Array.from(sum, (x) => x / H), [B, Lq, L]);
 }
+
+/**
+ * Validates params for a prepared layer (engine.createMultiHeadAttention) by planning a call on empty
+ * inputs of the widths the params imply: E from outProjWeight, kdim and vdim from kProjWeight and
+ * vProjWeight (else E). Returns those widths.
+ */
+export function planLayerParams(params: MultiHeadParams): { E: number; kdim: number; vdim: number } {
+  const op = 'createMultiHeadAttention';
+  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams), got ${describeValue(params)}`);
+  const Wo = checkTensor(`${op}: params.outProjWeight`, params.outProjWeight, [2]);
+  const E = Wo.shape[0];
+  const width = (w: Tensor | undefined, name: string) => (w === undefined ? E : checkTensor(`${op}: params.${name}`, w, [2]).shape[1]);
+  const kdim = width(params.kProjWeight, 'kProjWeight'), vdim = width(params.vProjWeight, 'vProjWeight');
+  const empty = (d: number) => fromData(new Float32Array(0), [0, 0, d]);
+  planMultiHead(empty(E), empty(kdim), empty(vdim), params);
+  return { E, kdim, vdim };
+}
+
+/** A deep copy of the tensors of params: a prepared layer keeps its weights even if the caller's change. */
+export function copyParams(params: MultiHeadParams): MultiHeadParams {
+  const copy = (t: Tensor | undefined) => (t === undefined ? undefined : fromData(Float32Array.from(t.data), t.shape));
+  const out: MultiHeadParams = { numHeads: params.numHeads, outProjWeight: copy(params.outProjWeight)!, addZeroAttn: params.addZeroAttn };
+  for (const name of ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'outProjBias', 'biasK', 'biasV'] as const) {
+    if (params[name] !== undefined) out[name] = copy(params[name]);
+  }
+  return out;
+}
+
+/** With a KV cache, a layer appends its projected keys to the cache: masks over new keys only, and appended rows, have no place. */
+export function checkLayerCache(plan: MultiHeadPlan, options: MultiHeadOptions | undefined): void {
+  const unsupported = [options?.mask && 'mask', options?.keyPaddingMask && 'keyPaddingMask', plan.extraK.length > 0 && 'biasK/biasV or addZeroAttn'].filter(Boolean);
+  if (unsupported.length) throw new RangeError(`MultiHeadAttentionLayer.forward: options.cache does not combine with ${unsupported.join(', ')}`);
+}

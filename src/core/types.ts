@@ -62,6 +62,66 @@ export interface AttentionOptions {
   pastValue?: Tensor;
   /** Also return the weights `[B, H, Lq, Lpast + Lk]` after the softmax. Default `false`. */
   returnWeights?: boolean;
+  /**
+   * A KV cache of this engine (engine.createKVCache): `key` and `value` are appended to it, then the
+   * queries attend over everything it holds, without copying it; causal defaults to 'bottom-right'
+   * (the last query lines up with the newest key). Excludes pastKey/pastValue.
+   */
+  cache?: KVCache;
+}
+
+/** Options of {@link Engine.createKVCache}. */
+export interface KVCacheOptions {
+  /** Batch size B. */
+  batch: number;
+  /** Key/value heads Hkv. */
+  kvHeads: number;
+  /** Key feature size E. */
+  headDim: number;
+  /** Value feature size Ev. Default: headDim. */
+  valueDim?: number;
+  /** Most positions the cache holds. */
+  capacity: number;
+}
+
+/**
+ * A preallocated key/value cache for decoding, `[B, Hkv, capacity, E]` and `[B, Hkv, capacity, Ev]`
+ * in the engine's memory. Appending past `capacity` throws a RangeError and leaves it unchanged.
+ */
+export interface KVCache {
+  readonly batch: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly valueDim: number;
+  readonly capacity: number;
+  /** Positions held now. */
+  readonly length: number;
+  /** Appends keys `[B, Hkv, Lnew, E]` and values `[B, Hkv, Lnew, Ev]`. */
+  append(key: Tensor, value: Tensor): void;
+  /** The held keys `[B, Hkv, length, E]` and values, as fresh tensors. */
+  read(): { keys: Tensor; values: Tensor };
+  /** Empties the cache (capacity stays). */
+  reset(): void;
+  /** Releases its memory; later use throws. Twice is harmless. */
+  dispose(): void;
+}
+
+/**
+ * A multi-head attention layer whose weights were copied into the engine once
+ * (engine.createMultiHeadAttention). Results equal multiHeadAttention with the same params.
+ */
+export interface MultiHeadAttentionLayer {
+  /** E. */
+  readonly embedDim: number;
+  readonly numHeads: number;
+  /**
+   * multiHeadAttention(query, key, value, params, options). With `options.cache` (kvHeads = numHeads,
+   * headDim = E / numHeads), the projected keys and values are appended to it and the queries attend
+   * over all of it, causal 'bottom-right' by default.
+   */
+  forward(query: Tensor, key: Tensor, value: Tensor, options?: MultiHeadOptions & { cache?: KVCache }): OutputWithWeights;
+  /** Releases the weights; later use throws. Twice is harmless. */
+  dispose(): void;
 }
 
 /** Result of {@link Engine.scaledDotProductAttention}. */
@@ -185,4 +245,9 @@ export interface Engine {
   selfAttention(x: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights;
   /** Sinusoidal positional encoding `[maxLen, dim]`: P[i, 2j] = sin(i / 10000^(2j/dim)), P[i, 2j+1] = cos(…). */
   positionalEncoding(maxLen: number, dim: number): Tensor;
+
+  /** A multi-head attention layer with its weights copied into the engine once (for repeated calls). */
+  createMultiHeadAttention(params: MultiHeadParams): MultiHeadAttentionLayer;
+  /** A preallocated KV cache for decoding with scaledDotProductAttention or a layer's forward. */
+  createKVCache(options: KVCacheOptions): KVCache;
 }

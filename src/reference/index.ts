@@ -4,7 +4,8 @@ import type { Engine } from '../core/types.js';
 import { additiveAttention } from './additiveAttention.js';
 import { kernelRegression } from './kernelRegression.js';
 import { matmul } from './matmul.js';
-import { multiHeadAttentionWith } from './multiHeadAttention.js';
+import { ReferenceKVCache } from './kvCache.js';
+import { layerWith, multiHeadAttentionWith } from './multiHeadAttention.js';
 import { positionalEncoding } from './positionalEncoding.js';
 import { scaledDotProductAttention } from './scaledDotProductAttention.js';
 import { maskedSoftmax, softmax } from './softmax.js';
@@ -24,6 +25,8 @@ const engine: Engine = {
   multiHeadAttention: (query, key, value, params, options) => multiHeadAttentionWith(ops, query, key, value, params, options),
   selfAttention: (x, params, options) => multiHeadAttentionWith(ops, x, x, x, params, options),
   positionalEncoding,
+  createMultiHeadAttention: (params) => layerWith(ops, params),
+  createKVCache: (options) => new ReferenceKVCache(options),
 };
 
 /** The pure TypeScript engine: synchronous, no wasm, float64 accumulation; the readable definition of every op. */

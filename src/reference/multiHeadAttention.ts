@@ -9,9 +9,9 @@
 //
 // The wasm engine runs the same steps inside wasm memory (src/wasm/multiHeadAttention.ts); both
 // validate through src/core/multiHeadPlan.ts.
-import { averageHeads, planMultiHead } from '../core/multiHeadPlan.js';
+import { averageHeads, checkLayerCache, copyParams, planLayerParams, planMultiHead } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
-import type { AttentionOptions, AttentionResult, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
+import type { AttentionOptions, AttentionResult, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 
 /** The two ops multi-head attention is built from. */
 export interface MultiHeadOps {
@@ -69,14 +69,36 @@ export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Te
   let kp = linear(ops, k, proj.Wk, proj.bk);
   let vp = linear(ops, v, proj.Wv, proj.bv);
   if (extraK.length > 0) { kp = appendRows(kp, extraK); vp = appendRows(vp, extraV); }
+  // with a KV cache (a prepared layer's forward), the new heads' keys and values join it
+  const cache = (options as { cache?: KVCache } | undefined)?.cache;
   const attn = ops.scaledDotProductAttention(splitHeads(qp, H), splitHeads(kp, H), splitHeads(vp, H), {
-    ...masking, returnWeights: needWeights,
+    ...masking, returnWeights: needWeights, ...(cache ? { cache } : {}),
   });
   const output = linear(ops, mergeHeads(attn.output), Wo, bo);
 
   const result: OutputWithWeights = { output };
   if (needWeights && attn.weights) {
-    result.weights = averageWeights ? averageHeads(attn.weights.data, B, H, Lq, Lk + extraK.length) : attn.weights;
+    result.weights = averageWeights ? averageHeads(attn.weights.data, B, H, Lq, attn.weights.shape[3]) : attn.weights;
   }
   return result;
+}
+
+/** A prepared layer over `ops`: params validated and copied once; forward runs the composition. */
+export function layerWith(ops: MultiHeadOps, params: MultiHeadParams): MultiHeadAttentionLayer {
+  planLayerParams(params);
+  let kept: MultiHeadParams | null = copyParams(params);
+  const live = () => {
+    if (kept === null) throw new Error('qkv: this multi-head attention layer has been disposed');
+    return kept;
+  };
+  return {
+    embedDim: kept.outProjWeight.shape[0],
+    numHeads: kept.numHeads,
+    forward(query, key, value, options) {
+      const p = live();
+      if (options?.cache !== undefined) checkLayerCache(planMultiHead(query, key, value, p, options), options);
+      return multiHeadAttentionWith(ops, query, key, value, p, options);
+    },
+    dispose() { kept = null; },
+  };
 }

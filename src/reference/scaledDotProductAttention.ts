@@ -10,6 +10,7 @@
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_BOOLEAN, planAttention, type AttentionPlan } from '../core/attentionPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
+import { ReferenceKVCache } from './kvCache.js';
 
 /** Past then new rows along the length axis: [B, H, Lpast, D] ++ [B, H, Lnew, D] -> [B, H, Lpast + Lnew, D]. */
 export function concatLength(past: Float32Array | null, next: Float32Array, BH: number, Lpast: number, Lnew: number, D: number): Float32Array {
@@ -37,8 +38,15 @@ export function keyAllowed(p: AttentionPlan, b: number, i: number, j: number): b
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
   const p = planAttention(query, key, value, options);
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
-  const keys = concatLength(p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
-  const values = concatLength(p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);
+  // a KV cache is the past keys and values; the new ones join it afterwards
+  const cache = options?.cache;
+  if (cache !== undefined && !(cache instanceof ReferenceKVCache)) {
+    throw new TypeError('scaledDotProductAttention: options.cache must come from this engine (reference.createKVCache)');
+  }
+  const past = cache ? cache.read() : null;
+  const keys = concatLength(past?.keys.data ?? p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
+  const values = concatLength(past?.values.data ?? p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);
+  cache?.append(key, value);
   const group = Hkv === 0 ? 1 : Hq / Hkv;
 
   const output = new Float32Array(B * Hq * Lq * Ev);

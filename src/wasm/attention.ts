@@ -4,6 +4,7 @@ import { fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
 import type { WasmContext } from './context.js';
 import type { Arena } from './memory.js';
+import { engineCache } from './kvCache.js';
 
 /** Writes past ++ new along the length axis ([BH, Lpast, D] and [BH, Lnew, D]) into wasm memory. */
 function writeConcat(arena: Arena, past: Float32Array | null, next: Float32Array, BH: number, Lpast: number, Lnew: number, D: number): number {
@@ -74,12 +75,22 @@ export function runAttention({ kernels, arena, parallel }: WasmContext, c: Atten
 }
 
 export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
+  const { arena } = ctx;
+  const cache = options?.cache === undefined ? null : engineCache(arena, options.cache, 'scaledDotProductAttention');
   const p = planAttention(query, key, value, options);
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
-  const { arena } = ctx;
   return arena.scoped(() => {
-    const pk = writeConcat(arena, p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
-    const pv = writeConcat(arena, p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);
+    let pk: number, pv: number, layout = contiguousLayout(Hq, Hkv, Lq, Lk, E, Ev);
+    if (cache) {
+      // the new keys and values join the cache, and attention reads the cache where it is
+      cache.append(key, value);
+      ({ k: pk, v: pv } = cache.pointers());
+      const cap = cache.capacity;
+      layout = { ...layout, k: [Hkv * cap * E, cap * E, E], v: [Hkv * cap * Ev, cap * Ev, Ev] };
+    } else {
+      pk = writeConcat(arena, p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
+      pv = writeConcat(arena, p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);
+    }
     const pout = arena.allocF32(B * Hq * Lq * Ev);
     const pw = p.returnWeights ? arena.allocF32(B * Hq * Lq * Lk) : 0;
     runAttention(ctx, {
@@ -88,7 +99,7 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
       B, Hq, Hkv, Lq, Lk, E, Ev, scale: p.scale, softcap: p.softcap,
       maskKind: p.mask?.kind ?? 0, maskStrides: p.mask?.strides ?? [0, 0, 0, 0],
       causal: p.causal, Lpast: p.Lpast, windowLeft: p.windowLeft, windowRight: p.windowRight,
-      layout: arena.write(layoutArray(contiguousLayout(Hq, Hkv, Lq, Lk, E, Ev))),
+      layout: arena.write(layoutArray(layout)),
     });
     const result: AttentionResult = { output: fromData(arena.read(pout, B * Hq * Lq * Ev), p.outputShape) };
     if (pw) result.weights = fromData(arena.read(pw, B * Hq * Lq * Lk), p.weightsShape);

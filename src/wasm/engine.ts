@@ -8,7 +8,8 @@ import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
 import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels, type Kernels } from './loader.js';
 import { matmul } from './matmul.js';
-import { multiHeadAttention } from './multiHeadAttention.js';
+import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
+import { WasmKVCache } from './kvCache.js';
 import { Arena, MAX_MEMORY_BYTES } from './memory.js';
 import { CONTROL_BYTES, pool, serial, whenReady, type Parallel } from './parallel.js';
 // Node or browser threads, chosen by package.json "imports" so that no Node built-in reaches a browser bundle
@@ -159,6 +160,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     multiHeadAttention: (query, key, value, params, opts) => multiHeadAttention(live(), query, key, value, params, opts),
     selfAttention: (x, params, opts) => multiHeadAttention(live(), x, x, x, params, opts),
     positionalEncoding: (maxLen, dim) => { live(); return positionalEncoding(maxLen, dim); },
+    createMultiHeadAttention: (params) => createLayer(live, params),
+    createKVCache: (opts) => new WasmKVCache(live().arena, opts),
   };
   return Object.freeze(engine);
 }

@@ -1,7 +1,8 @@
-// The one place that touches wasm memory: a bump arena over the module's memory, reset after every op.
+// The one place that touches wasm memory: a bump arena over the module's memory, reset after every op,
+// above the blocks that outlive calls (prepared layers' weights, KV caches, engine tensors).
 //
-//   0 ............ heap_base ...... mark ....... top ............ buffer.byteLength
-//   | static data |  (free)        | this call's buffers |  grown on demand, kept for reuse
+//   0 ........ heap_base ............. held ............ top ................ buffer.byteLength
+//   | static |  held blocks (and gaps)  | this call's buffers |  grown on demand, kept for reuse
 //
 // Each op takes a mark, allocates its inputs, outputs and scratch above it, copies results out into
 // fresh Float32Arrays and releases back to the mark in `finally`, so nothing survives a call (failed
@@ -16,10 +17,53 @@ export const MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
 export class Arena {
   private top: number;
   private readonly base: number;
+  /** End of the held region: where each call's buffers start. */
+  private held: number;
+  /** Held blocks by address, in address order. */
+  private blocks: { ptr: number; bytes: number }[] = [];
 
   constructor(readonly memory: WebAssembly.Memory, heapBase: number, private readonly limit = MAX_MEMORY_BYTES) {
     this.base = Math.ceil(heapBase / ALIGN) * ALIGN;
     this.top = this.base;
+    this.held = this.base;
+  }
+
+  /** Bytes held by long-lived blocks. */
+  get heldBytes(): number {
+    return this.blocks.reduce((n, b) => n + b.bytes, 0);
+  }
+
+  /**
+   * Reserves a block that outlives calls (until `free`), first fit among the gaps of freed blocks,
+   * else at the end of the held region. Only between calls.
+   */
+  hold(bytes: number): number {
+    if (this.top !== this.held) throw new Error('qkv: a long-lived block cannot be reserved during a call');
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    let at = this.base, index = 0;
+    for (; index < this.blocks.length; index++) {
+      if (this.blocks[index].ptr - at >= size) break;
+      at = this.blocks[index].ptr + this.blocks[index].bytes;
+    }
+    if (index === this.blocks.length) {
+      // at the end: move the start of the per-call region up
+      this.top = at;
+      this.alloc(size);
+      this.held = this.top;
+    }
+    this.blocks.splice(index, 0, { ptr: at, bytes: size });
+    return at;
+  }
+
+  /** Returns a block from `hold`; freeing twice is harmless. */
+  free(ptr: number): void {
+    const index = this.blocks.findIndex((b) => b.ptr === ptr);
+    if (index < 0) return;
+    this.blocks.splice(index, 1);
+    const last = this.blocks[this.blocks.length - 1];
+    const end = last ? last.ptr + last.bytes : this.base;
+    if (this.top === this.held) this.top = end;
+    this.held = end;
   }
 
   get bytes(): number {
@@ -41,7 +85,7 @@ export class Arena {
     const ptr = this.top;
     const end = ptr + Math.ceil(bytes / ALIGN) * ALIGN;
     if (end > this.limit) {
-      throw new RangeError(`qkv: this call needs at least ${end - this.base} bytes of wasm memory, more than the engine's limit of ${this.limit} bytes (createEngine({ maxMemoryBytes }))`);
+      throw new RangeError(`qkv: this needs at least ${end - this.base} bytes of wasm memory, more than the engine's limit of ${this.limit} bytes (createEngine({ maxMemoryBytes }))`);
     }
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));

@@ -2,65 +2,131 @@
 // round trip through JavaScript between them and no head split or merge. The projections land in
 // [B, L, E] buffers, which the attention kernels read in place as [B, L, H, D] through their layout
 // strides, and they write the heads' outputs straight into the [B, Lq, E] input of the output projection.
-import { CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
-import { averageHeads, planMultiHead } from '../core/multiHeadPlan.js';
+// A prepared layer (engine.createMultiHeadAttention) holds its weights in engine memory across calls.
+import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
+import { averageHeads, checkLayerCache, copyParams, planLayerParams, planMultiHead, type MultiHeadPlan } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
-import type { MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
+import type { KVCache, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { layoutArray, runAttention } from './attention.js';
 import type { WasmContext } from './context.js';
+import { engineCache, type WasmKVCache } from './kvCache.js';
 import { gemm } from './matmul.js';
 
-export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights {
-  const p = planMultiHead(query, key, value, params, options);
-  const { B, Lq, Lk, E, H, kdim, vdim, proj, extraK, extraV } = p;
+/** Where the projection weights and biases are in engine memory (0 = no bias). */
+interface WeightPointers { wq: number; wk: number; wv: number; wo: number; bq: number; bk: number; bv: number; bo: number }
+
+/** Writes the params' weights with `put` (per call: the arena; per layer: held blocks). */
+function placeWeights(p: MultiHeadPlan, put: (data: Float32Array) => number): WeightPointers {
+  const bias = (b: Float32Array | null) => (b ? put(b) : 0);
+  return {
+    wq: put(p.proj.Wq.data), wk: put(p.proj.Wk.data), wv: put(p.proj.Wv.data), wo: put(p.Wo.data),
+    bq: bias(p.proj.bq), bk: bias(p.proj.bk), bv: bias(p.proj.bv), bo: bias(p.bo),
+  };
+}
+
+function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null): OutputWithWeights {
+  const { B, Lq, Lk, E, H, kdim, vdim, extraK, extraV } = p;
   const D = E / H, extra = extraK.length, L2 = Lk + extra;
   const { arena } = ctx;
   return arena.scoped(() => {
-    const bias = (b: Float32Array | null) => (b ? arena.write(b) : 0);
     // inputs: self-attention passes one tensor three times, copied once
     const pq = arena.write(p.q.data);
     const pk = p.k.data === p.q.data ? pq : arena.write(p.k.data);
     const pv = p.v.data === p.q.data ? pq : p.v.data === p.k.data ? pk : arena.write(p.v.data);
     const qp = arena.allocF32(B * Lq * E), kp = arena.allocF32(B * L2 * E), vp = arena.allocF32(B * L2 * E);
-    gemm(ctx, qp, pq, arena.write(proj.Wq.data), B * Lq, E, E, true, bias(proj.bq));
-    const wk = arena.write(proj.Wk.data), wv = arena.write(proj.Wv.data), bk = bias(proj.bk), bv = bias(proj.bv);
+    gemm(ctx, qp, pq, w.wq, B * Lq, E, E, true, w.bq);
     if (extra === 0) {
-      gemm(ctx, kp, pk, wk, B * Lk, E, kdim, true, bk);
-      gemm(ctx, vp, pv, wv, B * Lk, E, vdim, true, bv);
+      gemm(ctx, kp, pk, w.wk, B * Lk, E, kdim, true, w.bk);
+      gemm(ctx, vp, pv, w.wv, B * Lk, E, vdim, true, w.bv);
     } else {
       // the appended positions follow each batch's keys
       for (let b = 0; b < B; b++) {
-        gemm(ctx, kp + b * L2 * E * 4, pk + b * Lk * kdim * 4, wk, Lk, E, kdim, true, bk);
-        gemm(ctx, vp + b * L2 * E * 4, pv + b * Lk * vdim * 4, wv, Lk, E, vdim, true, bv);
+        gemm(ctx, kp + b * L2 * E * 4, pk + b * Lk * kdim * 4, w.wk, Lk, E, kdim, true, w.bk);
+        gemm(ctx, vp + b * L2 * E * 4, pv + b * Lk * vdim * 4, w.wv, Lk, E, vdim, true, w.bv);
         for (let r = 0; r < extra; r++) {
           arena.f32(kp + ((b * L2 + Lk + r) * E) * 4, E).set(extraK[r]);
           arena.f32(vp + ((b * L2 + Lk + r) * E) * 4, E).set(extraV[r]);
         }
       }
     }
+    // keys and values as [B, L, H, D] views of the projections, or the cache's [B, H, capacity, D]
+    let keys = kp, values = vp, Ltotal = L2;
+    let kvLayout = [L2 * E, D, E];
+    let causal = p.masking.causal === undefined ? CAUSAL_NONE : parseCausal('causal', p.masking.causal);
+    if (cache) {
+      const at = (buffer: number) => (b: number, h: number, l: number) => buffer + ((b * Lk + l) * E + h * D) * 4;
+      cache.appendFrom(Lk, at(kp), at(vp));
+      ({ k: keys, v: values } = cache.pointers());
+      Ltotal = cache.length;
+      kvLayout = [H * cache.capacity * D, cache.capacity * D, D];
+      if (p.masking.causal === undefined) causal = CAUSAL_BOTTOM_RIGHT;
+    }
     const mask = p.masking.mask;
     const Hm = mask ? mask.shape[1] : 1;
     const heads = arena.allocF32(B * Lq * E);
-    const pw = p.needWeights ? arena.allocF32(B * H * Lq * L2) : 0;
+    const pw = p.needWeights ? arena.allocF32(B * H * Lq * Ltotal) : 0;
     runAttention(ctx, {
-      out: heads, weights: pw, q: qp, k: kp, v: vp,
+      out: heads, weights: pw, q: qp, k: keys, v: values,
       mask: mask ? arena.write(mask.data) : 0, lens: 0,
-      B, Hq: H, Hkv: H, Lq, Lk: L2, E: D, Ev: D, scale: 1 / Math.sqrt(D), softcap: 0,
+      B, Hq: H, Hkv: H, Lq, Lk: Ltotal, E: D, Ev: D, scale: 1 / Math.sqrt(D), softcap: 0,
       maskKind: mask ? (mask.data instanceof Uint8Array ? MASK_BOOLEAN : MASK_ADDITIVE) : MASK_NONE,
       // the combined mask is [B, Hm, Lq, L2], contiguous
       maskStrides: [Hm * Lq * L2, Hm > 1 ? Lq * L2 : 0, L2, 1],
-      causal: p.masking.causal === undefined ? CAUSAL_NONE : parseCausal('causal', p.masking.causal),
-      Lpast: 0, windowLeft: -1, windowRight: -1,
-      // [B, L, H, D] views of the [B, L, E] projections
-      layout: arena.write(layoutArray({ q: [Lq * E, D, E], k: [L2 * E, D, E], v: [L2 * E, D, E], out: [Lq * E, D, E] })),
+      causal, Lpast: Ltotal - L2, windowLeft: -1, windowRight: -1,
+      layout: arena.write(layoutArray({ q: [Lq * E, D, E], k: kvLayout, v: kvLayout, out: [Lq * E, D, E] })),
     });
     const out = arena.allocF32(B * Lq * E);
-    gemm(ctx, out, heads, arena.write(p.Wo.data), B * Lq, E, E, true, bias(p.bo));
+    gemm(ctx, out, heads, w.wo, B * Lq, E, E, true, w.bo);
     const result: OutputWithWeights = { output: fromData(arena.read(out, B * Lq * E), [B, Lq, E]) };
     if (pw) {
-      const w = arena.read(pw, B * H * Lq * L2);
-      result.weights = p.averageWeights ? averageHeads(w, B, H, Lq, L2) : fromData(w, [B, H, Lq, L2]);
+      const weights = arena.read(pw, B * H * Lq * Ltotal);
+      result.weights = p.averageWeights ? averageHeads(weights, B, H, Lq, Ltotal) : fromData(weights, [B, H, Lq, Ltotal]);
     }
     return result;
   });
+}
+
+export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights {
+  const p = planMultiHead(query, key, value, params, options);
+  return ctx.arena.scoped(() => run(ctx, p, placeWeights(p, (data) => ctx.arena.write(data)), null));
+}
+
+/** A layer whose weights are copied into held blocks of engine memory once. */
+export function createLayer(live: () => WasmContext, params: MultiHeadParams): MultiHeadAttentionLayer {
+  const { E, kdim, vdim } = planLayerParams(params);
+  const ctx = live();
+  const empty = (d: number) => fromData(new Float32Array(0), [0, 0, d]);
+  const prepared = planMultiHead(empty(E), empty(kdim), empty(vdim), params);
+  const blocks: number[] = [];
+  let weights: WeightPointers | null;
+  try {
+    weights = placeWeights(prepared, (data) => {
+      const ptr = ctx.arena.hold(data.byteLength);
+      blocks.push(ptr);
+      ctx.arena.f32(ptr, data.length).set(data);
+      return ptr;
+    });
+  } catch (error) {
+    blocks.forEach((b) => ctx.arena.free(b));
+    throw error;
+  }
+  // the forward plan reads the params' shapes and options; its weights are the held copies
+  const shapes = copyParams(params);
+  return {
+    embedDim: E,
+    numHeads: params.numHeads,
+    forward(query, key, value, options) {
+      if (weights === null) throw new Error('qkv: this multi-head attention layer has been disposed');
+      const c = live();
+      const p = planMultiHead(query, key, value, shapes, options);
+      const cache = options?.cache === undefined ? null : engineCache(c.arena, options.cache as KVCache, 'MultiHeadAttentionLayer.forward');
+      if (cache) checkLayerCache(p, options);
+      return run(c, p, weights, cache);
+    },
+    dispose() {
+      if (weights === null) return;
+      blocks.forEach((b) => ctx.arena.free(b));
+      weights = null;
+    },
+  };
 }

@@ -1,0 +1,40 @@
+// Validation shared by both engines' KV caches.
+import { formatShape, type Tensor } from './tensor.js';
+import type { KVCacheOptions } from './types.js';
+import { checkCount, checkOptions, checkTensor } from './validate.js';
+
+export interface CacheDims { batch: number; kvHeads: number; headDim: number; valueDim: number; capacity: number }
+
+export function checkKVCacheOptions(options: unknown): CacheDims {
+  const op = 'createKVCache';
+  const o = checkOptions<KVCacheOptions>(op, options);
+  const need = (name: keyof KVCacheOptions) => {
+    const v = checkCount(`${op}: options.${name}`, o[name]);
+    if (v === undefined) throw new TypeError(`${op}: options.${name} is required`);
+    return v;
+  };
+  const batch = need('batch'), kvHeads = need('kvHeads'), headDim = need('headDim'), capacity = need('capacity');
+  const valueDim = checkCount(`${op}: options.valueDim`, o.valueDim) ?? headDim;
+  return { batch, kvHeads, headDim, valueDim, capacity };
+}
+
+/** Checks keys [B, Hkv, Lnew, E] and values [B, Hkv, Lnew, Ev] against the cache and its room; returns Lnew. */
+export function checkAppend(d: CacheDims, length: number, key: unknown, value: unknown): number {
+  const op = 'KVCache.append';
+  const k = checkTensor(`${op}: key`, key, [4]);
+  const v = checkTensor(`${op}: value`, value, [4]);
+  const Lnew = k.shape[2];
+  const fits = (t: Tensor, D: number) => t.shape[0] === d.batch && t.shape[1] === d.kvHeads && t.shape[2] === Lnew && t.shape[3] === D;
+  if (!fits(k, d.headDim) || !fits(v, d.valueDim)) {
+    throw new RangeError(`${op}: expected key [${d.batch}, ${d.kvHeads}, L, ${d.headDim}] and value [${d.batch}, ${d.kvHeads}, L, ${d.valueDim}], got ${formatShape(k.shape)} and ${formatShape(v.shape)}`);
+  }
+  if (length + Lnew > d.capacity) {
+    throw new RangeError(`${op}: appending ${Lnew} positions to a cache holding ${length} of ${d.capacity} would overflow it`);
+  }
+  return Lnew;
+}
+
+/** Copies rows [BH, Lnew, D] into a [BH, capacity, D] buffer at position `at`. */
+export function copyIntoCache(dst: Float32Array, src: Float32Array, BH: number, capacity: number, at: number, Lnew: number, D: number): void {
+  for (let bh = 0; bh < BH; bh++) dst.set(src.subarray(bh * Lnew * D, (bh + 1) * Lnew * D), (bh * capacity + at) * D);
+}

@@ -1,0 +1,95 @@
+// The wasm engine's KV cache: two blocks [B, Hkv, capacity, D] held in engine memory across calls,
+// which attention reads in place (its layout strides step over the unused capacity).
+import { checkAppend, checkKVCacheOptions, copyIntoCache } from '../core/kvCache.js';
+import { fromData, type Tensor } from '../core/tensor.js';
+import type { KVCache } from '../core/types.js';
+import type { Arena } from './memory.js';
+
+export class WasmKVCache implements KVCache {
+  readonly batch: number; readonly kvHeads: number; readonly headDim: number; readonly valueDim: number; readonly capacity: number;
+  private held = 0;
+  private blocks: { k: number; v: number } | null;
+
+  constructor(readonly arena: Arena, options: unknown) {
+    const d = checkKVCacheOptions(options);
+    ({ batch: this.batch, kvHeads: this.kvHeads, headDim: this.headDim, valueDim: this.valueDim, capacity: this.capacity } = d);
+    const rows = d.batch * d.kvHeads * d.capacity;
+    const k = arena.hold(rows * d.headDim * 4);
+    let v: number;
+    try {
+      v = arena.hold(rows * d.valueDim * 4);
+    } catch (error) {
+      arena.free(k);
+      throw error;
+    }
+    this.blocks = { k, v };
+  }
+
+  get length(): number { return this.held; }
+
+  /** Byte addresses of the key and value blocks. */
+  pointers(): { k: number; v: number } {
+    if (!this.blocks) throw new Error('qkv: this KV cache has been disposed');
+    return this.blocks;
+  }
+
+  private views(): [Float32Array, Float32Array] {
+    const { k, v } = this.pointers();
+    const rows = this.batch * this.kvHeads * this.capacity;
+    return [this.arena.f32(k, rows * this.headDim), this.arena.f32(v, rows * this.valueDim)];
+  }
+
+  append(key: Tensor, value: Tensor): void {
+    this.pointers();
+    const Lnew = checkAppend(this, this.held, key, value);
+    const [k, v] = this.views();
+    copyIntoCache(k, key.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.headDim);
+    copyIntoCache(v, value.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.valueDim);
+    this.held += Lnew;
+  }
+
+  /** Appends rows already in engine memory: row (b, h, l) of keys at kAt(b, h, l), of values at vAt. */
+  appendFrom(Lnew: number, kAt: (b: number, h: number, l: number) => number, vAt: (b: number, h: number, l: number) => number): void {
+    if (this.held + Lnew > this.capacity) {
+      throw new RangeError(`KVCache.append: appending ${Lnew} positions to a cache holding ${this.held} of ${this.capacity} would overflow it`);
+    }
+    const { k, v } = this.pointers();
+    const mem = new Float32Array(this.arena.memory.buffer);
+    for (let b = 0; b < this.batch; b++)
+      for (let h = 0; h < this.kvHeads; h++)
+        for (let l = 0; l < Lnew; l++) {
+          const row = (b * this.kvHeads + h) * this.capacity + this.held + l;
+          mem.copyWithin((k >> 2) + row * this.headDim, kAt(b, h, l) >> 2, (kAt(b, h, l) >> 2) + this.headDim);
+          mem.copyWithin((v >> 2) + row * this.valueDim, vAt(b, h, l) >> 2, (vAt(b, h, l) >> 2) + this.valueDim);
+        }
+    this.held += Lnew;
+  }
+
+  read(): { keys: Tensor; values: Tensor } {
+    const [k, v] = this.views();
+    const BH = this.batch * this.kvHeads, L = this.held;
+    const take = (src: Float32Array, D: number) => {
+      const out = new Float32Array(BH * L * D);
+      for (let bh = 0; bh < BH; bh++) out.set(src.subarray(bh * this.capacity * D, (bh * this.capacity + L) * D), bh * L * D);
+      return fromData(out, [this.batch, this.kvHeads, L, D]);
+    };
+    return { keys: take(k, this.headDim), values: take(v, this.valueDim) };
+  }
+
+  reset(): void { this.pointers(); this.held = 0; }
+
+  dispose(): void {
+    if (!this.blocks) return;
+    this.arena.free(this.blocks.k);
+    this.arena.free(this.blocks.v);
+    this.blocks = null;
+  }
+}
+
+/** The cache behind options.cache, checked to belong to this engine. */
+export function engineCache(arena: Arena, cache: unknown, op: string): WasmKVCache {
+  if (!(cache instanceof WasmKVCache) || cache.arena !== arena) {
+    throw new TypeError(`${op}: options.cache must come from this engine (engine.createKVCache)`);
+  }
+  return cache;
+}

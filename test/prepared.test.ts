@@ -1,0 +1,136 @@
+// Serving objects: prepared multi-head attention layers and KV caches, on both engines.
+import { describe, expect, it } from 'vitest';
+import { mask, tensor, type Engine, type MultiHeadParams, type Tensor } from '../src/index.js';
+import { engines, expectClose, random } from './support.js';
+
+const all = await engines();
+
+function params(E: number, H: number, seed: number, extra: Partial<MultiHeadParams> = {}): MultiHeadParams {
+  const s = 1 / Math.sqrt(E);
+  return {
+    numHeads: H, inProjWeight: random([3 * E, E], seed, s), inProjBias: random([3 * E], seed + 1, 0.1),
+    outProjWeight: random([E, E], seed + 2, s), outProjBias: random([E], seed + 3, 0.1), ...extra,
+  };
+}
+
+/** Rows [from, to) of the length axis of [B, H, L, D] (or [B, L, E]: pass H = 1 with a 3-D view). */
+function slice(t: Tensor, from: number, to: number): Tensor {
+  const [B, H, L, D] = t.shape.length === 4 ? t.shape : [t.shape[0], 1, t.shape[1], t.shape[2]];
+  const out = new Float32Array(B * H * (to - from) * D);
+  for (let bh = 0; bh < B * H; bh++) out.set(t.data.subarray((bh * L + from) * D, (bh * L + to) * D), bh * (to - from) * D);
+  return tensor(out, t.shape.length === 4 ? [B, H, to - from, D] : [B, to - from, D]);
+}
+
+describe.each(all.map((e) => [e.name, e] as const))('prepared layers on %s', (_, engine: Engine) => {
+  it('forward equals multiHeadAttention with the same params, for every option', () => {
+    const p = params(16, 4, 1, { biasK: random([1, 1, 16], 5), biasV: random([1, 1, 16], 6), addZeroAttn: true });
+    const layer = engine.createMultiHeadAttention(p);
+    expect([layer.embedDim, layer.numHeads]).toEqual([16, 4]);
+    const q = random([2, 5, 16], 7), kv = random([2, 9, 16], 8);
+    for (const o of [{}, { causal: true, needWeights: true }, { keyPaddingMask: mask(Array.from({ length: 18 }, (_, i) => (i % 5 === 4 ? 1 : 0)), [2, 9]), needWeights: true, averageWeights: false }]) {
+      const want = engine.multiHeadAttention(q, kv, kv, p, o), got = layer.forward(q, kv, kv, o);
+      expectClose(got.output, want.output, 'output');
+      if (want.weights) expectClose(got.weights, want.weights, 'weights');
+    }
+    layer.dispose();
+    layer.dispose();
+    expect(() => layer.forward(q, kv, kv)).toThrow(/disposed/);
+  });
+
+  it('keeps its own copy of the weights', () => {
+    const p = params(8, 2, 10);
+    const layer = engine.createMultiHeadAttention(p);
+    const x = random([1, 3, 8], 11);
+    const before = layer.forward(x, x, x).output;
+    p.outProjWeight.data.fill(0);
+    expect(Array.from(layer.forward(x, x, x).output.data)).toEqual(Array.from(before.data));
+    layer.dispose();
+  });
+
+  it('rejects bad params when created, with the op\'s own messages', () => {
+    expect(() => engine.createMultiHeadAttention({ ...params(8, 2, 12), numHeads: 3 })).toThrow(RangeError);
+    expect(() => engine.createMultiHeadAttention(null as never)).toThrow(TypeError);
+  });
+});
+
+describe.each(all.map((e) => [e.name, e] as const))('KV caches on %s', (_, engine: Engine) => {
+  it('many appends attend like one call over the concatenated keys, bottom-right causal', () => {
+    const [B, Hq, Hkv, E, Ev, L] = [2, 4, 2, 8, 6, 23];
+    const k = random([B, Hkv, L, E], 1), v = random([B, Hkv, L, Ev], 2), q = random([B, Hq, L, E], 3);
+    const cache = engine.createKVCache({ batch: B, kvHeads: Hkv, headDim: E, valueDim: Ev, capacity: 32 });
+    const steps = [[0, 5], [5, 6], [6, 7], [7, 16], [16, 23]];
+    for (const [from, to] of steps) {
+      const r = engine.scaledDotProductAttention(slice(q, from, to), slice(k, from, to), slice(v, from, to), { cache, returnWeights: true });
+      const whole = engine.scaledDotProductAttention(slice(q, from, to), slice(k, 0, to), slice(v, 0, to), { causal: 'bottom-right', returnWeights: true });
+      expectClose(r.output, whole.output, `step ${from}..${to}`);
+      expectClose(r.weights, whole.weights, `weights ${from}..${to}`);
+      expect(cache.length).toBe(to);
+    }
+    expectClose(cache.read().keys, k);
+    cache.reset();
+    expect(cache.length).toBe(0);
+    cache.dispose();
+    cache.dispose();
+    expect(() => cache.append(slice(k, 0, 1), slice(v, 0, 1))).toThrow(/disposed/);
+  });
+
+  it('refuses to overflow and stays unchanged', () => {
+    const cache = engine.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: 3 });
+    cache.append(random([1, 1, 2, 4], 1), random([1, 1, 2, 4], 2));
+    expect(() => cache.append(random([1, 1, 2, 4], 3), random([1, 1, 2, 4], 4))).toThrow(RangeError);
+    expect(() => engine.scaledDotProductAttention(random([1, 1, 2, 4], 5), random([1, 1, 2, 4], 3), random([1, 1, 2, 4], 4), { cache })).toThrow(/overflow/);
+    expect(cache.length).toBe(2);
+    expect(() => cache.append(random([1, 2, 1, 4], 3), random([1, 2, 1, 4], 4))).toThrow(/expected key \[1, 1, L, 4\]/);
+    expect(() => engine.createKVCache({ batch: 1, kvHeads: 1, headDim: -4, capacity: 3 })).toThrow(RangeError);
+    cache.dispose();
+  });
+
+  it('decodes token by token through a prepared layer like the full causal self-attention', () => {
+    const E = 16, H = 4, T = 9;
+    const layer = engine.createMultiHeadAttention(params(E, H, 20));
+    const x = random([2, T, E], 21);
+    const full = engine.selfAttention(x, params(E, H, 20), { causal: true }).output;
+    const cache = engine.createKVCache({ batch: 2, kvHeads: H, headDim: E / H, capacity: T });
+    const first = layer.forward(slice(x, 0, 3), slice(x, 0, 3), slice(x, 0, 3), { cache });
+    expectClose(first.output, slice(full, 0, 3), 'prefill of 3');
+    for (let t = 3; t < T; t++) {
+      const step = layer.forward(slice(x, t, t + 1), slice(x, t, t + 1), slice(x, t, t + 1), { cache });
+      expectClose(step.output, slice(full, t, t + 1), `token ${t}`);
+    }
+    expect(cache.length).toBe(T);
+    expect(() => layer.forward(slice(x, 0, 1), slice(x, 0, 1), slice(x, 0, 1), { cache })).toThrow(/overflow/);
+    layer.dispose();
+    cache.dispose();
+  });
+
+  it('a cache from another engine is refused', () => {
+    const other = all.find((e) => e !== engine)!;
+    const cache = other.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: 3 });
+    expect(() => engine.scaledDotProductAttention(random([1, 1, 1, 4], 1), random([1, 1, 1, 4], 2), random([1, 1, 1, 4], 3), { cache })).toThrow(/this engine/);
+    cache.dispose();
+  });
+});
+
+describe('wasm engine memory with held blocks', () => {
+  it('decode steps do not grow memory, and disposing gives blocks back for reuse', async () => {
+    const engine = all[1];
+    const E = 64, H = 8;
+    const layer = engine.createMultiHeadAttention(params(E, H, 30));
+    const cache = engine.createKVCache({ batch: 1, kvHeads: H, headDim: E / H, capacity: 300 });
+    const token = random([1, 1, E], 31);
+    layer.forward(token, token, token, { cache });
+    const afterFirst = engine.info.memoryBytes;
+    for (let t = 1; t < 300; t++) layer.forward(token, token, token, { cache });
+    expect(engine.info.memoryBytes).toBe(afterFirst);
+    cache.dispose();
+    layer.dispose();
+    for (let i = 0; i < 20; i++) {
+      const l = engine.createMultiHeadAttention(params(E, H, 30));
+      const c = engine.createKVCache({ batch: 1, kvHeads: H, headDim: E / H, capacity: 300 });
+      l.forward(token, token, token, { cache: c });
+      c.dispose();
+      l.dispose();
+    }
+    expect(engine.info.memoryBytes).toBe(afterFirst);
+  });
+});
