@@ -15,6 +15,7 @@ import { benchCases, familyNotes } from './cases.js';
 import { checkPeers, TOLERANCE } from './check-peers.js';
 import { loadPeers } from './peers/index.js';
 import { attentionMemory, coldStartMs } from './footprint.js';
+import { decoder, encoder } from './serving.js';
 import { flag, value } from './args.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : null;
@@ -141,6 +142,23 @@ async function main() {
     }
   }
   printSubnormalRatios(cases, results);
+  if (!filter || filter.test('serving')) {
+    console.log('\nserving (prepared layers and KV caches)');
+    for (const t of threaded ? [1, threads] : [1]) {
+      const enc = await encoder({ threads: t });
+      const tps = (ms) => fmt((enc.tokens / ms) * 1000);
+      const ort = results.find((r) => r.op === 'multi-head attention' && r.impl === 'onnxruntime-web');
+      console.log(`  encoder ${enc.shape}, ${t} thread${t > 1 ? 's' : ''}: prepared layer ${fmt(enc.preparedMs)} ms (${tps(enc.preparedMs)} tokens/s), stateless ${fmt(enc.statelessMs)} ms (${tps(enc.statelessMs)} tokens/s): ${fmtRatio(enc.statelessMs / enc.preparedMs)}x${ort ? `; ${fmtRatio(ort.medianMs / enc.preparedMs)}x onnxruntime-web's ${fmt(ort.medianMs)} ms above` : ''}`);
+      results.push({ op: 'serving', shape: `encoder ${enc.shape} prepared`, impl: t > 1 ? `qkv wasm ${t}T` : 'qkv wasm', medianMs: enc.preparedMs, minMs: enc.preparedMs });
+    }
+    const ortDecode = results.find((r) => r.op === 'attention' && r.shape.startsWith('decode') && r.impl === 'onnxruntime-web');
+    for (const o of [{}, { Hkv: 2 }, { layer: true }]) {
+      const dec = await decoder(o);
+      const vsOrt = ortDecode && !o.layer ? `; ${fmtRatio(ortDecode.medianMs / dec.p50)}x onnxruntime-web's decode row above (${fmt(ortDecode.medianMs)} ms, K and V passed in each step)` : '';
+      console.log(`  decoder ${dec.shape}: per step p50 ${fmt(dec.p50)} ms, p99 ${fmt(dec.p99)} ms; wasm memory growth over the steps ${dec.wasmGrowth} bytes, JS heap ${dec.heapGrowthMB.toFixed(1)} MB${vsOrt}`);
+      results.push({ op: 'serving', shape: `decoder ${dec.shape}`, impl: 'qkv wasm', medianMs: dec.p50, minMs: dec.p50, p99Ms: dec.p99 });
+    }
+  }
   if (!filter || filter.test('footprint')) {
     console.log('\nfootprint');
     const cold = coldStartMs();
