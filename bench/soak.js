@@ -79,7 +79,7 @@ const ops = {
   matmul(big) {
     const d = (max) => (big ? max : dim(max));
     const lead = big ? [3] : pick([[], [], [d(3)], [d(3), d(2)]]);
-    const M = d(64), K = d(64), N = d(64), transposeB = rand() < 0.5;
+    const M = d(128), K = d(128), N = d(128), transposeB = rand() < 0.5;
     // some leading axes 1 or missing, to broadcast
     const aLead = big ? lead : lead.map((x) => (rand() < 0.3 ? 1 : x));
     const bLead = big ? lead : lead.map((x) => (rand() < 0.3 ? 1 : x)).slice(int(0, lead.length));
@@ -88,25 +88,25 @@ const ops = {
     return { label: `a [${a.shape}] b [${b.shape}] transposeB ${transposeB}`, inputs: [a, b], run: (e) => [e.matmul(a, b, { transposeB })] };
   },
   softmax(big) {
-    const x = t(big ? [16, 256] : pick([[dim(300)], [dim(16), dim(300)], [dim(4), dim(8), dim(64)]]), 5);
+    const x = t(big ? [32, 1000] : pick([[dim(1000)], [dim(32), dim(1000)], [dim(4), dim(8), dim(128)]]), 5);
     return { label: `x [${x.shape}]`, inputs: [x], run: (e) => [e.softmax(x)] };
   },
   maskedSoftmax(big) {
     const d = (max) => (big ? max : dim(max));
-    const B = d(4), Lq = d(16), Lk = d(128), x = t([B, Lq, Lk], 5);
+    const B = d(4), Lq = d(32), Lk = d(256), x = t([B, Lq, Lk], 5);
     const l = big || rand() < 0.5 ? lens(B * Lq, Lk) : lens(B, Lk);
     return { label: `x [${x.shape}] validLens ${l.length}`, inputs: [x], run: (e) => [e.maskedSoftmax(x, l)] };
   },
   kernelRegression(big) {
     const d = (max) => (big ? max : dim(max));
-    const n = d(128), m = d(256), f = big ? 4 : pick([0, 1, 2, 4]), dv = big ? 4 : pick([0, 1, 3]);
+    const n = d(256), m = d(512), f = big ? 4 : pick([0, 1, 2, 4]), dv = big ? 4 : pick([0, 1, 3]);
     const q = t(f ? [n, f] : [n], 2), k = t(f ? [m, f] : [m], 2), v = t(dv ? [m, dv] : [m]);
     const o = { w: big ? 1 : pick([undefined, 0, 0.5, 2, 10]), returnWeights: big || rand() < 0.3 };
     return { label: `q [${q.shape}] k [${k.shape}] v [${v.shape}] ${JSON.stringify(o)}`, inputs: [q, k, v], run: (e) => outputs(e.kernelRegression(q, k, v, o)) };
   },
   additiveAttention(big) {
     const d = (max) => (big ? max : dim(max));
-    const B = d(3), Lq = d(12), Lk = d(24), Dq = d(16), Dk = d(16), Dv = d(16), h = d(16);
+    const B = d(3), Lq = d(32), Lk = d(64), Dq = d(32), Dk = d(32), Dv = d(32), h = d(32);
     const q = t([B, Lq, Dq]), k = t([B, Lk, Dk]), v = t([B, Lk, Dv]);
     const params = { Wq: t([h, Dq]), Wk: t([h, Dk]), wv: t([1, h]) };
     const o = { returnWeights: big || rand() < 0.3, validLens: rand() < 0.5 ? lens(rand() < 0.5 ? B : B * Lq, Lk) : undefined };
@@ -116,7 +116,7 @@ const ops = {
     const d = (max) => (big ? max : dim(max));
     const rank = big ? 4 : pick([3, 4]);
     const B = d(2), Hkv = rank === 3 ? 1 : d(4), Hq = rank === 3 ? 1 : Hkv * (big ? 2 : int(1, 2));
-    const Lq = d(48), Lnew = d(48), Lpast = big ? 16 : pick([0, 0, 0, dim(16)]), E = d(32), Ev = d(32);
+    const Lq = d(128), Lnew = d(128), Lpast = big ? 32 : pick([0, 0, 0, dim(32)]), E = d(64), Ev = d(64);
     const heads = (h) => (rank === 3 ? [] : [h]);
     const q = t([B, ...heads(Hq), Lq, E]), k = t([B, ...heads(Hkv), Lnew, E]), v = t([B, ...heads(Hkv), Lnew, Ev]);
     const Lk = Lpast + Lnew;
@@ -135,8 +135,8 @@ const ops = {
   },
   multiHeadAttention(big) {
     const d = (max) => (big ? max : dim(max));
-    const B = d(2), Lq = d(16), Lk = d(16), H = big ? 4 : int(1, 4), E = H * (big ? 8 : int(1, 8));
-    const separate = !big && rand() < 0.3, kdim = separate ? d(24) : E, vdim = separate ? d(24) : E;
+    const B = d(2), Lq = d(48), Lk = d(48), H = big ? 4 : int(1, 4), E = H * (big ? 16 : int(1, 16));
+    const separate = !big && rand() < 0.3, kdim = separate ? d(64) : E, vdim = separate ? d(64) : E;
     const s = 1 / Math.sqrt(Math.max(E, 1));
     const params = {
       numHeads: H, outProjWeight: t([E, E], s),
@@ -155,7 +155,7 @@ const ops = {
     return { label: `q [${q.shape}] k [${k.shape}] v [${v.shape}] H ${H}`, inputs: [q, k, v], run: (e) => outputs(e.multiHeadAttention(q, k, v, params, o)) };
   },
   selfAttention(big) {
-    const B = big ? 2 : dim(2), L = big ? 24 : dim(24), H = big ? 2 : int(1, 2), E = H * (big ? 8 : int(1, 8));
+    const B = big ? 2 : dim(2), L = big ? 64 : dim(64), H = big ? 2 : int(1, 2), E = H * (big ? 16 : int(1, 16));
     const x = t([B, L, E]), params = { numHeads: H, inProjWeight: t([3 * E, E], 0.3), outProjWeight: t([E, E], 0.3) };
     const o = { causal: rand() < 0.5, needWeights: big || rand() < 0.3 };
     return { label: `x [${x.shape}] H ${H}`, inputs: [x], run: (e) => outputs(e.selfAttention(x, params, o)) };
