@@ -15,7 +15,7 @@ import { engines, expectClose, random, rng } from './support.js';
 const [reference, wasm] = await engines();
 const each = [reference, wasm].map((e) => [e.name, e] as const);
 
-const RUNS = Number(process.env.FC_RUNS ?? 100);
+const RUNS = Number(process.env.FC_RUNS ?? 200);
 const SEED = Number(process.env.FC_SEED ?? 20261125);
 const check = <T>(arb: fc.Arbitrary<T>, predicate: (value: T) => void, runs = RUNS) =>
   fc.assert(fc.property(arb, predicate), { numRuns: runs, seed: SEED });
