@@ -7,7 +7,7 @@ export type { Tensor, Mask } from './core/tensor.js';
 export type {
   Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, AdditiveParams, AdditiveOptions,
   AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, CausalMode,
-  KVCache, KVCacheOptions, MultiHeadAttentionLayer,
+  KVCache, KVCacheOptions, MultiHeadAttentionLayer, EngineTensor, OutOptions,
 } from './core/types.js';
 export type { EngineOptions } from './wasm/engine.js';
 export type { HeatmapOptions, Colormap } from './heatmap.js';

@@ -7,6 +7,20 @@ export type CausalMode = boolean | 'top-left' | 'bottom-right';
 export interface MatmulOptions {
   /** Read `b` as `[..., N, K]` and multiply by its transpose. Default `false`. */
   transposeB?: boolean;
+  /**
+   * Write the result into this tensor (of the result's shape) instead of a fresh one, and return it.
+   * An engine tensor (`engine.tensor(shape)`) lives in the engine's memory, so nothing is allocated.
+   */
+  out?: Tensor;
+}
+
+/** Options of {@link Engine.softmax} and {@link Engine.maskedSoftmax}. */
+export interface OutOptions {
+  /**
+   * Write the result into this tensor (of the result's shape) instead of a fresh one, and return it.
+   * An engine tensor (`engine.tensor(shape)`) lives in the engine's memory, so nothing is allocated.
+   */
+  out?: Tensor;
 }
 
 /** Options of {@link Engine.kernelRegression}. */
@@ -15,6 +29,11 @@ export interface KernelRegressionOptions {
   w?: number;
   /** Also return the `[n, m]` attention weights. Default `false`. */
   returnWeights?: boolean;
+  /**
+   * Write the output into this tensor (of the output's shape) instead of a fresh one, and return it.
+   * An engine tensor (`engine.tensor(shape)`) lives in the engine's memory, so nothing is allocated.
+   */
+  out?: Tensor;
 }
 
 /** Parameters of {@link Engine.additiveAttention}, in PyTorch `nn.Linear` layout (no biases). */
@@ -33,6 +52,11 @@ export interface AdditiveOptions {
   validLens?: ArrayLike<number> | Tensor;
   /** Also return the `[B, Lq, Lk]` weights. Default `false`. */
   returnWeights?: boolean;
+  /**
+   * Write the output into this tensor (of the output's shape) instead of a fresh one, and return it.
+   * An engine tensor (`engine.tensor(shape)`) lives in the engine's memory, so nothing is allocated.
+   */
+  out?: Tensor;
 }
 
 /** Options of {@link Engine.scaledDotProductAttention}. */
@@ -68,6 +92,11 @@ export interface AttentionOptions {
    * (the last query lines up with the newest key). Excludes pastKey/pastValue.
    */
   cache?: KVCache;
+  /**
+   * Write the output into this tensor (of the output's shape) instead of a fresh one, and return it.
+   * An engine tensor (`engine.tensor(shape)`) lives in the engine's memory, so nothing is allocated.
+   */
+  out?: Tensor;
 }
 
 /** Options of {@link Engine.createKVCache}. */
@@ -178,6 +207,11 @@ export interface MultiHeadOptions {
   needWeights?: boolean;
   /** Average the weights over heads (`[B, Lq, Lk]`); `false` gives `[B, H, Lq, Lk]`. Default `true`. */
   averageWeights?: boolean;
+  /**
+   * Write the output into this tensor (of the output's shape) instead of a fresh one, and return it.
+   * An engine tensor (`engine.tensor(shape)`) lives in the engine's memory, so nothing is allocated.
+   */
+  out?: Tensor;
 }
 
 /** Result of the ops that can return their weights. */
@@ -212,13 +246,13 @@ export interface Engine {
    */
   matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor;
   /** Softmax along the last axis, max-subtracted. A row of all `-Infinity` gives all zeros. */
-  softmax(x: Tensor): Tensor;
+  softmax(x: Tensor, options?: OutOptions): Tensor;
   /**
    * Softmax of `x [B, Lq, Lk]` along the last axis where positions >= the valid length get weight 0
    * (d2l's `masked_softmax`). `validLens` has length B (one per batch) or B*Lq (one per query row),
    * as an array or a Tensor; a row whose length is 0 is all zeros. Without `validLens` it is `softmax`.
    */
-  maskedSoftmax(x: Tensor, validLens?: ArrayLike<number> | Tensor): Tensor;
+  maskedSoftmax(x: Tensor, validLens?: ArrayLike<number> | Tensor, options?: OutOptions): Tensor;
   /**
    * Nadaraya–Watson attention pooling with a Gaussian kernel:
    * `weights[i, j] = softmax_j(-||(queries[i] - keys[j]) * w||^2 / 2)`, `output[i] = sum_j weights[i, j] * values[j]`.
@@ -250,4 +284,18 @@ export interface Engine {
   createMultiHeadAttention(params: MultiHeadParams): MultiHeadAttentionLayer;
   /** A preallocated KV cache for decoding with scaledDotProductAttention or a layer's forward. */
   createKVCache(options: KVCacheOptions): KVCache;
+  /**
+   * A zero-filled tensor for zero-copy I/O: in the wasm engine its data lives in engine memory, so an
+   * op reads it in place as an input and writes into it as `options.out` (the reference engine gives
+   * a plain tensor). Read `tensor.data` afresh after any call: a view kept from before a call that
+   * grew the engine's memory is detached (length 0), and ops refuse it, since its size no longer
+   * fits its shape. `dispose()` returns the memory.
+   */
+  tensor(shape: readonly number[]): EngineTensor;
+}
+
+/** A tensor whose data an engine holds (engine.tensor). */
+export interface EngineTensor extends Tensor {
+  /** Returns its memory to the engine; later use of `data` throws. Twice is harmless. */
+  dispose(): void;
 }

@@ -106,3 +106,22 @@ export function checkValidLens(name: string, lens: unknown, lengths: readonly nu
   }
   return out;
 }
+
+/**
+ * `options.out` of an op: a tensor of the result's shape to write into instead of allocating (an
+ * engine tensor from engine.tensor() avoids every copy the engine can); undefined when not given.
+ */
+export function checkOut(op: string, options: unknown, shape: readonly number[]): Tensor | undefined {
+  const out = (options as { out?: unknown } | null | undefined)?.out;
+  if (out === undefined) return undefined;
+  const t = checkTensor(`${op}: options.out`, out);
+  expectShape(`${op}: options.out`, t.shape, shape, 'the shape of the result');
+  return t;
+}
+
+/** Copies a result into `out` when given (see checkOut) and returns what the op returns. */
+export function deliver(result: Tensor, out: Tensor | undefined): Tensor {
+  if (!out) return result;
+  out.data.set(result.data);
+  return out;
+}

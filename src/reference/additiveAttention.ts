@@ -3,6 +3,7 @@
 //   weights[b, i]   = maskedSoftmax(scores[b, i], validLens)   (keys >= the valid length get 0)
 //   output[b, i]    = sum_j weights[b, i, j] · v[b, j]
 import { planAdditive } from '../core/plans.js';
+import { checkOut, deliver } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AdditiveOptions, AdditiveParams, OutputWithWeights } from '../core/types.js';
 import { softmaxRow } from './softmax.js';
@@ -46,7 +47,7 @@ export function additiveAttention(query: Tensor, key: Tensor, value: Tensor, par
       }
     }
   }
-  const result: OutputWithWeights = { output: fromData(output, [B, Lq, Dv]) };
+  const result: OutputWithWeights = { output: deliver(fromData(output, [B, Lq, Dv]), checkOut('additiveAttention', options, [B, Lq, Dv])) };
   if (weights) result.weights = fromData(weights, [B, Lq, Lk]);
   return result;
 }

@@ -1,6 +1,7 @@
 // The reference engine: every op in plain TypeScript with float64 accumulation. It is the
 // definition the WebAssembly engine is tested against.
-import type { Engine } from '../core/types.js';
+import { checkShape, sizeOf } from '../core/tensor.js';
+import type { Engine, EngineTensor } from '../core/types.js';
 import { additiveAttention } from './additiveAttention.js';
 import { kernelRegression } from './kernelRegression.js';
 import { matmul } from './matmul.js';
@@ -27,7 +28,22 @@ const engine: Engine = {
   positionalEncoding,
   createMultiHeadAttention: (params) => layerWith(ops, params),
   createKVCache: (options) => new ReferenceKVCache(options),
+  tensor: (shape) => plainEngineTensor(shape),
 };
+
+/** The reference engine's engine tensor: a plain zero-filled tensor, whose data dispose() takes away. */
+function plainEngineTensor(shape: readonly number[]): EngineTensor {
+  checkShape('tensor', shape);
+  let data: Float32Array | null = new Float32Array(sizeOf(shape));
+  return {
+    shape: Object.freeze([...shape]),
+    get data(): Float32Array {
+      if (data === null) throw new Error('qkv: this engine tensor has been disposed');
+      return data;
+    },
+    dispose() { data = null; },
+  };
+}
 
 /** The pure TypeScript engine: synchronous, no wasm, float64 accumulation; the readable definition of every op. */
 export const reference: Engine = Object.freeze(engine);

@@ -4,6 +4,7 @@
 // With w = 1 this is the non-parametric estimator; a larger w narrows the kernel so that only the
 // nearest keys count.
 import { planKernelRegression } from '../core/plans.js';
+import { checkOut, deliver } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { KernelRegressionOptions, OutputWithWeights } from '../core/types.js';
 import { softmaxRow } from './softmax.js';
@@ -32,7 +33,7 @@ export function kernelRegression(queries: Tensor, keys: Tensor, values: Tensor, 
       output[i * dv + t] = sum;
     }
   }
-  const result: OutputWithWeights = { output: fromData(output, p.outputShape) };
+  const result: OutputWithWeights = { output: deliver(fromData(output, p.outputShape), checkOut('kernelRegression', options, p.outputShape)) };
   if (weights) result.weights = fromData(weights, p.weightsShape);
   return result;
 }

@@ -1,6 +1,7 @@
 // Matrix product, the readable definition: C[..., i, j] = sum_k A[..., i, k] · B[..., k, j]
 // (B[..., j, k] with transposeB), leading dimensions broadcast, float64 accumulation.
 import { planMatmul } from '../core/plans.js';
+import { checkOut, deliver } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { MatmulOptions } from '../core/types.js';
 
@@ -21,5 +22,5 @@ export function matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
       }
     }
   }
-  return fromData(out, p.outputShape);
+  return deliver(fromData(out, p.outputShape), checkOut('matmul', options, p.outputShape));
 }

@@ -11,6 +11,7 @@
 // validate through src/core/multiHeadPlan.ts.
 import { averageHeads, checkLayerCache, copyParams, planLayerParams, planMultiHead } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
+import { checkOut, deliver } from '../core/validate.js';
 import type { AttentionOptions, AttentionResult, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 
 /** The two ops multi-head attention is built from. */
@@ -76,7 +77,7 @@ export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Te
   });
   const output = linear(ops, mergeHeads(attn.output), Wo, bo);
 
-  const result: OutputWithWeights = { output };
+  const result: OutputWithWeights = { output: deliver(output, checkOut('multiHeadAttention', options, output.shape)) };
   if (needWeights && attn.weights) {
     result.weights = averageWeights ? averageHeads(attn.weights.data, B, H, Lq, attn.weights.shape[3]) : attn.weights;
   }

@@ -5,6 +5,8 @@
 // get weight 0. A NaN anywhere in the row makes the whole row NaN.
 import { planMaskedSoftmax, planSoftmax } from '../core/plans.js';
 import { fromData, type Tensor } from '../core/tensor.js';
+import type { OutOptions } from '../core/types.js';
+import { checkOut, deliver } from '../core/validate.js';
 
 /** Softmax of `x[offset .. offset + len)` into `out`, zeros in `out[offset + len .. offset + n)`. */
 export function softmaxRow(x: Float32Array | Float64Array, out: Float32Array | Float64Array, offset: number, n: number, len: number): void {
@@ -24,16 +26,18 @@ export function softmaxRow(x: Float32Array | Float64Array, out: Float32Array | F
   out.fill(0, offset + len, offset + n);
 }
 
-export function softmax(x: Tensor): Tensor {
+export function softmax(x: Tensor, options?: OutOptions): Tensor {
   const { rows, n } = planSoftmax(x);
+  const target = checkOut('softmax', options, x.shape);
   const out = new Float32Array(x.data.length);
   for (let r = 0; r < rows; r++) softmaxRow(x.data, out, r * n, n, n);
-  return fromData(out, x.shape);
+  return deliver(fromData(out, x.shape), target);
 }
 
-export function maskedSoftmax(x: Tensor, validLens?: ArrayLike<number> | Tensor): Tensor {
+export function maskedSoftmax(x: Tensor, validLens?: ArrayLike<number> | Tensor, options?: OutOptions): Tensor {
   const { rows, n, rowLens } = planMaskedSoftmax(x, validLens);
+  const target = checkOut('maskedSoftmax', options, x.shape);
   const out = new Float32Array(x.data.length);
   for (let r = 0; r < rows; r++) softmaxRow(x.data, out, r * n, n, rowLens[r]);
-  return fromData(out, x.shape);
+  return deliver(fromData(out, x.shape), target);
 }

@@ -1,5 +1,6 @@
 // Thin wrapper over assembly/kernels/attention.ts: same signature as the reference scaledDotProductAttention.
 import { planAttention } from '../core/attentionPlan.js';
+import { checkOut } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
 import type { WasmContext } from './context.js';
@@ -8,7 +9,7 @@ import { engineCache } from './kvCache.js';
 
 /** Writes past ++ new along the length axis ([BH, Lpast, D] and [BH, Lnew, D]) into wasm memory. */
 function writeConcat(arena: Arena, past: Float32Array | null, next: Float32Array, BH: number, Lpast: number, Lnew: number, D: number): number {
-  if (past === null) return arena.write(next);
+  if (past === null) return arena.input(next);
   const L = Lpast + Lnew;
   const ptr = arena.allocF32(BH * L * D);
   const view = arena.f32(ptr, BH * L * D);
@@ -79,6 +80,7 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
   const cache = options?.cache === undefined ? null : engineCache(arena, options.cache, 'scaledDotProductAttention');
   const p = planAttention(query, key, value, options);
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
+  const out = checkOut('scaledDotProductAttention', options, p.outputShape);
   return arena.scoped(() => {
     let pk: number, pv: number, layout = contiguousLayout(Hq, Hkv, Lq, Lk, E, Ev);
     if (cache) {
@@ -94,14 +96,14 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
     const pout = arena.allocF32(B * Hq * Lq * Ev);
     const pw = p.returnWeights ? arena.allocF32(B * Hq * Lq * Lk) : 0;
     runAttention(ctx, {
-      out: pout, weights: pw, q: arena.write(query.data), k: pk, v: pv,
-      mask: p.mask ? arena.write(p.mask.data) : 0, lens: p.validLens ? arena.write(p.validLens) : 0,
+      out: pout, weights: pw, q: arena.input(query.data), k: pk, v: pv,
+      mask: p.mask ? arena.input(p.mask.data) : 0, lens: p.validLens ? arena.write(p.validLens) : 0,
       B, Hq, Hkv, Lq, Lk, E, Ev, scale: p.scale, softcap: p.softcap,
       maskKind: p.mask?.kind ?? 0, maskStrides: p.mask?.strides ?? [0, 0, 0, 0],
       causal: p.causal, Lpast: p.Lpast, windowLeft: p.windowLeft, windowRight: p.windowRight,
       layout: arena.write(layoutArray(layout)),
     });
-    const result: AttentionResult = { output: fromData(arena.read(pout, B * Hq * Lq * Ev), p.outputShape) };
+    const result: AttentionResult = { output: arena.result(pout, B * Hq * Lq * Ev, p.outputShape, out) };
     if (pw) result.weights = fromData(arena.read(pw, B * Hq * Lq * Lk), p.weightsShape);
     if (p.pastKey) {
       result.presentKey = fromData(arena.read(pk, B * Hkv * Lk * E), p.presentKeyShape);

@@ -1,6 +1,7 @@
 // createEngine(): instantiates the kernels and binds every op's wrapper to them.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
-import type { Engine, EngineInfo } from '../core/types.js';
+import { checkShape, sizeOf } from '../core/tensor.js';
+import type { Engine, EngineInfo, EngineTensor } from '../core/types.js';
 import { positionalEncoding } from '../reference/positionalEncoding.js';
 import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
@@ -62,6 +63,30 @@ let warned = false;
 function warnOnce(message: string): void {
   if (!warned) console.warn(message);
   warned = true;
+}
+
+/**
+ * A tensor held in engine memory: ops read it in place and write into it as options.out. Its data is
+ * a view made afresh whenever the memory has grown since the last one (growing detaches old views).
+ */
+function engineTensor(arena: Arena, shape: readonly number[]): EngineTensor {
+  checkShape('tensor', shape);
+  const count = sizeOf(shape);
+  let ptr: number | null = arena.hold(count * 4);
+  let view = arena.f32(ptr, count);
+  view.fill(0);
+  return {
+    shape: Object.freeze([...shape]),
+    get data(): Float32Array {
+      if (ptr === null) throw new Error('qkv: this engine tensor has been disposed');
+      if (view.buffer !== arena.memory.buffer) view = arena.f32(ptr, count);
+      return view;
+    },
+    dispose() {
+      if (ptr !== null) arena.free(ptr);
+      ptr = null;
+    },
+  };
 }
 
 /** The constants both sides define; a mismatch means a stale or foreign .wasm. */
@@ -153,8 +178,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     },
     matmul: (...a) => matmul(live(), ...a),
     scaledDotProductAttention: (...a) => scaledDotProductAttention(live(), ...a),
-    softmax: (x) => softmax(live(), x),
-    maskedSoftmax: (x, validLens) => maskedSoftmax(live(), x, validLens),
+    softmax: (x, opts) => softmax(live(), x, opts),
+    maskedSoftmax: (x, validLens, opts) => maskedSoftmax(live(), x, validLens, opts),
     kernelRegression: (...a) => kernelRegression(live(), ...a),
     additiveAttention: (...a) => additiveAttention(live(), ...a),
     multiHeadAttention: (query, key, value, params, opts) => multiHeadAttention(live(), query, key, value, params, opts),
@@ -162,6 +187,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     positionalEncoding: (maxLen, dim) => { live(); return positionalEncoding(maxLen, dim); },
     createMultiHeadAttention: (params) => createLayer(live, params),
     createKVCache: (opts) => new WasmKVCache(live().arena, opts),
+    tensor: (shape) => engineTensor(live().arena, shape),
   };
   return Object.freeze(engine);
 }

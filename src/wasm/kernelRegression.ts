@@ -1,5 +1,6 @@
 // Thin wrapper over assembly/kernels/kernelRegression.ts; threads take shares of the queries.
 import { planKernelRegression } from '../core/plans.js';
+import { checkOut } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { KernelRegressionOptions, OutputWithWeights } from '../core/types.js';
 import type { WasmContext } from './context.js';
@@ -8,14 +9,15 @@ export function kernelRegression({ kernels, arena, parallel }: WasmContext, quer
   const p = planKernelRegression(queries, keys, values, options);
   const { n, m, d, dv } = p;
   return arena.scoped(() => {
-    const pq = arena.write(queries.data), pk = arena.write(keys.data), pv = arena.write(values.data);
+    const out = checkOut('kernelRegression', options, p.outputShape);
+    const pq = arena.input(queries.data), pk = arena.input(keys.data), pv = arena.input(values.data);
     const pout = arena.allocF32(n * dv);
     const pw = p.returnWeights ? arena.allocF32(n * m) : 0;
     const scratch = arena.perThread(m, parallel.threads);
     parallel.run('kernel_regression_f32', n, m * (d + dv + 8), (t, i0, i1) => [
       pout + i0 * dv * 4, pw ? pw + i0 * m * 4 : 0, pw ? 0 : scratch(t), pq + i0 * d * 4, pk, pv, i1 - i0, m, d, dv, p.w,
     ]);
-    const result: OutputWithWeights = { output: fromData(arena.read(pout, n * dv), p.outputShape) };
+    const result: OutputWithWeights = { output: arena.result(pout, n * dv, p.outputShape, out) };
     if (pw) result.weights = fromData(arena.read(pw, n * m), p.weightsShape);
     return result;
   });

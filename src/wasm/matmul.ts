@@ -1,5 +1,6 @@
 // Thin wrapper over assembly/kernels/matmul.ts: same signature as the reference matmul.
 import { planMatmul } from '../core/plans.js';
+import { checkOut } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { MatmulOptions } from '../core/types.js';
 import type { WasmContext } from './context.js';
@@ -20,11 +21,12 @@ export function matmul(ctx: WasmContext, a: Tensor, b: Tensor, options?: MatmulO
   const { M, N, K } = p;
   const { arena } = ctx;
   return arena.scoped(() => {
-    const pa = arena.write(a.data), pb = arena.write(b.data);
+    const out = checkOut('matmul', options, p.outputShape);
+    const pa = arena.input(a.data), pb = arena.input(b.data);
     const pc = arena.allocF32(p.batch * M * N);
     for (let z = 0; z < p.batch; z++) {
       gemm(ctx, pc + z * M * N * 4, pa + p.aOffset(z) * 4, pb + p.bOffset(z) * 4, M, N, K, p.transposeB);
     }
-    return fromData(arena.read(pc, p.batch * M * N), p.outputShape);
+    return arena.result(pc, p.batch * M * N, p.outputShape, out);
   });
 }

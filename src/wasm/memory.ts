@@ -9,6 +9,8 @@
 // or not) and the high-water mark is reused by the next one. Views are made from `memory.buffer` at
 // the point of use, because growing the memory detaches old views.
 
+import { fromData, type Tensor } from '../core/tensor.js';
+
 const ALIGN = 16; // v128 loads are unaligned-safe, but aligned rows are faster
 const PAGE = 65536;
 /** The wasm32 ceiling, less one page: the default and largest memory limit of an engine. */
@@ -102,6 +104,24 @@ export class Arena {
     const stride = Math.ceil(count / 4) * 16;
     const base = this.alloc(stride * threads);
     return (thread) => base + thread * stride;
+  }
+
+  /**
+   * The address of read-only input `data`: where it already is when it lives in this memory (an
+   * engine tensor), else a copy's. Kernels that write into their input use `write` instead.
+   */
+  input(data: Float32Array | Uint8Array | Int32Array): number {
+    return data.buffer === this.memory.buffer ? data.byteOffset : this.write(data);
+  }
+
+  /**
+   * The `count` floats at `ptr` as a result of shape `shape`: copied into `out` (any tensor of that
+   * shape, engine tensors included) when given, else into a fresh tensor the caller owns.
+   */
+  result(ptr: number, count: number, shape: readonly number[], out?: Tensor): Tensor {
+    if (!out) return fromData(this.read(ptr, count), shape);
+    out.data.set(this.f32(ptr, count));
+    return out;
   }
 
   /** Copies `data` in and returns its address. */

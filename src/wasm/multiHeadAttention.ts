@@ -6,6 +6,7 @@
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
 import { averageHeads, checkLayerCache, copyParams, planLayerParams, planMultiHead, type MultiHeadPlan } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
+import { checkOut } from '../core/validate.js';
 import type { KVCache, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { layoutArray, runAttention } from './attention.js';
 import type { WasmContext } from './context.js';
@@ -24,15 +25,15 @@ function placeWeights(p: MultiHeadPlan, put: (data: Float32Array) => number): We
   };
 }
 
-function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null): OutputWithWeights {
+function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Tensor | undefined): OutputWithWeights {
   const { B, Lq, Lk, E, H, kdim, vdim, extraK, extraV } = p;
   const D = E / H, extra = extraK.length, L2 = Lk + extra;
   const { arena } = ctx;
   return arena.scoped(() => {
     // inputs: self-attention passes one tensor three times, copied once
-    const pq = arena.write(p.q.data);
-    const pk = p.k.data === p.q.data ? pq : arena.write(p.k.data);
-    const pv = p.v.data === p.q.data ? pq : p.v.data === p.k.data ? pk : arena.write(p.v.data);
+    const pq = arena.input(p.q.data);
+    const pk = p.k.data === p.q.data ? pq : arena.input(p.k.data);
+    const pv = p.v.data === p.q.data ? pq : p.v.data === p.k.data ? pk : arena.input(p.v.data);
     const qp = arena.allocF32(B * Lq * E), kp = arena.allocF32(B * L2 * E), vp = arena.allocF32(B * L2 * E);
     gemm(ctx, qp, pq, w.wq, B * Lq, E, E, true, w.bq);
     if (extra === 0) {
@@ -77,7 +78,7 @@ function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmK
     });
     const out = arena.allocF32(B * Lq * E);
     gemm(ctx, out, heads, w.wo, B * Lq, E, E, true, w.bo);
-    const result: OutputWithWeights = { output: fromData(arena.read(out, B * Lq * E), [B, Lq, E]) };
+    const result: OutputWithWeights = { output: arena.result(out, B * Lq * E, [B, Lq, E], target) };
     if (pw) {
       const weights = arena.read(pw, B * H * Lq * Ltotal);
       result.weights = p.averageWeights ? averageHeads(weights, B, H, Lq, Ltotal) : fromData(weights, [B, H, Lq, Ltotal]);
@@ -88,7 +89,8 @@ function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmK
 
 export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights {
   const p = planMultiHead(query, key, value, params, options);
-  return ctx.arena.scoped(() => run(ctx, p, placeWeights(p, (data) => ctx.arena.write(data)), null));
+  const target = checkOut('multiHeadAttention', options, [p.B, p.Lq, p.E]);
+  return ctx.arena.scoped(() => run(ctx, p, placeWeights(p, (data) => ctx.arena.input(data)), null, target));
 }
 
 /** A layer whose weights are copied into held blocks of engine memory once. */
@@ -121,7 +123,7 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
       const p = planMultiHead(query, key, value, shapes, options);
       const cache = options?.cache === undefined ? null : engineCache(c.arena, options.cache as KVCache, 'MultiHeadAttentionLayer.forward');
       if (cache) checkLayerCache(p, options);
-      return run(c, p, weights, cache);
+      return run(c, p, weights, cache, checkOut('MultiHeadAttentionLayer.forward', options, [p.B, p.Lq, p.E]));
     },
     dispose() {
       if (weights === null) return;

@@ -1,7 +1,9 @@
 // Thin wrapper over assembly/kernels/softmax.ts: softmax and maskedSoftmax, computed in place,
 // threads taking shares of the rows.
 import { planMaskedSoftmax, planSoftmax } from '../core/plans.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import type { Tensor } from '../core/tensor.js';
+import type { OutOptions } from '../core/types.js';
+import { checkOut } from '../core/validate.js';
 import type { WasmContext } from './context.js';
 
 /** Softmax in place over `rows` rows of n floats at px, with per-row lengths (i32 pointer) or 0 for none. */
@@ -10,21 +12,21 @@ export function softmaxRowsAt({ parallel }: WasmContext, px: number, rows: numbe
   parallel.run('softmax_rows_f32', rows, 8 * n, (_, r0, r1) => [px + r0 * n * 4, px + r0 * n * 4, r1 - r0, n, lens ? lens + r0 * 4 : 0, 1]);
 }
 
-function softmaxRows(ctx: WasmContext, x: Tensor, rows: number, n: number, lens: Int32Array | null): Tensor {
+function softmaxRows(ctx: WasmContext, x: Tensor, rows: number, n: number, lens: Int32Array | null, out: Tensor | undefined): Tensor {
   const { arena } = ctx;
   return arena.scoped(() => {
-    const px = arena.write(x.data);
+    const px = arena.write(x.data); // a copy: the kernel works in place
     softmaxRowsAt(ctx, px, rows, n, lens ? arena.write(lens) : 0);
-    return fromData(arena.read(px, x.data.length), x.shape);
+    return arena.result(px, x.data.length, x.shape, out);
   });
 }
 
-export function softmax(ctx: WasmContext, x: Tensor): Tensor {
+export function softmax(ctx: WasmContext, x: Tensor, options?: OutOptions): Tensor {
   const { rows, n } = planSoftmax(x);
-  return softmaxRows(ctx, x, rows, n, null);
+  return softmaxRows(ctx, x, rows, n, null, checkOut('softmax', options, x.shape));
 }
 
-export function maskedSoftmax(ctx: WasmContext, x: Tensor, validLens?: ArrayLike<number> | Tensor): Tensor {
+export function maskedSoftmax(ctx: WasmContext, x: Tensor, validLens?: ArrayLike<number> | Tensor, options?: OutOptions): Tensor {
   const { rows, n, rowLens } = planMaskedSoftmax(x, validLens);
-  return softmaxRows(ctx, x, rows, n, rowLens);
+  return softmaxRows(ctx, x, rows, n, rowLens, checkOut('maskedSoftmax', options, x.shape));
 }
