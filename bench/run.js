@@ -15,7 +15,7 @@ import { benchCases, familyNotes } from './cases.js';
 import { checkPeers, TOLERANCE } from './check-peers.js';
 import { loadPeers } from './peers/index.js';
 import { attentionMemory, coldStartMs } from './footprint.js';
-import { decoder, encoder } from './serving.js';
+import { decoder, encoder, zeroCopySoftmax } from './serving.js';
 import { flag, value } from './args.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : null;
@@ -151,6 +151,10 @@ async function main() {
       console.log(`  encoder ${enc.shape}, ${t} thread${t > 1 ? 's' : ''}: prepared layer ${fmt(enc.preparedMs)} ms (${tps(enc.preparedMs)} tokens/s), stateless ${fmt(enc.statelessMs)} ms (${tps(enc.statelessMs)} tokens/s): ${fmtRatio(enc.statelessMs / enc.preparedMs)}x${ort ? `; ${fmtRatio(ort.medianMs / enc.preparedMs)}x onnxruntime-web's ${fmt(ort.medianMs)} ms above` : ''}`);
       results.push({ op: 'serving', shape: `encoder ${enc.shape} prepared`, impl: t > 1 ? `qkv wasm ${t}T` : 'qkv wasm', medianMs: enc.preparedMs, minMs: enc.preparedMs });
     }
+    const sm = await zeroCopySoftmax();
+    const ortSoftmax = results.find((r) => r.op === 'softmax' && r.impl === 'onnxruntime-web');
+    console.log(`  softmax ${sm.shape} with engine tensors (zero-copy in and out): ${fmt(sm.ms)} ms, ${fmt(sm.gbps)} GB/s${ortSoftmax ? `; ${fmtRatio(ortSoftmax.medianMs / sm.ms)}x onnxruntime-web's softmax row above` : ''}`);
+    results.push({ op: 'serving', shape: `softmax ${sm.shape} engine tensors`, impl: 'qkv wasm', medianMs: sm.ms, minMs: sm.ms, gbps: sm.gbps });
     const ortDecode = results.find((r) => r.op === 'attention' && r.shape.startsWith('decode') && r.impl === 'onnxruntime-web');
     for (const o of [{}, { Hkv: 2 }, { layer: true }]) {
       const dec = await decoder(o);

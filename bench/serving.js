@@ -69,3 +69,13 @@ export async function decoder({ steps = 512, start = 1536, Hq = 8, Hkv = 8, laye
     p50: quantile(ts, 0.5), p99: quantile(ts, 0.99), wasmGrowth: afterLast - afterFirst, heapGrowthMB: (heapLast - heapFirst) / 2 ** 20,
   };
 }
+
+/** Softmax [rows, n] from an engine tensor into one (options.out): no copy in, no fresh output array. */
+export async function zeroCopySoftmax(rows = 8192, n = 1024) {
+  const engine = await createEngine();
+  const x = engine.tensor([rows, n]), out = engine.tensor([rows, n]);
+  x.data.set(random([rows, n], 3).data);
+  const ts = time(() => engine.softmax(x, { out }), 9, 3);
+  engine.dispose();
+  return { shape: `[${rows}, ${n}]`, ms: ts[4], gbps: (2 * 4 * rows * n) / ts[4] / 1e6 };
+}
