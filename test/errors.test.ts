@@ -279,9 +279,20 @@ describe('createEngine({ maxMemoryBytes })', () => {
     }
   });
 
-  it('rejects a limit below one page or above the 4 GiB wasm32 ceiling', async () => {
+  it('rejects a limit below one page or above the 4 GiB wasm32 ceiling, and a limit that is not a number', async () => {
     for (const maxMemoryBytes of [1000, -1, NaN, 5 * 2 ** 30]) {
       await expect(createEngine({ maxMemoryBytes }), String(maxMemoryBytes)).rejects.toThrow(/options.maxMemoryBytes must be a number in \[65536, 4294901760\]/);
+    }
+    await expect(createEngine({ maxMemoryBytes: '1MB' as never })).rejects.toThrow(TypeError);
+  });
+
+  it('rounds a limit down to whole pages, so memory never passes it', async () => {
+    const e = await createEngine({ maxMemoryBytes: 200_000 });
+    try {
+      for (let n = 1000; n < 60_000; n += 7000) try { e.softmax(random([n], n)); } catch { /* over the limit */ }
+      expect(e.info.memoryBytes).toBeLessThanOrEqual(200_000);
+    } finally {
+      e.dispose();
     }
   });
 });

@@ -44,8 +44,10 @@ export interface EngineOptions {
    */
   wasm?: URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;
   /**
-   * The most wasm memory the engine may hold, in bytes. A call whose buffers would need more throws a
-   * RangeError before allocating, and the engine stays usable. Default and ceiling: 4 GiB - 64 KiB.
+   * The most wasm memory the engine may hold, in bytes (rounded down to whole 64 KiB pages). A buffer
+   * that would take the memory past it throws a RangeError instead of growing it, and the engine
+   * stays usable (a call whose first buffers fit may have grown the memory, within the limit, before
+   * a later one is refused). Default and ceiling: 4 GiB - 64 KiB.
    */
   maxMemoryBytes?: number;
 }
@@ -117,9 +119,12 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (simd !== 'auto' && simd !== 'simd' && simd !== 'relaxed') {
     throw new RangeError(`createEngine: options.simd must be 'auto', 'simd' or 'relaxed', got ${String(simd)}`);
   }
-  if (typeof maxMemoryBytes !== 'number' || !(maxMemoryBytes >= 65536) || maxMemoryBytes > MAX_MEMORY_BYTES) {
+  if (typeof maxMemoryBytes !== 'number') throw new TypeError(`createEngine: options.maxMemoryBytes must be a number, got ${typeof maxMemoryBytes}`);
+  if (!(maxMemoryBytes >= 65536) || maxMemoryBytes > MAX_MEMORY_BYTES) {
     throw new RangeError(`createEngine: options.maxMemoryBytes must be a number in [65536, ${MAX_MEMORY_BYTES}], got ${String(maxMemoryBytes)}`);
   }
+  // memory grows by whole 64 KiB pages: a limit between two pages means the page below it
+  const memoryLimit = Math.floor(maxMemoryBytes / 65536) * 65536;
   const chosen = chooseBuild(simd); // throws when the runtime cannot run what is asked for
 
   let count = threads === 'auto' ? await availableCores() : threads;
@@ -138,7 +143,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   let kernels: Kernels;
   let parallel: Parallel;
   if (count > 1) {
-    const maximum = Math.floor(maxMemoryBytes / 65536);
+    const maximum = memoryLimit / 65536;
     const memory = new WebAssembly.Memory({ initial: 1, maximum, shared: true });
     kernels = instantiateKernels(module, memory);
     checkConstants(kernels);
@@ -161,7 +166,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     parallel.dispose();
     throw new Error(`createEngine: options.simd is '${simd}' but options.wasm is the ${build === 'relaxed' ? 'relaxed-SIMD' : 'plain SIMD'} build`);
   }
-  let ctx: WasmContext | null = { kernels, arena: new Arena(kernels.memory, kernels.heap_base(), maxMemoryBytes), parallel };
+  let ctx: WasmContext | null = { kernels, arena: new Arena(kernels.memory, kernels.heap_base(), memoryLimit), parallel };
   const live = (): WasmContext => {
     if (ctx === null) throw new Error('qkv: this engine has been disposed');
     return ctx;
