@@ -33,10 +33,16 @@ export const CONTROL_BYTES = ERROR_AT + ERROR_BYTES;
 
 /**
  * Below this much work (in multiply-adds, roughly) a call runs on the calling thread alone. Measured
- * with bench/parallel-threshold.js on the 2-core Zen 5 machine: waking a worker and waiting for it
- * costs 15-40 µs, the time of about 0.5-1.5 M multiply-adds here; at 2 M the second thread starts to pay.
+ * with bench/parallel-threshold.js on the 2-core Zen 5 machine. With workers sleeping in Atomics.wait
+ * between jobs, a round trip took 12-60 µs and two threads lost below ~4 M (gemm n = 128, 2.1 M:
+ * 0.8x). With workers polling for 0.2 ms after each job (SPIN_MS) back-to-back jobs round-trip in
+ * about 6 µs: gemm n = 64 (0.26 M) 1.33x, n = 128 1.76x, n = 256 1.83x, n = 512 1.92x. 1 M keeps a
+ * margin for the first call after a pause, which still pays the wake-up.
  */
-export const MIN_PARALLEL_WORK = 2_000_000;
+export const MIN_PARALLEL_WORK = 1_000_000;
+
+/** How long a worker polls for the next job before it sleeps in Atomics.wait (ms). */
+const SPIN_MS = 0.2;
 
 /** Builds the arguments of thread t's share [start, end). */
 export type ArgsFor = (thread: number, start: number, end: number) => number[];
@@ -184,6 +190,10 @@ export function serveJobs(kernels: Kernels, control: SharedArrayBuffer, index: n
   Atomics.add(ctrl, READY, 1);
   Atomics.notify(ctrl, READY);
   for (;;) {
+    // calls often come back to back (a layer's projections, then its attention): poll briefly before
+    // sleeping, since waking from Atomics.wait took 10-50 µs on the 2-core machine
+    const until = performance.now() + SPIN_MS;
+    while (Atomics.load(ctrl, GEN) === generation && performance.now() < until);
     Atomics.wait(ctrl, GEN, generation);
     generation = Atomics.load(ctrl, GEN);
     if (Atomics.load(ctrl, STOP) !== 0) return;
