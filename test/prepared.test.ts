@@ -172,6 +172,16 @@ describe.each(all.map((e) => [e.name, e] as const))('zero-copy tensors and optio
 });
 
 describe('wasm engine tensors when the memory grows', () => {
+  it('an engine tensor is copied in right even when that copy grows the memory', async () => {
+    const { createEngine } = await import('../src/index.js');
+    const engine = await createEngine();
+    const x = engine.tensor([512, 1024]), out = engine.tensor([512, 1024]);
+    x.data.set(random([512, 1024], 1, 3).data);
+    const want = all[1].softmax(tensor(Float32Array.from(x.data), x.shape));
+    expectClose(engine.softmax(x, { out }), want); // softmax copies x (it works in place), growing the memory
+    engine.dispose();
+  });
+
   it('data is always a live view; a view kept across growth is refused by ops, not silently read', () => {
     const engine = all[1];
     const t = engine.tensor([4, 4]);

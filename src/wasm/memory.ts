@@ -126,8 +126,13 @@ export class Arena {
 
   /** Copies `data` in and returns its address. */
   write(data: Float32Array | Uint8Array | Int32Array): number {
-    const ptr = this.alloc(data.byteLength);
-    new Uint8Array(this.memory.buffer, ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    // data may itself live in this memory (an engine tensor), whose view growing would detach
+    const inMemory = data.buffer === this.memory.buffer;
+    const from = data.byteOffset, bytes = data.byteLength;
+    const ptr = this.alloc(bytes);
+    const memory = new Uint8Array(this.memory.buffer);
+    if (inMemory) memory.copyWithin(ptr, from, from + bytes);
+    else memory.set(new Uint8Array(data.buffer, from, bytes), ptr);
     return ptr;
   }
 
