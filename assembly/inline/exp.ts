@@ -20,6 +20,20 @@
 // @ts-ignore: decorator
 @inline const EXP_HI: f32 = 88.72283905;
 
+/** e^r for r = x - n·ln 2 (Cody–Waite, so that r is exact), by Cephes' degree-6 polynomial. */
+// @ts-ignore: decorator
+@inline function expReduced(x: v128, n: v128): v128 {
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  return f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
+}
+
 /** e^x, four lanes. */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
@@ -28,16 +42,7 @@
   const xc = f32x4.pmax(f32x4.pmin(x, f32x4.splat(EXP_HI)), f32x4.splat(EXP_LO));
   const magic = f32x4.splat(ROUND_MAGIC);
   const n = f32x4.sub(f32x4.add(f32x4.mul(f32x4.pmin(xc, f32x4.splat(88.0)), f32x4.splat(LOG2E)), magic), magic);
-  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(LN2_HI)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  const r2 = f32x4.mul(r, r);
-  const er = f32x4.add(f32x4.add(f32x4.mul(p, r2), r), f32x4.splat(1.0));
+  const er = expReduced(xc, n);
   // 2^n: put n + 127 in the exponent bits
   const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
   let y = f32x4.mul(er, pow2n);
@@ -58,15 +63,7 @@
   const magic = f32x4.splat(ROUND_MAGIC);
   const t = f32x4.add(f32x4.mul(xc, f32x4.splat(LOG2E)), magic);
   const n = f32x4.sub(t, magic);
-  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(LN2_HI)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  const er = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
+  const er = expReduced(xc, n);
   // (bits of t) << 23 is n << 23: ROUND_MAGIC's own low bits are zero
   const pow2n = i32x4.add(i32x4.shl(t, 23), i32x4.splat(127 << 23));
   return v128.bitselect(f32x4.splat(0.0), f32x4.mul(er, pow2n), f32x4.lt(x, f32x4.splat(EXP_LO)));

@@ -1,5 +1,5 @@
 // Validation shared by both engines' KV caches.
-import { formatShape, type Tensor } from './tensor.js';
+import { formatShape, fromData, type Tensor } from './tensor.js';
 import type { KVCacheOptions } from './types.js';
 import { checkCount, checkOptions, checkTensor } from './validate.js';
 
@@ -37,4 +37,11 @@ export function checkAppend(d: CacheDims, length: number, key: unknown, value: u
 /** Copies rows [BH, Lnew, D] into a [BH, capacity, D] buffer at position `at`. */
 export function copyIntoCache(dst: Float32Array, src: Float32Array, BH: number, capacity: number, at: number, Lnew: number, D: number): void {
   for (let bh = 0; bh < BH; bh++) dst.set(src.subarray(bh * Lnew * D, (bh + 1) * Lnew * D), (bh * capacity + at) * D);
+}
+
+/** The first `length` positions of a [BH, capacity, D] buffer as a fresh [B, H, length, D] tensor. */
+export function readCache(src: Float32Array, B: number, H: number, capacity: number, length: number, D: number): Tensor {
+  const out = new Float32Array(B * H * length * D);
+  for (let bh = 0; bh < B * H; bh++) out.set(src.subarray(bh * capacity * D, (bh * capacity + length) * D), bh * length * D);
+  return fromData(out, [B, H, length, D]);
 }

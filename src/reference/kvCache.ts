@@ -1,6 +1,6 @@
 // The reference engine's KV cache: two plain Float32Arrays [B, Hkv, capacity, D].
-import { checkAppend, checkKVCacheOptions, copyIntoCache, type CacheDims } from '../core/kvCache.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { checkAppend, checkKVCacheOptions, copyIntoCache, readCache, type CacheDims } from '../core/kvCache.js';
+import type { Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
 
 export class ReferenceKVCache implements KVCache {
@@ -33,13 +33,10 @@ export class ReferenceKVCache implements KVCache {
 
   read(): { keys: Tensor; values: Tensor } {
     const [k, v] = this.live();
-    const BH = this.batch * this.kvHeads, L = this.held;
-    const take = (src: Float32Array, D: number) => {
-      const out = new Float32Array(BH * L * D);
-      for (let bh = 0; bh < BH; bh++) out.set(src.subarray(bh * this.capacity * D, (bh * this.capacity + L) * D), bh * L * D);
-      return fromData(out, [this.batch, this.kvHeads, L, D]);
+    return {
+      keys: readCache(k, this.batch, this.kvHeads, this.capacity, this.held, this.headDim),
+      values: readCache(v, this.batch, this.kvHeads, this.capacity, this.held, this.valueDim),
     };
-    return { keys: take(k, this.headDim), values: take(v, this.valueDim) };
   }
 
   reset(): void { this.live(); this.held = 0; }

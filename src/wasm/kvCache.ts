@@ -1,7 +1,7 @@
 // The wasm engine's KV cache: two blocks [B, Hkv, capacity, D] held in engine memory across calls,
 // which attention reads in place (its layout strides step over the unused capacity).
-import { checkAppend, checkKVCacheOptions, copyIntoCache } from '../core/kvCache.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { checkAppend, checkKVCacheOptions, copyIntoCache, readCache } from '../core/kvCache.js';
+import type { Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
 import type { Arena } from './memory.js';
 
@@ -67,13 +67,10 @@ export class WasmKVCache implements KVCache {
 
   read(): { keys: Tensor; values: Tensor } {
     const [k, v] = this.views();
-    const BH = this.batch * this.kvHeads, L = this.held;
-    const take = (src: Float32Array, D: number) => {
-      const out = new Float32Array(BH * L * D);
-      for (let bh = 0; bh < BH; bh++) out.set(src.subarray(bh * this.capacity * D, (bh * this.capacity + L) * D), bh * L * D);
-      return fromData(out, [this.batch, this.kvHeads, L, D]);
+    return {
+      keys: readCache(k, this.batch, this.kvHeads, this.capacity, this.held, this.headDim),
+      values: readCache(v, this.batch, this.kvHeads, this.capacity, this.held, this.valueDim),
     };
-    return { keys: take(k, this.headDim), values: take(v, this.valueDim) };
   }
 
   reset(): void { this.pointers(); this.held = 0; }
