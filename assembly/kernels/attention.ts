@@ -18,7 +18,7 @@ export const MASK_ADDITIVE: i32 = 2;
  * @param out      f32 [b, hq, lq, ev]
  * @param weights  f32 [b, hq, lq, lk] or 0: the softmax weights, when wanted
  * @param scratch  f32 [lk]: one row of scores (unused when weights are written)
- * @param q        f32 [b, hq, lq, e]
+ * @param q        f32 [b, hq, lq, e] by default (see layout)
  * @param k        f32 [b, hkv, lk, e]: past keys followed by the new ones
  * @param v        f32 [b, hkv, lk, ev]
  * @param mask     u8 (MASK_BOOLEAN) or f32 (MASK_ADDITIVE) read at b·msb + h·msh + i·msq + j·msk (element strides, 0 = broadcast), or 0
@@ -42,42 +42,42 @@ export function attention_f32(
   const ksj = load<i32>(layout, 20), vsj = load<i32>(layout, 32);
   // one unit of work is one query row: row = (bi · hq + h) · lq + i
   for (let row = rowStart; row < rowEnd; row++) {
-        const i = row % lq, h = (row / lq) % hq, bi = row / (lq * hq);
-        const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
-        const g = h / group;
-        const kBase = k + (<usize>(bi * load<i32>(layout, 12) + g * load<i32>(layout, 16)) << 2);
-        const vBase = v + (<usize>(bi * load<i32>(layout, 24) + g * load<i32>(layout, 28)) << 2);
-        const o = out + (<usize>(bi * load<i32>(layout, 36) + h * load<i32>(layout, 40) + i * load<i32>(layout, 44)) << 2);
-        const s = weights != 0 ? weights + <usize>row * (<usize>lk << 2) : scratch;
-        const p = queryPosition(i, causal, nb, lq, lpast);
-        const lo = keyLo(p, left), hi = keyHi(p, causal, nb, right);
-        zero(o, ev);
-        if (weights != 0) zero(s, lk);
-        if (lo >= hi) continue; // no key allowed: zero output, zero weights
-        const n = hi - lo;
-        const sr = s + (<usize>lo << 2);
-        const qi = q + (<usize>(bi * load<i32>(layout) + h * load<i32>(layout, 4) + i * load<i32>(layout, 8)) << 2);
-        // scores
-        scoreKeys(sr, qi, kBase + (<usize>(lo * ksj) << 2), n, e, ksj, scale);
-        if (softcap > 0) softcapRow(sr, n, softcap);
-        if (maskKind != MASK_NONE) {
-          const mrow = <usize>(bi * msb + h * msh + i * msq);
-          for (let j = lo; j < hi; j++) {
-            const at = mrow + <usize>(j * msk);
-            const sj = s + (<usize>j << 2);
-            if (maskKind == MASK_BOOLEAN) {
-              if (load<u8>(mask + at) == 0) store<f32>(sj, -Infinity);
-            } else {
-              store<f32>(sj, load<f32>(sj) + load<f32>(mask + (at << 2)));
-            }
-          }
+    const i = row % lq, h = (row / lq) % hq, bi = row / (lq * hq);
+    const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+    const g = h / group;
+    const kBase = k + (<usize>(bi * load<i32>(layout, 12) + g * load<i32>(layout, 16)) << 2);
+    const vBase = v + (<usize>(bi * load<i32>(layout, 24) + g * load<i32>(layout, 28)) << 2);
+    const o = out + (<usize>(bi * load<i32>(layout, 36) + h * load<i32>(layout, 40) + i * load<i32>(layout, 44)) << 2);
+    const s = weights != 0 ? weights + <usize>row * (<usize>lk << 2) : scratch;
+    const p = queryPosition(i, causal, nb, lq, lpast);
+    const lo = keyLo(p, left), hi = keyHi(p, causal, nb, right);
+    zero(o, ev);
+    if (weights != 0) zero(s, lk);
+    if (lo >= hi) continue; // no key allowed: zero output, zero weights
+    const n = hi - lo;
+    const sr = s + (<usize>lo << 2);
+    const qi = q + (<usize>(bi * load<i32>(layout) + h * load<i32>(layout, 4) + i * load<i32>(layout, 8)) << 2);
+    // scores
+    scoreKeys(sr, qi, kBase + (<usize>(lo * ksj) << 2), n, e, ksj, scale);
+    if (softcap > 0) softcapRow(sr, n, softcap);
+    if (maskKind != MASK_NONE) {
+      const mrow = <usize>(bi * msb + h * msh + i * msq);
+      for (let j = lo; j < hi; j++) {
+        const at = mrow + <usize>(j * msk);
+        const sj = s + (<usize>j << 2);
+        if (maskKind == MASK_BOOLEAN) {
+          if (load<u8>(mask + at) == 0) store<f32>(sj, -Infinity);
+        } else {
+          store<f32>(sj, load<f32>(sj) + load<f32>(mask + (at << 2)));
         }
-        if (!softmaxInPlace(sr, n)) {
-          if (weights != 0) zero(sr, n);
-          continue;
-        }
-        // output = sum_j w_j v_j, skipping keys of zero weight (so a masked NaN value cannot leak in)
-        weightedRows(o, sr, vBase + (<usize>(lo * vsj) << 2), n, ev, vsj);
+      }
+    }
+    if (!softmaxInPlace(sr, n)) {
+      if (weights != 0) zero(sr, n);
+      continue;
+    }
+    // output = sum_j w_j v_j, skipping keys of zero weight (so a masked NaN value cannot leak in)
+    weightedRows(o, sr, vBase + (<usize>(lo * vsj) << 2), n, ev, vsj);
   }
 }
 
