@@ -7,14 +7,15 @@ import { formatShape, fromData, type Tensor } from './tensor.js';
 import type { AttentionOptions, MultiHeadOptions, MultiHeadParams } from './types.js';
 import { checkBoolean, checkMask, checkOptions, checkTensor, describeValue, expectShape } from './validate.js';
 
-const op = 'multiHeadAttention';
+/** The calls that validate through planMultiHead: every message starts with one of these names. */
+export type MultiHeadOp = 'multiHeadAttention' | 'selfAttention' | 'createMultiHeadAttention' | 'MultiHeadAttentionLayer.forward';
 
 export interface Projections {
   Wq: Tensor; Wk: Tensor; Wv: Tensor;
   bq: Float32Array | null; bk: Float32Array | null; bv: Float32Array | null;
 }
 
-function resolveProjections(p: MultiHeadParams, E: number, kdim: number, vdim: number): Projections {
+function resolveProjections(op: MultiHeadOp, p: MultiHeadParams, E: number, kdim: number, vdim: number): Projections {
   let Wq: Tensor, Wk: Tensor, Wv: Tensor;
   const separate = [p.qProjWeight, p.kProjWeight, p.vProjWeight].some((w) => w !== undefined);
   if (p.inProjWeight !== undefined && separate) {
@@ -58,7 +59,7 @@ function resolveProjections(p: MultiHeadParams, E: number, kdim: number, vdim: n
  * own `causal` when no position is appended (the same rule, and the kernels skip those keys), and the
  * combined mask is boolean unless the user's mask or the key padding mask is additive.
  */
-export function combineMasks(o: MultiHeadOptions, B: number, H: number, Lq: number, Lk: number, extra: number): Pick<AttentionOptions, 'mask' | 'causal'> {
+export function combineMasks(op: MultiHeadOp, o: MultiHeadOptions, B: number, H: number, Lq: number, Lk: number, extra: number): Pick<AttentionOptions, 'mask' | 'causal'> {
   const causal = parseCausal(`${op}: options.causal`, o.causal);
   const user = o.mask === undefined ? null : checkMask(`${op}: options.mask`, o.mask);
   const kpm = o.keyPaddingMask === undefined ? null : checkMask(`${op}: options.keyPaddingMask`, o.keyPaddingMask);
@@ -107,24 +108,28 @@ export interface MultiHeadPlan {
   needWeights: boolean; averageWeights: boolean;
 }
 
-/** Validates every argument of multiHeadAttention and resolves the parameters and masks. */
-export function planMultiHead(query: unknown, key: unknown, value: unknown, params: MultiHeadParams, options?: MultiHeadOptions): MultiHeadPlan {
-  const q = checkTensor(`${op}: query`, query, [3]);
-  const k = checkTensor(`${op}: key`, key, [3]);
-  const v = checkTensor(`${op}: value`, value, [3]);
+/**
+ * Validates every argument of multiHeadAttention and resolves the parameters and masks. `op` starts
+ * every message (selfAttention's one input is `x`).
+ */
+export function planMultiHead(op: MultiHeadOp, query: unknown, key: unknown, value: unknown, params: MultiHeadParams, options?: MultiHeadOptions): MultiHeadPlan {
+  const [qName, kName, vName] = op === 'selfAttention' ? ['x', 'x', 'x'] : ['query', 'key', 'value'];
+  const q = checkTensor(`${op}: ${qName}`, query, [3]);
+  const k = checkTensor(`${op}: ${kName}`, key, [3]);
+  const v = checkTensor(`${op}: ${vName}`, value, [3]);
   if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams), got ${describeValue(params)}`);
   const o = checkOptions<MultiHeadOptions>(op, options);
   const [B, Lq, E] = q.shape;
   const [, Lk, kdim] = k.shape;
   const vdim = v.shape[2];
-  expectShape(`${op}: key`, k.shape, [B, -1, -1], `batch of query ${formatShape(q.shape)}`);
-  expectShape(`${op}: value`, v.shape, [B, Lk, -1], `batch and length of key ${formatShape(k.shape)}`);
+  expectShape(`${op}: ${kName}`, k.shape, [B, -1, -1], `batch of ${qName} ${formatShape(q.shape)}`);
+  expectShape(`${op}: ${vName}`, v.shape, [B, Lk, -1], `batch and length of ${kName} ${formatShape(k.shape)}`);
   const H = params.numHeads;
   if (typeof H !== 'number') throw new TypeError(`${op}: params.numHeads must be a number, got ${describeValue(H)}`);
   if (!Number.isInteger(H) || H < 1 || E % H !== 0) {
     throw new RangeError(`${op}: params.numHeads must be a positive integer that divides E = ${E}, got ${H}`);
   }
-  const proj = resolveProjections(params, E, kdim, vdim);
+  const proj = resolveProjections(op, params, E, kdim, vdim);
   const Wo = checkTensor(`${op}: params.outProjWeight`, params.outProjWeight, [2]);
   expectShape(`${op}: params.outProjWeight`, Wo.shape, [E, E], '[E, E]');
   let bo: Float32Array | null = null;
@@ -146,7 +151,7 @@ export function planMultiHead(query: unknown, key: unknown, value: unknown, para
   }
   const needWeights = checkBoolean(`${op}: options.needWeights`, o.needWeights) ?? false;
   const averageWeights = checkBoolean(`${op}: options.averageWeights`, o.averageWeights) ?? true;
-  const masking = combineMasks(o, B, H, Lq, Lk, extraK.length);
+  const masking = combineMasks(op, o, B, H, Lq, Lk, extraK.length);
 
   return { q, k, v, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights };
 }
@@ -173,7 +178,7 @@ export function planLayerParams(params: MultiHeadParams): { E: number; kdim: num
   const width = (w: Tensor | undefined, name: string) => (w === undefined ? E : checkTensor(`${op}: params.${name}`, w, [2]).shape[1]);
   const kdim = width(params.kProjWeight, 'kProjWeight'), vdim = width(params.vProjWeight, 'vProjWeight');
   const empty = (d: number) => fromData(new Float32Array(0), [0, 0, d]);
-  planMultiHead(empty(E), empty(kdim), empty(vdim), params);
+  planMultiHead(op, empty(E), empty(kdim), empty(vdim), params);
   return { E, kdim, vdim };
 }
 

@@ -24,7 +24,7 @@ const engine: Engine = {
   additiveAttention,
   scaledDotProductAttention,
   multiHeadAttention: (query, key, value, params, options) => multiHeadAttentionWith(ops, query, key, value, params, options),
-  selfAttention: (x, params, options) => multiHeadAttentionWith(ops, x, x, x, params, options),
+  selfAttention: (x, params, options) => multiHeadAttentionWith(ops, x, x, x, params, options, 'selfAttention'),
   positionalEncoding,
   createMultiHeadAttention: (params) => layerWith(ops, params),
   createKVCache: (options) => new ReferenceKVCache(options),

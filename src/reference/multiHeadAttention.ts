@@ -9,7 +9,7 @@
 //
 // The wasm engine runs the same steps inside wasm memory (src/wasm/multiHeadAttention.ts); both
 // validate through src/core/multiHeadPlan.ts.
-import { averageHeads, checkLayerCache, copyParams, planLayerParams, planMultiHead } from '../core/multiHeadPlan.js';
+import { averageHeads, checkLayerCache, copyParams, planLayerParams, planMultiHead, type MultiHeadOp } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { checkOut, deliver } from '../core/validate.js';
 import type { AttentionOptions, AttentionResult, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
@@ -64,8 +64,9 @@ function mergeHeads(x: Tensor): Tensor {
   return fromData(out, [B, L, H * D]);
 }
 
-export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights {
-  const { q, k, v, B, Lq, Lk, H, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights } = planMultiHead(query, key, value, params, options);
+/** multiHeadAttention, and selfAttention with `op` 'selfAttention' (its messages name it). */
+export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions, op: MultiHeadOp = 'multiHeadAttention'): OutputWithWeights {
+  const { q, k, v, B, Lq, Lk, H, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights } = planMultiHead(op, query, key, value, params, options);
   const qp = linear(ops, q, proj.Wq, proj.bq);
   let kp = linear(ops, k, proj.Wk, proj.bk);
   let vp = linear(ops, v, proj.Wv, proj.bv);
@@ -77,7 +78,7 @@ export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Te
   });
   const output = linear(ops, mergeHeads(attn.output), Wo, bo);
 
-  const result: OutputWithWeights = { output: deliver(output, checkOut('multiHeadAttention', options, output.shape)) };
+  const result: OutputWithWeights = { output: deliver(output, checkOut(op, options, output.shape)) };
   if (needWeights && attn.weights) {
     result.weights = averageWeights ? averageHeads(attn.weights.data, B, H, Lq, attn.weights.shape[3]) : attn.weights;
   }
@@ -97,8 +98,8 @@ export function layerWith(ops: MultiHeadOps, params: MultiHeadParams): MultiHead
     numHeads: kept.numHeads,
     forward(query, key, value, options) {
       const p = live();
-      if (options?.cache !== undefined) checkLayerCache(planMultiHead(query, key, value, p, options), options);
-      return multiHeadAttentionWith(ops, query, key, value, p, options);
+      if (options?.cache !== undefined) checkLayerCache(planMultiHead('MultiHeadAttentionLayer.forward', query, key, value, p, options), options);
+      return multiHeadAttentionWith(ops, query, key, value, p, options, 'MultiHeadAttentionLayer.forward');
     },
     dispose() { kept = null; },
   };
