@@ -3,7 +3,7 @@
 // still works afterwards and keeps no memory from the failed call. docs/VALIDATION.md is the table
 // of what each op rejects; every row of it has a case here.
 import { describe, expect, it } from 'vitest';
-import { createEngine, mask, tensor, type Engine, type Mask, type MultiHeadParams, type Tensor } from '../src/index.js';
+import { createEngine, mask, reference, tensor, type Engine, type EngineTensor, type KVCache, type Mask, type MultiHeadAttentionLayer, type MultiHeadParams, type Tensor } from '../src/index.js';
 import { runtimeHasRelaxedSimd } from '../src/wasm/loader.js';
 import { engines, expectClose, random } from './support.js';
 
@@ -40,7 +40,52 @@ const mha: MultiHeadParams = { numHeads: 2, inProjWeight: random([12, 4], 34), o
 const sep: MultiHeadParams = { numHeads: 2, qProjWeight: random([4, 4], 36), kProjWeight: random([4, 5], 37), vProjWeight: random([4, 5], 38), outProjWeight: random([4, 4], 35) };
 const w44 = random([4, 4], 39), w45 = random([4, 5], 40), w4 = random([4], 41), w12 = random([12], 42), w114 = random([1, 1, 4], 43), w115 = random([1, 1, 5], 44);
 
-type Call = [string, typeof TypeError | typeof RangeError, RegExp, (e: Engine) => unknown];
+// Serving objects, made once per engine: KV caches shaped for attention over q, k, v (heads 2, E 4, Ev 6)
+// and for a layer of mha (E 4, 2 heads of 2), some holding positions, some disposed; engine tensors.
+// Every failing call below must leave each cache as it was (checked after them, and after 10,000 rounds).
+interface Held {
+  kvEmpty: KVCache; kvFull: KVCache; kvWrong: KVCache; kvDisposed: KVCache;
+  layer: MultiHeadAttentionLayer; layerDisposed: MultiHeadAttentionLayer;
+  lkEmpty: KVCache; lkFull: KVCache; lkWrong: KVCache; lkDisposed: KVCache;
+  t3: EngineTensor; tDisposed: EngineTensor;
+}
+const k2 = random([1, 2, 2, 4], 50), v2 = random([1, 2, 2, 6], 51), lk2 = random([1, 2, 2, 2], 52), lv2 = random([1, 2, 2, 2], 53);
+const heldBy = new Map<Engine, Held>();
+function held(e: Engine): Held {
+  let h = heldBy.get(e);
+  if (h) return h;
+  const kv = (capacity: number, kvHeads = 2) => e.createKVCache({ batch: 1, kvHeads, headDim: 4, valueDim: 6, capacity });
+  const lk = (capacity: number, kvHeads = 2, headDim = 2) => e.createKVCache({ batch: 1, kvHeads, headDim, capacity });
+  const disposed = <T extends { dispose(): void }>(x: T) => { x.dispose(); return x; };
+  h = {
+    kvEmpty: kv(8), kvFull: kv(6), kvWrong: kv(8, 1), kvDisposed: disposed(kv(8)),
+    layer: e.createMultiHeadAttention(mha), layerDisposed: disposed(e.createMultiHeadAttention(mha)),
+    lkEmpty: lk(8), lkFull: lk(3), lkWrong: lk(8, 1, 4), lkDisposed: disposed(lk(8)),
+    t3: e.tensor([3]), tDisposed: disposed(e.tensor([2, 3])),
+  };
+  h.kvFull.append(k2, v2);
+  h.lkFull.append(lk2, lv2);
+  heldBy.set(e, h);
+  return h;
+}
+/** The objects of another engine: the reference's for the wasm engine, the wasm engine's for the reference. */
+const foreign = (e: Engine) => held(e === reference ? wasm : reference);
+/** A second wasm engine: its objects are as foreign to the first as the reference's. */
+const otherWasm = await createEngine();
+
+/** Each cache still holds what it held before the failed calls. */
+function expectCachesUnchanged(e: Engine): void {
+  const h = held(e);
+  for (const c of [h.kvEmpty, h.kvWrong, h.lkEmpty, h.lkWrong]) expect(c.length).toBe(0);
+  expect(h.kvFull.length).toBe(2);
+  expect(h.lkFull.length).toBe(2);
+  expectClose(h.kvFull.read().keys, k2, 'kvFull keys');
+  expectClose(h.kvFull.read().values, v2, 'kvFull values');
+  expectClose(h.lkFull.read().keys, lk2, 'lkFull keys');
+  expectClose(h.lkFull.read().values, lv2, 'lkFull values');
+}
+
+type Call = [string, typeof Error | typeof TypeError | typeof RangeError, RegExp, (e: Engine) => unknown];
 const calls: Call[] = [
   // tensors themselves (checked the same way for every tensor argument of every op)
   ['tensor not an object', TypeError, /matmul: a: expected a Tensor \{ data: Float32Array, shape \}, got an array/, (e) => e.matmul([1, 2] as never, m32)],
@@ -169,6 +214,80 @@ const calls: Call[] = [
   ['multiHeadAttention causal, by its own name', RangeError, /^multiHeadAttention: options.causal must be/, (e) => e.multiHeadAttention(x, x, x, mha, { causal: 'yes' as never })],
   ['multiHeadAttention params, by its own name', RangeError, /^multiHeadAttention: params.inProjWeight: expected shape \[12, 4\]/, (e) => e.multiHeadAttention(x, x, x, { ...mha, inProjWeight: m45 })],
 
+  // options.out on every op: a Tensor of the result's shape (a plain one or an engine tensor)
+  ['out type', TypeError, /^softmax: options.out: expected a Tensor \{ data: Float32Array, shape \}, got a number/, (e) => e.softmax(m23, { out: 3 as never })],
+  ['out data type', TypeError, /^matmul: options.out: data must be a Float32Array, got a Float64Array/, (e) => e.matmul(m23, m32, { out: { data: new Float64Array(4), shape: [2, 2] } as never })],
+  ['out data too short', RangeError, /^matmul: options.out: shape \[2, 2\] needs 4 values, data holds 3/, (e) => e.matmul(m23, m32, { out: { data: new Float32Array(3), shape: [2, 2] } })],
+  ['out shape, matmul', RangeError, /^matmul: options.out: expected shape \[2, 2\] \(the shape of the result\), got \[2, 3\]/, (e) => e.matmul(m23, m32, { out: m23 })],
+  ['out shape, softmax', RangeError, /^softmax: options.out: expected shape \[2, 3\] \(the shape of the result\), got \[3, 2\]/, (e) => e.softmax(m23, { out: m32 })],
+  ['out shape, maskedSoftmax', RangeError, /^maskedSoftmax: options.out: expected shape \[2, 2, 3\] \(the shape of the result\), got \[2, 3\]/, (e) => e.maskedSoftmax(x3, [1, 2], { out: m23 })],
+  ['out shape, kernelRegression', RangeError, /^kernelRegression: options.out: expected shape \[3\] \(the shape of the result\), got \[4\]/, (e) => e.kernelRegression(kq, kk, kv, { out: kk })],
+  ['out shape, additiveAttention', RangeError, /^additiveAttention: options.out: expected shape \[1, 2, 6\] \(the shape of the result\), got \[1, 4, 6\]/, (e) => e.additiveAttention(aq, ak, av, additive, { out: av })],
+  ['out shape, scaledDotProductAttention', RangeError, /^scaledDotProductAttention: options.out: expected shape \[1, 2, 3, 6\] \(the shape of the result\), got \[1, 2, 3, 4\]/, (e) => e.scaledDotProductAttention(q, k, v, { out: q })],
+  ['out shape, multiHeadAttention', RangeError, /^multiHeadAttention: options.out: expected shape \[1, 2, 4\] \(the shape of the result\), got \[1, 2, 5\]/, (e) => e.multiHeadAttention(x, x, x, mha, { out: x5 })],
+  ['out shape, an engine tensor', RangeError, /^softmax: options.out: expected shape \[2, 3\] \(the shape of the result\), got \[3\]/, (e) => e.softmax(m23, { out: held(e).t3 })],
+
+  // engine.tensor(shape) and engine tensors
+  ['engine.tensor shape type', TypeError, /^engine.tensor: shape must be an array of sizes, got null/, (e) => e.tensor(null as never)],
+  ['engine.tensor size type', TypeError, /^engine.tensor: shape \[2, 3\] holds a string/, (e) => e.tensor([2, '3'] as never)],
+  ['engine.tensor size negative', RangeError, /^engine.tensor: shape \[-1\] must hold non-negative integers/, (e) => e.tensor([-1])],
+  ['engine.tensor size fractional', RangeError, /^engine.tensor: shape \[2.5\] must hold non-negative integers/, (e) => e.tensor([2.5])],
+  ['engine tensor disposed, its data', Error, /this engine tensor has been disposed/, (e) => held(e).tDisposed.data],
+  ['engine tensor disposed, as an input', Error, /this engine tensor has been disposed/, (e) => e.softmax(held(e).tDisposed)],
+  ['engine tensor disposed, as options.out', Error, /this engine tensor has been disposed/, (e) => e.softmax(m23, { out: held(e).tDisposed })],
+
+  // engine.createKVCache(options) and KVCache.append
+  ['createKVCache options missing', TypeError, /^createKVCache: options.batch is required/, (e) => e.createKVCache(undefined as never)],
+  ['createKVCache options type', TypeError, /^createKVCache: options must be an object, got a number/, (e) => e.createKVCache(4 as never)],
+  ['createKVCache capacity missing', TypeError, /^createKVCache: options.capacity is required/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4 } as never)],
+  ['createKVCache size type', TypeError, /^createKVCache: options.kvHeads must be a number, got a string/, (e) => e.createKVCache({ batch: 1, kvHeads: '2' as never, headDim: 4, capacity: 8 })],
+  ['createKVCache size negative', RangeError, /^createKVCache: options.capacity must be a non-negative integer, got -1/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: -1 })],
+  ['createKVCache size fractional', RangeError, /^createKVCache: options.headDim must be a non-negative integer, got 2.5/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 2.5, capacity: 8 })],
+  ['createKVCache valueDim NaN', RangeError, /^createKVCache: options.valueDim must be a non-negative integer, got NaN/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, valueDim: NaN, capacity: 8 })],
+  ['KVCache.append key type', TypeError, /^KVCache.append: key: expected a Tensor/, (e) => held(e).kvEmpty.append([1, 2] as never, v)],
+  ['KVCache.append value rank', RangeError, /^KVCache.append: value: expected a 4-D tensor, got shape \[1, 5, 6\]/, (e) => held(e).kvEmpty.append(k, v3)],
+  ['KVCache.append shapes', RangeError, /^KVCache.append: expected key \[1, 2, L, 4\] and value \[1, 2, L, 6\], got \[1, 1, 5, 4\] and \[1, 2, 5, 7\]/, (e) => held(e).kvEmpty.append(k1154, v1157)],
+  ['KVCache.append lengths differ', RangeError, /^KVCache.append: expected key \[1, 2, L, 4\] and value \[1, 2, L, 6\], got \[1, 2, 5, 4\] and \[1, 2, 4, 6\]/, (e) => held(e).kvEmpty.append(k, v1246)],
+  ['KVCache.append overflow', RangeError, /^KVCache.append: appending 5 positions to a cache holding 2 of 6 would overflow it/, (e) => held(e).kvFull.append(k, v)],
+  ['KVCache disposed, append', Error, /this KV cache has been disposed/, (e) => held(e).kvDisposed.append(k, v)],
+  ['KVCache disposed, read', Error, /this KV cache has been disposed/, (e) => held(e).kvDisposed.read()],
+  ['KVCache disposed, reset', Error, /this KV cache has been disposed/, (e) => held(e).kvDisposed.reset()],
+
+  // scaledDotProductAttention's options.cache
+  ['attention cache type', TypeError, /^scaledDotProductAttention: options.cache must be a KVCache \(engine.createKVCache\), got a number/, (e) => e.scaledDotProductAttention(q, k, v, { cache: 1 as never })],
+  ['attention cache with pastKey', TypeError, /^scaledDotProductAttention: options.cache and options.pastKey\/pastValue exclude each other/, (e) => e.scaledDotProductAttention(q, k, v, { cache: held(e).kvEmpty, pastKey: k, pastValue: v })],
+  ['attention cache, 3-D inputs', RangeError, /^scaledDotProductAttention: options.cache needs 4-D \[B, H, L, E\] inputs, got query \[1, 3, 4\]/, (e) => e.scaledDotProductAttention(q3, k3, v3, { cache: held(e).kvEmpty })],
+  ['attention cache shape', RangeError, /^scaledDotProductAttention: key and value must fit the cache \[1, 1, \*, 4\] \/ \[1, 1, \*, 6\]: query \[1, 2, 3, 4\], key \[1, 2, 5, 4\], value \[1, 2, 5, 6\]/, (e) => e.scaledDotProductAttention(q, k, v, { cache: held(e).kvWrong })],
+  ['attention cache overflow', RangeError, /^scaledDotProductAttention: appending 5 positions to a cache holding 2 of 6 would overflow it/, (e) => e.scaledDotProductAttention(q, k, v, { cache: held(e).kvFull })],
+  ['attention cache of another engine', TypeError, /^scaledDotProductAttention: options.cache must come from this engine/, (e) => e.scaledDotProductAttention(q, k, v, { cache: foreign(e).kvEmpty })],
+  ['attention cache of another wasm engine', TypeError, /^scaledDotProductAttention: options.cache must come from this engine/, (e) => e.scaledDotProductAttention(q, k, v, { cache: held(otherWasm).kvEmpty })],
+  ['attention cache disposed', Error, /this KV cache has been disposed/, (e) => e.scaledDotProductAttention(q, k, v, { cache: held(e).kvDisposed })],
+  ['attention cache with a wrong out (appends nothing)', RangeError, /^scaledDotProductAttention: options.out: expected shape \[1, 2, 3, 6\]/, (e) => e.scaledDotProductAttention(q, k, v, { cache: held(e).kvEmpty, out: held(e).t3 })],
+
+  // engine.createMultiHeadAttention(params) and the layer's forward
+  ['createMultiHeadAttention params type', TypeError, /^createMultiHeadAttention: params must be an object \(MultiHeadParams\), got null/, (e) => e.createMultiHeadAttention(null as never)],
+  ['createMultiHeadAttention outProjWeight missing', TypeError, /^createMultiHeadAttention: params.outProjWeight: expected a Tensor/, (e) => e.createMultiHeadAttention({ numHeads: 2, inProjWeight: mha.inProjWeight } as never)],
+  ['createMultiHeadAttention heads', RangeError, /^createMultiHeadAttention: params.numHeads must be a positive integer that divides E = 4, got 3/, (e) => e.createMultiHeadAttention({ ...mha, numHeads: 3 })],
+  ['createMultiHeadAttention inProjWeight', RangeError, /^createMultiHeadAttention: params.inProjWeight: expected shape \[12, 4\] \(\[3E, E\] with E = 4\), got \[4, 5\]/, (e) => e.createMultiHeadAttention({ ...mha, inProjWeight: m45 })],
+  ['createMultiHeadAttention weight forms', TypeError, /^createMultiHeadAttention: params needs inProjWeight, or all of qProjWeight, kProjWeight, vProjWeight/, (e) => e.createMultiHeadAttention({ numHeads: 2, qProjWeight: w44, outProjWeight: w44 })],
+  ['forward query type', TypeError, /^MultiHeadAttentionLayer.forward: query: expected a Tensor/, (e) => held(e).layer.forward('x' as never, x, x)],
+  ['forward query width', RangeError, /^MultiHeadAttentionLayer.forward: query: expected shape \[\*, \*, 4\] \(the layer's E = 4\), got \[1, 2, 5\]/, (e) => held(e).layer.forward(x5, x, x)],
+  ['forward key width', RangeError, /^MultiHeadAttentionLayer.forward: key: expected shape \[\*, \*, 4\] \(the layer's kdim = 4\), got \[1, 2, 5\]/, (e) => held(e).layer.forward(x, x5, x)],
+  ['forward key batch', RangeError, /^MultiHeadAttentionLayer.forward: key: expected shape \[2, \*, \*\] \(batch of query \[2, 2, 4\]\), got \[1, 2, 4\]/, (e) => held(e).layer.forward(x2, x, x)],
+  ['forward causal', RangeError, /^MultiHeadAttentionLayer.forward: options.causal must be true, false, 'top-left' or 'bottom-right', got 'yes'/, (e) => held(e).layer.forward(x, x, x, { causal: 'yes' as never })],
+  ['forward out', RangeError, /^MultiHeadAttentionLayer.forward: options.out: expected shape \[1, 2, 4\] \(the shape of the result\), got \[3\]/, (e) => held(e).layer.forward(x, x, x, { out: held(e).t3 })],
+  ['forward layer disposed', Error, /this multi-head attention layer has been disposed/, (e) => held(e).layerDisposed.forward(x, x, x)],
+  ['forward cache type', TypeError, /^MultiHeadAttentionLayer.forward: options.cache must be a KVCache \(engine.createKVCache\), got a string/, (e) => held(e).layer.forward(x, x, x, { cache: 'cache' as never })],
+  ['forward cache with a mask', TypeError, /^MultiHeadAttentionLayer.forward: options.cache does not combine with options.mask/, (e) => held(e).layer.forward(x, x, x, { cache: held(e).lkEmpty, mask: boolMask([2, 2]) })],
+  ['forward cache shape', RangeError, /^MultiHeadAttentionLayer.forward: options.cache holds keys \[1, 1, \*, 4\] and values \[1, 1, \*, 4\]; this call appends \[1, 2, 2, 2\] to both/, (e) => held(e).layer.forward(x, x, x, { cache: held(e).lkWrong })],
+  ['forward cache of attention\'s shape', RangeError, /^MultiHeadAttentionLayer.forward: options.cache holds keys \[1, 2, \*, 4\] and values \[1, 2, \*, 6\]/, (e) => held(e).layer.forward(x, x, x, { cache: held(e).kvEmpty })],
+  ['forward cache overflow', RangeError, /^MultiHeadAttentionLayer.forward: appending 2 positions to a cache holding 2 of 3 would overflow it/, (e) => held(e).layer.forward(x, x, x, { cache: held(e).lkFull })],
+  ['forward cache of another engine', TypeError, /^MultiHeadAttentionLayer.forward: options.cache must come from this engine/, (e) => held(e).layer.forward(x, x, x, { cache: foreign(e).lkEmpty })],
+  ['forward cache of another wasm engine', TypeError, /^MultiHeadAttentionLayer.forward: options.cache must come from this engine/, (e) => held(e).layer.forward(x, x, x, { cache: held(otherWasm).lkEmpty })],
+  ['forward cache disposed', Error, /this KV cache has been disposed/, (e) => held(e).layer.forward(x, x, x, { cache: held(e).lkDisposed })],
+  ['forward cache with a wrong out (appends nothing)', RangeError, /^MultiHeadAttentionLayer.forward: options.out: expected shape \[1, 2, 4\]/, (e) => held(e).layer.forward(x, x, x, { cache: held(e).lkEmpty, out: held(e).t3 })],
+  ['multiHeadAttention with a cache', TypeError, /^multiHeadAttention: options.cache needs a prepared layer: engine.createMultiHeadAttention\(params\).forward/, (e) => e.multiHeadAttention(x, x, x, mha, { cache: held(e).lkEmpty } as never)],
+
   ['positionalEncoding maxLen negative', RangeError, /positionalEncoding: maxLen must be a non-negative integer, got -1/, (e) => e.positionalEncoding(-1, 4)],
   ['positionalEncoding dim non-integer', RangeError, /positionalEncoding: dim must be a non-negative integer, got 2.5/, (e) => e.positionalEncoding(3, 2.5)],
   ['positionalEncoding NaN', RangeError, /positionalEncoding: maxLen must be a non-negative integer, got NaN/, (e) => e.positionalEncoding(NaN, 4)],
@@ -180,8 +299,27 @@ describe.each(all.map((e) => [e.name, e] as const))('bad input on %s', (_, engin
     let thrown: unknown;
     try { call(engine); } catch (err) { thrown = err; }
     expect(thrown, 'the call must throw').toBeInstanceOf(type);
+    expect((thrown as Error).constructor, 'exactly this error class').toBe(type);
     expect((thrown as Error).message).toMatch(message);
     expectClose(good(engine), expected, 'after the error');
+  });
+
+  it('every failed call left each KV cache as it was, and the caches and layer still work', () => {
+    expectCachesUnchanged(engine);
+    const h = held(engine);
+    // the empty caches take a call, which attends as bottom-right causal attention over the new keys
+    const r = engine.scaledDotProductAttention(q, k, v, { cache: h.kvEmpty });
+    expectClose(r.output, engine.scaledDotProductAttention(q, k, v, { causal: 'bottom-right' }).output, 'attention into the cache');
+    expect(h.kvEmpty.length).toBe(5);
+    const f = h.layer.forward(x, x, x, { cache: h.lkEmpty });
+    expectClose(f.output, engine.selfAttention(x, mha, { causal: true }).output, 'layer into the cache');
+    expect(h.lkEmpty.length).toBe(2);
+    // and the full ones take what still fits
+    h.kvFull.append(random([1, 2, 4, 4], 54), random([1, 2, 4, 6], 55));
+    expect(h.kvFull.length).toBe(6);
+    for (const c of [h.kvEmpty, h.lkEmpty, h.kvFull]) c.reset();
+    h.kvFull.append(k2, v2);
+    expectCachesUnchanged(engine);
   });
 });
 
@@ -204,6 +342,25 @@ describe.each(all.map((e) => [e.name, e] as const))('edge input accepted on %s',
     ["multi-head attention with PyTorch's [B·H, Lq, Lk] mask, H = 1", (e) => e.selfAttention(x2, { numHeads: 1, inProjWeight: mha.inProjWeight, outProjWeight: w44 }, { mask: boolMask([2, 2, 2]) }).output],
     ["multi-head attention with a [B·H, 1, Lk] mask", (e) => e.selfAttention(x2, mha, { mask: boolMask([4, 1, 2]) }).output],
     ['positionalEncoding of size 0', (e) => e.positionalEncoding(0, 0)],
+    ['a KV cache of capacity 0, attended with no new keys', (e) => {
+      const cache = e.createKVCache({ batch: 1, kvHeads: 2, headDim: 4, valueDim: 6, capacity: 0 });
+      try { return e.scaledDotProductAttention(q, random([1, 2, 0, 4], 1), random([1, 2, 0, 6], 2), { cache }).output; } finally { cache.dispose(); }
+    }],
+    ['an engine tensor of size 0', (e) => {
+      const t = e.tensor([0, 3]);
+      const copy = tensor(Float32Array.from(t.data), t.shape);
+      t.dispose();
+      return copy;
+    }],
+    ['engine tensors of another engine, as the input and as options.out', (e) => {
+      const a = otherWasm.tensor([2, 3]), out = otherWasm.tensor([2, 3]);
+      a.data.set(m23.data);
+      expect(e.softmax(a, { out })).toBe(out);
+      const copy = tensor(Float32Array.from(out.data), out.shape);
+      a.dispose();
+      out.dispose();
+      return copy;
+    }],
   ])('%s', (_, call) => {
     const out = call(engine);
     expect(out.data).toBeInstanceOf(Float32Array);
@@ -230,6 +387,9 @@ describe('the wasm engine after failed calls', () => {
     ['matmul output over 4 GiB', RangeError, /memory|bytes/, (e) => e.matmul(column, row)],
     ['attention weights over 4 GiB', RangeError, /memory|bytes/,
       (e) => e.scaledDotProductAttention(empty, empty, empty, { mask: keyMask, validLens: [huge], returnWeights: true })],
+    // held blocks: refused before the memory grows, and a cache whose keys fit but values do not holds neither
+    ['engine tensor over 4 GiB', RangeError, /memory|bytes/, (e) => e.tensor([2 ** 20, 2 ** 11])],
+    ['KV cache values over 4 GiB', RangeError, /memory|bytes/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, valueDim: 2 ** 30, capacity: 1 })],
   ];
 
   it.each(inArena)('%s throws a RangeError and leaves the engine working', (_, type, message, call) => {
@@ -257,6 +417,7 @@ describe('the wasm engine after failed calls', () => {
     }
     expect(wasm.info.memoryBytes).toBe(before);
     expectClose(good(wasm), expected, 'after 10,000 rounds');
+    expectCachesUnchanged(wasm);
   });
 });
 
@@ -336,6 +497,23 @@ describe('wasm engine lifecycle', () => {
     e.dispose();
     expect(() => e.softmax(random([2, 2], 1))).toThrow(/disposed/);
     expect(e.info.memoryBytes).toBe(0);
+  });
+
+  it('refuses serving objects after dispose, and the calls of those made before', async () => {
+    const e = await createEngine();
+    const layer = e.createMultiHeadAttention(mha), cache = e.createKVCache({ batch: 1, kvHeads: 2, headDim: 4, valueDim: 6, capacity: 8 }), t = e.tensor([2, 3]);
+    e.dispose();
+    for (const call of [
+      () => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: 8 }), () => e.createMultiHeadAttention(mha), () => e.tensor([2]),
+      () => layer.forward(x, x, x), () => e.scaledDotProductAttention(q, k, v, { cache }), () => e.softmax(t),
+    ]) {
+      expect(call).toThrow(Error);
+      expect(call).toThrow(/this engine has been disposed/);
+    }
+    // disposing them afterwards is harmless
+    layer.dispose();
+    cache.dispose();
+    t.dispose();
   });
 
   it('loads from bytes and from a compiled module', async () => {

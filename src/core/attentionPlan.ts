@@ -1,9 +1,10 @@
 // Validation and normalization of scaledDotProductAttention's inputs, shared by both engines.
 import { broadcastStrides } from './broadcast.js';
 import { formatShape, type Tensor } from './tensor.js';
-import type { AttentionOptions, KVCache } from './types.js';
+import { checkCacheType, checkRoom } from './kvCache.js';
+import type { AttentionOptions } from './types.js';
 import {
-  checkBoolean, checkCount, checkMask, checkNumber, checkOptions, checkTensor, checkValidLens, describeValue,
+  checkBoolean, checkCount, checkMask, checkNumber, checkOptions, checkOut, checkTensor, checkValidLens, describeValue,
 } from './validate.js';
 
 /** Codes shared with the wasm attention kernel; must match assembly/kernels/attention.ts. */
@@ -67,19 +68,14 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   let cacheDefaultCausal = false;
   if (o.cache !== undefined) {
     // the new keys and values go into the cache first, then attention runs over all of it
-    const c = o.cache as KVCache;
-    if (c === null || typeof c !== 'object' || typeof c.capacity !== 'number' || typeof c.append !== 'function') {
-      throw new TypeError(`${op}: options.cache must be a KVCache (engine.createKVCache), got ${describeValue(o.cache)}`);
-    }
+    const c = checkCacheType(op, o.cache);
     if (o.pastKey !== undefined || o.pastValue !== undefined) throw new TypeError(`${op}: options.cache and options.pastKey/pastValue exclude each other`);
     if (rank !== 4) throw new RangeError(`${op}: options.cache needs 4-D [B, H, L, E] inputs, got query ${formatShape(q.shape)}`);
     const want = `[${c.batch}, ${c.kvHeads}, *, ${c.headDim}] / [${c.batch}, ${c.kvHeads}, *, ${c.valueDim}]`;
     if (B !== c.batch || Hkv !== c.kvHeads || E !== c.headDim || Ev !== c.valueDim) {
       throw new RangeError(`${op}: key and value must fit the cache ${want}: ${both}`);
     }
-    if (c.length + Lnew > c.capacity) {
-      throw new RangeError(`${op}: appending ${Lnew} positions to a cache holding ${c.length} of ${c.capacity} would overflow it`);
-    }
+    checkRoom(op, c.length, c.capacity, Lnew);
     Lpast = c.length;
     cacheDefaultCausal = o.causal === undefined;
   }
@@ -128,6 +124,8 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   }
 
   const shape = (h: number, l: number, d: number) => (rank === 3 ? [B, l, d] : [B, h, l, d]);
+  // checked here as well as where the engines write it: a wrong out must throw before a cache is appended to
+  checkOut(op, options, shape(Hq, Lq, Ev));
   return {
     rank, B, Hq, Hkv, Lq, Lpast, Lnew, Lk, E, Ev, scale, softcap, causal, windowLeft, windowRight,
     validLens, mask, pastKey, pastValue, returnWeights,

@@ -1,7 +1,7 @@
 // Validation shared by both engines' KV caches.
 import { formatShape, fromData, type Tensor } from './tensor.js';
-import type { KVCacheOptions } from './types.js';
-import { checkCount, checkOptions, checkTensor } from './validate.js';
+import type { KVCache, KVCacheOptions } from './types.js';
+import { checkCount, checkOptions, checkTensor, describeValue } from './validate.js';
 
 export interface CacheDims { batch: number; kvHeads: number; headDim: number; valueDim: number; capacity: number }
 
@@ -28,10 +28,24 @@ export function checkAppend(d: CacheDims, length: number, key: unknown, value: u
   if (!fits(k, d.headDim) || !fits(v, d.valueDim)) {
     throw new RangeError(`${op}: expected key [${d.batch}, ${d.kvHeads}, L, ${d.headDim}] and value [${d.batch}, ${d.kvHeads}, L, ${d.valueDim}], got ${formatShape(k.shape)} and ${formatShape(v.shape)}`);
   }
-  if (length + Lnew > d.capacity) {
-    throw new RangeError(`${op}: appending ${Lnew} positions to a cache holding ${length} of ${d.capacity} would overflow it`);
-  }
+  checkRoom(op, length, d.capacity, Lnew);
   return Lnew;
+}
+
+/** Throws when `Lnew` more positions do not fit: an append that fails changes nothing. */
+export function checkRoom(op: string, length: number, capacity: number, Lnew: number): void {
+  if (length + Lnew > capacity) {
+    throw new RangeError(`${op}: appending ${Lnew} positions to a cache holding ${length} of ${capacity} would overflow it`);
+  }
+}
+
+/** options.cache of an op: something shaped like a KVCache (whether it is this engine's, the engine checks). */
+export function checkCacheType(op: string, cache: unknown): KVCache {
+  const c = cache as KVCache | null;
+  if (c === null || typeof c !== 'object' || typeof c.capacity !== 'number' || typeof c.append !== 'function') {
+    throw new TypeError(`${op}: options.cache must be a KVCache (engine.createKVCache), got ${describeValue(cache)}`);
+  }
+  return c;
 }
 
 /** Copies rows [BH, Lnew, D] into a [BH, capacity, D] buffer at position `at`. */

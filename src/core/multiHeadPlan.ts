@@ -4,11 +4,13 @@
 import { broadcastStrides } from './broadcast.js';
 import { parseCausal, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE } from './attentionPlan.js';
 import { formatShape, fromData, type Tensor } from './tensor.js';
-import type { AttentionOptions, MultiHeadOptions, MultiHeadParams } from './types.js';
-import { checkBoolean, checkMask, checkOptions, checkTensor, describeValue, expectShape } from './validate.js';
+import { checkCacheType, checkRoom } from './kvCache.js';
+import type { AttentionOptions, KVCache, MultiHeadOptions, MultiHeadParams } from './types.js';
+import { checkBoolean, checkMask, checkOptions, checkOut, checkTensor, describeValue, expectShape } from './validate.js';
 
 /** The calls that validate through planMultiHead: every message starts with one of these names. */
-export type MultiHeadOp = 'multiHeadAttention' | 'selfAttention' | 'createMultiHeadAttention' | 'MultiHeadAttentionLayer.forward';
+export type MultiHeadOp = 'multiHeadAttention' | 'selfAttention' | 'createMultiHeadAttention' | typeof LAYER_FORWARD;
+export const LAYER_FORWARD = 'MultiHeadAttentionLayer.forward';
 
 export interface Projections {
   Wq: Tensor; Wk: Tensor; Wv: Tensor;
@@ -106,6 +108,8 @@ export interface MultiHeadPlan {
   /** Mask and causal options for scaledDotProductAttention over [B, H, Lq, Lk + extra]. */
   masking: Pick<AttentionOptions, 'mask' | 'causal'>;
   needWeights: boolean; averageWeights: boolean;
+  /** options.out, of the output's shape [B, Lq, E]. */
+  out: Tensor | undefined;
 }
 
 /**
@@ -152,8 +156,14 @@ export function planMultiHead(op: MultiHeadOp, query: unknown, key: unknown, val
   const needWeights = checkBoolean(`${op}: options.needWeights`, o.needWeights) ?? false;
   const averageWeights = checkBoolean(`${op}: options.averageWeights`, o.averageWeights) ?? true;
   const masking = combineMasks(op, o, B, H, Lq, Lk, extraK.length);
+  // only a prepared layer appends to a cache; ignored here, it would silently drop the past
+  if (op !== LAYER_FORWARD && (o as { cache?: unknown }).cache !== undefined) {
+    throw new TypeError(`${op}: options.cache needs a prepared layer: engine.createMultiHeadAttention(params).forward(query, key, value, { cache })`);
+  }
+  // before anything is computed, or appended to a cache
+  const out = checkOut(op, options, [B, Lq, E]);
 
-  return { q, k, v, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights };
+  return { q, k, v, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights, out };
 }
 
 /** Weights [B, H, Lq, L] averaged over heads: [B, Lq, L] (float64 sums). */
@@ -165,12 +175,15 @@ export function averageHeads(w: Float32Array, B: number, H: number, Lq: number, 
   return fromData(Float32Array.from(sum, (x) => x / H), [B, Lq, L]);
 }
 
+/** The input widths of a prepared layer. */
+export interface LayerWidths { E: number; kdim: number; vdim: number }
+
 /**
  * Validates params for a prepared layer (engine.createMultiHeadAttention) by planning a call on empty
  * inputs of the widths the params imply: E from outProjWeight, kdim and vdim from kProjWeight and
- * vProjWeight (else E). Returns those widths.
+ * vProjWeight (else E). Returns those widths and the plan.
  */
-export function planLayerParams(params: MultiHeadParams): { E: number; kdim: number; vdim: number } {
+export function planLayerParams(params: MultiHeadParams): LayerWidths & { plan: MultiHeadPlan } {
   const op = 'createMultiHeadAttention';
   if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams), got ${describeValue(params)}`);
   const Wo = checkTensor(`${op}: params.outProjWeight`, params.outProjWeight, [2]);
@@ -178,8 +191,8 @@ export function planLayerParams(params: MultiHeadParams): { E: number; kdim: num
   const width = (w: Tensor | undefined, name: string) => (w === undefined ? E : checkTensor(`${op}: params.${name}`, w, [2]).shape[1]);
   const kdim = width(params.kProjWeight, 'kProjWeight'), vdim = width(params.vProjWeight, 'vProjWeight');
   const empty = (d: number) => fromData(new Float32Array(0), [0, 0, d]);
-  planMultiHead(op, empty(E), empty(kdim), empty(vdim), params);
-  return { E, kdim, vdim };
+  const plan = planMultiHead(op, empty(E), empty(kdim), empty(vdim), params);
+  return { E, kdim, vdim, plan };
 }
 
 /** A deep copy of the tensors of params: a prepared layer keeps its weights even if the caller's change. */
@@ -192,8 +205,33 @@ export function copyParams(params: MultiHeadParams): MultiHeadParams {
   return out;
 }
 
-/** With a KV cache, a layer appends its projected keys to the cache: masks over new keys only, and appended rows, have no place. */
-export function checkLayerCache(plan: MultiHeadPlan, options: MultiHeadOptions | undefined): void {
-  const unsupported = [options?.mask && 'mask', options?.keyPaddingMask && 'keyPaddingMask', plan.extraK.length > 0 && 'biasK/biasV or addZeroAttn'].filter(Boolean);
-  if (unsupported.length) throw new RangeError(`MultiHeadAttentionLayer.forward: options.cache does not combine with ${unsupported.join(', ')}`);
+/**
+ * Validates a prepared layer's forward: inputs of the layer's widths (else the params' checks would
+ * blame the params), every option as in multiHeadAttention, and options.cache.
+ */
+export function planLayerForward(params: MultiHeadParams, widths: LayerWidths, query: unknown, key: unknown, value: unknown, options?: MultiHeadOptions & { cache?: KVCache }): MultiHeadPlan {
+  const op = LAYER_FORWARD;
+  const inputs = [['query', query, widths.E, 'E'], ['key', key, widths.kdim, 'kdim'], ['value', value, widths.vdim, 'vdim']] as const;
+  for (const [name, t, width, what] of inputs) {
+    expectShape(`${op}: ${name}`, checkTensor(`${op}: ${name}`, t, [3]).shape, [-1, -1, width], `the layer's ${what} = ${width}`);
+  }
+  const plan = planMultiHead(op, query, key, value, params, options);
+  if (options?.cache !== undefined) checkLayerCache(plan, options);
+  return plan;
+}
+
+/**
+ * A layer appends its projected keys and values to options.cache, as heads [B, numHeads, L, E / numHeads]:
+ * the cache must hold that layout and have room; masks over new keys only, and appended rows, have no place.
+ */
+function checkLayerCache(plan: MultiHeadPlan, options: MultiHeadOptions & { cache?: KVCache }): void {
+  const op = LAYER_FORWARD;
+  const cache = checkCacheType(op, options.cache);
+  const unsupported = [options.mask && 'options.mask', options.keyPaddingMask && 'options.keyPaddingMask', plan.extraK.length > 0 && 'params.biasK/biasV or addZeroAttn'].filter(Boolean);
+  if (unsupported.length) throw new TypeError(`${op}: options.cache does not combine with ${unsupported.join(', ')}`);
+  const { B, H, Lk } = plan, D = plan.E / plan.H;
+  if (cache.batch !== B || cache.kvHeads !== H || cache.headDim !== D || cache.valueDim !== D) {
+    throw new RangeError(`${op}: options.cache holds keys [${cache.batch}, ${cache.kvHeads}, *, ${cache.headDim}] and values [${cache.batch}, ${cache.kvHeads}, *, ${cache.valueDim}]; this call appends [${B}, ${H}, ${Lk}, ${D}] to both (batch, numHeads, length, E / numHeads)`);
+  }
+  checkRoom(op, cache.length, cache.capacity, Lk);
 }

@@ -26,7 +26,7 @@ export function sizeOf(shape: readonly number[]): number {
 }
 
 export function checkShape(name: string, shape: unknown): readonly number[] {
-  if (!Array.isArray(shape)) throw new TypeError(`${name}: shape must be an array of sizes, got ${typeof shape}`);
+  if (!Array.isArray(shape)) throw new TypeError(`${name}: shape must be an array of sizes, got ${shape === null ? 'null' : typeof shape}`);
   for (const d of shape) {
     if (typeof d !== 'number') throw new TypeError(`${name}: shape ${formatShape(shape)} holds a ${typeof d}, expected integer sizes`);
     if (!Number.isInteger(d) || d < 0) throw new RangeError(`${name}: shape ${formatShape(shape)} must hold non-negative integers`);

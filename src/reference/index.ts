@@ -33,7 +33,7 @@ const engine: Engine = {
 
 /** The reference engine's engine tensor: a plain zero-filled tensor, whose data dispose() takes away. */
 function plainEngineTensor(shape: readonly number[]): EngineTensor {
-  checkShape('tensor', shape);
+  checkShape('engine.tensor', shape);
   let data: Float32Array | null = new Float32Array(sizeOf(shape));
   return {
     shape: Object.freeze([...shape]),

@@ -9,10 +9,11 @@
 //
 // The wasm engine runs the same steps inside wasm memory (src/wasm/multiHeadAttention.ts); both
 // validate through src/core/multiHeadPlan.ts.
-import { averageHeads, checkLayerCache, copyParams, planLayerParams, planMultiHead, type MultiHeadOp } from '../core/multiHeadPlan.js';
+import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
-import { checkOut, deliver } from '../core/validate.js';
+import { deliver } from '../core/validate.js';
 import type { AttentionOptions, AttentionResult, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
+import { ReferenceKVCache } from './kvCache.js';
 
 /** The two ops multi-head attention is built from. */
 export interface MultiHeadOps {
@@ -66,19 +67,22 @@ function mergeHeads(x: Tensor): Tensor {
 
 /** multiHeadAttention, and selfAttention with `op` 'selfAttention' (its messages name it). */
 export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions, op: MultiHeadOp = 'multiHeadAttention'): OutputWithWeights {
-  const { q, k, v, B, Lq, Lk, H, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights } = planMultiHead(op, query, key, value, params, options);
+  return compose(ops, planMultiHead(op, query, key, value, params, options), undefined);
+}
+
+/** The composition over a validated plan; with a KV cache (a prepared layer's forward) the new heads' keys and values join it. */
+function compose(ops: MultiHeadOps, plan: MultiHeadPlan, cache: KVCache | undefined): OutputWithWeights {
+  const { q, k, v, B, Lq, H, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights } = plan;
   const qp = linear(ops, q, proj.Wq, proj.bq);
   let kp = linear(ops, k, proj.Wk, proj.bk);
   let vp = linear(ops, v, proj.Wv, proj.bv);
   if (extraK.length > 0) { kp = appendRows(kp, extraK); vp = appendRows(vp, extraV); }
-  // with a KV cache (a prepared layer's forward), the new heads' keys and values join it
-  const cache = (options as { cache?: KVCache } | undefined)?.cache;
   const attn = ops.scaledDotProductAttention(splitHeads(qp, H), splitHeads(kp, H), splitHeads(vp, H), {
     ...masking, returnWeights: needWeights, ...(cache ? { cache } : {}),
   });
   const output = linear(ops, mergeHeads(attn.output), Wo, bo);
 
-  const result: OutputWithWeights = { output: deliver(output, checkOut(op, options, output.shape)) };
+  const result: OutputWithWeights = { output: deliver(output, plan.out) };
   if (needWeights && attn.weights) {
     result.weights = averageWeights ? averageHeads(attn.weights.data, B, H, Lq, attn.weights.shape[3]) : attn.weights;
   }
@@ -87,7 +91,7 @@ export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Te
 
 /** A prepared layer over `ops`: params validated and copied once; forward runs the composition. */
 export function layerWith(ops: MultiHeadOps, params: MultiHeadParams): MultiHeadAttentionLayer {
-  planLayerParams(params);
+  const { E, kdim, vdim } = planLayerParams(params);
   let kept: MultiHeadParams | null = copyParams(params);
   const live = () => {
     if (kept === null) throw new Error('qkv: this multi-head attention layer has been disposed');
@@ -97,9 +101,12 @@ export function layerWith(ops: MultiHeadOps, params: MultiHeadParams): MultiHead
     embedDim: kept.outProjWeight.shape[0],
     numHeads: kept.numHeads,
     forward(query, key, value, options) {
-      const p = live();
-      if (options?.cache !== undefined) checkLayerCache(planMultiHead('MultiHeadAttentionLayer.forward', query, key, value, p, options), options);
-      return multiHeadAttentionWith(ops, query, key, value, p, options, 'MultiHeadAttentionLayer.forward');
+      const plan = planLayerForward(live(), { E, kdim, vdim }, query, key, value, options);
+      const cache = options?.cache;
+      if (cache !== undefined && !(cache instanceof ReferenceKVCache)) {
+        throw new TypeError(`${LAYER_FORWARD}: options.cache must come from this engine (engine.createKVCache)`);
+      }
+      return compose(ops, plan, cache);
     },
     dispose() { kept = null; },
   };

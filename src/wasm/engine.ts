@@ -72,7 +72,7 @@ function warnOnce(message: string): void {
  * a view made afresh whenever the memory has grown since the last one (growing detaches old views).
  */
 function engineTensor(arena: Arena, shape: readonly number[]): EngineTensor {
-  checkShape('tensor', shape);
+  checkShape('engine.tensor', shape);
   const count = sizeOf(shape);
   let ptr: number | null = arena.hold(count * 4);
   let view = arena.f32(ptr, count);

@@ -1,6 +1,6 @@
 // The wasm engine's KV cache: two blocks [B, Hkv, capacity, D] held in engine memory across calls,
 // which attention reads in place (its layout strides step over the unused capacity).
-import { checkAppend, checkKVCacheOptions, copyIntoCache, readCache } from '../core/kvCache.js';
+import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, copyIntoCache, readCache } from '../core/kvCache.js';
 import type { Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
 import type { Arena } from './memory.js';
@@ -50,9 +50,7 @@ export class WasmKVCache implements KVCache {
 
   /** Appends rows already in engine memory: row (b, h, l) of keys at kAt(b, h, l), of values at vAt. */
   appendFrom(Lnew: number, kAt: (b: number, h: number, l: number) => number, vAt: (b: number, h: number, l: number) => number): void {
-    if (this.held + Lnew > this.capacity) {
-      throw new RangeError(`KVCache.append: appending ${Lnew} positions to a cache holding ${this.held} of ${this.capacity} would overflow it`);
-    }
+    checkRoom('KVCache.append', this.held, this.capacity, Lnew);
     const { k, v } = this.pointers();
     const mem = new Float32Array(this.arena.memory.buffer);
     for (let b = 0; b < this.batch; b++)
@@ -85,6 +83,7 @@ export class WasmKVCache implements KVCache {
 
 /** The cache behind options.cache, checked to belong to this engine. */
 export function engineCache(arena: Arena, cache: unknown, op: string): WasmKVCache {
+  checkCacheType(op, cache); // not a cache at all: the message both engines give
   if (!(cache instanceof WasmKVCache) || cache.arena !== arena) {
     throw new TypeError(`${op}: options.cache must come from this engine (engine.createKVCache)`);
   }

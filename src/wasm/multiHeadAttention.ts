@@ -4,10 +4,9 @@
 // strides, and they write the heads' outputs straight into the [B, Lq, E] input of the output projection.
 // A prepared layer (engine.createMultiHeadAttention) holds its weights in engine memory across calls.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
-import { averageHeads, checkLayerCache, copyParams, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
+import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
-import { checkOut } from '../core/validate.js';
-import type { KVCache, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
+import type { MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { layoutArray, runAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
@@ -90,16 +89,13 @@ function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmK
 /** multiHeadAttention, and selfAttention with `op` 'selfAttention' (its messages name it). */
 export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions, op: MultiHeadOp = 'multiHeadAttention'): OutputWithWeights {
   const p = planMultiHead(op, query, key, value, params, options);
-  const target = checkOut(op, options, [p.B, p.Lq, p.E]);
-  return ctx.arena.scoped(() => run(ctx, p, placeWeights(p, (data) => ctx.arena.input(data)), null, target));
+  return ctx.arena.scoped(() => run(ctx, p, placeWeights(p, (data) => ctx.arena.input(data)), null, p.out));
 }
 
 /** A layer whose weights are copied into held blocks of engine memory once. */
 export function createLayer(live: () => WasmContext, params: MultiHeadParams): MultiHeadAttentionLayer {
-  const { E, kdim, vdim } = planLayerParams(params);
+  const { plan: prepared, ...widths } = planLayerParams(params);
   const ctx = live();
-  const empty = (d: number) => fromData(new Float32Array(0), [0, 0, d]);
-  const prepared = planMultiHead('createMultiHeadAttention', empty(E), empty(kdim), empty(vdim), params);
   const blocks: number[] = [];
   let weights: WeightPointers | null;
   try {
@@ -116,15 +112,14 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
   // the forward plan reads the params' shapes and options; its weights are the held copies
   const shapes = copyParams(params);
   return {
-    embedDim: E,
+    embedDim: widths.E,
     numHeads: params.numHeads,
     forward(query, key, value, options) {
       if (weights === null) throw new Error('qkv: this multi-head attention layer has been disposed');
       const c = live();
-      const p = planMultiHead('MultiHeadAttentionLayer.forward', query, key, value, shapes, options);
-      const cache = options?.cache === undefined ? null : engineCache(c.arena, options.cache as KVCache, 'MultiHeadAttentionLayer.forward');
-      if (cache) checkLayerCache(p, options);
-      return run(c, p, weights, cache, checkOut('MultiHeadAttentionLayer.forward', options, [p.B, p.Lq, p.E]));
+      const p = planLayerForward(shapes, widths, query, key, value, options);
+      const cache = options?.cache === undefined ? null : engineCache(c.arena, options.cache, LAYER_FORWARD);
+      return run(c, p, weights, cache, p.out);
     },
     dispose() {
       if (weights === null) return;
