@@ -339,6 +339,43 @@ console.log(
 );
 
 // =============================================================================================
+// 4. Serving: threads, a prepared layer decoding into a KV cache
+// =============================================================================================
+rule('4. Serving: threads, a prepared layer, a KV cache');
+
+{
+  // The same call on one thread and on every core: results are bit-identical, only faster.
+  const threaded = await createEngine({ threads: 'auto' });
+  const q = randnTensor([1, 8, 1024, 64]), k = randnTensor([1, 8, 1024, 64]), v = randnTensor([1, 8, 1024, 64]);
+  const one = wasm.scaledDotProductAttention(q, k, v, { causal: true }).output;
+  const many = threaded.scaledDotProductAttention(q, k, v, { causal: true }).output;
+  const identical = one.data.every((x, i) => Object.is(x, many.data[i]));
+  const t1 = timeMs(() => wasm.scaledDotProductAttention(q, k, v, { causal: true }));
+  const tn = timeMs(() => threaded.scaledDotProductAttention(q, k, v, { causal: true }));
+  console.log(`causal attention [1, 8, 1024, 64]: 1 thread ${fmtMs(t1)} ms, ${threaded.info.threads} threads ${fmtMs(tn)} ms (${(t1 / tn).toFixed(2)}x), bit-identical: ${identical}`);
+
+  // A decoder: a layer with its weights in engine memory, a cache filled by a prompt, then one
+  // token at a time. Each step appends one key/value per head and attends over the whole cache.
+  const E = 512, heads = 8, prompt = 1024, steps = 64;
+  const layer = threaded.createMultiHeadAttention({ numHeads: heads, inProjWeight: initWeight(3 * E, E), outProjWeight: initWeight(E, E) });
+  const cache = threaded.createKVCache({ batch: 1, kvHeads: heads, headDim: E / heads, capacity: prompt + steps });
+  const x = randnTensor([1, prompt, E]);
+  const tPrefill = timeMs(() => { cache.reset(); layer.forward(x, x, x, { cache }); });
+  const token = randnTensor([1, 1, E]);
+  const stepTimes = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    layer.forward(token, token, token, { cache });
+    stepTimes.push(performance.now() - t0);
+  }
+  stepTimes.sort((a, b) => a - b);
+  console.log(`decoder layer E=${E}, ${heads} heads: prefill of ${prompt} tokens ${fmtMs(tPrefill)} ms, then ${steps} steps of one token: median ${fmtMs(stepTimes[steps >> 1])} ms a step (cache ${cache.length}/${cache.capacity})`);
+  layer.dispose();
+  cache.dispose();
+  threaded.dispose();
+}
+
+// =============================================================================================
 // 5. Pictures: attention weights as SVG heatmaps (open them in a browser)
 // =============================================================================================
 rule('5. Heatmaps of attention weights');

@@ -193,3 +193,26 @@ describe('wasm engine tensors when the memory grows', () => {
     t.dispose();
   });
 });
+
+describe('a wasm call that fails after appending to a cache', () => {
+  it('leaves the cache as it was (the memory limit hit by the output)', async () => {
+    const { createEngine } = await import('../src/index.js');
+    const engine = await createEngine({ maxMemoryBytes: 4 * 2 ** 20 });
+    try {
+      const cache = engine.createKVCache({ batch: 1, kvHeads: 1, headDim: 8, capacity: 16 });
+      cache.append(random([1, 1, 4, 8], 1), random([1, 1, 4, 8], 2));
+      // 200,000 queries: the inputs fit, their output (and weights) do not
+      const q = random([1, 1, 200_000, 8], 3);
+      expect(() => engine.scaledDotProductAttention(q, random([1, 1, 1, 8], 4), random([1, 1, 1, 8], 5), { cache, returnWeights: true })).toThrow(RangeError);
+      expect(cache.length).toBe(4);
+      const layer = engine.createMultiHeadAttention(params(8, 1, 6));
+      const x = random([1, 1, 8], 7);
+      const lcache = engine.createKVCache({ batch: 1, kvHeads: 1, headDim: 8, capacity: 4 });
+      layer.forward(x, x, x, { cache: lcache });
+      expect(() => layer.forward(random([1, 100_000, 8], 8), x, x, { cache: lcache, needWeights: true })).toThrow(RangeError);
+      expect(lcache.length).toBe(1);
+    } finally {
+      engine.dispose();
+    }
+  });
+});

@@ -81,7 +81,8 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
   const p = planAttention(query, key, value, options);
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
   const out = checkOut('scaledDotProductAttention', options, p.outputShape);
-  return arena.scoped(() => {
+  // a call that fails after appending to the cache (the memory limit) leaves the cache as it was
+  const call = () => arena.scoped(() => {
     let pk: number, pv: number, layout = contiguousLayout(Hq, Hkv, Lq, Lk, E, Ev);
     if (cache) {
       // the new keys and values join the cache, and attention reads the cache where it is
@@ -111,4 +112,5 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
     }
     return result;
   });
+  return cache ? cache.atomically(call) : call();
 }

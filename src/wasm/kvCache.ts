@@ -73,6 +73,17 @@ export class WasmKVCache implements KVCache {
 
   reset(): void { this.pointers(); this.held = 0; }
 
+  /** Runs `fn`, which may append; if it throws, the cache holds what it held before. */
+  atomically<T>(fn: () => T): T {
+    const before = this.held;
+    try {
+      return fn();
+    } catch (error) {
+      this.held = before;
+      throw error;
+    }
+  }
+
   dispose(): void {
     if (!this.blocks) return;
     this.arena.free(this.blocks.k);

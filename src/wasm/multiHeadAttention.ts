@@ -25,6 +25,11 @@ function placeWeights(p: MultiHeadPlan, put: (data: Float32Array) => number): We
 }
 
 function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Tensor | undefined): OutputWithWeights {
+  // a call that fails after appending to the cache (the memory limit) leaves the cache as it was
+  return cache ? cache.atomically(() => runOnce(ctx, p, w, cache, target)) : runOnce(ctx, p, w, null, target);
+}
+
+function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Tensor | undefined): OutputWithWeights {
   const { B, Lq, Lk, E, H, kdim, vdim, extraK, extraV } = p;
   const D = E / H, extra = extraK.length, L2 = Lk + extra;
   const { arena } = ctx;
