@@ -47,6 +47,19 @@ describe('exp approximation', () => {
     expect(Number.isNaN(ys[4])).toBe(true);
   });
 
+  it('has a base-2 variant for the fused attention, within 3 ulp of 2^x over [-126, 0], 0 below', () => {
+    const xs = grid(-126, 0, 400_003);
+    const ys = run(kernels.exp2_nonpositive_f32, xs);
+    let worst = 0;
+    for (let i = 0; i < xs.length; i++) worst = Math.max(worst, ulps(ys[i], 2 ** xs[i]));
+    expect(worst).toBeLessThanOrEqual(3);
+    const edges = run(kernels.exp2_nonpositive_f32, Float32Array.from([0, -127, -Infinity, NaN, -1, -0.5]));
+    expect(Array.from(edges.subarray(0, 3))).toEqual([1, 0, 0]);
+    expect(Number.isNaN(edges[3])).toBe(true);
+    expect(edges[4]).toBe(0.5); // whole powers of two are exact
+    expect(ulps(edges[5], Math.SQRT1_2)).toBeLessThanOrEqual(3);
+  });
+
   it('is within 1 ulp over [0, 88] and 5 ulp over (88, 88.72]', () => {
     expect(worstUlps(0, 88, 200_001)).toBeLessThanOrEqual(1);
     expect(worstUlps(88, 88.72, 10_001)).toBeLessThanOrEqual(5);

@@ -69,6 +69,30 @@
   return v128.bitselect(f32x4.splat(0.0), f32x4.mul(er, pow2n), f32x4.lt(x, f32x4.splat(EXP_LO)));
 }
 
+/**
+ * 2^x for x <= 0 (and -Infinity, NaN), four lanes: the fused attention kernel's softmax, whose scores
+ * are scaled by log2(e) up front so that the range reduction is exact and short: n = round(x),
+ * r = x - n in [-1/2, 1/2], 2^r by its Taylor polynomial of degree 6 (ln(2)^k / k!; the next term
+ * is below 1.3e-7 of the result). Within 3 ulp over [-126, 0] (2.9 measured), tested; below -126
+ * it is 0. Attention weights need far less (the tolerance is 1e-4); softmax() keeps the 1 ulp exp.
+ */
+// @ts-ignore: decorator
+@inline export function exp2NonPositive4(x: v128): v128 {
+  const xc = f32x4.pmax(x, f32x4.splat(-126.0)); // NaN stays NaN
+  const magic = f32x4.splat(ROUND_MAGIC);
+  const t = f32x4.add(xc, magic);
+  const r = f32x4.sub(xc, f32x4.sub(t, magic));
+  let p = f32x4.splat(1.5403530393381608e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3333558146428443e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(9.618129107628477e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.550410866482158e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(2.402265069591007e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(6.931471805599453e-1));
+  const er = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
+  const pow2n = i32x4.add(i32x4.shl(t, 23), i32x4.splat(127 << 23));
+  return v128.bitselect(f32x4.splat(0.0), f32x4.mul(er, pow2n), f32x4.lt(x, f32x4.splat(-126.0)));
+}
+
 /** e^x for one value, by the same approximation as exp4 (scalar tails agree with SIMD bodies). */
 // @ts-ignore: decorator
 @inline export function exp1(x: f32): f32 {

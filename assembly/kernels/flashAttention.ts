@@ -18,7 +18,7 @@
 //
 // and at the end out = O / l. Causal and window ranges skip whole blocks: only keys in the union
 // of the two rows' ranges are visited, so a causal call costs about half a full one.
-import { expNonPositive4, tanh1, tanh4 } from '../inline/exp';
+import { exp2NonPositive4, tanh1, tanh4 } from '../inline/exp';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, madd4 } from '../inline/simd';
 import { rowMax, scale, zero } from '../inline/rows';
@@ -26,6 +26,8 @@ import { MASK_BOOLEAN, MASK_NONE } from './attention';
 
 // @ts-ignore: decorator
 @inline const PANEL: i32 = 16;
+// @ts-ignore: decorator
+@inline const LOG2E: f32 = 1.44269504088896341;
 // @ts-ignore: decorator
 @inline const BLOCK: i32 = 128;
 
@@ -167,7 +169,7 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
     return false;
   }
   store<f32>(state, mNew);
-  store<f32>(state, f32x4.extract_lane(expNonPositive4(f32x4.splat(m - mNew)), 0), 12);
+  store<f32>(state, f32x4.extract_lane(exp2NonPositive4(f32x4.splat(m - mNew)), 0), 12);
   return true;
 }
 
@@ -179,14 +181,14 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
   let j = 0;
   for (; j + 8 <= n; j += 8) {
     const o = <usize>j << 2;
-    const e0 = expNonPositive4(f32x4.sub(v128.load(s + o), vm)), e1 = expNonPositive4(f32x4.sub(v128.load(s + o, 16), vm));
+    const e0 = exp2NonPositive4(f32x4.sub(v128.load(s + o), vm)), e1 = exp2NonPositive4(f32x4.sub(v128.load(s + o, 16), vm));
     v128.store(s + o, e0); v128.store(s + o, e1, 16);
     sum0 = f32x4.add(sum0, e0); sum1 = f32x4.add(sum1, e1);
     zeros = v128.or(zeros, v128.or(f32x4.eq(e0, zero4), f32x4.eq(e1, zero4)));
   }
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
-    const e0 = expNonPositive4(f32x4.sub(v128.load(s + o), vm));
+    const e0 = exp2NonPositive4(f32x4.sub(v128.load(s + o), vm));
     v128.store(s + o, e0);
     sum0 = f32x4.add(sum0, e0);
     zeros = v128.or(zeros, f32x4.eq(e0, zero4));
@@ -196,7 +198,7 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
   let anyZero = v128.any_true(zeros);
   for (; j < n; j++) {
     const o = <usize>j << 2;
-    const ej = f32x4.extract_lane(expNonPositive4(f32x4.splat(load<f32>(s + o) - m)), 0);
+    const ej = f32x4.extract_lane(exp2NonPositive4(f32x4.splat(load<f32>(s + o) - m)), 0);
     store<f32>(s + o, ej);
     sum += ej;
     if (ej == 0) anyZero = true;
@@ -215,8 +217,8 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
   let sum0 = zero4, sum1 = zero4, zeros0 = zero4, zeros1 = zero4;
   for (let j = 0; j < n; j += 8) {
     const o = <usize>j << 2;
-    const e0 = expNonPositive4(f32x4.sub(v128.load(s0 + o), m0)), e1 = expNonPositive4(f32x4.sub(v128.load(s0 + o, 16), m0));
-    const f0 = expNonPositive4(f32x4.sub(v128.load(s1 + o), m1)), f1 = expNonPositive4(f32x4.sub(v128.load(s1 + o, 16), m1));
+    const e0 = exp2NonPositive4(f32x4.sub(v128.load(s0 + o), m0)), e1 = exp2NonPositive4(f32x4.sub(v128.load(s0 + o, 16), m0));
+    const f0 = exp2NonPositive4(f32x4.sub(v128.load(s1 + o), m1)), f1 = exp2NonPositive4(f32x4.sub(v128.load(s1 + o, 16), m1));
     v128.store(s0 + o, e0); v128.store(s0 + o, e1, 16);
     v128.store(s1 + o, f0); v128.store(s1 + o, f1, 16);
     sum0 = f32x4.add(sum0, f32x4.add(e0, e1)); sum1 = f32x4.add(sum1, f32x4.add(f0, f1));
@@ -263,7 +265,10 @@ export function flash_attention_f32(
   const ksb = load<i32>(layout, 12), ksh = load<i32>(layout, 16), ksj = load<i32>(layout, 20);
   const vsb = load<i32>(layout, 24), vsh = load<i32>(layout, 28), vsj = load<i32>(layout, 32);
   const osb = load<i32>(layout, 36), osh = load<i32>(layout, 40), osi = load<i32>(layout, 44);
-  const vscale = f32x4.splat(scale_);
+  // scores are kept in base 2 (scaled by log2 e), so that the softmax's exps are 2^x: cheaper, and
+  // the same weights, since the running max and sum are taken in the same units
+  const vscale = f32x4.splat(scale_ * LOG2E);
+  const cap2: f32 = softcap * LOG2E; // c·tanh(s / c) in base 2 is (c·log2 e)·tanh(s₂ / (c·log2 e))
   const pairs = (lq + 1) / 2;
   let packed = -1; // the kv head whose keys are in kp (bi · hkv + g)
   let valuesNotFinite = false;
@@ -313,8 +318,8 @@ export function flash_attention_f32(
       if (inside) {
         mb0 = hmax4(v128.load(mx)); mb1 = hmax4(v128.load(mx, 16));
       } else {
-        prepareRow(s0, n, j0, lo0, hi0, softcap, mask, maskKind, bi * msb + h * msh + i0 * msq, msk);
-        prepareRow(s1, n, j0, lo1, hi1, softcap, mask, maskKind, bi * msb + h * msh + i1 * msq, msk);
+        prepareRow(s0, n, j0, lo0, hi0, cap2, mask, maskKind, bi * msb + h * msh + i0 * msq, msk);
+        prepareRow(s1, n, j0, lo1, hi1, cap2, mask, maskKind, bi * msb + h * msh + i1 * msq, msk);
         mb0 = rowMax(s0, n); mb1 = rowMax(s1, n);
       }
       const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
@@ -332,7 +337,10 @@ export function flash_attention_f32(
   }
 }
 
-/** Softcap, mask and key range of one row of one block: s[0 .. n) holds keys j0 .. j0 + n. */
+/**
+ * Softcap, mask and key range of one row of one block: s[0 .. n) holds keys j0 .. j0 + n, in base 2
+ * (softcap comes already multiplied by log2 e).
+ */
 // @ts-ignore: decorator
 @inline function prepareRow(s: usize, n: i32, j0: i32, lo: i32, hi: i32, softcap: f32, mask: usize, maskKind: i32, mrow: i32, msk: i32): void {
   if (softcap > 0) {
@@ -347,7 +355,7 @@ export function flash_attention_f32(
       const st = s + (<usize>t << 2);
       if (maskKind == MASK_BOOLEAN) {
         if (load<u8>(mask + at) == 0) store<f32>(st, -Infinity);
-      } else store<f32>(st, load<f32>(st) + load<f32>(mask + (at << 2)));
+      } else store<f32>(st, load<f32>(st) + load<f32>(mask + (at << 2)) * LOG2E); // scores are in base 2
     }
   }
   // keys outside [lo, hi)
