@@ -216,3 +216,27 @@ describe('a wasm call that fails after appending to a cache', () => {
     }
   });
 });
+
+describe('objects of a disposed wasm engine', () => {
+  it('a cache, a layer and an engine tensor throw once their engine is disposed', async () => {
+    const { createEngine } = await import('../src/index.js');
+    const engine = await createEngine();
+    const cache = engine.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: 4 });
+    const layer = engine.createMultiHeadAttention(params(4, 1, 40));
+    const t = engine.tensor([2]);
+    engine.dispose();
+    expect(() => cache.append(random([1, 1, 1, 4], 1), random([1, 1, 1, 4], 2))).toThrow(/disposed/);
+    expect(() => cache.read()).toThrow(/disposed/);
+    expect(() => layer.forward(random([1, 1, 4], 3), random([1, 1, 4], 3), random([1, 1, 4], 3))).toThrow(/disposed/);
+    expect(() => t.data).toThrow(/disposed/);
+  });
+});
+
+describe.each(all.map((e) => [e.name, e] as const))('a foreign cache on %s', (_, engine: Engine) => {
+  it('is refused as foreign before its shape is looked at', () => {
+    const other = all.find((e) => e !== engine)!;
+    const cache = other.createKVCache({ batch: 3, kvHeads: 3, headDim: 3, capacity: 3 }); // fits nothing below
+    expect(() => engine.scaledDotProductAttention(random([1, 1, 1, 4], 1), random([1, 1, 1, 4], 2), random([1, 1, 1, 4], 3), { cache })).toThrow(TypeError);
+    cache.dispose();
+  });
+});

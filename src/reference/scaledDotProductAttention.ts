@@ -37,13 +37,14 @@ export function keyAllowed(p: AttentionPlan, b: number, i: number, j: number): b
 }
 
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
+  // a KV cache is the past keys and values; the new ones join it afterwards. Whose cache it is is
+  // checked first, as the wasm engine does, so both engines refuse a foreign cache the same way.
+  const cache = options?.cache;
+  if (cache !== undefined && cache !== null && typeof cache === 'object' && typeof cache.append === 'function' && !(cache instanceof ReferenceKVCache)) {
+    throw new TypeError('scaledDotProductAttention: options.cache must come from this engine (engine.createKVCache)');
+  }
   const p = planAttention(query, key, value, options);
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
-  // a KV cache is the past keys and values; the new ones join it afterwards
-  const cache = options?.cache;
-  if (cache !== undefined && !(cache instanceof ReferenceKVCache)) {
-    throw new TypeError('scaledDotProductAttention: options.cache must come from this engine (reference.createKVCache)');
-  }
   const past = cache ? cache.read() : null;
   const keys = concatLength(past?.keys.data ?? p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
   const values = concatLength(past?.values.data ?? p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);

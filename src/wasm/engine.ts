@@ -71,7 +71,7 @@ function warnOnce(message: string): void {
  * A tensor held in engine memory: ops read it in place and write into it as options.out. Its data is
  * a view made afresh whenever the memory has grown since the last one (growing detaches old views).
  */
-function engineTensor(arena: Arena, shape: readonly number[]): EngineTensor {
+function engineTensor(arena: Arena, shape: readonly number[], alive: () => unknown): EngineTensor {
   checkShape('engine.tensor', shape);
   const count = sizeOf(shape);
   let ptr: number | null = arena.hold(count * 4);
@@ -81,6 +81,7 @@ function engineTensor(arena: Arena, shape: readonly number[]): EngineTensor {
     shape: Object.freeze([...shape]),
     get data(): Float32Array {
       if (ptr === null) throw new Error('qkv: this engine tensor has been disposed');
+      alive(); // throws once the engine is disposed
       if (view.buffer !== arena.memory.buffer) view = arena.f32(ptr, count);
       return view;
     },
@@ -191,8 +192,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     selfAttention: (x, params, opts) => multiHeadAttention(live(), x, x, x, params, opts, 'selfAttention'),
     positionalEncoding: (maxLen, dim) => { live(); return positionalEncoding(maxLen, dim); },
     createMultiHeadAttention: (params) => createLayer(live, params),
-    createKVCache: (opts) => new WasmKVCache(live().arena, opts),
-    tensor: (shape) => engineTensor(live().arena, shape),
+    createKVCache: (opts) => new WasmKVCache(live().arena, opts, live),
+    tensor: (shape) => engineTensor(live().arena, shape, live),
   };
   return Object.freeze(engine);
 }

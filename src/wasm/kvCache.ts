@@ -10,7 +10,8 @@ export class WasmKVCache implements KVCache {
   private held = 0;
   private blocks: { k: number; v: number } | null;
 
-  constructor(readonly arena: Arena, options: unknown) {
+  /** `alive` throws once the engine that made the cache is disposed. */
+  constructor(readonly arena: Arena, options: unknown, private readonly alive: () => unknown = () => undefined) {
     const d = checkKVCacheOptions(options);
     ({ batch: this.batch, kvHeads: this.kvHeads, headDim: this.headDim, valueDim: this.valueDim, capacity: this.capacity } = d);
     const rows = d.batch * d.kvHeads * d.capacity;
@@ -30,6 +31,7 @@ export class WasmKVCache implements KVCache {
   /** Byte addresses of the key and value blocks. */
   pointers(): { k: number; v: number } {
     if (!this.blocks) throw new Error('qkv: this KV cache has been disposed');
+    this.alive();
     return this.blocks;
   }
 
