@@ -13,8 +13,6 @@ import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
 import { WasmKVCache } from './kvCache.js';
 import { Arena, MAX_MEMORY_BYTES } from './memory.js';
 import { CONTROL_BYTES, pool, serial, whenReady, type Parallel } from './parallel.js';
-// Node or browser threads, chosen by package.json "imports" so that no Node built-in reaches a browser bundle
-import { availableCores, canBlock, startWorkers } from '#threads';
 import { maskedSoftmax, softmax } from './softmax.js';
 
 /** Options of {@link createEngine}. */
@@ -128,7 +126,10 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   const memoryLimit = Math.floor(maxMemoryBytes / 65536) * 65536;
   const chosen = chooseBuild(simd); // throws when the runtime cannot run what is asked for
 
-  let count = threads === 'auto' ? await availableCores() : threads;
+  // Node or browser threads, chosen by package.json "imports" so that no Node built-in reaches a
+  // browser bundle; loaded only when asked for (node:worker_threads alone costs ~2.5 ms of a cold start)
+  const platform = threads === 1 ? null : await import('#threads');
+  let count = threads === 'auto' ? await platform!.availableCores() : threads;
   if (count > 1 && !sharedMemoryAvailable()) {
     warnOnce(`qkv: ${COOP_COEP}. Running on one thread.`);
     count = 1;
@@ -149,14 +150,14 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     kernels = instantiateKernels(module, memory);
     checkConstants(kernels);
     const control = new SharedArrayBuffer(CONTROL_BYTES);
-    const workers = await startWorkers(Array.from({ length: count - 1 }, (_, index) => ({ module, memory, control, index })));
+    const workers = await platform!.startWorkers(Array.from({ length: count - 1 }, (_, index) => ({ module, memory, control, index })));
     try {
       await whenReady(control, count - 1, workers);
     } catch (error) {
       for (const w of workers) w.terminate();
       throw error;
     }
-    parallel = pool(kernels, control, workers, canBlock());
+    parallel = pool(kernels, control, workers, platform!.canBlock());
   } else {
     kernels = instantiateKernels(module);
     checkConstants(kernels);
