@@ -30,6 +30,8 @@ export interface AttentionPlan {
   mask: { kind: number; data: Uint8Array | Float32Array; strides: number[] } | null;
   pastKey: Tensor | null; pastValue: Tensor | null;
   returnWeights: boolean;
+  /** options.out, checked to have the output's shape. */
+  out: Tensor | undefined;
   outputShape: number[]; weightsShape: number[];
   presentKeyShape: number[]; presentValueShape: number[];
 }
@@ -124,11 +126,11 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   }
 
   const shape = (h: number, l: number, d: number) => (rank === 3 ? [B, l, d] : [B, h, l, d]);
-  // checked here as well as where the engines write it: a wrong out must throw before a cache is appended to
-  checkOut(op, options, shape(Hq, Lq, Ev));
+  // checked with the rest, before a cache is appended to
+  const out = checkOut(op, options, shape(Hq, Lq, Ev));
   return {
     rank, B, Hq, Hkv, Lq, Lpast, Lnew, Lk, E, Ev, scale, softcap, causal, windowLeft, windowRight,
-    validLens, mask, pastKey, pastValue, returnWeights,
+    validLens, mask, pastKey, pastValue, returnWeights, out,
     outputShape: shape(Hq, Lq, Ev), weightsShape: shape(Hq, Lq, Lk),
     presentKeyShape: shape(Hkv, Lk, E), presentValueShape: shape(Hkv, Lk, Ev),
   };

@@ -1,6 +1,5 @@
 // Thin wrapper over assembly/kernels/attention.ts: same signature as the reference scaledDotProductAttention.
 import { planAttention } from '../core/attentionPlan.js';
-import { checkOut } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
 import type { WasmContext } from './context.js';
@@ -80,7 +79,7 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
   const cache = options?.cache === undefined ? null : engineCache(arena, options.cache, 'scaledDotProductAttention');
   const p = planAttention(query, key, value, options);
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
-  const out = checkOut('scaledDotProductAttention', options, p.outputShape);
+  const { out } = p;
   // a call that fails after appending to the cache (the memory limit) leaves the cache as it was
   const call = () => arena.scoped(() => {
     let pk: number, pv: number, layout = contiguousLayout(Hq, Hkv, Lq, Lk, E, Ev);
