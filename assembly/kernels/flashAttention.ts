@@ -21,6 +21,7 @@
 import { exp2NonPositive4, tanh1, tanh4 } from '../inline/exp';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, madd4 } from '../inline/simd';
+import { packPanel } from '../inline/panels';
 import { rowMax, scale, zero } from '../inline/rows';
 import { MASK_BOOLEAN, MASK_NONE } from './attention';
 
@@ -45,13 +46,7 @@ export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
 function packKeys(kp: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
   const panels = (lk + PANEL - 1) / PANEL;
   for (let p = 0; p < panels; p++) {
-    const dst = kp + <usize>p * <usize>(PANEL * e) * 4;
-    const n = min(PANEL, lk - p * PANEL);
-    for (let c = 0; c < n; c++) {
-      const src = k + <usize>(p * PANEL + c) * <usize>kStride * 4;
-      for (let t = 0; t < e; t++) store<f32>(dst + (<usize>(t * PANEL + c) << 2), load<f32>(src + (<usize>t << 2)));
-    }
-    for (let c = n; c < PANEL; c++) for (let t = 0; t < e; t++) store<f32>(dst + (<usize>(t * PANEL + c) << 2), 0);
+    packPanel(kp + <usize>p * <usize>(PANEL * e) * 4, k + <usize>(p * PANEL) * <usize>kStride * 4, min(PANEL, lk - p * PANEL), e, kStride);
   }
 }
 

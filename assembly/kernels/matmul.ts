@@ -16,6 +16,7 @@
 // Loops: K-blocks (so a panel, 16·KC floats = 16 KiB, stays in L1), panels, then row pairs streaming A.
 // Edge tiles (a last odd row, a last partial panel) go through a 2×16 buffer.
 import { madd4 } from '../inline/simd';
+import { packPanel } from '../inline/panels';
 
 // @ts-ignore: decorator
 @inline const NR: i32 = 16;
@@ -45,34 +46,8 @@ function packB(bp: usize, b: usize, n: i32, k: i32, k0: i32, kc: i32, transposeB
         }
       }
     } else {
-      // B is [n, k]: each panel row gathers one k of 16 rows of B. 4×4 blocks go through a
-      // register transpose; what is left over (a partial panel, kc % 4) element by element.
-      let c = 0;
-      if (nr == NR) {
-        const kc4 = kc & ~3;
-        for (; c < NR; c += 4) {
-          const src = b + (<usize>((j0 + c) * k + k0) << 2), ld = <usize>k << 2;
-          for (let p = 0; p < kc4; p += 4) {
-            const o = <usize>p << 2;
-            const v0 = v128.load(src + o), v1 = v128.load(src + ld + o), v2 = v128.load(src + 2 * ld + o), v3 = v128.load(src + 3 * ld + o);
-            const lo01 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), hi01 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
-            const lo23 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), hi23 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
-            const d = dst + (<usize>(p * NR + c) << 2);
-            v128.store(d, v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5));
-            v128.store(d + NR * 4, v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
-            v128.store(d + 2 * NR * 4, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5));
-            v128.store(d + 3 * NR * 4, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
-          }
-          for (let p = kc4; p < kc; p++) {
-            for (let r = 0; r < 4; r++) store<f32>(dst + (<usize>(p * NR + c + r) << 2), load<f32>(src + <usize>r * ld + (<usize>p << 2)));
-          }
-        }
-      }
-      for (; c < nr; c++) {
-        const src = b + (<usize>((j0 + c) * k + k0) << 2);
-        for (let p = 0; p < kc; p++) store<f32>(dst + (<usize>(p * NR + c) << 2), load<f32>(src + (<usize>p << 2)));
-      }
-      for (c = nr; c < NR; c++) for (let p = 0; p < kc; p++) store<f32>(dst + (<usize>(p * NR + c) << 2), 0);
+      // B is [n, k]: each panel row gathers one k of 16 rows of B
+      packPanel(dst, b + (<usize>(j0 * k + k0) << 2), nr, kc, k);
     }
   }
 }
