@@ -142,26 +142,6 @@ import { hmax4, hsum4, madd4 } from './simd';
   for (; j < n; j++) store<f32>(s + (<usize>j << 2), dot(q, k + <usize>j * ld, e) * scale_);
 }
 
-/** out[t] += alpha · x[t] over n elements. */
-// @ts-ignore: decorator
-@inline export function axpy(out: usize, alpha: f32, x: usize, n: i32): void {
-  const va = f32x4.splat(alpha);
-  let t = 0;
-  for (; t + 8 <= n; t += 8) {
-    const o = <usize>t << 2;
-    v128.store(out + o, madd4(va, v128.load(x + o), v128.load(out + o)));
-    v128.store(out + o, madd4(va, v128.load(x + o, 16), v128.load(out + o, 16)), 16);
-  }
-  for (; t + 4 <= n; t += 4) {
-    const o = <usize>t << 2;
-    v128.store(out + o, madd4(va, v128.load(x + o), v128.load(out + o)));
-  }
-  for (; t < n; t++) {
-    const o = <usize>t << 2;
-    store<f32>(out + o, load<f32>(out + o) + alpha * load<f32>(x + o));
-  }
-}
-
 /** x[t] *= alpha over n elements. */
 // @ts-ignore: decorator
 @inline export function scale(x: usize, alpha: f32, n: i32): void {

@@ -3,15 +3,12 @@
 //
 // The key range of query i comes from causal / window / validLens and is contiguous (inline/keyRange.ts).
 // Inside the range, a boolean mask (0 = forbidden) or an additive mask adjusts single scores.
-import { tanh1, tanh4 } from '../inline/exp';
+import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { scoreKeys, softmaxInPlace, weightedRows, zero } from '../inline/rows';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 export { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT } from '../inline/keyRange';
 
-// must match src/core/attentionPlan.ts
-export const MASK_NONE: i32 = 0;
-export const MASK_BOOLEAN: i32 = 1;
-export const MASK_ADDITIVE: i32 = 2;
+export { MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE } from '../inline/scores';
 
 /**
  * Attention over [B, H, L, D] row-major tensors, f32 (grouped-query: head h reads kv head h / (hq / hkv)).
@@ -60,37 +57,12 @@ export function attention_f32(
     // scores
     scoreKeys(sr, qi, kBase + (<usize>(lo * ksj) << 2), n, e, ksj, scale);
     if (softcap > 0) softcapRow(sr, n, softcap);
-    if (maskKind != MASK_NONE) {
-      const mrow = <usize>(bi * msb + h * msh + i * msq);
-      for (let j = lo; j < hi; j++) {
-        const at = mrow + <usize>(j * msk);
-        const sj = s + (<usize>j << 2);
-        if (maskKind == MASK_BOOLEAN) {
-          if (load<u8>(mask + at) == 0) store<f32>(sj, -Infinity);
-        } else {
-          store<f32>(sj, load<f32>(sj) + load<f32>(mask + (at << 2)));
-        }
-      }
-    }
+    if (maskKind != MASK_NONE) applyMask(sr, n, mask, maskKind, bi * msb + h * msh + i * msq + lo * msk, msk, 1);
     if (!softmaxInPlace(sr, n)) {
       if (weights != 0) zero(sr, n);
       continue;
     }
     // output = sum_j w_j v_j, skipping keys of zero weight (so a masked NaN value cannot leak in)
     weightedRows(o, sr, vBase + (<usize>(lo * vsj) << 2), n, ev, vsj);
-  }
-}
-
-/** x = c · tanh(x / c) over n elements. */
-function softcapRow(x: usize, n: i32, c: f32): void {
-  const vc = f32x4.splat(c), inv = f32x4.splat(1.0 / c);
-  let t = 0;
-  for (; t + 4 <= n; t += 4) {
-    const o = <usize>t << 2;
-    v128.store(x + o, f32x4.mul(tanh4(f32x4.mul(v128.load(x + o), inv)), vc));
-  }
-  for (; t < n; t++) {
-    const o = <usize>t << 2;
-    store<f32>(x + o, c * tanh1(load<f32>(x + o) / c));
   }
 }

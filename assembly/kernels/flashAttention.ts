@@ -18,12 +18,12 @@
 //
 // and at the end out = O / l. Causal and window ranges skip whole blocks: only keys in the union
 // of the two rows' ranges are visited, so a causal call costs about half a full one.
-import { exp2NonPositive4, tanh1, tanh4 } from '../inline/exp';
+import { exp2NonPositive4 } from '../inline/exp';
+import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, madd4 } from '../inline/simd';
 import { packPanel } from '../inline/panels';
 import { rowMax, scale, zero } from '../inline/rows';
-import { MASK_BOOLEAN, MASK_NONE } from './attention';
 
 // @ts-ignore: decorator
 @inline const PANEL: i32 = 16;
@@ -338,20 +338,11 @@ export function flash_attention_f32(
  */
 // @ts-ignore: decorator
 @inline function prepareRow(s: usize, n: i32, j0: i32, lo: i32, hi: i32, softcap: f32, mask: usize, maskKind: i32, mrow: i32, msk: i32): void {
-  if (softcap > 0) {
-    const vc = f32x4.splat(softcap), inv = f32x4.splat(1.0 / softcap);
-    let t = 0;
-    for (; t + 4 <= n; t += 4) v128.store(s + (<usize>t << 2), f32x4.mul(tanh4(f32x4.mul(v128.load(s + (<usize>t << 2)), inv)), vc));
-    for (; t < n; t++) store<f32>(s + (<usize>t << 2), softcap * tanh1(load<f32>(s + (<usize>t << 2)) / softcap));
-  }
+  if (softcap > 0) softcapRow(s, n, softcap);
   if (maskKind != MASK_NONE) {
-    for (let t = max(0, lo - j0); t < min(n, hi - j0); t++) {
-      const at = <usize>(mrow + (j0 + t) * msk);
-      const st = s + (<usize>t << 2);
-      if (maskKind == MASK_BOOLEAN) {
-        if (load<u8>(mask + at) == 0) store<f32>(st, -Infinity);
-      } else store<f32>(st, load<f32>(st) + load<f32>(mask + (at << 2)) * LOG2E); // scores are in base 2
-    }
+    const t0 = max(0, lo - j0), t1 = min(n, hi - j0);
+    // scores are in base 2
+    if (t1 > t0) applyMask(s + (<usize>t0 << 2), t1 - t0, mask, maskKind, mrow + (j0 + t0) * msk, msk, LOG2E);
   }
   // keys outside [lo, hi)
   const a = min(n, max(0, lo - j0));
