@@ -33,10 +33,10 @@ const engine: Engine = {
 
 /** The reference engine's engine tensor: a plain zero-filled tensor, whose data dispose() takes away. */
 function plainEngineTensor(shape: readonly number[]): EngineTensor {
-  checkShape('engine.tensor', shape);
-  let data: Float32Array | null = new Float32Array(sizeOf(shape));
+  const frozen = checkShape('engine.tensor', shape);
+  let data: Float32Array | null = new Float32Array(sizeOf(frozen));
   return {
-    shape: Object.freeze([...shape]),
+    shape: frozen,
     get data(): Float32Array {
       if (data === null) throw new Error('qkv: this engine tensor has been disposed');
       return data;

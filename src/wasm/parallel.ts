@@ -27,6 +27,8 @@ const GEN = 0, PENDING = 1, ERROR = 2, STOP = 3, READY = 4;
 const SLOTS_AT = 64;
 const SLOT_DOUBLES = 40;
 const MAX_WORKERS = 64;
+/** The most threads an engine runs: the calling one and MAX_WORKERS workers. */
+export const MAX_THREADS = MAX_WORKERS + 1;
 const ERROR_AT = SLOTS_AT + MAX_WORKERS * SLOT_DOUBLES * 8;
 const ERROR_BYTES = 1024;
 export const CONTROL_BYTES = ERROR_AT + ERROR_BYTES;
