@@ -54,7 +54,7 @@ export function checkShape(name: string, shape: unknown): readonly number[] {
   let nonZero = 1;
   for (const d of copy) {
     if (typeof d !== 'number') throw new TypeError(`${name}: shape ${formatShape(copy)} holds a ${d === null ? 'null' : typeof d}, expected integer sizes`);
-    if (!Number.isSafeInteger(d) || d < 0) throw new RangeError(`${name}: shape ${formatShape(copy)} must hold non-negative integers`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new RangeError(`${name}: shape ${formatShape(copy)} must hold non-negative integers (safe integers: at most 2^53 - 1)`);
     if (d > 0) nonZero *= d;
   }
   if (nonZero > MAX_ELEMENTS) {

@@ -13,12 +13,12 @@ export function kernelRegression(queries: Tensor, keys: Tensor, values: Tensor, 
   const p = planKernelRegression(queries, keys, values, options);
   const { n, m, d, dv, w } = p;
   const Q = p.queries.data, Kd = p.keys.data, V = p.values.data;
-  const scores = new Float64Array(m);
-  const row = new Float64Array(m);
   const weights = p.returnWeights ? new Float32Array(n * m) : null;
   const output = new Float32Array(n * dv);
-  // nothing to compute (no output, no weights): return at once, however many empty rows there are
+  // nothing to compute (no output, no weights): no row buffers, no loop over the empty rows
   const rows = output.length > 0 || (weights !== null && weights.length > 0) ? n : 0;
+  const scores = new Float64Array(rows > 0 ? m : 0);
+  const row = new Float64Array(rows > 0 ? m : 0);
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < m; j++) {
       let dist2 = 0;

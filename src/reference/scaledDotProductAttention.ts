@@ -59,13 +59,12 @@ export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Ten
 function attend(p: AttentionPlan, q: Float32Array, keys: Float32Array, values: Float32Array, output: Float32Array, weights: Float32Array | null): AttentionResult {
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
   const group = Hkv === 0 ? 1 : Hq / Hkv;
-  // nothing to compute: return at once, however many empty rows there are
-  const rows = output.length > 0 || (weights !== null && weights.length > 0) ? B * Hq * Lq : 0;
-
-  const scores = new Float64Array(Lk);
+  // nothing to compute: no row buffers, no loop over however many empty rows there are
+  const empty = output.length === 0 && (weights === null || weights.length === 0);
+  const scores = new Float64Array(empty ? 0 : Lk);
   const acc = new Float64Array(Ev);
 
-  for (let b = 0; b < B && rows > 0; b++) {
+  for (let b = 0; b < B && !empty; b++) {
     for (let h = 0; h < Hq; h++) {
       const g = Math.floor(h / group);
       const kBase = (b * Hkv + g) * Lk;

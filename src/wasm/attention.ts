@@ -63,6 +63,8 @@ export function runAttention({ kernels, arena, parallel }: WasmContext, c: Atten
     c.causal, c.Lpast, c.windowLeft, c.windowRight, c.layout,
   ];
   const rowWork = Lk * (E + Ev);
+  // an empty output and no weights: nothing to compute, however many empty rows there are
+  if (B * Hq * Lq * Ev === 0 && !c.weights) return;
   arena.scoped(() => {
     if (c.weights || Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
       // with weights, one query row at a time writes each row of weights; decode-like calls have too

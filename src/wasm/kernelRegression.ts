@@ -8,6 +8,12 @@ export function kernelRegression({ kernels, arena, parallel }: WasmContext, quer
   const p = planKernelRegression(queries, keys, values, options);
   const { n, m, d, dv } = p;
   arena.checkOut(p.out);
+  if (n * dv === 0 && (!p.returnWeights || n * m === 0)) {
+    // nothing to compute, however many empty rows there are
+    const result: OutputWithWeights = { output: p.out ? p.out.tensor : fromData(new Float32Array(0), p.outputShape) };
+    if (p.returnWeights) result.weights = fromData(new Float32Array(0), p.weightsShape);
+    return result;
+  }
   return arena.call(() => formatCall('kernelRegression', { queries: p.queries.shape, keys: p.keys.shape, values: p.values.shape }), () => {
     const pq = arena.input(p.queries, 'queries'), pk = arena.input(p.keys, 'keys'), pv = arena.input(p.values, 'values');
     const pout = arena.allocF32(n * dv);

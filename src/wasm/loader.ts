@@ -110,6 +110,11 @@ export const buildOf = (kernels: Kernels): SimdBuild => (kernels.RELAXED_SIMD.va
 
 /** Compiles, naming the likely cause when a runtime without relaxed SIMD is handed the relaxed build. */
 async function compile(bytes: ArrayBuffer | Uint8Array): Promise<WebAssembly.Module> {
+  // not a module at all (an HTML error page, a truncated download): say so, without echoing its bytes
+  const head = new Uint8Array(bytes instanceof ArrayBuffer ? bytes : bytes.buffer, bytes instanceof ArrayBuffer ? 0 : bytes.byteOffset, Math.min(4, bytes.byteLength));
+  if (head.length < 4 || head[0] !== 0x00 || head[1] !== 0x61 || head[2] !== 0x73 || head[3] !== 0x6d) {
+    throw new Error(`qkv: the wasm given (${bytes.byteLength} bytes) is not a WebAssembly module: it does not start with the wasm magic number. Was a page served instead of the .wasm file? Pass options.wasm, or import qkv/inline, which embeds the module.`);
+  }
   try {
     return await WebAssembly.compile(bytes as BufferSource);
   } catch (error) {
