@@ -15,6 +15,10 @@ import { WasmKVCache } from './kvCache.js';
 import { Arena, MAX_MEMORY_BYTES } from './memory.js';
 import { CONTROL_BYTES, MAX_THREADS, pool, serial, whenReady, type Parallel } from './parallel.js';
 import { maskedSoftmax, softmax } from './softmax.js';
+import { batchAttention } from './batchAttention.js';
+import { createWasmGroupedQuery } from './groupedQueryAttention.js';
+import { createWasmKVPool } from './kvPool.js';
+import { rotaryEmbedding } from './rotary.js';
 
 /** Options of {@link createEngine}. */
 export interface EngineOptions {
@@ -204,6 +208,10 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     createMultiHeadAttention: (params) => createLayer(live, params),
     createKVCache: (opts) => new WasmKVCache(live().arena, opts, live),
     tensor: (shape) => engineTensor(live().arena, shape, live),
+    rotaryEmbedding: (x, opts) => rotaryEmbedding(live(), x, opts),
+    createKVPool: (opts) => createWasmKVPool(live().arena, opts, live),
+    batchAttention: (query, key, value, opts) => batchAttention(live(), query, key, value, opts),
+    createGroupedQueryAttention: (params) => createWasmGroupedQuery(live, params),
   };
   return Object.freeze(engine);
 }

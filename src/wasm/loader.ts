@@ -33,6 +33,14 @@ export interface Kernels {
   exp2_nonpositive_f32(out: number, x: number, n: number): void;
   tanh_f32(out: number, x: number, n: number): void;
   weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number, rowStart: number, rowEnd: number): void;
+  rotary_f32(out: number, x: number, n: number, d: number, rot: number, interleaved: number, cos: number, sin: number, tableRow: number, xStride: number, outStride: number): void;
+  paged_attention_f32(
+    out: number, scratch: number, q: number, kPool: number, vPool: number, tables: number, rowInfo: number,
+    hq: number, hkv: number, e: number, ev: number, bs: number, scale: number, softcap: number, causal: number, left: number, right: number,
+    alibi: number, sinks: number, maxLength: number, unitStart: number, unitEnd: number,
+  ): void;
+  paged_scratch_f32(maxLength: number, ev: number): number;
+  rms_norm_rows_f32(x: number, n: number, d: number, w: number, eps: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
 }

@@ -156,6 +156,16 @@ export class Arena {
     return ptr;
   }
 
+  /**
+   * Makes sure `bytes` more can be allocated in this call without reaching the limit (growing the
+   * memory now), so that a later step cannot fail on memory after the call has changed state.
+   */
+  ensure(bytes: number): void {
+    const top = this.top;
+    this.alloc(bytes);
+    this.top = top;
+  }
+
   allocF32(count: number): number {
     return this.alloc(count * 4);
   }
