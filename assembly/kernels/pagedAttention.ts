@@ -17,14 +17,36 @@ import { softcapRow } from '../inline/scores';
 import { keyHi, keyLo, CAUSAL_NONE, CAUSAL_TOP_LEFT } from '../inline/keyRange';
 import { exp1 } from '../inline/exp';
 
-/** Floats of scratch one thread needs: the scores of the longest sequence, and one row of value sums. */
-export function paged_scratch_f32(maxLength: i32, ev: i32): i32 {
-  return ((maxLength + 3) & ~3) + ((ev + 3) & ~3);
+/**
+ * Floats of scratch one thread needs: the scores of the longest sequence for each of `group` query
+ * heads, one row of value sums, and a flag per head.
+ */
+export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
+  return group * ((maxLength + 3) & ~3) + ((ev + 3) & ~3) + group;
+}
+
+/**
+ * Softmax of one head's n scores in place, with an optional sink logit in the denominator. Returns
+ * 0 when the row has weights, 1 when nothing is allowed (a zero row), 2 when a NaN makes it NaN.
+ */
+// @ts-ignore: decorator
+@inline function softmaxWithSink(s: usize, n: i32, hasSink: bool, sink: f32): i32 {
+  let m = rowMax(s, n);
+  if (m == -Infinity) {
+    // rowMax may skip NaN lanes; a NaN score makes the row NaN, as in scaledDotProductAttention
+    for (let j = 0; j < n; j++) if (isNaN(load<f32>(s + (<usize>j << 2)))) return 2;
+    if (!hasSink) return 1;
+  }
+  m = max<f32>(m, sink);
+  let sum = expShiftSum(s, m, n);
+  if (hasSink) sum += exp1(sink - m);
+  scale(s, 1.0 / sum, n);
+  return 0;
 }
 
 /**
  * @param out      f32 [t, hq, ev]
- * @param scratch  f32 [paged_scratch_f32(longest kvLength, ev)]
+ * @param scratch  f32 [paged_scratch_f32(longest kvLength, ev, hq / hkv)]
  * @param q        f32 [t, hq, e] (already turned by rotary)
  * @param kPool    f32 [blocks, hkv, bs, e];  vPool: f32 [blocks, hkv, bs, ev]
  * @param tables   i32 block indices of every sequence, one run per sequence
@@ -33,7 +55,9 @@ export function paged_scratch_f32(maxLength: i32, ev: i32): i32 {
  * @param left,right  sliding window sides, -1 = unbounded
  * @param alibi    f32 [hq] slopes (scores -= slope · |position − j|), or 0
  * @param sinks    f32 [hq] sink logits, or 0
- * @param unitStart,unitEnd  units (token · hq + head) to compute; threads split this range
+ * @param unitStart,unitEnd  units (token · hkv + kv head) to compute; threads split this range. A unit
+ *                 computes the hq / hkv query heads that share the kv head, so each block run of keys
+ *                 and values is read from memory once and reused from cache by every head of the group.
  */
 export function paged_attention_f32(
   out: usize, scratch: usize, q: usize, kPool: usize, vPool: usize, tables: usize, rowInfo: usize,
@@ -41,60 +65,61 @@ export function paged_attention_f32(
   alibi: usize, sinks: usize, maxLength: i32, unitStart: i32, unitEnd: i32,
 ): void {
   const group = hq / hkv;
-  const sums = scratch + (<usize>((maxLength + 3) & ~3) << 2);
+  const stride = <usize>((maxLength + 3) & ~3) << 2; // bytes between the heads' score rows
+  const sums = scratch + <usize>group * stride;
+  const done = sums + (<usize>((ev + 3) & ~3) << 2); // i32 per head: 1 when its row needs no values' pass
   for (let unit = unitStart; unit < unitEnd; unit++) {
-    const t = unit / hq, h = unit % hq, g = h / group;
+    const t = unit / hkv, g = unit % hkv, h0 = g * group;
     const info = rowInfo + <usize>t * 12;
     const tableAt = load<i32>(info), length = load<i32>(info, 4), p = load<i32>(info, 8);
-    const o = out + (<usize>unit * <usize>ev << 2);
-    zero(o, ev);
+    const o0 = out + (<usize>(t * hq + h0) * <usize>ev << 2), q0 = q + (<usize>(t * hq + h0) * <usize>e << 2);
+    zero(o0, group * ev);
     const lo = keyLo(p, left), hi = keyHi(p, causal == 0 ? CAUSAL_NONE : CAUSAL_TOP_LEFT, length, right);
-    if (lo >= hi) continue; // no position allowed: a zero row (a sink alone has no value)
+    if (lo >= hi) continue; // no position allowed: zero rows (a sink alone has no value)
     const n = hi - lo;
-    const qi = q + (<usize>unit * <usize>e << 2);
     const table = tables + (<usize>tableAt << 2);
-    // scores, block run by block run
+    // scores, block run by block run, every head of the group against the run while it is in cache
     for (let j = lo; j < hi;) {
       const slot = j % bs, run = min(bs - slot, hi - j);
       const block = load<i32>(table + (<usize>(j / bs) << 2));
       const k = kPool + (<usize>(((block * hkv + g) * bs + slot) * e) << 2);
-      scoreKeys(scratch + (<usize>(j - lo) << 2), qi, k, run, e, e, scale_);
+      for (let x = 0; x < group; x++) {
+        scoreKeys(scratch + <usize>x * stride + (<usize>(j - lo) << 2), q0 + (<usize>(x * e) << 2), k, run, e, e, scale_);
+      }
       j += run;
     }
-    if (softcap > 0) softcapRow(scratch, n, softcap);
-    if (alibi != 0) {
-      const slope = load<f32>(alibi + (<usize>h << 2));
-      for (let j = 0; j < n; j++) {
-        const at = scratch + (<usize>j << 2);
-        store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (lo + j)));
+    for (let x = 0; x < group; x++) {
+      const s = scratch + <usize>x * stride, h = h0 + x;
+      if (softcap > 0) softcapRow(s, n, softcap);
+      if (alibi != 0) {
+        const slope = load<f32>(alibi + (<usize>h << 2));
+        for (let j = 0; j < n; j++) {
+          const at = s + (<usize>j << 2);
+          store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (lo + j)));
+        }
       }
+      const state = softmaxWithSink(s, n, sinks != 0, sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) : -Infinity);
+      // a row with no weights is left out of the values' pass: zeros, or NaN
+      if (state == 2) for (let c = 0; c < ev; c++) store<f32>(o0 + (<usize>(x * ev + c) << 2), NaN);
+      store<i32>(done + (<usize>x << 2), state != 0 ? 1 : 0);
     }
-    // softmax over the allowed positions and the sink
-    let m = rowMax(scratch, n);
-    const sink: f32 = sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) : -Infinity;
-    if (m == -Infinity) {
-      // rowMax may skip NaN lanes; a NaN score makes the row NaN, as in scaledDotProductAttention
-      let nan = false;
-      for (let j = 0; j < n; j++) if (isNaN(load<f32>(scratch + (<usize>j << 2)))) nan = true;
-      if (nan) for (let c = 0; c < ev; c++) store<f32>(o + (<usize>c << 2), NaN);
-      if (nan || sink == -Infinity) continue; // nothing allowed and no sink: a zero row
-    }
-    m = max<f32>(m, sink);
-    let sum = expShiftSum(scratch, m, n);
-    if (sinks != 0) sum += exp1(sink - m);
-    scale(scratch, 1.0 / sum, n);
     // output = sum_j w_j v_j, block run by block run (a zero weight skips its value, so a NaN there cannot leak)
     for (let j = lo; j < hi;) {
       const slot = j % bs, run = min(bs - slot, hi - j);
       const block = load<i32>(table + (<usize>(j / bs) << 2));
       const v = vPool + (<usize>(((block * hkv + g) * bs + slot) * ev) << 2);
-      weightedRows(sums, scratch + (<usize>(j - lo) << 2), v, run, ev, ev);
-      let c = 0;
-      for (; c + 4 <= ev; c += 4) {
-        const oc = <usize>c << 2;
-        v128.store(o + oc, f32x4.add(v128.load(o + oc), v128.load(sums + oc)));
+      for (let x = 0; x < group; x++) {
+        if (load<i32>(done + (<usize>x << 2)) != 0) continue;
+        const s = scratch + <usize>x * stride;
+        const o = o0 + (<usize>(x * ev) << 2);
+        weightedRows(sums, s + (<usize>(j - lo) << 2), v, run, ev, ev);
+        let c = 0;
+        for (; c + 4 <= ev; c += 4) {
+          const oc = <usize>c << 2;
+          v128.store(o + oc, f32x4.add(v128.load(o + oc), v128.load(sums + oc)));
+        }
+        for (; c < ev; c++) store<f32>(o + (<usize>c << 2), load<f32>(o + (<usize>c << 2)) + load<f32>(sums + (<usize>c << 2)));
       }
-      for (; c < ev; c++) store<f32>(o + (<usize>c << 2), load<f32>(o + (<usize>c << 2)) + load<f32>(sums + (<usize>c << 2)));
       j += run;
     }
   }

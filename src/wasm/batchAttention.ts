@@ -34,7 +34,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   let tableLength = 0;
   p.sequences.forEach((_, i) => { tableAt[i] = tableLength; tableLength += Math.ceil((p.pastLens[i] + p.queryLens[i]) / bs); });
   const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(T * 3);
-  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, Dv), parallel.threads);
+  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, Dv, Hq / Hkv), parallel.threads);
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
   const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
   // every buffer is taken (and room for the caller's): nothing fails from here on, and the pool changes
@@ -48,8 +48,9 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
     info[3 * t] = tableAt[s]; info[3 * t + 1] = p.sequences[s].length; info[3 * t + 2] = p.positions[t];
   }
   const { k, v } = poolBlocks(arena, pool)!;
-  const work = Math.max(1, Math.ceil(p.maxLength / 2)) * (D + Dv);
-  parallel.run('paged_attention_f32', T * Hq, work, (t, u0, u1) => [
+  // a unit is one token's group of Hq / Hkv query heads over about half the longest sequence, on average
+  const work = Math.max(1, Math.ceil(p.maxLength / 2)) * (D + Dv) * (Hq / Hkv);
+  parallel.run('paged_attention_f32', T * Hkv, work, (t, u0, u1) => [
     pout, scratch(t), qr, k, v, ptables, pinfo, Hq, Hkv, D, Dv, bs, p.scale, p.softcap, p.causal ? 1 : 0,
     p.windowLeft, p.windowRight, palibi, psinks, p.maxLength, u0, u1,
   ]);

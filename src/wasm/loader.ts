@@ -39,7 +39,7 @@ export interface Kernels {
     hq: number, hkv: number, e: number, ev: number, bs: number, scale: number, softcap: number, causal: number, left: number, right: number,
     alibi: number, sinks: number, maxLength: number, unitStart: number, unitEnd: number,
   ): void;
-  paged_scratch_f32(maxLength: number, ev: number): number;
+  paged_scratch_f32(maxLength: number, ev: number, group: number): number;
   rms_norm_rows_f32(x: number, n: number, d: number, w: number, eps: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
