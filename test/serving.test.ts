@@ -205,6 +205,8 @@ const batchCases: [string, BatchCase][] = [
   ['a zero-length entry, interleaved partial rotary, window, softcap', { Hq: 2, Hkv: 2, D: 6, Dv: 5, blockSize: 3, past: [9, 4], news: [0, 6], options: { rotary: { interleaved: true, dim: 4 }, window: { left: 3, right: 0 }, softcap: 2 } }],
   ['not causal, alibi and sinks', { Hq: 4, Hkv: 1, D: 5, Dv: 3, blockSize: 2, past: [3, 6], news: [2, 3], options: { causal: false, alibi: true, sinks: true } }],
   ['window past every position, scale 1', { Hq: 2, Hkv: 1, D: 4, Dv: 4, blockSize: 8, past: [10], news: [3], options: { window: { left: 2 ** 31, right: 2 ** 32 }, scale: 1 } }],
+  ['a fresh prompt of 100 rows (the fused kernel) beside a decode, window, softcap, rotary', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 16, past: [0, 5], news: [100, 1], options: { window: { left: 30 }, softcap: 3, rotary: {} } }],
+  ['a fresh prompt of 40, not causal', { Hq: 2, Hkv: 1, D: 8, Dv: 8, blockSize: 4, past: [0], news: [40], options: { causal: false } }],
   ['tails: D 17, Dv 33, block 5', { Hq: 3, Hkv: 3, D: 17, Dv: 33, blockSize: 5, past: [12, 1], news: [4, 7], options: { sinks: true } }],
 ];
 

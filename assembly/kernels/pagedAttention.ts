@@ -7,8 +7,9 @@
 // The KV view a unit reads (src/wasm/batchAttention.ts builds it):
 //
 //   pool block b, kv head g, slot s  at  pool + ((b · hkv + g) · bs + s) · d floats   (keys d = e, values d = ev)
-//   rowInfo[t] = (tableAt, kvLength, position): token t's sequence holds kvLength positions, whose
-//                blocks are tables[tableAt ..]; t itself is at `position`
+//   rowInfo[r] = (token, tableAt, kvLength, position): row r of the call is token `token` of q and out;
+//                its sequence holds kvLength positions, whose blocks are tables[tableAt ..]; the token
+//                itself is at `position`
 //
 // Key j of the sequence is in block tables[tableAt + j / bs], slot j % bs: a block's slots for one kv
 // head are contiguous rows, so scores and value sums run over whole runs of slots.
@@ -50,12 +51,12 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
  * @param q        f32 [t, hq, e] (already turned by rotary)
  * @param kPool    f32 [blocks, hkv, bs, e];  vPool: f32 [blocks, hkv, bs, ev]
  * @param tables   i32 block indices of every sequence, one run per sequence
- * @param rowInfo  i32 [t, 3]: tableAt, kvLength, position of each token
+ * @param rowInfo  i32 [rows, 4]: token, tableAt, kvLength, position of each row computed here
  * @param causal   0: every position of the sequence; 1: positions <= the token's
  * @param left,right  sliding window sides, -1 = unbounded
  * @param alibi    f32 [hq] slopes (scores -= slope · |position − j|), or 0
  * @param sinks    f32 [hq] sink logits, or 0
- * @param unitStart,unitEnd  units (token · hkv + kv head) to compute; threads split this range. A unit
+ * @param unitStart,unitEnd  units (row · hkv + kv head) to compute; threads split this range. A unit
  *                 computes the hq / hkv query heads that share the kv head, so each block run of keys
  *                 and values is read from memory once and reused from cache by every head of the group.
  */
@@ -69,9 +70,9 @@ export function paged_attention_f32(
   const sums = scratch + <usize>group * stride;
   const done = sums + (<usize>((ev + 3) & ~3) << 2); // i32 per head: 1 when its row needs no values' pass
   for (let unit = unitStart; unit < unitEnd; unit++) {
-    const t = unit / hkv, g = unit % hkv, h0 = g * group;
-    const info = rowInfo + <usize>t * 12;
-    const tableAt = load<i32>(info), length = load<i32>(info, 4), p = load<i32>(info, 8);
+    const g = unit % hkv, h0 = g * group;
+    const info = rowInfo + (<usize>(unit / hkv) << 4);
+    const t = load<i32>(info), tableAt = load<i32>(info, 4), length = load<i32>(info, 8), p = load<i32>(info, 12);
     const o0 = out + (<usize>(t * hq + h0) * <usize>ev << 2), q0 = q + (<usize>(t * hq + h0) * <usize>e << 2);
     zero(o0, group * ev);
     const lo = keyLo(p, left), hi = keyHi(p, causal == 0 ? CAUSAL_NONE : CAUSAL_TOP_LEFT, length, right);
