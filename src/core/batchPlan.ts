@@ -76,10 +76,8 @@ export function planBatch(op: string, dims: { T: number; Hq: number; Hkv: number
   }
   // queryLens: one per sequence, summing to T
   const rawLens = o.queryLens;
-  if (rawLens === null || typeof rawLens !== 'object' || typeof (rawLens as ArrayLike<unknown>).length !== 'number') {
-    throw new TypeError(`${op}: options.queryLens must be an array-like of integers, got ${describeValue(rawLens)}`);
-  }
-  const lensLength = (rawLens as ArrayLike<unknown>).length;
+  const lensLength: unknown = rawLens !== null && typeof rawLens === 'object' ? (rawLens as ArrayLike<unknown>).length : undefined;
+  if (typeof lensLength !== 'number') throw new TypeError(`${op}: options.queryLens must be an array-like of integers, got ${describeValue(rawLens)}`);
   if (lensLength !== sequences.length) throw new RangeError(`${op}: options.queryLens: expected one length per sequence (${sequences.length}), got ${lensLength}`);
   const queryLens = new Int32Array(sequences.length), rowStart = new Int32Array(sequences.length), pastLens = new Int32Array(sequences.length);
   let total = 0;

@@ -114,11 +114,9 @@ export function planRotaryEmbedding(x: unknown, options?: unknown): RotaryEmbedd
   } else {
     let raw: unknown = o.positions;
     if (raw !== null && typeof raw === 'object' && 'data' in raw && 'shape' in raw) raw = checkTensor(`${op}: options.positions`, raw).data;
-    if (raw === null || typeof raw !== 'object' || typeof (raw as ArrayLike<unknown>).length !== 'number') {
-      throw new TypeError(`${op}: options.positions must be an array-like of integers or a Tensor, got ${describeValue(raw)}`);
-    }
+    const length: unknown = raw !== null && typeof raw === 'object' ? (raw as ArrayLike<unknown>).length : undefined;
+    if (typeof length !== 'number') throw new TypeError(`${op}: options.positions must be an array-like of integers or a Tensor, got ${describeValue(raw)}`);
     const arr = raw as ArrayLike<unknown>;
-    const length = arr.length;
     const allowed = fourD ? [L, B * L] : [L];
     if (!allowed.includes(length)) {
       throw new RangeError(`${op}: options.positions: expected length ${allowed.join(' or ')} (${fourD ? `[L] or [B, L] for x ${formatShape(X.shape)}` : `one per row of x ${formatShape(X.shape)}`}), got ${length}`);

@@ -148,11 +148,9 @@ export function checkCount(name: string, x: unknown, allowInfinity = false): num
 export function checkValidLens(name: string, lens: unknown, lengths: readonly number[], max: number): Int32Array {
   // a Tensor of lengths (d2l passes valid_lens as a tensor) reads as its data
   if (lens !== null && typeof lens === 'object' && 'data' in lens && 'shape' in lens) lens = (lens as Tensor).data;
-  if (lens === null || typeof lens !== 'object' || typeof (lens as ArrayLike<number>).length !== 'number') {
-    throw new TypeError(`${name} must be an array-like of integers, got ${describeValue(lens)}`);
-  }
+  const length: unknown = lens !== null && typeof lens === 'object' ? (lens as ArrayLike<unknown>).length : undefined;
+  if (typeof length !== 'number') throw new TypeError(`${name} must be an array-like of integers, got ${describeValue(lens)}`);
   const arr = lens as ArrayLike<unknown>;
-  const length = arr.length;
   if (!lengths.includes(length)) {
     throw new RangeError(`${name}: expected length ${lengths.join(' or ')}, got ${length}`);
   }
