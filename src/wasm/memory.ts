@@ -116,12 +116,24 @@ export class Arena {
 
   /**
    * The `count` floats at `ptr` as a result of shape `shape`: copied into `out` (any tensor of that
-   * shape, engine tensors included) when given, else into a fresh tensor the caller owns.
+   * shape, engine tensors included) when given, unless they are already there (see outputAt), else
+   * into a fresh tensor the caller owns.
    */
   result(ptr: number, count: number, shape: readonly number[], out?: Tensor): Tensor {
     if (!out) return fromData(this.read(ptr, count), shape);
-    out.data.set(this.f32(ptr, count));
+    if (out.data.buffer !== this.memory.buffer || out.data.byteOffset !== ptr) out.data.set(this.f32(ptr, count));
     return out;
+  }
+
+  /**
+   * Where a kernel may write its result straight into `out`: the address of out's data when out is
+   * an engine tensor (in this memory) that is exactly the input at [inPtr, inPtr + bytes) or apart
+   * from it; else 0 (the kernel writes into a block of its own, and `result` copies).
+   */
+  outputAt(out: Tensor | undefined, inPtr: number, bytes: number): number {
+    if (!out || out.data.buffer !== this.memory.buffer) return 0;
+    const at = out.data.byteOffset, end = at + out.data.byteLength;
+    return at === inPtr || end <= inPtr || at >= inPtr + bytes ? at : 0;
   }
 
   /** Copies `data` in and returns its address. */

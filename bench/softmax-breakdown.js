@@ -1,0 +1,54 @@
+// Where the time of a softmax goes: `node bench/softmax-breakdown.js` (after `npm run build`; take
+// the bench lock). Times each piece of a stateless engine.softmax(x) separately, in one process,
+// on the kernels of the single-threaded build: the copy of x into wasm memory, the kernel (reading
+// the copy, writing an output region), the copy out into a fresh array, and a fresh array alone
+// (allocated and written once: the first touch of its pages), against the whole call.
+import { createEngine } from 'qkv';
+import { loadKernels } from '../dist/wasm/loader.js';
+import { Arena } from '../dist/wasm/memory.js';
+import { random } from './cases.js';
+import { value } from './args.js';
+
+const RUNS = Number(value('--runs') ?? 15);
+
+function median(f) {
+  for (let i = 0; i < 3; i++) f();
+  const ts = [];
+  for (let i = 0; i < RUNS; i++) { const t0 = performance.now(); f(); ts.push(performance.now() - t0); }
+  return ts.sort((a, b) => a - b)[RUNS >> 1];
+}
+
+const kernels = await loadKernels();
+const arena = new Arena(kernels.memory, kernels.heap_base());
+const engine = await createEngine();
+let sink = 0;
+
+for (const [rows, n] of (value("--shapes") ?? "8192x1024,65536x128").split(",").map((s) => s.split("x").map(Number))) {
+  const count = rows * n, bytes = 4 * count;
+  const x = random([rows, n], 3);
+  const px = arena.allocF32(count), po = arena.allocF32(count);
+  const wasmBytes = () => new Uint8Array(kernels.memory.buffer);
+  const src = new Uint8Array(x.data.buffer);
+  wasmBytes().set(src, px); wasmBytes().fill(0, po, po + bytes);
+  const kept = new Float32Array(count); // a JS array already touched: a copy out without first touch
+  kept.fill(1);
+  const pieces = {
+    'whole stateless engine.softmax(x)': () => { sink += engine.softmax(x).data[0]; },
+    'copy in (JS array -> wasm memory)': () => { wasmBytes().set(src, px); },
+    'kernel, input copy -> output region': () => { kernels.softmax_rows_f32(po, px, rows, n, 0, 1); },
+    'kernel, in place': () => { kernels.softmax_rows_f32(px, px, rows, n, 0, 1); },
+    'one exp pass (exp_softmax_f32, region -> region)': () => { kernels.exp_softmax_f32(po, px, count); },
+    'copy out into a touched JS array': () => { kept.set(arena.f32(po, count)); },
+    'copy out into a fresh array (slice)': () => { sink += arena.read(po, count)[0]; },
+    'fresh array alone (new + fill)': () => { sink += new Float32Array(count).fill(1)[0]; },
+  };
+  console.log(`\nsoftmax [${rows}, ${n}]: ${(bytes / 2 ** 20).toFixed(0)} MiB in and out; median of ${RUNS} ms (GB/s of ${bytes / 2 ** 20} MiB read + the same written)`);
+  for (const [name, f] of Object.entries(pieces)) {
+    if (name.startsWith('kernel, in place')) wasmBytes().set(src, px);
+    const ms = median(f);
+    console.log(`  ${name.padEnd(54)} ${ms.toFixed(2).padStart(7)} ms ${((2 * bytes) / ms / 1e6).toFixed(1).padStart(6)} GB/s`);
+  }
+  wasmBytes().set(src, px);
+}
+engine.dispose();
+if (Number.isNaN(sink)) console.log('(NaN)');
