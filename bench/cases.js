@@ -104,7 +104,7 @@ export function kernelRegressionCase(n, m) {
 
 /** What the work column counts, printed under each family's table. */
 export const familyNotes = {
-  softmax: 'GB/s: one float32 read and one write of the input',
+  softmax: 'GB/s: one float32 read and one write of the input. Where the time goes (node bench/softmax-breakdown.js): a stateless call is the copy in, the kernel, the copy out, and the first touch of the fresh output array, which for 32 MiB costs from 2 ms to over 100 ms depending on whether its pages are already backed: every peer pays it too',
   'masked softmax': 'GB/s: one float32 read and one write of the input; valid lengths spread over [n/2, n]',
   'attention with weights': 'GFLOP/s from 4*B*H*L^2*d FLOPs; the [B, H, L, L] weights are returned too',
   attention: 'GFLOP/s from 4*B*H*Lq*Lk*d FLOPs, halved when causal: the work that must be done',

@@ -32,8 +32,13 @@ for (const [rows, n] of (value("--shapes") ?? "8192x1024,65536x128").split(",").
   wasmBytes().set(src, px); wasmBytes().fill(0, po, po + bytes);
   const kept = new Float32Array(count); // a JS array already touched: a copy out without first touch
   kept.fill(1);
+  const ex = engine.tensor([rows, n]), eo = engine.tensor([rows, n]);
+  ex.data.set(x.data);
+  const plainOut = { data: new Float32Array(count).fill(1), shape: [rows, n] };
   const pieces = {
     'whole stateless engine.softmax(x)': () => { sink += engine.softmax(x).data[0]; },
+    'whole, into a plain out already touched': () => { sink += engine.softmax(x, { out: plainOut }).data[0]; },
+    'whole, engine tensor in, engine tensor out': () => { sink += engine.softmax(ex, { out: eo }).data[0]; },
     'copy in (JS array -> wasm memory)': () => { wasmBytes().set(src, px); },
     'kernel, input copy -> output region': () => { kernels.softmax_rows_f32(po, px, rows, n, 0, 1); },
     'kernel, in place': () => { kernels.softmax_rows_f32(px, px, rows, n, 0, 1); },

@@ -88,6 +88,30 @@ describe.each(all.map((e) => [e.name, e] as const))('softmax on %s', (_, engine:
   });
 });
 
+describe('softmax on wasm with plain arrays larger than its blocks', async () => {
+  const engine = await wasmEngine();
+  // 70 rows of 1100 floats: 308 KB, more than the wrapper's 256 KiB blocks (59 rows, then 11)
+  const shape = [70, 1100];
+  const data = random(shape, 11, 6).data;
+
+  it('gives the same as a plain evaluation, masked rows too', () => {
+    expectClose(engine.softmax(tensor(data, shape)), oracle(tensor(data, shape)));
+    const lens = Array.from({ length: 70 }, (_, r) => (r * 97) % 1101);
+    expectClose(engine.maskedSoftmax(tensor(data, [1, ...shape]), lens), oracle(tensor(data, [1, ...shape]), lens));
+  });
+
+  it('writes into out = x, and into an out that overlaps x shifted by one row', () => {
+    const x = tensor(Float32Array.from(data), shape);
+    expect(engine.softmax(x, { out: x })).toBe(x);
+    expectClose(x, oracle(tensor(data, shape)));
+    const both = new Float32Array(71 * 1100);
+    both.set(data);
+    const from = { data: both.subarray(0, 70 * 1100), shape }, to = { data: both.subarray(1100), shape };
+    engine.softmax(from, { out: to });
+    expectClose(to, oracle(tensor(data, shape)));
+  });
+});
+
 describe('softmax on wasm with engine tensors', async () => {
   const engine = await wasmEngine();
   const n = 67, shape = [5, n];

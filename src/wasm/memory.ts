@@ -127,13 +127,14 @@ export class Arena {
 
   /**
    * Where a kernel may write its result straight into `out`: the address of out's data when out is
-   * an engine tensor (in this memory) that is exactly the input at [inPtr, inPtr + bytes) or apart
-   * from it; else 0 (the kernel writes into a block of its own, and `result` copies).
+   * an engine tensor (in this memory) and the kernel's input is elsewhere (copied in), or exactly
+   * out's region, or apart from it; else 0 (the kernel writes into a block of its own, and `result`
+   * copies).
    */
-  outputAt(out: Tensor | undefined, inPtr: number, bytes: number): number {
+  outputAt(out: Tensor | undefined, input: Float32Array): number {
     if (!out || out.data.buffer !== this.memory.buffer) return 0;
-    const at = out.data.byteOffset, end = at + out.data.byteLength;
-    return at === inPtr || end <= inPtr || at >= inPtr + bytes ? at : 0;
+    const at = out.data.byteOffset;
+    return disjointOrSame(out.data, input) ? at : 0;
   }
 
   /** Copies `data` in and returns its address. */
@@ -157,4 +158,11 @@ export class Arena {
   read(ptr: number, count: number): Float32Array {
     return this.f32(ptr, count).slice();
   }
+}
+
+/** Whether two arrays share no byte, or are exactly the same region. */
+export function disjointOrSame(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  if (a.buffer !== b.buffer) return true;
+  const a0 = a.byteOffset, a1 = a0 + a.byteLength, b0 = b.byteOffset, b1 = b0 + b.byteLength;
+  return (a0 === b0 && a1 === b1) || a1 <= b0 || b1 <= a0;
 }

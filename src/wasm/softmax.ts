@@ -1,10 +1,11 @@
 // Thin wrapper over assembly/kernels/softmax.ts: softmax and maskedSoftmax, threads taking shares
 // of the rows.
 import { planMaskedSoftmax, planSoftmax } from '../core/plans.js';
-import type { Tensor } from '../core/tensor.js';
+import { fromData, type Tensor } from '../core/tensor.js';
 import type { OutOptions } from '../core/types.js';
 import { checkOut } from '../core/validate.js';
 import type { WasmContext } from './context.js';
+import { disjointOrSame } from './memory.js';
 
 /**
  * Softmax over `rows` rows of n floats at px into po (px itself by default: in place), with per-row
@@ -15,18 +16,44 @@ export function softmaxRowsAt({ parallel }: WasmContext, px: number, rows: numbe
   parallel.run('softmax_rows_f32', rows, 8 * n, (_, r0, r1) => [po + r0 * n * 4, px + r0 * n * 4, r1 - r0, n, lens ? lens + r0 * 4 : 0, 1]);
 }
 
+/**
+ * Bytes of the block of rows that a one-thread call on a plain x copies in, computes in place and
+ * copies out before the next block: small enough to stay in L2 between the three passes, so that
+ * only x and the result cross the memory bus (measured: bench/softmax-breakdown.js).
+ */
+const BLOCK_BYTES = 256 * 1024;
+
 function softmaxRows(ctx: WasmContext, x: Tensor, rows: number, n: number, lens: Int32Array | null, out: Tensor | undefined): Tensor {
   const { arena } = ctx;
   return arena.scoped(() => {
-    // no pass that can be avoided: the kernel reads x where it is (an engine tensor) or from its one
-    // copy in, and writes into out where it is (an engine tensor), else over that copy (in place),
-    // else into a block of its own; only then is the result copied out
+    // no pass that can be avoided: the kernel reads x where it is (an engine tensor), and writes
+    // into out where it is (an engine tensor); a plain x is copied in block by block (one thread)
+    // or once, and computed in place over the copy, then copied out
     const copied = x.data.buffer !== arena.memory.buffer;
+    const pl = lens ? arena.write(lens) : 0;
+    const direct = arena.outputAt(out, x.data);
+    // blocks write the result while later rows of x are still to be read: only into an out apart from x
+    const blocks = copied && !direct && ctx.parallel.threads === 1 && x.data.byteLength > BLOCK_BYTES;
+    if (blocks && (!out || disjointOrSame(out.data, x.data))) return softmaxBlocks(ctx, x, rows, n, pl, out);
     const px = arena.input(x.data);
-    const po = arena.outputAt(out, px, x.data.byteLength) || (copied ? px : arena.allocF32(x.data.length));
-    softmaxRowsAt(ctx, px, rows, n, lens ? arena.write(lens) : 0, po);
+    const po = direct || (copied ? px : arena.allocF32(x.data.length));
+    softmaxRowsAt(ctx, px, rows, n, pl, po);
     return arena.result(po, x.data.length, x.shape, out);
   });
+}
+
+/** One thread, a plain x: block by block through one block of wasm memory, straight into the result. */
+function softmaxBlocks({ kernels, arena }: WasmContext, x: Tensor, rows: number, n: number, pl: number, out: Tensor | undefined): Tensor {
+  const blockRows = Math.max(1, Math.floor(BLOCK_BYTES / (4 * n)));
+  const pb = arena.allocF32(Math.min(rows, blockRows) * n);
+  const result = out?.data ?? new Float32Array(x.data.length);
+  for (let r0 = 0; r0 < rows; r0 += blockRows) {
+    const r1 = Math.min(rows, r0 + blockRows), count = (r1 - r0) * n;
+    arena.f32(pb, count).set(x.data.subarray(r0 * n, r1 * n));
+    kernels.softmax_rows_f32(pb, pb, r1 - r0, n, pl ? pl + r0 * 4 : 0, 1);
+    result.set(arena.f32(pb, count), r0 * n);
+  }
+  return out ?? fromData(result, x.shape);
 }
 
 export function softmax(ctx: WasmContext, x: Tensor, options?: OutOptions): Tensor {
