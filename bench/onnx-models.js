@@ -17,6 +17,7 @@ const IR_VERSION = 8;
 const OPSET = 17;
 const MS_DOMAIN = 'com.microsoft';
 const FLOAT = 1;
+const INT32 = 6;
 
 // ---- protobuf wire format -------------------------------------------------------------------
 
@@ -76,11 +77,13 @@ function node({ op, inputs, outputs, domain = '', attributes = {} }) {
   ];
 }
 
-/** A float32 tensor [dims] whose dims are numbers (fixed) or strings (symbolic). */
+/** A float32 tensor [dims] whose dims are numbers (fixed) or strings (symbolic); { int32: dims } for int32. */
 function valueInfo(name, dims) {
+  const type = Array.isArray(dims) ? FLOAT : INT32;
+  const list = Array.isArray(dims) ? dims : dims.int32;
   const dim = (d) => message(1, [typeof d === 'string' ? string(2, d) : int(1, d)]);
-  const shape = message(2, dims.map(dim));
-  return [string(1, name), message(2, [message(1, [int(1, FLOAT), shape])])];
+  const shape = message(2, list.map(dim));
+  return [string(1, name), message(2, [message(1, [int(1, type), shape])])];
 }
 
 /** An initializer: float32 data with raw_data in little-endian order. */
@@ -181,3 +184,53 @@ export const projectedAttentionModel = ({ numHeads, embed, WqT, WkT, WvT, WoT })
   inputs: { x: ['B', 'L', embed] },
   outputs: { y: ['B', 'L', embed] },
 });
+
+/**
+ * com.microsoft.GroupQueryAttention, the serving peer: query [B, S, Hq·d], key/value [B, S, Hkv·d],
+ * past_key/past_value [B, Hkv, P, d] (BNSH, padded to the longest past), seqlens_k [B] (int32: each
+ * sequence's total length − 1), total_sequence_length (int32 scalar), cos_cache/sin_cache [maxPos, d/2]
+ * for do_rotary. Outputs the attention and present_key/present_value (past and new).
+ */
+const gqaInputs = (d) => ({
+  query: ['B', 'S', 'HQD'], key: ['B', 'S', 'HKD'], value: ['B', 'S', 'HKD'],
+  past_key: ['B', 'HK', 'P', d], past_value: ['B', 'HK', 'P', d],
+  seqlens_k: { int32: ['B'] }, total_sequence_length: { int32: [] }, cos_cache: ['MP', d / 2], sin_cache: ['MP', d / 2],
+});
+const gqaNode = (numHeads, kvHeads, query, key, value, output) => ({
+  op: 'GroupQueryAttention', domain: MS_DOMAIN,
+  inputs: [query, key, value, 'past_key', 'past_value', 'seqlens_k', 'total_sequence_length', 'cos_cache', 'sin_cache'],
+  outputs: [output, 'present_key', 'present_value'],
+  attributes: { num_heads: numHeads, kv_num_heads: kvHeads, do_rotary: 1 },
+});
+const gqaOutputs = (d) => ({ present_key: ['B', 'HK', 'T', d], present_value: ['B', 'HK', 'T', d] });
+
+export const groupQueryAttentionModel = ({ numHeads, kvHeads, headSize }) => model({
+  name: 'gqa',
+  nodes: [gqaNode(numHeads, kvHeads, 'query', 'key', 'value', 'output')],
+  inputs: gqaInputs(headSize),
+  outputs: { output: ['B', 'S', 'HQD'], ...gqaOutputs(headSize) },
+});
+
+/**
+ * The attention block around GroupQueryAttention: x [B, S, E] -> MatMul by Wqᵀ, Wkᵀ, Wvᵀ -> GQA ->
+ * MatMul by Woᵀ, weights as initializers given already transposed (x W layout).
+ */
+export const groupQueryBlockModel = ({ numHeads, kvHeads, headSize, embed, WqT, WkT, WvT, WoT }) => {
+  const { query: _q, key: _k, value: _v, ...rest } = gqaInputs(headSize);
+  return model({
+    name: 'gqa_block',
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'WqT'], outputs: ['q'] },
+      { op: 'MatMul', inputs: ['x', 'WkT'], outputs: ['k'] },
+      { op: 'MatMul', inputs: ['x', 'WvT'], outputs: ['v'] },
+      gqaNode(numHeads, kvHeads, 'q', 'k', 'v', 'o'),
+      { op: 'MatMul', inputs: ['o', 'WoT'], outputs: ['y'] },
+    ],
+    initializers: {
+      WqT: { dims: [embed, numHeads * headSize], data: WqT }, WkT: { dims: [embed, kvHeads * headSize], data: WkT },
+      WvT: { dims: [embed, kvHeads * headSize], data: WvT }, WoT: { dims: [numHeads * headSize, embed], data: WoT },
+    },
+    inputs: { x: ['B', 'S', embed], ...rest },
+    outputs: { y: ['B', 'S', embed], ...gqaOutputs(headSize) },
+  });
+};

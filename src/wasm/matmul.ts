@@ -1,7 +1,6 @@
 // Thin wrapper over assembly/kernels/matmul.ts: same signature as the reference matmul.
 import { planMatmul } from '../core/plans.js';
-import { checkOut } from '../core/validate.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { MatmulOptions } from '../core/types.js';
 import type { WasmContext } from './context.js';
 
@@ -20,13 +19,14 @@ export function matmul(ctx: WasmContext, a: Tensor, b: Tensor, options?: MatmulO
   const p = planMatmul(a, b, options);
   const { M, N, K } = p;
   const { arena } = ctx;
-  return arena.scoped(() => {
-    const out = checkOut('matmul', options, p.outputShape);
-    const pa = arena.input(a.data), pb = arena.input(b.data);
+  arena.checkOut(p.out);
+  if (p.empty) return p.out ? p.out.tensor : fromData(new Float32Array(0), p.outputShape);
+  return arena.call(() => formatCall('matmul', { a: p.a.shape, b: p.b.shape }), () => {
+    const pa = arena.input(p.a, 'a'), pb = arena.input(p.b, 'b');
     const pc = arena.allocF32(p.batch * M * N);
     for (let z = 0; z < p.batch; z++) {
       gemm(ctx, pc + z * M * N * 4, pa + p.aOffset(z) * 4, pb + p.bOffset(z) * 4, M, N, K, p.transposeB);
     }
-    return arena.result(pc, p.batch * M * N, p.outputShape, out);
+    return arena.result(pc, p.batch * M * N, p.outputShape, p.out);
   });
 }

@@ -5,7 +5,8 @@
 // A prepared layer (engine.createMultiHeadAttention) holds its weights in engine memory across calls.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
 import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { formatCall, fromData, type Tensor } from '../core/tensor.js';
+import type { Checked, Out } from '../core/validate.js';
 import type { MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { layoutArray, runAttention } from './attention.js';
 import type { WasmContext } from './context.js';
@@ -16,28 +17,30 @@ import { gemm } from './matmul.js';
 interface WeightPointers { wq: number; wk: number; wv: number; wo: number; bq: number; bk: number; bv: number; bo: number }
 
 /** Writes the params' weights with `put` (per call: the arena; per layer: held blocks). */
-function placeWeights(p: MultiHeadPlan, put: (data: Float32Array) => number): WeightPointers {
-  const bias = (b: Float32Array | null) => (b ? put(b) : 0);
+function placeWeights(p: MultiHeadPlan, put: (c: Checked, name: string) => number): WeightPointers {
+  const bias = (b: Checked | null, name: string) => (b ? put(b, name) : 0);
   return {
-    wq: put(p.proj.Wq.data), wk: put(p.proj.Wk.data), wv: put(p.proj.Wv.data), wo: put(p.Wo.data),
-    bq: bias(p.proj.bq), bk: bias(p.proj.bk), bv: bias(p.proj.bv), bo: bias(p.bo),
+    wq: put(p.proj.Wq, 'params: the query projection'), wk: put(p.proj.Wk, 'params: the key projection'),
+    wv: put(p.proj.Wv, 'params: the value projection'), wo: put(p.Wo, 'params.outProjWeight'),
+    bq: bias(p.proj.bq, 'params: the query bias'), bk: bias(p.proj.bk, 'params: the key bias'),
+    bv: bias(p.proj.bv, 'params: the value bias'), bo: bias(p.bo, 'params.outProjBias'),
   };
 }
 
-function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Tensor | undefined): OutputWithWeights {
+function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined): OutputWithWeights {
   // a call that fails after appending to the cache (the memory limit) leaves the cache as it was
   return cache ? cache.atomically(() => runOnce(ctx, p, w, cache, target)) : runOnce(ctx, p, w, null, target);
 }
 
-function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Tensor | undefined): OutputWithWeights {
+function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined): OutputWithWeights {
   const { B, Lq, Lk, E, H, kdim, vdim, extraK, extraV } = p;
   const D = E / H, extra = extraK.length, L2 = Lk + extra;
   const { arena } = ctx;
-  return arena.scoped(() => {
+  return arena.call(() => formatCall(p.op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => {
     // inputs: self-attention passes one tensor three times, copied once
-    const pq = arena.input(p.q.data);
-    const pk = p.k.data === p.q.data ? pq : arena.input(p.k.data);
-    const pv = p.v.data === p.q.data ? pq : p.v.data === p.k.data ? pk : arena.input(p.v.data);
+    const pq = arena.input(p.q, 'query');
+    const pk = p.k === p.q ? pq : arena.input(p.k, 'key');
+    const pv = p.v === p.q ? pq : p.v === p.k ? pk : arena.input(p.v, 'value');
     const qp = arena.allocF32(B * Lq * E), kp = arena.allocF32(B * L2 * E), vp = arena.allocF32(B * L2 * E);
     gemm(ctx, qp, pq, w.wq, B * Lq, E, E, true, w.bq);
     if (extra === 0) {
@@ -94,7 +97,8 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
 /** multiHeadAttention, and selfAttention with `op` 'selfAttention' (its messages name it). */
 export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions, op: MultiHeadOp = 'multiHeadAttention'): OutputWithWeights {
   const p = planMultiHead(op, query, key, value, params, options);
-  return ctx.arena.scoped(() => run(ctx, p, placeWeights(p, (data) => ctx.arena.input(data)), null, p.out));
+  ctx.arena.checkOut(p.out);
+  return ctx.arena.call(() => formatCall(op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => run(ctx, p, placeWeights(p, (c, name) => ctx.arena.input(c, name)), null, p.out));
 }
 
 /** A layer whose weights are copied into held blocks of engine memory once. */
@@ -104,10 +108,9 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
   const blocks: number[] = [];
   let weights: WeightPointers | null;
   try {
-    weights = placeWeights(prepared, (data) => {
-      const ptr = ctx.arena.hold(data.byteLength);
+    weights = placeWeights(prepared, (c, name) => {
+      const ptr = ctx.arena.holdCopy(c, 'weights', () => formatCall('createMultiHeadAttention', { [name]: c.shape }));
       blocks.push(ptr);
-      ctx.arena.f32(ptr, data.length).set(data);
       return ptr;
     });
   } catch (error) {
@@ -115,15 +118,16 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
     throw error;
   }
   // the forward plan reads the params' shapes and options; its weights are the held copies
-  const shapes = copyParams(params);
+  const shapes = copyParams(prepared.params);
   return {
     embedDim: widths.E,
-    numHeads: params.numHeads,
+    numHeads: prepared.H,
     forward(query, key, value, options) {
       if (weights === null) throw new Error('qkv: this multi-head attention layer has been disposed');
       const c = live();
-      const p = planLayerForward(shapes, widths, query, key, value, options);
-      const cache = options?.cache === undefined ? null : engineCache(c.arena, options.cache, LAYER_FORWARD);
+      const p = planLayerForward(shapes, widths, query, key, value, options, (cache) => engineCache(c.arena, cache, LAYER_FORWARD));
+      const cache = p.cache === undefined ? null : (p.cache as WasmKVCache);
+      c.arena.checkOut(p.out);
       return run(c, p, weights, cache, p.out);
     },
     dispose() {

@@ -1,11 +1,9 @@
 // Thin wrapper over assembly/kernels/softmax.ts: softmax and maskedSoftmax, threads taking shares
 // of the rows.
-import { planMaskedSoftmax, planSoftmax } from '../core/plans.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { planMaskedSoftmax, planSoftmax, type RowsPlan } from '../core/plans.js';
+import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { OutOptions } from '../core/types.js';
-import { checkOut } from '../core/validate.js';
 import type { WasmContext } from './context.js';
-import { disjointOrSame } from './memory.js';
 
 /**
  * Softmax over `rows` rows of n floats at px into po (px itself by default: in place), with per-row
@@ -23,45 +21,47 @@ export function softmaxRowsAt({ parallel }: WasmContext, px: number, rows: numbe
  */
 const BLOCK_BYTES = 256 * 1024;
 
-function softmaxRows(ctx: WasmContext, x: Tensor, rows: number, n: number, lens: Int32Array | null, out: Tensor | undefined): Tensor {
+function softmaxRows(ctx: WasmContext, op: string, p: RowsPlan, lens: Int32Array | null): Tensor {
   const { arena } = ctx;
-  return arena.scoped(() => {
+  arena.checkOut(p.out);
+  return arena.call(() => formatCall(op, { x: p.x.shape }), () => {
     // no pass that can be avoided: the kernel reads x where it is (an engine tensor), and writes
     // into out where it is (an engine tensor); a plain x is copied in block by block (one thread)
     // or once, and computed in place over the copy, then copied out
-    const copied = x.data.buffer !== arena.memory.buffer;
+    const count = p.rows * p.n;
+    const copied = !arena.resident(p.x, 'x');
     const pl = lens ? arena.write(lens) : 0;
-    const direct = arena.outputAt(out, x.data);
+    const direct = arena.outputAt(p.out, p.x);
     // blocks write the result while later rows of x are still to be read: only into an out apart from x
-    const blocks = copied && !direct && ctx.parallel.threads === 1 && x.data.byteLength > BLOCK_BYTES;
-    if (blocks && (!out || disjointOrSame(out.data, x.data))) return softmaxBlocks(ctx, x, rows, n, pl, out);
-    const px = arena.input(x.data);
-    const po = direct || (copied ? px : arena.allocF32(x.data.length));
-    softmaxRowsAt(ctx, px, rows, n, pl, po);
-    return arena.result(po, x.data.length, x.shape, out);
+    const blocks = copied && !direct && ctx.parallel.threads === 1 && 4 * count > BLOCK_BYTES;
+    if (blocks && !(p.out && arena.overlapsPartly(p.out.checked, p.x))) return softmaxBlocks(ctx, p, pl);
+    const px = arena.input(p.x, 'x');
+    const po = direct || (copied ? px : arena.allocF32(count));
+    softmaxRowsAt(ctx, px, p.rows, p.n, pl, po);
+    return arena.result(po, count, p.x.shape, p.out);
   });
 }
 
 /** One thread, a plain x: block by block through one block of wasm memory, straight into the result. */
-function softmaxBlocks({ kernels, arena }: WasmContext, x: Tensor, rows: number, n: number, pl: number, out: Tensor | undefined): Tensor {
+function softmaxBlocks({ kernels, arena }: WasmContext, p: RowsPlan, pl: number): Tensor {
+  const { rows, n } = p, x = p.x.data;
   const blockRows = Math.max(1, Math.floor(BLOCK_BYTES / (4 * n)));
   const pb = arena.allocF32(Math.min(rows, blockRows) * n);
-  const result = out?.data ?? new Float32Array(x.data.length);
+  const result = p.out?.checked.data ?? new Float32Array(rows * n);
   for (let r0 = 0; r0 < rows; r0 += blockRows) {
     const r1 = Math.min(rows, r0 + blockRows), count = (r1 - r0) * n;
-    arena.f32(pb, count).set(x.data.subarray(r0 * n, r1 * n));
+    arena.f32(pb, count).set(x.subarray(r0 * n, r1 * n));
     kernels.softmax_rows_f32(pb, pb, r1 - r0, n, pl ? pl + r0 * 4 : 0, 1);
     result.set(arena.f32(pb, count), r0 * n);
   }
-  return out ?? fromData(result, x.shape);
+  return p.out?.tensor ?? fromData(result, p.x.shape);
 }
 
 export function softmax(ctx: WasmContext, x: Tensor, options?: OutOptions): Tensor {
-  const { rows, n } = planSoftmax(x);
-  return softmaxRows(ctx, x, rows, n, null, checkOut('softmax', options, x.shape));
+  return softmaxRows(ctx, 'softmax', planSoftmax(x, options), null);
 }
 
 export function maskedSoftmax(ctx: WasmContext, x: Tensor, validLens?: ArrayLike<number> | Tensor, options?: OutOptions): Tensor {
-  const { rows, n, rowLens } = planMaskedSoftmax(x, validLens);
-  return softmaxRows(ctx, x, rows, n, rowLens, checkOut('maskedSoftmax', options, x.shape));
+  const p = planMaskedSoftmax(x, validLens, options);
+  return softmaxRows(ctx, 'maskedSoftmax', p, p.rowLens);
 }

@@ -1,0 +1,104 @@
+// batchAttention over assembly/kernels/pagedAttention.ts: the new rows are turned by rotary in the
+// arena, appended into the pool's blocks, and every (token, query head) attends over its sequence's
+// blocks where they lie; threads take shares of those units. Every buffer of the call is taken before
+// the pool changes, so a call refused by the memory limit leaves every sequence as it was.
+import { appendBatch, outputSize, planBatchAttention, type BatchPlan } from '../core/batchPlan.js';
+import { formatCall, type Tensor } from '../core/tensor.js';
+import type { BatchAttentionOptions } from '../core/servingTypes.js';
+import type { WasmContext } from './context.js';
+import { poolBlocks } from './kvPool.js';
+import { rotaryAt } from './rotary.js';
+import { layoutArray, runAttention } from './attention.js';
+import { CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_NONE } from '../core/attentionPlan.js';
+
+/** Token-major rows of H heads turned at their tokens' positions, in a copy (or as they are, without rotary). */
+function turnedRows(ctx: WasmContext, p: BatchPlan, x: number, H: number): number {
+  if (!p.rotary) return x;
+  const out = ctx.arena.allocF32(p.T * H * p.D);
+  const rowPosition = Int32Array.from({ length: p.T * H }, (_, r) => Math.floor(r / H));
+  rotaryAt(ctx, p.rotary, out, x, p.T * H, p.D, p.positions, rowPosition);
+  return out;
+}
+
+/**
+ * Runs batch `p` on rows in the arena: query [T, Hq, D] at pq, key [T, Hkv, D] at pk, value [T, Hkv, Dv]
+ * at pv (contiguous, byte addresses); the output [T, Hq, Dv] goes to pout. Inside an arena call;
+ * `laterBytes` is what the caller still allocates afterwards, made room for before the pool changes.
+ */
+export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk: number, pv: number, pout: number, laterBytes = 0): void {
+  const { kernels, arena, parallel } = ctx;
+  const { T, Hq, Hkv, D, Dv } = p;
+  if (!p.pool) return; // no sequences: T = 0
+  const pool = p.pool, bs = pool.blockSize;
+  const qr = turnedRows(ctx, p, pq, Hq), kr = turnedRows(ctx, p, pk, Hkv);
+  // a fresh prompt's queries attend over its own new keys only: the fused kernel runs them from the
+  // call's rows, before the pool changes; every other row goes to the paged kernel
+  const fused = p.sequences.map((_, i) => p.pastLens[i] === 0 && p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks);
+  p.sequences.forEach((_, i) => { if (fused[i]) prefill(ctx, p, i, qr, kr, pv, pout); });
+  // the block tables after the call, one run per sequence, and each paged row's (token, tableAt, kvLength, position)
+  const tableAt = new Int32Array(p.sequences.length);
+  let tableLength = 0, pagedRows = 0;
+  p.sequences.forEach((_, i) => {
+    tableAt[i] = tableLength;
+    tableLength += Math.ceil((p.pastLens[i] + p.queryLens[i]) / bs);
+    if (!fused[i]) pagedRows += p.queryLens[i];
+  });
+  const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * 4);
+  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, Dv, Hq / Hkv), parallel.threads);
+  const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
+  const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
+  // every buffer is taken (and room for the caller's): nothing fails from here on, and the pool changes
+  arena.ensure(laterBytes);
+  const memory = new Float32Array(arena.memory.buffer);
+  appendBatch(p, memory, kr >> 2, memory, pv >> 2);
+  const tables = new Int32Array(arena.memory.buffer, ptables, tableLength), info = new Int32Array(arena.memory.buffer, pinfo, pagedRows * 4);
+  p.sequences.forEach((s, i) => tables.set(s.table, tableAt[i]));
+  // rows in an order whose every stretch costs about the same (longest, shortest, next longest, …),
+  // so that the equal shares of units the threads take are equal in work too; each unit's result is
+  // the same whoever computes it
+  const rows: number[] = [];
+  for (let t = 0; t < T; t++) if (!fused[p.rowSequence[t]]) rows.push(t);
+  const cost = (t: number) => (p.causal ? p.positions[t] + 1 : p.sequences[p.rowSequence[t]].length);
+  rows.sort((a, b) => cost(b) - cost(a) || a - b);
+  for (let r = 0, lo = 0, hi = rows.length - 1; lo <= hi; r++) {
+    const t = r % 2 === 0 ? rows[lo++] : rows[hi--], s = p.rowSequence[t];
+    info[4 * r] = t; info[4 * r + 1] = tableAt[s]; info[4 * r + 2] = p.sequences[s].length; info[4 * r + 3] = p.positions[t];
+  }
+  const { k, v } = poolBlocks(arena, pool)!;
+  // a unit is one row's group of Hq / Hkv query heads over about half the longest sequence, on average
+  const work = Math.max(1, Math.ceil(p.maxLength / 2)) * (D + Dv) * (Hq / Hkv);
+  parallel.run('paged_attention_f32', pagedRows * Hkv, work, (t, u0, u1) => [
+    pout, scratch(t), qr, k, v, ptables, pinfo, Hq, Hkv, D, Dv, bs, p.scale, p.softcap, p.causal ? 1 : 0,
+    p.windowLeft, p.windowRight, palibi, psinks, p.maxLength, u0, u1,
+  ]);
+}
+
+/** Rows of a fresh prompt at or above this count go to the fused kernel (src/wasm/attention.ts picks within). */
+const FUSED_MIN_ROWS = 16;
+
+/**
+ * Sequence i's prompt (no past) attending over its own n new rows, token-major in the call's buffers:
+ * runAttention over [n, H, D] views (head stride D, row stride H·D), causal top-left from position 0.
+ */
+function prefill(ctx: WasmContext, p: BatchPlan, i: number, qr: number, kr: number, pv: number, pout: number): void {
+  const { Hq, Hkv, D, Dv } = p, n = p.queryLens[i], at = p.rowStart[i];
+  ctx.arena.scoped(() => runAttention(ctx, {
+    out: pout + at * Hq * Dv * 4, weights: 0, q: qr + at * Hq * D * 4, k: kr + at * Hkv * D * 4, v: pv + at * Hkv * Dv * 4,
+    mask: 0, lens: 0, B: 1, Hq, Hkv, Lq: n, Lk: n, E: D, Ev: Dv, scale: p.scale, softcap: p.softcap,
+    maskKind: MASK_NONE, maskStrides: [0, 0, 0, 0], causal: p.causal ? CAUSAL_TOP_LEFT : CAUSAL_NONE, Lpast: 0,
+    windowLeft: p.windowLeft, windowRight: p.windowRight,
+    layout: ctx.arena.write(layoutArray({ q: [n * Hq * D, D, Hq * D], k: [n * Hkv * D, D, Hkv * D], v: [n * Hkv * Dv, Dv, Hkv * Dv], out: [n * Hq * Dv, Dv, Hq * Dv] })),
+  }));
+}
+
+export function batchAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, options: BatchAttentionOptions): { output: Tensor } {
+  const { arena } = ctx;
+  const p = planBatchAttention('batchAttention', query, key, value, options, (pool) => poolBlocks(arena, pool) !== null);
+  arena.checkOut(p.out);
+  return arena.call(() => formatCall('batchAttention', { query: p.query.shape, key: p.key.shape, value: p.value.shape }), () => {
+    const pq = arena.input(p.query, 'query'), pk = arena.input(p.key, 'key'), pv = arena.input(p.value, 'value');
+    const pout = arena.allocF32(outputSize(p));
+    batchAttentionAt(ctx, p, pq, pk, pv, pout);
+    return { output: arena.result(pout, outputSize(p), [p.T, p.Hq, p.Dv], p.out) };
+  });
+}
