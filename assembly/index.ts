@@ -11,5 +11,6 @@ export { kernel_regression_f32 } from './kernels/kernelRegression';
 export { additive_scores_f32, weighted_rows_f32 } from './kernels/additive';
 export { rotary_f32 } from './kernels/rotary';
 export { rms_norm_rows_f32 } from './kernels/norm';
-export { paged_attention_f32, paged_scratch_f32 } from './kernels/pagedAttention';
+export { paged_attention_f32, paged_attention_f16, paged_attention_i8, paged_scratch_f32 } from './kernels/pagedAttention';
+export { kv_store_f32, kv_store_f16, kv_store_i8, kv_load_f32, kv_load_f16, kv_load_i8 } from './kernels/kvStore';
 export { exp_f32, exp_softmax_f32, exp2_nonpositive_f32, tanh_f32 } from './kernels/elementwise';

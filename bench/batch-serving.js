@@ -166,6 +166,45 @@ export async function batchServing({ rounds = 15, markdown = false } = {}) {
   return lines;
 }
 
+
+/**
+ * A decode step over a long context for each storage format: one sequence of `positions` positions,
+ * 8 query heads over 8 kv heads of 64 (no rotary), float32 vs float16 vs int8 pools, interleaved.
+ * Reports the step time, bytes per position (keys and values, all heads) and the pool's memory.
+ */
+export async function longContext({ positions = 32768, rounds = 11 } = {}) {
+  const engine = await createEngine();
+  const H = 8, d = 64, bs = 16, chunk = 2048;
+  const blocks = Math.ceil((positions + 1) / bs) + 1;
+  const setups = {};
+  for (const dtype of ['float32', 'float16', 'int8']) {
+    const before = engine.info.memoryBytes;
+    const pool = engine.createKVPool({ kvHeads: H, headDim: d, blocks, blockSize: bs, dtype });
+    const grown = engine.info.memoryBytes - before;
+    const s = pool.sequence();
+    for (let at = 0; at < positions; at += chunk) {
+      const n = Math.min(chunk, positions - at);
+      s.append(random([n, H, d], at + 1), random([n, H, d], at + 2));
+    }
+    setups[dtype] = { pool, s, grown };
+  }
+  const q = random([1, H, d], 5), k = random([1, H, d], 6), v = random([1, H, d], 7);
+  const step = (dtype) => () => { const { s } = setups[dtype]; engine.batchAttention(q, k, v, { sequences: [s], queryLens: [1] }); s.truncate(positions); };
+  const outs = Object.fromEntries(Object.keys(setups).map((dt) => { const { s } = setups[dt]; const o = engine.batchAttention(q, k, v, { sequences: [s], queryLens: [1] }).output; s.truncate(positions); return [dt, o]; }));
+  const largest = Math.max(...Array.from(outs.float32.data, Math.abs));
+  const t = await race(Object.fromEntries(Object.keys(setups).map((dt) => [dt, step(dt)])), rounds);
+  const bytesPer = { float32: 2 * H * d * 4, float16: 2 * H * d * 2, int8: 2 * H * (d + 4) };
+  console.log(`long context: one sequence of ${positions} positions, ${H} heads of ${d}, decode step`);
+  for (const dt of Object.keys(setups)) {
+    const { worst } = maxDiff(outs[dt].data, outs.float32.data);
+    console.log(`  ${dt.padEnd(8)} ${fmt(t[dt])} ms (${(t.float32 / t[dt]).toFixed(2)}x float32), ${bytesPer[dt]} bytes/position, pool ${(setups[dt].grown / 2 ** 20).toFixed(1)} MiB (${(setups[dt].grown / setups.float32.grown).toFixed(2)}x), max |out - float32| ${(worst / largest).toExponential(1)} of the largest`);
+  }
+  Object.values(setups).forEach(({ pool }) => pool.dispose());
+  engine.dispose();
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await batchServing({ rounds: Number(value('--rounds') ?? 15), markdown: flag('--markdown') });
+  const rounds = Number(value('--rounds') ?? 15);
+  if (!flag('--long-only')) await batchServing({ rounds, markdown: flag('--markdown') });
+  if (!flag('--batch-only')) await longContext({ rounds });
 }

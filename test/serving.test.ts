@@ -116,13 +116,14 @@ describe.each(engines)('the KV pool on %s', (_, engine) => {
     expect(() => s.append(rows(1, 2, 2, 3), rows(1, 2, 2, 4))).toThrow(RangeError);
     expectClose(s.read().keys, rows(3, 1, 2, 1));
     expectInvariants(pool, [s]);
-    expect(() => engine.createKVPool({ kvHeads: 1, headDim: 2, blocks: 2, dtype: 'int8' })).toThrow(/not supported yet/);
+    expect(() => engine.createKVPool({ kvHeads: 1, headDim: 2, blocks: 2, dtype: 'bfloat16' as never })).toThrow(/must be 'float32', 'float16' or 'int8'/);
     expect(() => engine.createKVPool({ kvHeads: 1e200, headDim: 1e200, blocks: 0 })).toThrow(RangeError);
     pool.dispose();
   });
 });
 
 interface BatchCase {
+  dtype?: 'float32' | 'float16' | 'int8';
   Hq: number; Hkv: number; D: number; Dv: number; blockSize: number;
   past: number[]; news: number[];
   options: { causal?: boolean; scale?: number; softcap?: number; window?: { left?: number; right?: number }; rotary?: { dim?: number; interleaved?: boolean; base?: number }; alibi?: boolean; sinks?: boolean };
@@ -180,7 +181,7 @@ function naiveBatch(c: BatchCase, q: Tensor, k: Tensor, v: Tensor, pasts: { keys
 /** Runs case `c` on `engine`: a pool with the past lengths filled in, then one batch call. */
 function runBatch(engine: Engine, c: BatchCase, seed: number) {
   const blocks = c.past.reduce((n, L, s) => n + Math.ceil((L + c.news[s]) / c.blockSize), 0);
-  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize });
+  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize, dtype: c.dtype });
   const seqs = c.past.map((L, s) => {
     const seq = pool.sequence();
     if (L > 0) seq.append(rows(L, c.Hkv, c.D, seed + 100 + s), rows(L, c.Hkv, c.Dv, seed + 200 + s));
@@ -277,6 +278,20 @@ describe('batchAttention: the wasm engine equals the reference on random batches
       };
       const got = runBatch(engine, c, round), want = runBatch(reference, c, round);
       expectClose(got.output, want.output, `round ${round}`);
+    }
+  });
+
+  it.each(['float16', 'int8'] as const)('%s pools: wasm equals reference, and both are near float32 attention', (dtype) => {
+    for (const [name, c] of batchCases) {
+      for (const engine of [wasm1, wasm2]) {
+        const got = runBatch(engine, { ...c, dtype }, 7), want = runBatch(reference, { ...c, dtype }, 7);
+        expectClose(got.output, want.output, `${name}, ${dtype}`);
+      }
+      const exact = runBatch(reference, c, 7).output, stored = runBatch(reference, { ...c, dtype }, 7).output;
+      const largest = Math.max(...Array.from(exact.data, Math.abs));
+      const worst = Math.max(0, ...Array.from(exact.data, (x, i) => Math.abs(x - stored.data[i])));
+      // API's bounds relative to the largest output: 4e-3 for float16, 2e-2 for int8
+      expect(worst, `${name}: ${dtype} vs float32`).toBeLessThanOrEqual((dtype === 'int8' ? 2e-2 : 4e-3) * largest);
     }
   });
 

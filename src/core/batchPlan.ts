@@ -132,14 +132,12 @@ export function planBatch(op: string, dims: { T: number; Hq: number; Hkv: number
   };
 }
 
-/** Appends every sequence's new rows (token-major at element offsets of `keys`/`values`), growing blocks first. */
-export function appendBatch(p: BatchPlan, keys: Float32Array, keysAt: number, values: Float32Array, valuesAt: number): void {
+/** Appends every sequence's new rows, token-major [T, Hkv, D] keys and [T, Hkv, Dv] values (free blocks checked by the plan). */
+export function appendBatch(p: BatchPlan, keys: Checked | number, values: Checked | number): void {
   if (!p.pool) return;
   p.sequences.forEach((s, i) => {
-    const n = p.queryLens[i], at = p.rowStart[i];
-    p.pool!.grow(s, n);
-    p.pool!.writeRows(s, p.pastLens[i], { keys, keysAt: keysAt + at * p.Hkv * p.D, values, valuesAt: valuesAt + at * p.Hkv * p.Dv, n });
-    s.advance(n);
+    const at = p.rowStart[i];
+    p.pool!.appendRows(s, { keys, keysAt: at * p.Hkv * p.D, values, valuesAt: at * p.Hkv * p.Dv, n: p.queryLens[i] });
   });
 }
 

@@ -63,3 +63,21 @@ export function readCache(src: Float32Array, B: number, H: number, capacity: num
   for (let bh = 0; bh < B * H; bh++) out.set(src.subarray(bh * capacity * D, (bh * capacity + length) * D), bh * length * D);
   return fromData(out, [B, H, length, D]);
 }
+
+/** What both engines' caches share: the positions held, and appends that are taken back when the call fails. */
+export abstract class HeldPositions {
+  protected held = 0;
+
+  get length(): number { return this.held; }
+
+  /** Runs `fn`, which may append; if it throws, the cache holds what it held before. */
+  atomically<T>(fn: () => T): T {
+    const before = this.held;
+    try {
+      return fn();
+    } catch (error) {
+      this.held = before;
+      throw error;
+    }
+  }
+}

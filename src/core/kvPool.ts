@@ -16,9 +16,13 @@
 import { checkShape, formatShape } from './tensor.js';
 import type { KVPool, KVPoolOptions, KVSequence } from './servingTypes.js';
 import type { Tensor } from './tensor.js';
-import { checkCount, checkIntact, checkOptions, checkTensor, describeValue } from './validate.js';
+import { checkCount, checkIntact, checkOptions, checkTensor, describeValue, type Checked } from './validate.js';
 
-export interface PoolDims { kvHeads: number; headDim: number; valueDim: number; blocks: number; blockSize: number; dtype: 'float32' }
+/** How a pool stores keys and values (src/reference/kvFormats.ts defines them). */
+export type KVDtype = 'float32' | 'float16' | 'int8';
+export const KV_DTYPES: readonly KVDtype[] = ['float32', 'float16', 'int8'];
+
+export interface PoolDims { kvHeads: number; headDim: number; valueDim: number; blocks: number; blockSize: number; dtype: KVDtype }
 
 /** createKVPool's options, read once and checked. */
 export function checkKVPoolOptions(options: unknown): PoolDims {
@@ -39,30 +43,37 @@ export function checkKVPoolOptions(options: unknown): PoolDims {
   if (blockSize < 1) throw new RangeError(`${op}: options.blockSize must be at least 1, got 0`);
   const dtype = o.dtype ?? 'float32';
   if (typeof dtype !== 'string') throw new TypeError(`${op}: options.dtype must be 'float32', 'float16' or 'int8', got ${describeValue(dtype)}`);
-  if (dtype !== 'float32') {
-    throw new RangeError(`${op}: options.dtype '${dtype}' is not supported yet: keys and values are stored as 'float32' (16- and 8-bit pools are planned)`);
-  }
+  if (!KV_DTYPES.includes(dtype as KVDtype)) throw new RangeError(`${op}: options.dtype must be 'float32', 'float16' or 'int8', got '${dtype}'`);
   checkShape(`${op}: the keys`, [blocks, kvHeads, blockSize, headDim]);
   checkShape(`${op}: the values`, [blocks, kvHeads, blockSize, valueDim]);
-  return { kvHeads, headDim, valueDim, blocks, blockSize, dtype };
+  return { kvHeads, headDim, valueDim, blocks, blockSize, dtype: dtype as KVDtype };
 }
 
 /**
- * Where an engine keeps a pool's keys and values: blocks [blocks, kvHeads, blockSize, D] (keys D =
- * headDim, values D = valueDim). Rows are written and read through views the storage hands out.
+ * Where an engine keeps a pool's keys and values, in the pool's format: blocks [blocks, kvHeads,
+ * blockSize, D] (keys D = headDim, values D = valueDim), and for int8 a float32 scale per row. A
+ * position is a slot, block · blockSize + slot-in-block.
  */
 export interface PoolStorage {
-  /** Keys and values, as views of all blocks (made afresh: a grown wasm memory detaches old views). */
-  views(): { keys: Float32Array; values: Float32Array };
+  /**
+   * Stores rows: first takes what it needs (an engine copies them into its memory), then calls
+   * `place`, which makes room in the sequence's blocks and says the slot of each row, then writes.
+   * Nothing fails after `place`.
+   */
+  append(rows: RowsSource, place: () => Int32Array): void;
+  /** Positions at `slots` as float32 rows: keys [n, H, D] and values [n, H, Dv] (int8: q · s). */
+  read(slots: Int32Array): { keys: Float32Array; values: Float32Array };
+  /** Copies block `from` into block `to`: keys, values and their scales. */
+  copyBlock(from: number, to: number): void;
   dispose(): void;
 }
 
-/** Element offset of (block, kv head, slot) in a storage view of rows of `D` floats. */
-export const slotOffset = (d: PoolDims, block: number, head: number, slot: number, D: number): number =>
-  ((block * d.kvHeads + head) * d.blockSize + slot) * D;
-
-/** Rows to append to one sequence, already checked: token-major [n, Hkv, D] and [n, Hkv, Dv] at element offsets. */
-export interface RowsSource { keys: Float32Array; keysAt: number; values: Float32Array; valuesAt: number; n: number }
+/**
+ * Rows to append to one sequence, already checked: token-major [n, Hkv, D] keys and [n, Hkv, Dv]
+ * values, from element keysAt / valuesAt of checked arguments (whose data may lie in engine memory),
+ * or of the wasm engine's own buffers given by byte address.
+ */
+export interface RowsSource { keys: Checked | number; keysAt: number; values: Checked | number; valuesAt: number; n: number }
 
 /** The sequences of all pools: a Proxy or a look-alike is not one of them. */
 const sequences = new WeakMap<object, PagedSequence>();
@@ -126,28 +137,31 @@ export class PagedPool implements KVPool {
     const storage = this.live();
     if (L % bs !== 0 && this.refs[s.table[s.table.length - 1]] > 1) {
       const shared = s.table[s.table.length - 1], own = this.take();
-      const { keys, values } = storage.views();
-      const kBlock = this.kvHeads * bs * this.headDim, vBlock = this.kvHeads * bs * this.valueDim;
-      keys.copyWithin(own * kBlock, shared * kBlock, (shared + 1) * kBlock);
-      values.copyWithin(own * vBlock, shared * vBlock, (shared + 1) * vBlock);
+      storage.copyBlock(shared, own);
       this.refs[shared]--;
       s.table[s.table.length - 1] = own;
     }
     for (let need = Math.ceil((L + n) / bs) - s.table.length; need > 0; need--) s.table.push(this.take());
   }
 
-  /** Writes rows (see RowsSource) at positions L .. L + n − 1 of `s`, whose blocks grow() made ready. */
-  writeRows(s: PagedSequence, from: number, rows: RowsSource): void {
-    const { keys, values } = this.live().views();
-    const { kvHeads: H, headDim: D, valueDim: Dv, blockSize: bs } = this;
-    for (let i = 0; i < rows.n; i++) {
-      const p = from + i, block = s.table[Math.floor(p / bs)], slot = p % bs;
-      for (let g = 0; g < H; g++) {
-        const k = rows.keysAt + (i * H + g) * D, v = rows.valuesAt + (i * H + g) * Dv;
-        keys.set(rows.keys.subarray(k, k + D), slotOffset(this.dims, block, g, slot, D));
-        values.set(rows.values.subarray(v, v + Dv), slotOffset(this.dims, block, g, slot, Dv));
-      }
+  /** The slots of positions from .. from + n − 1 of `s` (block · blockSize + slot). */
+  slots(s: PagedSequence, from: number, n: number, into = new Int32Array(n), at = 0): Int32Array {
+    const bs = this.blockSize;
+    for (let i = 0; i < n; i++) {
+      const p = from + i;
+      into[at + i] = s.table[Math.floor(p / bs)] * bs + (p % bs);
     }
+    return into;
+  }
+
+  /** Appends rows to `s` (checked, with free blocks checked): blocks made ready, rows stored, length advanced. */
+  appendRows(s: PagedSequence, rows: RowsSource): void {
+    const from = s.length;
+    this.live().append(rows, () => {
+      this.grow(s, rows.n);
+      return this.slots(s, from, rows.n);
+    });
+    s.advance(rows.n);
   }
 
   private take(): number {
@@ -201,25 +215,14 @@ export class PagedSequence implements KVSequence {
     }
     checkIntact(op, k, v);
     this.pool.checkFree(op, this.pool.blocksToAppend(this, n));
-    this.pool.grow(this, n);
-    this.pool.writeRows(this, this.held, { keys: k.data, keysAt: 0, values: v.data, valuesAt: 0, n });
-    this.held += n;
+    this.pool.appendRows(this, { keys: k, values: v, keysAt: 0, valuesAt: 0, n });
   }
 
   read(): { keys: Tensor; values: Tensor } {
     this.live('KVSequence.read');
-    const { keys, values } = this.pool.live().views();
-    const { kvHeads: H, headDim: D, valueDim: Dv, blockSize: bs } = this.pool;
-    const k = new Float32Array(this.held * H * D), v = new Float32Array(this.held * H * Dv);
-    for (let p = 0; p < this.held; p++) {
-      const block = this.table[Math.floor(p / bs)], slot = p % bs;
-      for (let g = 0; g < H; g++) {
-        const kAt = slotOffset(this.pool.dims, block, g, slot, D), vAt = slotOffset(this.pool.dims, block, g, slot, Dv);
-        k.set(keys.subarray(kAt, kAt + D), (p * H + g) * D);
-        v.set(values.subarray(vAt, vAt + Dv), (p * H + g) * Dv);
-      }
-    }
-    return { keys: { data: k, shape: Object.freeze([this.held, H, D]) }, values: { data: v, shape: Object.freeze([this.held, H, Dv]) } };
+    const { kvHeads: H, headDim: D, valueDim: Dv } = this.pool;
+    const { keys, values } = this.pool.live().read(this.pool.slots(this, 0, this.held));
+    return { keys: { data: keys, shape: Object.freeze([this.held, H, D]) }, values: { data: values, shape: Object.freeze([this.held, H, Dv]) } };
   }
 
   fork(): KVSequence {

@@ -1,5 +1,5 @@
 // The reference engine's KV cache: two plain Float32Arrays [B, Hkv, capacity, D].
-import { checkAppend, checkKVCacheOptions, copyIntoCache, readCache, type CacheDims } from '../core/kvCache.js';
+import { checkAppend, checkKVCacheOptions, copyIntoCache, HeldPositions, readCache, type CacheDims } from '../core/kvCache.js';
 import type { Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
 
@@ -11,21 +11,19 @@ export function isReferenceCache(cache: unknown): cache is ReferenceKVCache {
   return typeof cache === 'object' && cache !== null && genuine.has(cache);
 }
 
-export class ReferenceKVCache implements KVCache {
+export class ReferenceKVCache extends HeldPositions implements KVCache {
   readonly batch: number; readonly kvHeads: number; readonly headDim: number; readonly valueDim: number; readonly capacity: number;
-  private held = 0;
   private k: Float32Array | null;
   private v: Float32Array | null;
 
   constructor(options: unknown) {
+    super();
     const d: CacheDims = checkKVCacheOptions(options);
     ({ batch: this.batch, kvHeads: this.kvHeads, headDim: this.headDim, valueDim: this.valueDim, capacity: this.capacity } = d);
     this.k = new Float32Array(d.batch * d.kvHeads * d.capacity * d.headDim);
     this.v = new Float32Array(d.batch * d.kvHeads * d.capacity * d.valueDim);
     genuine.add(this);
   }
-
-  get length(): number { return this.held; }
 
   private live(): [Float32Array, Float32Array] {
     if (!this.k || !this.v) throw new Error('qkv: this KV cache has been disposed');
@@ -49,17 +47,6 @@ export class ReferenceKVCache implements KVCache {
   }
 
   reset(): void { this.live(); this.held = 0; }
-
-  /** Runs `fn`, which may append; if it throws, the cache holds what it held before. */
-  atomically<T>(fn: () => T): T {
-    const before = this.held;
-    try {
-      return fn();
-    } catch (error) {
-      this.held = before;
-      throw error;
-    }
-  }
 
   dispose(): void { this.k = null; this.v = null; }
 }

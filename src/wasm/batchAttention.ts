@@ -32,8 +32,9 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const pool = p.pool, bs = pool.blockSize;
   const qr = turnedRows(ctx, p, pq, Hq), kr = turnedRows(ctx, p, pk, Hkv);
   // a fresh prompt's queries attend over its own new keys only: the fused kernel runs them from the
-  // call's rows, before the pool changes; every other row goes to the paged kernel
-  const fused = p.sequences.map((_, i) => p.pastLens[i] === 0 && p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks);
+  // call's rows, before the pool changes (a float32 pool stores those rows as they are; a narrower one
+  // is read as stored, by the paged kernel); every other row goes to the paged kernel
+  const fused = p.sequences.map((_, i) => pool.dtype === 'float32' && p.pastLens[i] === 0 && p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks);
   p.sequences.forEach((_, i) => { if (fused[i]) prefill(ctx, p, i, qr, kr, pv, pout); });
   // the block tables after the call, one run per sequence, and each paged row's (token, tableAt, kvLength, position)
   const tableAt = new Int32Array(p.sequences.length);
@@ -44,13 +45,13 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
     if (!fused[i]) pagedRows += p.queryLens[i];
   });
   const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * 4);
+  // what the appends take (a slots buffer per sequence), with the caller's later buffers
   const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, Dv, Hq / Hkv), parallel.threads);
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
   const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
-  // every buffer is taken (and room for the caller's): nothing fails from here on, and the pool changes
-  arena.ensure(laterBytes);
-  const memory = new Float32Array(arena.memory.buffer);
-  appendBatch(p, memory, kr >> 2, memory, pv >> 2);
+  // every buffer is taken (and room for the appends' slots and the caller's): nothing fails from here on, and the pool changes
+  arena.ensure(laterBytes + 4 * T + 16 * p.sequences.length);
+  appendBatch(p, kr, pv);
   const tables = new Int32Array(arena.memory.buffer, ptables, tableLength), info = new Int32Array(arena.memory.buffer, pinfo, pagedRows * 4);
   p.sequences.forEach((s, i) => tables.set(s.table, tableAt[i]));
   // rows in an order whose every stretch costs about the same (longest, shortest, next longest, …),
@@ -64,11 +65,11 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
     const t = r % 2 === 0 ? rows[lo++] : rows[hi--], s = p.rowSequence[t];
     info[4 * r] = t; info[4 * r + 1] = tableAt[s]; info[4 * r + 2] = p.sequences[s].length; info[4 * r + 3] = p.positions[t];
   }
-  const { k, v } = poolBlocks(arena, pool)!;
+  const { k, v, ks, vs, format } = poolBlocks(arena, pool)!;
   // a unit is one row's group of Hq / Hkv query heads over about half the longest sequence, on average
   const work = Math.max(1, Math.ceil(p.maxLength / 2)) * (D + Dv) * (Hq / Hkv);
-  parallel.run('paged_attention_f32', pagedRows * Hkv, work, (t, u0, u1) => [
-    pout, scratch(t), qr, k, v, ptables, pinfo, Hq, Hkv, D, Dv, bs, p.scale, p.softcap, p.causal ? 1 : 0,
+  parallel.run(`paged_attention_${format}`, pagedRows * Hkv, work, (t, u0, u1) => [
+    pout, scratch(t), qr, k, v, ks, vs, ptables, pinfo, Hq, Hkv, D, Dv, bs, p.scale, p.softcap, p.causal ? 1 : 0,
     p.windowLeft, p.windowRight, palibi, psinks, p.maxLength, u0, u1,
   ]);
 }

@@ -1,6 +1,6 @@
 // The wasm engine's KV cache: two blocks [B, Hkv, capacity, D] held in engine memory across calls,
 // which attention reads in place (its layout strides step over the unused capacity).
-import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, readCache } from '../core/kvCache.js';
+import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, HeldPositions, readCache } from '../core/kvCache.js';
 import type { Checked } from '../core/validate.js';
 import { formatCall, type Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
@@ -9,13 +9,13 @@ import type { Arena } from './memory.js';
 /** The caches this module made: a Proxy or a look-alike is not one of them, whatever instanceof says. */
 const genuine = new WeakSet<object>();
 
-export class WasmKVCache implements KVCache {
+export class WasmKVCache extends HeldPositions implements KVCache {
   readonly batch: number; readonly kvHeads: number; readonly headDim: number; readonly valueDim: number; readonly capacity: number;
-  private held = 0;
   private blocks: { k: number; v: number } | null;
 
   /** `alive` throws once the engine that made the cache is disposed. */
   constructor(readonly arena: Arena, options: unknown, private readonly alive: () => unknown = () => undefined) {
+    super();
     const d = checkKVCacheOptions(options);
     ({ batch: this.batch, kvHeads: this.kvHeads, headDim: this.headDim, valueDim: this.valueDim, capacity: this.capacity } = d);
     const rows = d.batch * d.kvHeads * d.capacity;
@@ -31,8 +31,6 @@ export class WasmKVCache implements KVCache {
     this.blocks = { k, v };
     genuine.add(this);
   }
-
-  get length(): number { return this.held; }
 
   /** Byte addresses of the key and value blocks. */
   pointers(): { k: number; v: number } {
@@ -98,17 +96,6 @@ export class WasmKVCache implements KVCache {
   }
 
   reset(): void { this.pointers(); this.held = 0; }
-
-  /** Runs `fn`, which may append; if it throws, the cache holds what it held before. */
-  atomically<T>(fn: () => T): T {
-    const before = this.held;
-    try {
-      return fn();
-    } catch (error) {
-      this.held = before;
-      throw error;
-    }
-  }
 
   dispose(): void {
     if (!this.blocks) return;

@@ -1,41 +1,91 @@
-// The wasm engine's KV pool: the shared bookkeeping (src/core/kvPool.ts) over two held blocks of
-// engine memory [blocks, kvHeads, blockSize, D], allocated once, which the paged attention kernel
-// reads in place.
-import { checkKVPoolOptions, PagedPool } from '../core/kvPool.js';
+// The wasm engine's KV pool: the shared bookkeeping (src/core/kvPool.ts) over held blocks of engine
+// memory, allocated once: keys and values [blocks, kvHeads, blockSize, D] in the pool's format
+// (float32, binary16 or int8) and, for int8, a float32 scale per row. assembly/kernels/kvStore.ts
+// converts rows on the way in and out; the paged attention kernel reads the blocks in place.
+import { checkKVPoolOptions, PagedPool, type KVDtype, type RowsSource } from '../core/kvPool.js';
 import { formatCall } from '../core/tensor.js';
+import type { Checked } from '../core/validate.js';
+import type { Kernels } from './loader.js';
 import type { Arena } from './memory.js';
 
-/** The pools of each arena (engine): a pool of another engine is refused. */
-const pools = new WeakMap<PagedPool, { arena: Arena; k: number; v: number }>();
+/**
+ * Where a pool keeps its blocks (byte addresses), and its format's kernel suffix. ks/vs: a float32 per
+ * row, int8's scales or binary16's flags of rows holding Infinity or NaN (0 for float32).
+ */
+export interface PoolBlocks { arena: Arena; k: number; v: number; ks: number; vs: number; format: 'f32' | 'f16' | 'i8' }
 
-/** Where a pool of this arena keeps its keys and values (byte addresses), or null when it is not this engine's. */
-export function poolBlocks(arena: Arena, pool: PagedPool): { k: number; v: number } | null {
+const FORMATS: Record<KVDtype, { format: PoolBlocks['format']; bytes: number }> = {
+  float32: { format: 'f32', bytes: 4 }, float16: { format: 'f16', bytes: 2 }, int8: { format: 'i8', bytes: 1 },
+};
+
+/** The pools of each arena (engine): a pool of another engine is refused. */
+const pools = new WeakMap<PagedPool, PoolBlocks>();
+
+/** Where a pool of this arena keeps its blocks, or null when it is not this engine's. */
+export function poolBlocks(arena: Arena, pool: PagedPool): PoolBlocks | null {
   const p = pools.get(pool);
   return p && p.arena === arena ? p : null;
 }
 
-export function createWasmKVPool(arena: Arena, options: unknown, alive: () => unknown): PagedPool {
+export function createWasmKVPool(kernels: Kernels, arena: Arena, options: unknown, alive: () => unknown): PagedPool {
   const d = checkKVPoolOptions(options);
-  const kCount = d.blocks * d.kvHeads * d.blockSize * d.headDim, vCount = d.blocks * d.kvHeads * d.blockSize * d.valueDim;
+  const { format, bytes } = FORMATS[d.dtype];
+  const rows = d.blocks * d.kvHeads * d.blockSize, H = d.kvHeads;
   const describe = () => formatCall('createKVPool', { keys: [d.blocks, d.kvHeads, d.blockSize, d.headDim], values: [d.blocks, d.kvHeads, d.blockSize, d.valueDim] });
-  const k = arena.hold(kCount * 4, 'cache', describe);
-  let v: number;
+  const held: number[] = [];
+  const hold = (n: number) => { const ptr = arena.hold(n, 'cache', describe); held.push(ptr); return ptr; };
+  let b: PoolBlocks;
   try {
-    v = arena.hold(vCount * 4, 'cache', describe);
+    const scaled = format !== 'f32'; // int8's row scales; binary16's rows holding Infinity or NaN
+    b = { arena, k: hold(rows * d.headDim * bytes), v: hold(rows * d.valueDim * bytes), ks: scaled ? hold(rows * 4) : 0, vs: scaled ? hold(rows * 4) : 0, format };
   } catch (error) {
-    arena.free(k);
+    held.forEach((p) => arena.free(p));
     throw error;
   }
+  const blocks = b;
+  const store = kernels[`kv_store_${format}`], load = kernels[`kv_load_${format}`];
+  /** The byte address of rows: where they are in this memory, else a copy's (inside the caller's scope). */
+  const address = (c: Checked | number, at: number, count: number) => {
+    if (typeof c === 'number') return c + at * 4;
+    return arena.resident(c, 'KVSequence.append') ? c.byteOffset + at * 4 : arena.write(c.data.subarray(at, at + count));
+  };
   let live = true;
   const pool = new PagedPool(d, {
-    views: () => ({ keys: arena.f32(k, kCount), values: arena.f32(v, vCount) }),
+    append(r: RowsSource, place) {
+      arena.scoped(() => {
+        const pk = address(r.keys, r.keysAt, r.n * H * d.headDim), pv = address(r.values, r.valuesAt, r.n * H * d.valueDim);
+        const ps = arena.allocF32(r.n);
+        const slots = place(); // nothing fails from here on
+        new Int32Array(arena.memory.buffer, ps, r.n).set(slots);
+        store(blocks.k, blocks.ks, pk, r.n, H, d.headDim, ps, d.blockSize);
+        store(blocks.v, blocks.vs, pv, r.n, H, d.valueDim, ps, d.blockSize);
+      });
+    },
+    read(slots) {
+      return arena.scoped(() => {
+        const n = slots.length, ps = arena.write(slots);
+        const pk = arena.allocF32(n * H * d.headDim), pv = arena.allocF32(n * H * d.valueDim);
+        load(pk, blocks.k, blocks.ks, n, H, d.headDim, ps, d.blockSize);
+        load(pv, blocks.v, blocks.vs, n, H, d.valueDim, ps, d.blockSize);
+        return { keys: arena.read(pk, n * H * d.headDim), values: arena.read(pv, n * H * d.valueDim) };
+      });
+    },
+    copyBlock(from, to) {
+      const memory = new Uint8Array(arena.memory.buffer);
+      const copy = (base: number, rowBytes: number) => {
+        const blockBytes = H * d.blockSize * rowBytes;
+        memory.copyWithin(base + to * blockBytes, base + from * blockBytes, base + (from + 1) * blockBytes);
+      };
+      copy(blocks.k, d.headDim * bytes);
+      copy(blocks.v, d.valueDim * bytes);
+      if (blocks.ks) { copy(blocks.ks, 4); copy(blocks.vs, 4); }
+    },
     dispose: () => {
       if (!live) return;
       live = false;
-      arena.free(k);
-      arena.free(v);
+      held.forEach((p) => arena.free(p));
     },
   }, alive);
-  pools.set(pool, { arena, k, v });
+  pools.set(pool, blocks);
   return pool;
 }

@@ -34,16 +34,26 @@ export interface Kernels {
   tanh_f32(out: number, x: number, n: number): void;
   weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number, rowStart: number, rowEnd: number): void;
   rotary_f32(out: number, x: number, n: number, d: number, rot: number, interleaved: number, cos: number, sin: number, tableRow: number, xStride: number, outStride: number): void;
-  paged_attention_f32(
-    out: number, scratch: number, q: number, kPool: number, vPool: number, tables: number, rowInfo: number,
-    hq: number, hkv: number, e: number, ev: number, bs: number, scale: number, softcap: number, causal: number, left: number, right: number,
-    alibi: number, sinks: number, maxLength: number, unitStart: number, unitEnd: number,
-  ): void;
+  paged_attention_f32: PagedAttentionKernel;
+  paged_attention_f16: PagedAttentionKernel;
+  paged_attention_i8: PagedAttentionKernel;
+  kv_store_f32: KVStoreKernel; kv_store_f16: KVStoreKernel; kv_store_i8: KVStoreKernel;
+  kv_load_f32: KVLoadKernel; kv_load_f16: KVLoadKernel; kv_load_i8: KVLoadKernel;
   paged_scratch_f32(maxLength: number, ev: number, group: number): number;
   rms_norm_rows_f32(x: number, n: number, d: number, w: number, eps: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
 }
+
+/** assembly/kernels/pagedAttention.ts, one export per storage format. */
+type PagedAttentionKernel = (
+  out: number, scratch: number, q: number, kPool: number, vPool: number, kScales: number, vScales: number, tables: number, rowInfo: number,
+  hq: number, hkv: number, e: number, ev: number, bs: number, scale: number, softcap: number, causal: number, left: number, right: number,
+  alibi: number, sinks: number, maxLength: number, unitStart: number, unitEnd: number,
+) => void;
+/** assembly/kernels/kvStore.ts: rows into a pool's format, and back. */
+type KVStoreKernel = (pool: number, scales: number, src: number, n: number, h: number, d: number, slots: number, bs: number) => void;
+type KVLoadKernel = (dst: number, pool: number, scales: number, n: number, h: number, d: number, slots: number, bs: number) => void;
 
 /** Where the .wasm comes from: a URL or path, its bytes, or a compiled module. */
 export type WasmSource = URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;

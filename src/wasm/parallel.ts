@@ -20,6 +20,7 @@ import { instantiateKernels, type Kernels } from './loader.js';
 export const PARALLEL_KERNELS = [
   'gemm_f32', 'softmax_rows_f32', 'attention_f32', 'flash_attention_f32',
   'kernel_regression_f32', 'additive_scores_f32', 'weighted_rows_f32', 'rotary_f32', 'paged_attention_f32', 'rms_norm_rows_f32',
+  'paged_attention_f16', 'paged_attention_i8',
 ] as const;
 export type ParallelKernel = typeof PARALLEL_KERNELS[number];
 
