@@ -48,6 +48,16 @@ export function softmaxCase(rows, n) {
   };
 }
 
+/** maskedSoftmax over [B, L, n] with one valid length per row, spread over [n/2, n] (every SIMD tail). */
+export function maskedSoftmaxCase(B, L, n) {
+  return {
+    op: 'masked softmax', shape: `[${B}, ${L}, ${n}]`, bytes: 2 * 4 * B * L * n,
+    params: { B, L, n },
+    inputs: () => ({ x: random([B, L, n], 3), lens: Array.from({ length: B * L }, (_, r) => n - ((r * 37) % (n / 2 + 1))) }),
+    qkv: (e, { x, lens }) => e.maskedSoftmax(x, lens),
+  };
+}
+
 /**
  * Scaled dot-product attention on [B, H, L, d]; FLOPs 4·B·H·Lq·Lk·d, halved when causal (the work that must be done).
  * With `subnormal`, q and v are subnormal: so are the scores and every product and sum of weights · v.
@@ -60,6 +70,16 @@ export function attentionCase(label, { B = 1, H = 8, Lq, Lk = Lq, d = 64, causal
     params: { B, H, Lq, Lk, d, causal },
     inputs: () => ({ q: maybe(random([B, H, Lq, d], 4)), k: random([B, H, Lk, d], 5), v: maybe(random([B, H, Lk, d], 6)) }),
     qkv: (e, { q, k, v }) => e.scaledDotProductAttention(q, k, v, { causal }).output,
+  };
+}
+
+/** Attention that also returns its softmax weights [B, H, L, L] (the row kernel); qkv only. */
+export function attentionWeightsCase(L, { B = 1, H = 8, d = 64 } = {}) {
+  return {
+    op: 'attention with weights', shape: `L=${L} (B=${B} H=${H} d=${d})`, flops: 4 * B * H * L * L * d,
+    params: { B, H, L, d },
+    inputs: () => ({ q: random([B, H, L, d], 4), k: random([B, H, L, d], 5), v: random([B, H, L, d], 6) }),
+    qkv: (e, { q, k, v }) => e.scaledDotProductAttention(q, k, v, { returnWeights: true }).weights,
   };
 }
 
@@ -84,7 +104,9 @@ export function kernelRegressionCase(n, m) {
 
 /** What the work column counts, printed under each family's table. */
 export const familyNotes = {
-  softmax: 'GB/s: one float32 read and one write of the input',
+  softmax: 'GB/s: one float32 read and one write of the input. Where the time goes (node bench/softmax-breakdown.js): a stateless call is the copy in, the kernel, the copy out, and the first touch of the fresh output array, which for 32 MiB costs from 2 ms to over 100 ms depending on whether its pages are already backed: every peer pays it too',
+  'masked softmax': 'GB/s: one float32 read and one write of the input; valid lengths spread over [n/2, n]',
+  'attention with weights': 'GFLOP/s from 4*B*H*L^2*d FLOPs; the [B, H, L, L] weights are returned too',
   attention: 'GFLOP/s from 4*B*H*Lq*Lk*d FLOPs, halved when causal: the work that must be done',
   'multi-head attention': 'GFLOP/s from B*(8*L*E^2 + 4*L^2*E) FLOPs: four projections and the attention',
 };
@@ -94,11 +116,13 @@ export function benchCases({ full = false } = {}) {
   return [
     ...(full ? [64, 128, 256, 512, 1024] : [128, 256, 512, 1024]).map((n) => matmulCase(n)),
     matmulCase(256, 256, 256, { subnormal: true }),
-    ...(full ? [[1024, 1024], [8192, 1024]] : [[8192, 1024]]).map(([rows, n]) => softmaxCase(rows, n)),
+    ...(full ? [[1024, 1024], [8192, 1024], [65536, 128]] : [[8192, 1024], [65536, 128]]).map(([rows, n]) => softmaxCase(rows, n)),
+    maskedSoftmaxCase(8, 1024, 1024),
     ...[128, 512, 1024, 2048].map((L) => attentionCase(`L=${L}`, { Lq: L })),
     attentionCase('L=512', { Lq: 512, subnormal: true }),
     attentionCase('causal L=1024', { Lq: 1024, causal: true }),
     attentionCase('decode Lq=1 Lk=2048', { Lq: 1, Lk: 2048 }),
+    attentionWeightsCase(512),
     multiHeadCase({ B: 8, L: 128, E: 512, H: 8 }),
     kernelRegressionCase(1000, 10000),
   ];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { tensor, type Engine, type Tensor } from '../src/index.js';
-import { engines, expectClose, random, rows, TAIL_SIZES } from './support.js';
+import { engines, expectClose, random, rows, TAIL_SIZES, wasmEngine } from './support.js';
 
 /** Float64 oracle of softmax over the first len entries of each row, zeros after. */
 function oracle(x: Tensor, lens?: number[]): Tensor {
@@ -53,6 +53,104 @@ describe.each(all.map((e) => [e.name, e] as const))('softmax on %s', (_, engine:
   it('handles zero sizes', () => {
     expect(engine.softmax(tensor([], [0, 4])).shape).toEqual([0, 4]);
     expect(engine.softmax(tensor([], [3, 0])).shape).toEqual([3, 0]);
+  });
+
+  it.each([128, 1000, 1024, 8192, 8193, 16399])('rows of length %i (short and long, SIMD tails), scores up to ±30', (n) => {
+    const x = random([3, n], n + 1, 30);
+    expectClose(engine.softmax(x), oracle(x), `n=${n}`);
+  });
+
+  it('keeps rows apart: -Infinity, NaN, +Infinity and ±1e4 rows between ordinary ones, in body and tail', () => {
+    // the wasm kernel takes each row's max while it computes the previous row's exp
+    for (const n of [17, 64, 133]) {
+      const special = [
+        () => -Infinity, // all masked: zeros
+        (j: number) => (j === n - 1 ? NaN : -Infinity), // NaN in the scalar tail or the SIMD body: NaN
+        (j: number) => (j === 5 ? Infinity : 0), // +Infinity: NaN, as in the reference
+        (j: number) => (j % 3 === 0 ? 1e4 : j % 3 === 1 ? -1e4 : 1e4 - 0.5), // large scores, close together
+        (j: number) => (j === n - 1 ? 3 : -1e30), // the max in the tail
+      ];
+      const plain = random([1, n], n, 4).data;
+      const data = new Float32Array(2 * special.length * n);
+      special.forEach((f, i) => {
+        data.set(plain, 2 * i * n);
+        for (let j = 0; j < n; j++) data[(2 * i + 1) * n + j] = f(j);
+      });
+      const x = tensor(data, [2 * special.length, n]);
+      const y = rows(engine.softmax(x));
+      const want = rows(oracle(x));
+      for (let r = 0; r < y.length; r++) {
+        if (r === 1) expect(y[r]).toEqual(new Array(n).fill(0));
+        else if (r === 3 || r === 5) expect(y[r].every(Number.isNaN), `n=${n}, row ${r}`).toBe(true);
+        else expectClose(tensor(y[r], [n]), tensor(want[r], [n]), `n=${n}, row ${r}`);
+      }
+    }
+  });
+});
+
+describe('softmax on wasm with plain arrays larger than its blocks', async () => {
+  const engine = await wasmEngine();
+  // 70 rows of 1100 floats: 308 KB, more than the wrapper's 256 KiB blocks (59 rows, then 11)
+  const shape = [70, 1100];
+  const data = random(shape, 11, 6).data;
+
+  it('gives the same as a plain evaluation, masked rows too', () => {
+    expectClose(engine.softmax(tensor(data, shape)), oracle(tensor(data, shape)));
+    const lens = Array.from({ length: 70 }, (_, r) => (r * 97) % 1101);
+    expectClose(engine.maskedSoftmax(tensor(data, [1, ...shape]), lens), oracle(tensor(data, [1, ...shape]), lens));
+  });
+
+  it('writes into out = x, and into an out that overlaps x shifted by one row', () => {
+    const x = tensor(Float32Array.from(data), shape);
+    expect(engine.softmax(x, { out: x })).toBe(x);
+    expectClose(x, oracle(tensor(data, shape)));
+    const both = new Float32Array(71 * 1100);
+    both.set(data);
+    const from = { data: both.subarray(0, 70 * 1100), shape }, to = { data: both.subarray(1100), shape };
+    engine.softmax(from, { out: to });
+    expectClose(to, oracle(tensor(data, shape)));
+  });
+});
+
+describe('softmax on wasm with engine tensors', async () => {
+  const engine = await wasmEngine();
+  const n = 67, shape = [5, n];
+
+  it('reads x in place and writes into out directly, leaving x as it was', () => {
+    const x = engine.tensor(shape), out = engine.tensor(shape);
+    x.data.set(random(shape, 3, 3).data);
+    const before = Float32Array.from(x.data);
+    const y = engine.softmax(x, { out });
+    expect(y).toBe(out);
+    expect(Array.from(x.data)).toEqual(Array.from(before));
+    expectClose(out, oracle(tensor(before, shape)));
+    x.dispose(); out.dispose();
+  });
+
+  it('computes in place when out is x, and through a copy when out overlaps x otherwise', () => {
+    const x = engine.tensor(shape);
+    const data = random(shape, 4, 3).data;
+    x.data.set(data);
+    engine.softmax(x, { out: x });
+    expectClose(x, oracle(tensor(data, shape)));
+    // out shifted by one row over the same memory: the kernel must not read what it has written
+    const big = engine.tensor([6, n]);
+    big.data.set(data, 0);
+    const shifted = { data: big.data.subarray(n), shape };
+    const from = { data: big.data.subarray(0, 5 * n), shape };
+    engine.softmax(from, { out: shifted });
+    expectClose(shifted, oracle(tensor(data, shape)));
+    x.dispose(); big.dispose();
+  });
+
+  it('masks rows of an engine tensor into a plain out', () => {
+    const x = engine.tensor([1, 5, n]);
+    x.data.set(random(shape, 5, 3).data);
+    const lens = [0, 1, 66, 67, 16];
+    const out = tensor(new Float32Array(5 * n), [1, 5, n]);
+    expect(engine.maskedSoftmax(x, lens, { out })).toBe(out);
+    expectClose(out, oracle(tensor(Float32Array.from(x.data), [1, 5, n]), lens));
+    x.dispose();
   });
 });
 

@@ -35,6 +35,14 @@ const cases: Record<string, (e: Engine) => Record<string, Tensor | undefined>> =
     softmax: e.softmax(random([513, 700], 7, 5)),
     masked: e.maskedSoftmax(random([3, 171, 700], 8, 5), Array.from({ length: 513 }, (_, i) => (i * 37) % 701)),
   }),
+  'softmax from an engine tensor into one, long rows': (e) => {
+    const shape = [37, 8193], x = e.tensor(shape), out = e.tensor(shape);
+    x.data.set(random(shape, 25, 20).data);
+    e.softmax(x, { out });
+    const result = { data: Float32Array.from(out.data), shape };
+    x.dispose(); out.dispose();
+    return { result };
+  },
   'fused attention, grouped heads, causal, mask, softcap': (e) => ({
     plain: e.scaledDotProductAttention(q, k, v).output,
     causal: e.scaledDotProductAttention(q, k, v, { causal: 'bottom-right', validLens: [100, 130] }).output,

@@ -1,6 +1,6 @@
 // Row primitives shared by the kernels: dot product, weighted accumulation, softmax over a range.
 // Pointers are byte addresses of f32 arrays; lengths count elements.
-import { expNonPositive4 } from './exp';
+import { expSoftmax4 } from './exp';
 import { hmax4, hsum4, madd4 } from './simd';
 
 /** sum_t a[t] · b[t] over n elements: four independent accumulators, then a 4-wide loop, then a scalar tail. */
@@ -147,9 +147,14 @@ import { hmax4, hsum4, madd4 } from './simd';
 @inline export function scale(x: usize, alpha: f32, n: i32): void {
   const va = f32x4.splat(alpha);
   let t = 0;
+  for (; t + 16 <= n; t += 16) {
+    const o = x + (<usize>t << 2);
+    v128.store(o, f32x4.mul(v128.load(o), va)); v128.store(o, f32x4.mul(v128.load(o, 16), va), 16);
+    v128.store(o, f32x4.mul(v128.load(o, 32), va), 32); v128.store(o, f32x4.mul(v128.load(o, 48), va), 48);
+  }
   for (; t + 4 <= n; t += 4) {
-    const o = <usize>t << 2;
-    v128.store(x + o, f32x4.mul(v128.load(x + o), va));
+    const o = x + (<usize>t << 2);
+    v128.store(o, f32x4.mul(v128.load(o), va));
   }
   for (; t < n; t++) store<f32>(x + (<usize>t << 2), load<f32>(x + (<usize>t << 2)) * alpha);
 }
@@ -157,75 +162,115 @@ import { hmax4, hsum4, madd4 } from './simd';
 /** Max over n elements (NaN lanes may be skipped; the sum of exps that follows carries NaN). */
 // @ts-ignore: decorator
 @inline export function rowMax(x: usize, n: i32): f32 {
-  let m0 = f32x4.splat(-Infinity), m1 = f32x4.splat(-Infinity);
+  let m0 = f32x4.splat(-Infinity), m1 = m0, m2 = m0, m3 = m0;
   let t = 0;
-  for (; t + 8 <= n; t += 8) {
-    const o = <usize>t << 2;
-    m0 = f32x4.pmax(m0, v128.load(x + o));
-    m1 = f32x4.pmax(m1, v128.load(x + o, 16));
+  for (; t + 16 <= n; t += 16) {
+    const o = x + (<usize>t << 2);
+    m0 = f32x4.pmax(m0, v128.load(o)); m1 = f32x4.pmax(m1, v128.load(o, 16));
+    m2 = f32x4.pmax(m2, v128.load(o, 32)); m3 = f32x4.pmax(m3, v128.load(o, 48));
   }
   for (; t + 4 <= n; t += 4) m0 = f32x4.pmax(m0, v128.load(x + (<usize>t << 2)));
-  let m = hmax4(f32x4.pmax(m0, m1));
+  let m = hmax4(f32x4.pmax(f32x4.pmax(m0, m1), f32x4.pmax(m2, m3)));
   for (; t < n; t++) m = max<f32>(m, load<f32>(x + (<usize>t << 2)));
   return m;
 }
 
+/** The second result of expShiftSum: the max of its y (module state, one per instance and thread). */
+export let nextRowMax: f32 = -Infinity;
+
 /**
- * In place over n elements: x[t] = exp(x[t] - m). Returns the sum. NaN anywhere (or m = +Infinity)
- * makes the sum NaN, so that the whole row comes out NaN after normalizing.
+ * out[t] = exp(x[t] - m) over n elements (out may equal x). Returns the sum. NaN anywhere (or
+ * m = +Infinity) makes the sum NaN, so that the whole row comes out NaN after normalizing.
+ * see: XNNPACK's f32-raddstoreexpminusmax (exp, store and sum in one pass)
+ *
+ * On the side, for the softmax kernel's pipeline over rows (ny = nz = 0 for a lone row): the max of
+ * the next row y[0 .. ny) (as rowMax) goes to nextRowMax, and the previous row's output z[0 .. nz)
+ * is scaled by alpha, so that the next row's loads from memory and the previous row's scale (in
+ * cache) overlap this row's exp arithmetic. The exp sum is accumulated in the same order whatever
+ * y and z are, so a row's result does not depend on its neighbours, nor on how threads split rows.
  */
 // @ts-ignore: decorator
-@inline export function expShiftSum(x: usize, m: f32, n: i32): f32 {
+@inline export function expShiftSum(out: usize, x: usize, m: f32, n: i32, y: usize, ny: i32, z: usize, nz: i32, alpha: f32): f32 {
+  // one sum and one max accumulator, each step's four vectors added (maxed) pairwise first: with
+  // the polynomial's constants, more live v128 values than x64's 16 registers spill in V8
   const vm = f32x4.splat(m);
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+  let sum = f32x4.splat(0), mx = f32x4.splat(-Infinity);
+  const both = min(n, ny) & ~15, zs = min(n, nz) & ~15;
+  const va = f32x4.splat(alpha);
   let t = 0;
   // four independent exp chains per step: the polynomial is a long dependent chain
   for (; t + 16 <= n; t += 16) {
-    const o = <usize>t << 2;
-    const e0 = expNonPositive4(f32x4.sub(v128.load(x + o), vm));
-    const e1 = expNonPositive4(f32x4.sub(v128.load(x + o, 16), vm));
-    const e2 = expNonPositive4(f32x4.sub(v128.load(x + o, 32), vm));
-    const e3 = expNonPositive4(f32x4.sub(v128.load(x + o, 48), vm));
-    v128.store(x + o, e0); v128.store(x + o, e1, 16); v128.store(x + o, e2, 32); v128.store(x + o, e3, 48);
-    s0 = f32x4.add(s0, f32x4.add(e0, e1));
-    s1 = f32x4.add(s1, f32x4.add(e2, e3));
+    if (t < both) {
+      const j = y + (<usize>t << 2);
+      mx = f32x4.pmax(mx, f32x4.pmax(f32x4.pmax(v128.load(j), v128.load(j, 16)), f32x4.pmax(v128.load(j, 32), v128.load(j, 48))));
+    }
+    if (t < zs) {
+      const k = z + (<usize>t << 2);
+      v128.store(k, f32x4.mul(v128.load(k), va)); v128.store(k, f32x4.mul(v128.load(k, 16), va), 16);
+      v128.store(k, f32x4.mul(v128.load(k, 32), va), 32); v128.store(k, f32x4.mul(v128.load(k, 48), va), 48);
+    }
+    const i = x + (<usize>t << 2), o = out + (<usize>t << 2);
+    const e0 = expSoftmax4(f32x4.sub(v128.load(i), vm));
+    const e1 = expSoftmax4(f32x4.sub(v128.load(i, 16), vm));
+    const e2 = expSoftmax4(f32x4.sub(v128.load(i, 32), vm));
+    const e3 = expSoftmax4(f32x4.sub(v128.load(i, 48), vm));
+    v128.store(o, e0); v128.store(o, e1, 16); v128.store(o, e2, 32); v128.store(o, e3, 48);
+    sum = f32x4.add(sum, f32x4.add(f32x4.add(e0, e1), f32x4.add(e2, e3)));
   }
   for (; t + 4 <= n; t += 4) {
-    const o = <usize>t << 2;
-    const e0 = expNonPositive4(f32x4.sub(v128.load(x + o), vm));
-    v128.store(x + o, e0);
-    s0 = f32x4.add(s0, e0);
+    const e0 = expSoftmax4(f32x4.sub(v128.load(x + (<usize>t << 2)), vm));
+    v128.store(out + (<usize>t << 2), e0);
+    sum = f32x4.add(sum, e0);
   }
-  let s = hsum4(f32x4.add(s0, s1));
+  let s = hsum4(sum);
   for (; t < n; t++) {
-    const o = <usize>t << 2;
-    const e = f32x4.extract_lane(expNonPositive4(f32x4.splat(load<f32>(x + o) - m)), 0);
-    store<f32>(x + o, e);
+    const e = f32x4.extract_lane(expSoftmax4(f32x4.splat(load<f32>(x + (<usize>t << 2)) - m)), 0);
+    store<f32>(out + (<usize>t << 2), e);
     s += e;
+  }
+  if (nz > zs) scale(z + (<usize>zs << 2), alpha, nz - zs);
+  if (ny > 0) {
+    // the rest of y, as rowMax
+    let u = both;
+    for (; u + 16 <= ny; u += 16) {
+      const j = y + (<usize>u << 2);
+      mx = f32x4.pmax(mx, f32x4.pmax(f32x4.pmax(v128.load(j), v128.load(j, 16)), f32x4.pmax(v128.load(j, 32), v128.load(j, 48))));
+    }
+    for (; u + 4 <= ny; u += 4) mx = f32x4.pmax(mx, v128.load(y + (<usize>u << 2)));
+    let mm = hmax4(mx);
+    for (; u < ny; u++) mm = max<f32>(mm, load<f32>(y + (<usize>u << 2)));
+    nextRowMax = mm;
   }
   return s;
 }
 
 /**
- * Softmax in place over x[0 .. n). Returns false (and leaves x untouched) when the max is -Infinity,
- * i.e. no entry is allowed: the caller writes zeros. A row of only NaN and -Infinity becomes NaN.
+ * out[0 .. n) = softmax(x[0 .. n)) in two passes over x: the max; then exp, store and sum fused;
+ * then a scale of out while it is still in cache. out may equal x. Returns false (and writes
+ * nothing) when the max is -Infinity, i.e. no entry is allowed: the caller writes zeros. A row of
+ * only NaN and -Infinity becomes NaN.
  */
 // @ts-ignore: decorator
-@inline export function softmaxInPlace(x: usize, n: i32): bool {
+@inline export function softmaxRow(out: usize, x: usize, n: i32): bool {
   const m = rowMax(x, n);
   if (m == -Infinity) {
     // rowMax may skip NaN lanes; rare path, so a plain scan
     for (let t = 0; t < n; t++) {
       if (isNaN(load<f32>(x + (<usize>t << 2)))) {
-        for (let u = 0; u < n; u++) store<f32>(x + (<usize>u << 2), NaN);
+        for (let u = 0; u < n; u++) store<f32>(out + (<usize>u << 2), NaN);
         return true;
       }
     }
     return false;
   }
-  const s = expShiftSum(x, m, n);
-  scale(x, 1.0 / s, n);
+  scale(out, 1.0 / expShiftSum(out, x, m, n, 0, 0, 0, 0, 1), n);
   return true;
+}
+
+/** Softmax in place over x[0 .. n); see softmaxRow. */
+// @ts-ignore: decorator
+@inline export function softmaxInPlace(x: usize, n: i32): bool {
+  return softmaxRow(x, x, n);
 }
 
 /** x[0 .. n) = 0. */

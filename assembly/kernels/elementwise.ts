@@ -1,6 +1,6 @@
 // Elementwise exp and tanh over arrays, by the same approximations the softmax and softcap use;
 // exported so that their error bounds are tested directly (test/exp.test.ts).
-import { exp1, exp2NonPositive4, exp4, expNonPositive4, tanh1, tanh4 } from '../inline/exp';
+import { exp1, exp2NonPositive4, exp4, expSoftmax4, tanh1, tanh4 } from '../inline/exp';
 
 /** out[t] = e^x[t] over n f32 elements (out may equal x). */
 export function exp_f32(out: usize, x: usize, n: i32): void {
@@ -16,11 +16,11 @@ export function tanh_f32(out: usize, x: usize, n: i32): void {
   for (; t < n; t++) store<f32>(out + (<usize>t << 2), tanh1(load<f32>(x + (<usize>t << 2))));
 }
 
-/** out[t] = e^x[t] over n f32 elements, x <= 0 (the softmax variant; out may equal x). */
-export function exp_nonpositive_f32(out: usize, x: usize, n: i32): void {
+/** out[t] = e^x[t] over n f32 elements, x <= 0 (softmax's variant; out may equal x). */
+export function exp_softmax_f32(out: usize, x: usize, n: i32): void {
   let t = 0;
-  for (; t + 4 <= n; t += 4) v128.store(out + (<usize>t << 2), expNonPositive4(v128.load(x + (<usize>t << 2))));
-  for (; t < n; t++) store<f32>(out + (<usize>t << 2), f32x4.extract_lane(expNonPositive4(f32x4.splat(load<f32>(x + (<usize>t << 2)))), 0));
+  for (; t + 4 <= n; t += 4) v128.store(out + (<usize>t << 2), expSoftmax4(v128.load(x + (<usize>t << 2))));
+  for (; t < n; t++) store<f32>(out + (<usize>t << 2), f32x4.extract_lane(expSoftmax4(f32x4.splat(load<f32>(x + (<usize>t << 2)))), 0));
 }
 
 /** out[t] = 2^x[t] over n f32 elements, x <= 0 (the fused attention's variant; out may equal x). */

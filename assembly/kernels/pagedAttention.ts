@@ -129,7 +129,7 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
     if (!hasSink) return 1;
   }
   m = max<f32>(m, sink);
-  let sum = expShiftSum(s, m, n);
+  let sum = expShiftSum(s, s, m, n, 0, 0, 0, 0, 1);
   if (hasSink) sum += exp1(sink - m);
   scale(s, 1.0 / sum, n);
   return 0;

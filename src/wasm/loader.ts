@@ -29,7 +29,7 @@ export interface Kernels {
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
   additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number, rowStart: number, rowEnd: number): void;
   exp_f32(out: number, x: number, n: number): void;
-  exp_nonpositive_f32(out: number, x: number, n: number): void;
+  exp_softmax_f32(out: number, x: number, n: number): void;
   exp2_nonpositive_f32(out: number, x: number, n: number): void;
   tanh_f32(out: number, x: number, n: number): void;
   weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number, rowStart: number, rowEnd: number): void;

@@ -195,19 +195,42 @@ export class Arena {
 
   /**
    * The `count` floats at `ptr` as a result of shape `shape`: copied into `out` (any tensor of that
-   * shape, engine tensors included, checked by checkOut) when given, else into a fresh tensor the caller owns.
+   * shape, engine tensors included, checked by checkOut) when given, unless they are already there
+   * (see outputAt), else into a fresh tensor the caller owns.
    */
   result(ptr: number, count: number, shape: readonly number[], out?: Out): Tensor {
     if (!out) return fromData(this.read(ptr, count), shape);
     const c = out.checked;
-    const buffer = c.data.buffer;
-    if (buffer === this.memory.buffer || this.formerBuffers.has(buffer)) {
+    if (this.inMemory(c)) {
       // an engine tensor: its view may have been detached by growth, its address has not moved
-      new Float32Array(this.memory.buffer).copyWithin(c.byteOffset >> 2, ptr >> 2, (ptr >> 2) + count);
+      if (c.byteOffset !== ptr) new Float32Array(this.memory.buffer).copyWithin(c.byteOffset >> 2, ptr >> 2, (ptr >> 2) + count);
     } else {
       c.data.set(this.f32(ptr, count));
     }
     return out.tensor;
+  }
+
+  /**
+   * Where a kernel may write its result straight into `out`: the address of out's elements when out
+   * is an engine tensor (checked by checkOut) that `input` does not partly overlap (it may be out
+   * itself); else 0: the kernel writes into a block of its own and `result` copies.
+   */
+  outputAt(out: Out | undefined, input: Checked<Float32Array | Uint8Array>): number {
+    if (!out || !this.inMemory(out.checked) || this.overlapsPartly(out.checked, input)) return 0;
+    return out.checked.byteOffset;
+  }
+
+  /** Whether a and b share bytes without being the same region (engine memory or JavaScript's). */
+  overlapsPartly(a: Checked<Float32Array | Uint8Array>, b: Checked<Float32Array | Uint8Array>): boolean {
+    const inA = this.inMemory(a);
+    if (inA !== this.inMemory(b) || (!inA && a.data.buffer !== b.data.buffer)) return false;
+    const a0 = a.byteOffset, a1 = a0 + byteSize(a), b0 = b.byteOffset, b1 = b0 + byteSize(b);
+    return a0 < b1 && b0 < a1 && (a0 !== b0 || a1 !== b1);
+  }
+
+  /** Whether c's data lies in this memory (now or before it grew); resident also checks its block. */
+  private inMemory(c: Checked<Float32Array | Uint8Array>): boolean {
+    return c.data.buffer === this.memory.buffer || this.formerBuffers.has(c.data.buffer);
   }
 
   /** Copies input `c` in (for kernels that work in place) and returns the copy's address. */

@@ -1,0 +1,56 @@
+// Before and after in one process: `node bench/ab.js DIR [--filter REGEX] [--runs N]` times this
+// checkout's engine against the qkv build in DIR (a copy of another checkout's package.json, dist/
+// and build/, with node_modules/@assemblyscript linked), case by case from cases.js, the two calls
+// interleaved so that a busy machine disturbs both alike. Softmax also runs from an engine tensor
+// into one (options.out). Take the bench lock.
+import { createEngine } from 'qkv';
+import { benchCases, random } from './cases.js';
+import { value } from './args.js';
+
+const dir = process.argv[2];
+if (!dir || dir.startsWith('--')) throw new Error('usage: node bench/ab.js DIR [--filter REGEX] [--runs N]');
+const filter = value('--filter') ? new RegExp(value('--filter')) : null;
+const RUNS = Number(value('--runs') ?? 15);
+const base = await import(new URL(`file://${dir.replace(/\/$/, '')}/dist/bundle/qkv.js`).href);
+const engines = { before: await base.createEngine(), after: await createEngine() };
+let sink = 0;
+
+/** Median and min ms of each function, called in turn RUNS times after 3 warm-up rounds. */
+function interleaved(fs) {
+  const ts = fs.map(() => []);
+  for (let i = 0; i < RUNS + 3; i++) {
+    fs.forEach((f, j) => {
+      const t0 = performance.now();
+      sink += f()[0] ?? 0;
+      if (i >= 3) ts[j].push(performance.now() - t0);
+    });
+  }
+  return ts.map((t) => { t.sort((a, b) => a - b); return { median: t[t.length >> 1], min: t[0] }; });
+}
+
+/** Softmax from an engine tensor into one, per engine. */
+function engineTensorCase(rows, n) {
+  return {
+    op: 'softmax engine tensors', shape: `[${rows}, ${n}]`,
+    setup: (e) => {
+      const x = e.tensor([rows, n]), out = e.tensor([rows, n]);
+      x.data.set(random([rows, n], 3).data);
+      return () => e.softmax(x, { out }).data;
+    },
+  };
+}
+
+const cases = [
+  ...benchCases().map((c) => ({ op: c.op, shape: c.shape, setup: (e, inputs) => () => c.qkv(e, inputs).data, inputs: c.inputs })),
+  engineTensorCase(8192, 1024), engineTensorCase(65536, 128),
+].filter((c) => !filter || filter.test(`${c.op} ${c.shape}`));
+console.log(`before: ${dir}; after: this checkout; median (min) ms of ${RUNS} interleaved calls`);
+for (const c of cases) {
+  const inputs = c.inputs?.();
+  const [before, after] = interleaved([c.setup(engines.before, inputs), c.setup(engines.after, inputs)]);
+  const f = (r) => `${r.median.toFixed(2)} (${r.min.toFixed(2)})`;
+  console.log(`  ${`${c.op} ${c.shape}`.padEnd(52)} before ${f(before).padStart(16)}  after ${f(after).padStart(16)}  ${(before.median / after.median).toFixed(2)}x`);
+}
+engines.before.dispose();
+engines.after.dispose();
+if (Number.isNaN(sink)) console.log('(a result was NaN)');
