@@ -2,6 +2,7 @@
 export { heap_base } from './memory';
 export { RELAXED_SIMD } from './build';
 export { gemm_f32, gemm_scratch_f32 } from './kernels/matmul';
+export { gemv_f32 } from './kernels/gemv';
 export { softmax_rows_f32 } from './kernels/softmax';
 export {
   attention_f32, CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE,
