@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { reference, tensor, type Engine, type Tensor } from '../src/index.js';
 import { SKINNY_ROWS, SKINNY_ROWS_TRANSPOSED } from '../src/wasm/gemv.js';
+import { chooseBuild, compileKernels, defaultWasmUrl, instantiateKernels } from '../src/wasm/loader.js';
+import { PANEL } from '../src/wasm/packed.js';
 import { expectClose, random, TAIL_SIZES, wasmEngine } from './support.js';
 
 const engine: Engine = await wasmEngine();
@@ -90,5 +92,13 @@ describe('skinny matmul', () => {
     const a = random([2, 1, 600], 12), b = random([2, 600, 500], 13), bt = random([2, 500, 600], 14);
     expectClose(engine.matmul(a, b), reference.matmul(a, b), 'plain');
     expectClose(engine.matmul(a, bt, { transposeB: true }), reference.matmul(a, bt, { transposeB: true }), 'transposed');
+  });
+});
+
+describe('packed weights', () => {
+  it('the panel width of src/wasm/packed.ts matches the kernel', async () => {
+    const k = instantiateKernels(await compileKernels(defaultWasmUrl(chooseBuild('simd'), false)));
+    expect(k.gemm_packed_size_f32(1, 1)).toBe(PANEL);
+    expect(k.gemm_packed_size_f32(PANEL + 1, 3)).toBe(3 * 2 * PANEL);
   });
 });

@@ -43,6 +43,14 @@ const cases: Record<string, (e: Engine) => Record<string, Tensor | undefined>> =
       streamedT: e.matmul(random([2, 1100], 32), bt, { transposeB: true }),
     };
   },
+  'prepared layer (packed weights): one token, and rows split': (e) => {
+    const E = 304, params = { numHeads: 8, inProjWeight: random([3 * E, E], 33, 0.05), outProjWeight: random([E, E], 34, 0.05) };
+    const layer = e.createMultiHeadAttention(params);
+    const one = random([1, 1, E], 35), many = random([2, 40, E], 36);
+    const r = { token: layer.forward(one, one, one).output, rows: layer.forward(many, many, many).output };
+    layer.dispose();
+    return r;
+  },
   'softmax and maskedSoftmax': (e) => ({
     softmax: e.softmax(random([513, 700], 7, 5)),
     masked: e.maskedSoftmax(random([3, 171, 700], 8, 5), Array.from({ length: 513 }, (_, i) => (i * 37) % 701)),
