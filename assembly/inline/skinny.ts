@@ -15,32 +15,34 @@
 // its call covers, so that splitting N across threads changes no bit.
 import { hsum4, madd4 } from './simd';
 
+/** Four lanes at p, or (`whole` false) one in lane 0 and zeros: the same arithmetic either way. */
+// @ts-ignore: decorator
+@inline function lanes(p: usize, whole: bool): v128 {
+  return whole ? v128.load(p) : v128.load32_zero(p);
+}
+
+/** C[o] + sum over g < 8 of s_g · B[g, o]: even rows in one chain, odd rows in another. */
+// @ts-ignore: decorator
+@inline function rows8(c: v128, s0: v128, s1: v128, s2: v128, s3: v128, s4: v128, s5: v128, s6: v128, s7: v128, r0: usize, ldb: usize, whole: bool): v128 {
+  let x = madd4(s0, lanes(r0, whole), c);
+  let y = f32x4.mul(s1, lanes(r0 + ldb, whole));
+  x = madd4(s2, lanes(r0 + 2 * ldb, whole), x); y = madd4(s3, lanes(r0 + 3 * ldb, whole), y);
+  x = madd4(s4, lanes(r0 + 4 * ldb, whole), x); y = madd4(s5, lanes(r0 + 5 * ldb, whole), y);
+  x = madd4(s6, lanes(r0 + 6 * ldb, whole), x); y = madd4(s7, lanes(r0 + 7 * ldb, whole), y);
+  return f32x4.add(x, y);
+}
+
 /** C[0..w) += sum over g < 8 of a[g] · B[g, 0..w); B rows `ldb` bytes apart. */
 // @ts-ignore: decorator
 @inline export function axpy8(cp: usize, ap: usize, bp: usize, ldb: usize, w: i32): void {
   const s0 = v128.load32_splat(ap), s1 = v128.load32_splat(ap, 4), s2 = v128.load32_splat(ap, 8), s3 = v128.load32_splat(ap, 12);
   const s4 = v128.load32_splat(ap, 16), s5 = v128.load32_splat(ap, 20), s6 = v128.load32_splat(ap, 24), s7 = v128.load32_splat(ap, 28);
-  const r0 = bp, r1 = r0 + ldb, r2 = r1 + ldb, r3 = r2 + ldb, r4 = r3 + ldb, r5 = r4 + ldb, r6 = r5 + ldb, r7 = r6 + ldb;
   const end = <usize>(w & ~3) << 2;
   let o: usize = 0;
-  for (; o < end; o += 16) {
-    let x = madd4(s0, v128.load(r0 + o), v128.load(cp + o));
-    let y = f32x4.mul(s1, v128.load(r1 + o));
-    x = madd4(s2, v128.load(r2 + o), x); y = madd4(s3, v128.load(r3 + o), y);
-    x = madd4(s4, v128.load(r4 + o), x); y = madd4(s5, v128.load(r5 + o), y);
-    x = madd4(s6, v128.load(r6 + o), x); y = madd4(s7, v128.load(r7 + o), y);
-    v128.store(cp + o, f32x4.add(x, y));
-  }
+  for (; o < end; o += 16) v128.store(cp + o, rows8(v128.load(cp + o), s0, s1, s2, s3, s4, s5, s6, s7, bp + o, ldb, true));
   // the last w % 4 columns one at a time in lane 0, with the same instructions as the lanes above
   const tail = <usize>w << 2;
-  for (; o < tail; o += 4) {
-    let x = madd4(s0, v128.load32_zero(r0 + o), v128.load32_zero(cp + o));
-    let y = f32x4.mul(s1, v128.load32_zero(r1 + o));
-    x = madd4(s2, v128.load32_zero(r2 + o), x); y = madd4(s3, v128.load32_zero(r3 + o), y);
-    x = madd4(s4, v128.load32_zero(r4 + o), x); y = madd4(s5, v128.load32_zero(r5 + o), y);
-    x = madd4(s6, v128.load32_zero(r6 + o), x); y = madd4(s7, v128.load32_zero(r7 + o), y);
-    v128.store32_lane(cp + o, f32x4.add(x, y), 0);
-  }
+  for (; o < tail; o += 4) v128.store32_lane(cp + o, rows8(v128.load32_zero(cp + o), s0, s1, s2, s3, s4, s5, s6, s7, bp + o, ldb, false), 0);
 }
 
 /** C[0..w) += a[0] · B[0, 0..w): one row of B, for the last k % 8. */
