@@ -80,6 +80,28 @@ function packB(bp: usize, b: usize, n: i32, k: i32, k0: i32, kc: i32, transposeB
 }
 
 /**
+ * C row c0 (16 columns) = start + A row a0 · panel over kc: tile2x16's first row alone, with the
+ * same instructions per element (so a last odd row, or a decode step's only row, gives the same bits).
+ */
+// @ts-ignore: decorator
+@inline function tile1x16(c0: usize, a0: usize, panel: usize, kc: i32, accumulate: bool, bias: usize): void {
+  let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
+  if (accumulate) {
+    x0 = v128.load(c0); x1 = v128.load(c0, 16); x2 = v128.load(c0, 32); x3 = v128.load(c0, 48);
+  } else if (bias != 0) {
+    x0 = v128.load(bias); x1 = v128.load(bias, 16); x2 = v128.load(bias, 32); x3 = v128.load(bias, 48);
+  }
+  let bp = panel;
+  for (let p = 0; p < kc; p++) {
+    const u = v128.load32_splat(a0 + (<usize>p << 2));
+    x0 = madd4(u, v128.load(bp), x0); x1 = madd4(u, v128.load(bp, 16), x1);
+    x2 = madd4(u, v128.load(bp, 32), x2); x3 = madd4(u, v128.load(bp, 48), x3);
+    bp += NR * 4;
+  }
+  v128.store(c0, x0); v128.store(c0, x1, 16); v128.store(c0, x2, 32); v128.store(c0, x3, 48);
+}
+
+/**
  * One K-block of C[m, n] (+)= A[m, k0 .. k0 + kc) · the block's panels, which start at `panels0`
  * (panel jp at panels0 + jp·kc·16 floats). C rows are ldc floats apart, A rows lda.
  * `edge`: the 2×16 edge-tile buffer followed by 16 floats for a partial panel's bias.
@@ -100,17 +122,20 @@ function packB(bp: usize, b: usize, n: i32, k: i32, k0: i32, kc: i32, transposeB
     }
     for (let i = 0; i < m; i += 2) {
       const pair = i + 1 < m;
-      const a0 = a + <usize>i * ldab + (<usize>k0 << 2), a1 = pair ? a0 + ldab : a0;
+      const a0 = a + <usize>i * ldab + (<usize>k0 << 2), a1 = a0 + ldab;
       const c0 = c + <usize>i * ldcb + (<usize>j0 << 2), c1 = c0 + ldcb;
       if (nr == NR && pair) {
         tile2x16(c0, c1, a0, a1, panel, kc, accumulate, pbias);
+      } else if (nr == NR) {
+        tile1x16(c0, a0, panel, kc, accumulate, pbias);
       } else {
         // edge tile: through the buffer, then the valid part back
         if (accumulate) {
           for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>j << 2), load<f32>(c0 + (<usize>j << 2)));
           if (pair) for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>(NR + j) << 2), load<f32>(c1 + (<usize>j << 2)));
         }
-        tile2x16(edge, edge + NR * 4, a0, a1, panel, kc, accumulate, pbias);
+        if (pair) tile2x16(edge, edge + NR * 4, a0, a1, panel, kc, accumulate, pbias);
+        else tile1x16(edge, a0, panel, kc, accumulate, pbias);
         for (let j = 0; j < nr; j++) store<f32>(c0 + (<usize>j << 2), load<f32>(edge + (<usize>j << 2)));
         if (pair) for (let j = 0; j < nr; j++) store<f32>(c1 + (<usize>j << 2), load<f32>(edge + (<usize>(NR + j) << 2)));
       }
