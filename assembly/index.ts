@@ -10,4 +10,7 @@ export {
 export { flash_attention_f32, flash_scratch_f32 } from './kernels/flashAttention';
 export { kernel_regression_f32 } from './kernels/kernelRegression';
 export { additive_scores_f32, weighted_rows_f32 } from './kernels/additive';
+export { rotary_f32 } from './kernels/rotary';
+export { rms_norm_rows_f32 } from './kernels/norm';
+export { paged_attention_f32, paged_scratch_f32 } from './kernels/pagedAttention';
 export { exp_f32, exp_nonpositive_f32, exp2_nonpositive_f32, tanh_f32 } from './kernels/elementwise';

@@ -73,6 +73,25 @@ function interpolate(anchors: readonly string[]): Colormap {
 }
 
 /** Escapes text for XML content and attribute values; characters XML 1.0 forbids become U+FFFD. */
+/**
+ * A CSS colour as attentionHeatmap writes it into an attribute: #rgb…#rrggbbaa, a function such as
+ * rgb(…) or hsl(…) of numbers, or a name. No quote, '<' or '&' can pass, so no caller-controlled
+ * string becomes markup.
+ */
+const CSS_COLOR = /^(#[0-9a-f]{3,8}|[a-z]+\([0-9a-z.,%\s/+-]*\)|[a-z]+)$/i;
+
+/** A user's colormap whose every answer is checked to be a colour. */
+function checkedColors(colormap: (t: number) => unknown): (t: number) => string {
+  return (t) => {
+    const c = colormap(t);
+    if (typeof c !== 'string') throw new TypeError(`attentionHeatmap: options.colormap must return a CSS colour string, got ${c === null ? 'null' : typeof c}`);
+    if (!CSS_COLOR.test(c)) {
+      throw new RangeError(`attentionHeatmap: options.colormap returned ${JSON.stringify(c.slice(0, 40))}, which is not a CSS colour (#rrggbb, rgb(…), hsl(…) or a name)`);
+    }
+    return c;
+  };
+}
+
 export function escapeXml(text: string): string {
   return text
     // eslint-disable-next-line no-control-regex
@@ -161,7 +180,7 @@ export function attentionHeatmap(
     : shape.length === 3 ? Array.from({ length: panels }, (_, h) => `head ${h}`) : null;
   const colormap = typeof options.colormap === 'function' ? options.colormap : ANCHORS[options.colormap ?? 'reds'];
   if (colormap === undefined) throw new RangeError(`attentionHeatmap: options.colormap must be 'reds', 'blues', 'viridis' or a function, got ${String(options.colormap)}`);
-  const color = typeof colormap === 'function' ? colormap : interpolate(colormap);
+  const color = typeof colormap === 'function' ? checkedColors(colormap) : interpolate(colormap);
 
   // the colour scale: finite values only, so a NaN or an Infinity does not wash out the picture
   let lo = Infinity, hi = -Infinity, hasNaN = false;

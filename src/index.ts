@@ -9,5 +9,9 @@ export type {
   AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, CausalMode,
   KVCache, KVCacheOptions, MultiHeadAttentionLayer, EngineTensor, OutOptions,
 } from './core/types.js';
+export type {
+  RotaryOptions, RotaryEmbeddingOptions, KVPool, KVPoolOptions, KVSequence, BatchAttentionOptions,
+  GroupedQueryParams, GroupedQueryAttentionLayer,
+} from './core/servingTypes.js';
 export type { EngineOptions } from './wasm/engine.js';
 export type { HeatmapOptions, Colormap } from './heatmap.js';

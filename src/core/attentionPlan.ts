@@ -1,10 +1,11 @@
 // Validation and normalization of scaledDotProductAttention's inputs, shared by both engines.
 import { broadcastStrides } from './broadcast.js';
-import { formatShape, type Tensor } from './tensor.js';
+import { checkShape, formatShape } from './tensor.js';
 import { checkCacheType, checkRoom } from './kvCache.js';
-import type { AttentionOptions } from './types.js';
+import type { AttentionOptions, KVCache } from './types.js';
 import {
-  checkBoolean, checkCount, checkMask, checkNumber, checkOptions, checkOut, checkTensor, checkValidLens, describeValue,
+  checkBoolean, checkCount, checkFloat32, checkIntact, checkMask, checkOptions, checkOut, checkTensor, checkValidLens, describeValue,
+  type Checked, type Out,
 } from './validate.js';
 
 /** Codes shared with the wasm attention kernel; must match assembly/kernels/attention.ts. */
@@ -13,6 +14,9 @@ export const CAUSAL_NONE = 0, CAUSAL_TOP_LEFT = 1, CAUSAL_BOTTOM_RIGHT = 2;
 export const MASK_NONE = 0, MASK_BOOLEAN = 1, MASK_ADDITIVE = 2;
 
 export interface AttentionPlan {
+  query: Checked; key: Checked; value: Checked;
+  /** options.cache, read once and checked to be cache-shaped (whose it is, each engine checks). */
+  cache: KVCache | null;
   /** 3 for `[B, L, E]` inputs (H = 1), 4 for `[B, H, L, E]`. */
   rank: 3 | 4;
   B: number; Hq: number; Hkv: number;
@@ -27,13 +31,25 @@ export interface AttentionPlan {
   /** -1 = unbounded. */
   windowLeft: number; windowRight: number;
   validLens: Int32Array | null;
-  mask: { kind: number; data: Uint8Array | Float32Array; strides: number[] } | null;
-  pastKey: Tensor | null; pastValue: Tensor | null;
+  mask: { kind: number; checked: Checked<Uint8Array | Float32Array>; strides: number[] } | null;
+  pastKey: Checked | null; pastValue: Checked | null;
   returnWeights: boolean;
   /** options.out, checked to have the output's shape. */
-  out: Tensor | undefined;
-  outputShape: number[]; weightsShape: number[];
-  presentKeyShape: number[]; presentValueShape: number[];
+  out: Out | undefined;
+  outputShape: readonly number[]; weightsShape: readonly number[];
+  presentKeyShape: readonly number[]; presentValueShape: readonly number[];
+}
+
+/** The options scaledDotProductAttention reads, each once. */
+const ATTENTION_OPTIONS = ['scale', 'mask', 'causal', 'validLens', 'softcap', 'window', 'pastKey', 'pastValue', 'returnWeights', 'cache', 'out'] as const;
+
+/**
+ * A window side as the kernels take it: -1 for unbounded. A side of at least Lq + Lk reaches past
+ * every key from every query position (positions lie in [-Lq, Lq + Lk)), so it is unbounded too,
+ * which keeps huge sides (2^31 - 1, 2^32, …) out of the kernels' 32-bit arithmetic.
+ */
+function windowSide(side: number | undefined, Lq: number, Lk: number): number {
+  return side === undefined || side >= Lq + Lk ? -1 : side;
 }
 
 export function parseCausal(name: string, causal: unknown): number {
@@ -45,13 +61,13 @@ export function parseCausal(name: string, causal: unknown): number {
 }
 
 /** Validates the inputs of scaledDotProductAttention and resolves every default. */
-export function planAttention(query: unknown, key: unknown, value: unknown, options?: AttentionOptions): AttentionPlan {
+export function planAttention(query: unknown, key: unknown, value: unknown, options?: AttentionOptions, checkOwnCache?: (cache: KVCache) => void): AttentionPlan {
   const op = 'scaledDotProductAttention';
   const q = checkTensor(`${op}: query`, query, [3, 4]);
   const rank = q.shape.length as 3 | 4;
   const k = checkTensor(`${op}: key`, key, [rank]);
   const v = checkTensor(`${op}: value`, value, [rank]);
-  const o = checkOptions<AttentionOptions>(op, options);
+  const o = checkOptions<AttentionOptions>(op, options, ATTENTION_OPTIONS);
 
   // view 3-D [B, L, E] as [B, 1, L, E]
   const as4 = (s: readonly number[]) => (rank === 3 ? [s[0], 1, s[1], s[2]] : [...s]);
@@ -66,11 +82,13 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
     throw new RangeError(`${op}: query heads (${Hq}) must be a multiple of key/value heads (${Hkv}): ${both}`);
   }
 
-  let pastKey: Tensor | null = null, pastValue: Tensor | null = null, Lpast = 0;
+  let pastKey: Checked | null = null, pastValue: Checked | null = null, Lpast = 0;
   let cacheDefaultCausal = false;
+  let cache: KVCache | null = null;
   if (o.cache !== undefined) {
     // the new keys and values go into the cache first, then attention runs over all of it
-    const c = checkCacheType(op, o.cache);
+    const c = cache = checkCacheType(op, o.cache);
+    checkOwnCache?.(c); // a cache of another engine is refused before its shape is looked at
     if (o.pastKey !== undefined || o.pastValue !== undefined) throw new TypeError(`${op}: options.cache and options.pastKey/pastValue exclude each other`);
     if (rank !== 4) throw new RangeError(`${op}: options.cache needs 4-D [B, H, L, E] inputs, got query ${formatShape(q.shape)}`);
     const want = `[${c.batch}, ${c.kvHeads}, *, ${c.headDim}] / [${c.batch}, ${c.kvHeads}, *, ${c.valueDim}]`;
@@ -98,8 +116,9 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   }
   const Lk = Lpast + Lnew;
 
-  const scale = checkNumber(`${op}: options.scale`, o.scale, 0) ?? (E > 0 ? 1 / Math.sqrt(E) : 1);
-  const softcap = checkNumber(`${op}: options.softcap`, o.softcap, 0) ?? 0;
+  // the kernels keep scores in base 2 (scale · log2 e) and divide by softcap, in float32
+  const scale = checkFloat32(`${op}: options.scale`, o.scale, 0, 126, 126) ?? (E > 0 ? 1 / Math.sqrt(E) : 1);
+  const softcap = checkFloat32(`${op}: options.softcap`, o.softcap, 0, 126, 126) ?? 0;
   // with a cache, queries line up with the newest keys unless causal says otherwise
   const causal = cacheDefaultCausal ? CAUSAL_BOTTOM_RIGHT : parseCausal(`${op}: options.causal`, o.causal);
   let windowLeft = -1, windowRight = -1;
@@ -107,10 +126,9 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
     if (o.window === null || typeof o.window !== 'object' || Array.isArray(o.window)) {
       throw new TypeError(`${op}: options.window must be an object { left?, right? }, got ${describeValue(o.window)}`);
     }
-    const left = checkCount(`${op}: options.window.left`, o.window.left, true);
-    const right = checkCount(`${op}: options.window.right`, o.window.right, true);
-    if (left !== undefined && left !== Infinity) windowLeft = left;
-    if (right !== undefined && right !== Infinity) windowRight = right;
+    const { left: leftRead, right: rightRead } = o.window as { left?: unknown; right?: unknown };
+    windowLeft = windowSide(checkCount(`${op}: options.window.left`, leftRead, true), Lq, Lk);
+    windowRight = windowSide(checkCount(`${op}: options.window.right`, rightRead, true), Lq, Lk);
   }
   const validLens = o.validLens === undefined ? null : checkValidLens(`${op}: options.validLens`, o.validLens, [B], Lk);
   const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
@@ -122,16 +140,21 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
     const strides = rank === 3 && m.shape.length <= 3
       ? (([sb, sq, sk]) => [sb, 0, sq, sk])(broadcastStrides(`${op}: options.mask`, m.shape, [B, Lq, Lk]))
       : broadcastStrides(`${op}: options.mask`, m.shape, [B, Hq, Lq, Lk]);
-    mask = { kind: m.data instanceof Uint8Array ? MASK_BOOLEAN : MASK_ADDITIVE, data: m.data, strides };
+    mask = { kind: m.data instanceof Uint8Array ? MASK_BOOLEAN : MASK_ADDITIVE, checked: m, strides };
   }
 
-  const shape = (h: number, l: number, d: number) => (rank === 3 ? [B, l, d] : [B, h, l, d]);
-  // checked with the rest, before a cache is appended to
-  const out = checkOut(op, options, shape(Hq, Lq, Ev));
+  // every size the call allocates, checked before anything is (a cache appended to, a buffer taken)
+  const shape = (name: string, h: number, l: number, d: number) => checkShape(`${op}: ${name}`, rank === 3 ? [B, l, d] : [B, h, l, d]);
+  const outputShape = shape('the output', Hq, Lq, Ev);
+  const weightsShape = returnWeights ? shape('the weights', Hq, Lq, Lk) : [];
+  const presentKeyShape = shape('the keys (past and new)', Hkv, Lk, E);
+  const presentValueShape = shape('the values (past and new)', Hkv, Lk, Ev);
+  const out = checkOut(op, o.out, outputShape);
+  checkIntact(op, q, k, v, pastKey, pastValue, mask?.checked, out?.checked);
   return {
+    query: q, key: k, value: v, cache,
     rank, B, Hq, Hkv, Lq, Lpast, Lnew, Lk, E, Ev, scale, softcap, causal, windowLeft, windowRight,
     validLens, mask, pastKey, pastValue, returnWeights, out,
-    outputShape: shape(Hq, Lq, Ev), weightsShape: shape(Hq, Lq, Lk),
-    presentKeyShape: shape(Hkv, Lk, E), presentValueShape: shape(Hkv, Lk, Ev),
+    outputShape, weightsShape, presentKeyShape, presentValueShape,
   };
 }

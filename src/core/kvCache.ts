@@ -1,13 +1,13 @@
 // Validation shared by both engines' KV caches.
-import { formatShape, fromData, type Tensor } from './tensor.js';
+import { checkShape, formatShape, fromData, type Tensor } from './tensor.js';
 import type { KVCache, KVCacheOptions } from './types.js';
-import { checkCount, checkOptions, checkTensor, describeValue } from './validate.js';
+import { checkCount, checkIntact, checkOptions, checkTensor, describeValue, type Checked } from './validate.js';
 
 export interface CacheDims { batch: number; kvHeads: number; headDim: number; valueDim: number; capacity: number }
 
 export function checkKVCacheOptions(options: unknown): CacheDims {
   const op = 'createKVCache';
-  const o = checkOptions<KVCacheOptions>(op, options);
+  const o = checkOptions<KVCacheOptions>(op, options, ['batch', 'kvHeads', 'headDim', 'valueDim', 'capacity']);
   const need = (name: keyof KVCacheOptions) => {
     const v = checkCount(`${op}: options.${name}`, o[name]);
     if (v === undefined) throw new TypeError(`${op}: options.${name} is required`);
@@ -15,11 +15,14 @@ export function checkKVCacheOptions(options: unknown): CacheDims {
   };
   const batch = need('batch'), kvHeads = need('kvHeads'), headDim = need('headDim'), capacity = need('capacity');
   const valueDim = checkCount(`${op}: options.valueDim`, o.valueDim) ?? headDim;
+  // each of the two blocks is a tensor [batch, kvHeads, capacity, D]: sizes bounded like any shape
+  checkShape(`${op}: the keys`, [batch, kvHeads, capacity, headDim]);
+  checkShape(`${op}: the values`, [batch, kvHeads, capacity, valueDim]);
   return { batch, kvHeads, headDim, valueDim, capacity };
 }
 
-/** Checks keys [B, Hkv, Lnew, E] and values [B, Hkv, Lnew, Ev] against the cache and its room; returns Lnew. */
-export function checkAppend(d: CacheDims, length: number, key: unknown, value: unknown): number {
+/** Checks keys [B, Hkv, Lnew, E] and values [B, Hkv, Lnew, Ev] against the cache and its room; returns them as read. */
+export function checkAppend(d: CacheDims, length: number, key: unknown, value: unknown): { Lnew: number; k: Checked; v: Checked } {
   const op = 'KVCache.append';
   const k = checkTensor(`${op}: key`, key, [4]);
   const v = checkTensor(`${op}: value`, value, [4]);
@@ -29,7 +32,8 @@ export function checkAppend(d: CacheDims, length: number, key: unknown, value: u
     throw new RangeError(`${op}: expected key [${d.batch}, ${d.kvHeads}, L, ${d.headDim}] and value [${d.batch}, ${d.kvHeads}, L, ${d.valueDim}], got ${formatShape(k.shape)} and ${formatShape(v.shape)}`);
   }
   checkRoom(op, length, d.capacity, Lnew);
-  return Lnew;
+  checkIntact(op, k, v);
+  return { Lnew, k, v };
 }
 
 /** Throws when `Lnew` more positions do not fit: an append that fails changes nothing. */

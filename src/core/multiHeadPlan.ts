@@ -3,50 +3,65 @@
 // wasm engine's in-memory path (src/wasm/multiHeadAttention.ts).
 import { broadcastStrides } from './broadcast.js';
 import { parseCausal, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE } from './attentionPlan.js';
-import { formatShape, fromData, type Tensor } from './tensor.js';
+import { checkShape, formatShape, fromData, type Tensor } from './tensor.js';
 import { checkCacheType, checkRoom } from './kvCache.js';
 import type { AttentionOptions, KVCache, MultiHeadOptions, MultiHeadParams } from './types.js';
-import { checkBoolean, checkMask, checkOptions, checkOut, checkTensor, describeValue, expectShape } from './validate.js';
+import { checkBoolean, checkIntact, checkMask, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Checked, type Out } from './validate.js';
 
 /** The calls that validate through planMultiHead: every message starts with one of these names. */
 export type MultiHeadOp = 'multiHeadAttention' | 'selfAttention' | 'createMultiHeadAttention' | typeof LAYER_FORWARD;
 export const LAYER_FORWARD = 'MultiHeadAttentionLayer.forward';
 
 export interface Projections {
-  Wq: Tensor; Wk: Tensor; Wv: Tensor;
-  bq: Float32Array | null; bk: Float32Array | null; bv: Float32Array | null;
+  Wq: Checked; Wk: Checked; Wv: Checked;
+  bq: Checked | null; bk: Checked | null; bv: Checked | null;
 }
 
-function resolveProjections(op: MultiHeadOp, p: MultiHeadParams, E: number, kdim: number, vdim: number): Projections {
-  let Wq: Tensor, Wk: Tensor, Wv: Tensor;
+const TENSOR_PARAMS = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'outProjWeight', 'outProjBias', 'biasK', 'biasV'] as const;
+const PARAM_RANKS = { inProjWeight: 2, qProjWeight: 2, kProjWeight: 2, vProjWeight: 2, inProjBias: 1, outProjWeight: 2, outProjBias: 1, biasK: 3, biasV: 3 } as const;
+
+/** MultiHeadParams as read once: every tensor checked (see Checked), numHeads and addZeroAttn as given. */
+export type ReadParams = { numHeads?: unknown; addZeroAttn?: unknown } & { [K in (typeof TENSOR_PARAMS)[number]]?: Checked };
+
+/** Reads params once, each tensor checked for its type and rank. */
+export function readParams(op: MultiHeadOp, params: unknown): ReadParams {
+  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams), got ${describeValue(params)}`);
+  const raw = checkOptions<MultiHeadParams>(`${op}: params`, params, ['numHeads', 'addZeroAttn', ...TENSOR_PARAMS]);
+  const read: ReadParams = { numHeads: raw.numHeads, addZeroAttn: raw.addZeroAttn };
+  for (const name of TENSOR_PARAMS) {
+    if (raw[name] !== undefined) read[name] = checkTensor(`${op}: params.${name}`, raw[name], [PARAM_RANKS[name]]);
+  }
+  return read;
+}
+
+function resolveProjections(op: MultiHeadOp, p: ReadParams, E: number, kdim: number, vdim: number): Projections {
+  let Wq: Checked, Wk: Checked, Wv: Checked;
   const separate = [p.qProjWeight, p.kProjWeight, p.vProjWeight].some((w) => w !== undefined);
   if (p.inProjWeight !== undefined && separate) {
     throw new TypeError(`${op}: params has inProjWeight and qProjWeight/kProjWeight/vProjWeight: give one or the other`);
   }
   if (p.inProjWeight !== undefined) {
-    const W = checkTensor(`${op}: params.inProjWeight`, p.inProjWeight, [2]);
+    const W = p.inProjWeight;
     expectShape(`${op}: params.inProjWeight`, W.shape, [3 * E, E], `[3E, E] with E = ${E}`);
     if (kdim !== E || vdim !== E) {
       throw new RangeError(`${op}: params.inProjWeight needs key and value of width E = ${E}, got kdim ${kdim}, vdim ${vdim}; give qProjWeight, kProjWeight, vProjWeight instead`);
     }
-    const part = (c: number) => fromData(W.data.subarray(c * E * E, (c + 1) * E * E), [E, E]);
+    const part = (c: number): Checked => ({ data: W.data.subarray(c * E * E, (c + 1) * E * E), shape: [E, E], byteOffset: W.byteOffset + c * E * E * 4 });
     [Wq, Wk, Wv] = [part(0), part(1), part(2)];
   } else {
     if (p.qProjWeight === undefined || p.kProjWeight === undefined || p.vProjWeight === undefined) {
       throw new TypeError(`${op}: params needs inProjWeight, or all of qProjWeight, kProjWeight, vProjWeight`);
     }
-    Wq = checkTensor(`${op}: params.qProjWeight`, p.qProjWeight, [2]);
-    Wk = checkTensor(`${op}: params.kProjWeight`, p.kProjWeight, [2]);
-    Wv = checkTensor(`${op}: params.vProjWeight`, p.vProjWeight, [2]);
+    [Wq, Wk, Wv] = [p.qProjWeight, p.kProjWeight, p.vProjWeight];
     expectShape(`${op}: params.qProjWeight`, Wq.shape, [E, E], '[E, E]');
     expectShape(`${op}: params.kProjWeight`, Wk.shape, [E, kdim], '[E, kdim]');
     expectShape(`${op}: params.vProjWeight`, Wv.shape, [E, vdim], '[E, vdim]');
   }
-  let bq = null, bk = null, bv = null;
+  let bq: Checked | null = null, bk: Checked | null = null, bv: Checked | null = null;
   if (p.inProjBias !== undefined) {
-    const b = checkTensor(`${op}: params.inProjBias`, p.inProjBias, [1]);
+    const b = p.inProjBias;
     expectShape(`${op}: params.inProjBias`, b.shape, [3 * E], '[3E]');
-    [bq, bk, bv] = [0, 1, 2].map((c) => b.data.subarray(c * E, (c + 1) * E));
+    [bq, bk, bv] = [0, 1, 2].map((c): Checked => ({ data: b.data.subarray(c * E, (c + 1) * E), shape: [E], byteOffset: b.byteOffset + c * E * 4 }));
   }
   return { Wq, Wk, Wv, bq, bk, bv };
 }
@@ -99,30 +114,46 @@ export function combineMasks(op: MultiHeadOp, o: MultiHeadOptions, B: number, H:
 }
 
 export interface MultiHeadPlan {
-  q: Tensor; k: Tensor; v: Tensor;
+  /** The call whose messages this plan's errors carry. */
+  op: MultiHeadOp;
+  q: Checked; k: Checked; v: Checked;
+  /** The params as read (see readParams). */
+  params: ReadParams;
   B: number; Lq: number; Lk: number; E: number; H: number; kdim: number; vdim: number;
   proj: Projections;
-  Wo: Tensor; bo: Float32Array | null;
+  Wo: Checked; bo: Checked | null;
   /** Rows appended to the projected keys and values of every batch (biasK/biasV, then the zero row). */
   extraK: Float32Array[]; extraV: Float32Array[];
   /** Mask and causal options for scaledDotProductAttention over [B, H, Lq, Lk + extra]. */
   masking: Pick<AttentionOptions, 'mask' | 'causal'>;
   needWeights: boolean; averageWeights: boolean;
   /** options.out, of the output's shape [B, Lq, E]. */
-  out: Tensor | undefined;
+  out: Out | undefined;
+  /** options.cache as read (a prepared layer's forward checks it). */
+  cache: KVCache | undefined;
+  /** Which of options.mask and options.keyPaddingMask were given (a cache combines with neither). */
+  givenMasks: string[];
 }
+
+const MULTI_HEAD_OPTIONS = ['keyPaddingMask', 'mask', 'causal', 'needWeights', 'averageWeights', 'out', 'cache'] as const;
 
 /**
  * Validates every argument of multiHeadAttention and resolves the parameters and masks. `op` starts
  * every message (selfAttention's one input is `x`).
  */
-export function planMultiHead(op: MultiHeadOp, query: unknown, key: unknown, value: unknown, params: MultiHeadParams, options?: MultiHeadOptions): MultiHeadPlan {
+export function planMultiHead(op: MultiHeadOp, query: unknown, key: unknown, value: unknown, params: unknown, options?: unknown): MultiHeadPlan {
   const [qName, kName, vName] = op === 'selfAttention' ? ['x', 'x', 'x'] : ['query', 'key', 'value'];
   const q = checkTensor(`${op}: ${qName}`, query, [3]);
-  const k = checkTensor(`${op}: ${kName}`, key, [3]);
-  const v = checkTensor(`${op}: ${vName}`, value, [3]);
-  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams), got ${describeValue(params)}`);
-  const o = checkOptions<MultiHeadOptions>(op, options);
+  // selfAttention passes one tensor three times: read it once
+  const k = key === query ? q : checkTensor(`${op}: ${kName}`, key, [3]);
+  const v = value === query ? q : value === key ? k : checkTensor(`${op}: ${vName}`, value, [3]);
+  return planMultiHeadRead(op, q, k, v, readParams(op, params), options);
+}
+
+/** planMultiHead on inputs and params already read. */
+export function planMultiHeadRead(op: MultiHeadOp, q: Checked, k: Checked, v: Checked, params: ReadParams, options?: unknown): MultiHeadPlan {
+  const [qName, kName, vName] = op === 'selfAttention' ? ['x', 'x', 'x'] : ['query', 'key', 'value'];
+  const o = checkOptions<MultiHeadOptions & { out?: unknown; cache?: KVCache }>(op, options, MULTI_HEAD_OPTIONS);
   const [B, Lq, E] = q.shape;
   const [, Lk, kdim] = k.shape;
   const vdim = v.shape[2];
@@ -134,18 +165,18 @@ export function planMultiHead(op: MultiHeadOp, query: unknown, key: unknown, val
     throw new RangeError(`${op}: params.numHeads must be a positive integer that divides E = ${E}, got ${H}`);
   }
   const proj = resolveProjections(op, params, E, kdim, vdim);
-  const Wo = checkTensor(`${op}: params.outProjWeight`, params.outProjWeight, [2]);
+  const Wo = params.outProjWeight;
+  if (Wo === undefined) throw new TypeError(`${op}: params.outProjWeight is required, got undefined`);
   expectShape(`${op}: params.outProjWeight`, Wo.shape, [E, E], '[E, E]');
-  let bo: Float32Array | null = null;
+  let bo: Checked | null = null;
   if (params.outProjBias !== undefined) {
-    bo = checkTensor(`${op}: params.outProjBias`, params.outProjBias, [1]).data;
+    bo = params.outProjBias;
     expectShape(`${op}: params.outProjBias`, params.outProjBias.shape, [E], '[E]');
   }
   const extraK: Float32Array[] = [], extraV: Float32Array[] = [];
   if (params.biasK !== undefined || params.biasV !== undefined) {
     if (params.biasK === undefined || params.biasV === undefined) throw new TypeError(`${op}: params.biasK and params.biasV must be given together`);
-    const bK = checkTensor(`${op}: params.biasK`, params.biasK, [3]);
-    const bV = checkTensor(`${op}: params.biasV`, params.biasV, [3]);
+    const bK = params.biasK, bV = params.biasV;
     expectShape(`${op}: params.biasK`, bK.shape, [1, 1, E], '[1, 1, E]');
     expectShape(`${op}: params.biasV`, bV.shape, [1, 1, E], '[1, 1, E]');
     extraK.push(bK.data); extraV.push(bV.data);
@@ -157,13 +188,18 @@ export function planMultiHead(op: MultiHeadOp, query: unknown, key: unknown, val
   const averageWeights = checkBoolean(`${op}: options.averageWeights`, o.averageWeights) ?? true;
   const masking = combineMasks(op, o, B, H, Lq, Lk, extraK.length);
   // only a prepared layer appends to a cache; ignored here, it would silently drop the past
-  if (op !== LAYER_FORWARD && (o as { cache?: unknown }).cache !== undefined) {
+  if (op !== LAYER_FORWARD && o.cache !== undefined) {
     throw new TypeError(`${op}: options.cache needs a prepared layer: engine.createMultiHeadAttention(params).forward(query, key, value, { cache })`);
   }
+  // every size the call allocates (the projections; weights [B, H, Lq, Lk + extra]), before anything is
+  checkShape(`${op}: the projected keys`, [B, Lk + extraK.length, E]);
+  if (needWeights) checkShape(`${op}: the weights`, [B, H, Lq, Lk + extraK.length]);
   // before anything is computed, or appended to a cache
-  const out = checkOut(op, options, [B, Lq, E]);
+  const out = checkOut(op, o.out, [B, Lq, E]);
+  checkIntact(op, q, k, v, out?.checked, ...TENSOR_PARAMS.map((name) => params[name]));
 
-  return { q, k, v, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights, out };
+  const givenMasks = (['mask', 'keyPaddingMask'] as const).filter((name) => o[name] !== undefined).map((name) => `options.${name}`);
+  return { op, q, k, v, params, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights, out, cache: o.cache, givenMasks };
 }
 
 /** Weights [B, H, Lq, L] averaged over heads: [B, Lq, L] (float64 sums). */
@@ -181,26 +217,26 @@ export interface LayerWidths { E: number; kdim: number; vdim: number }
 /**
  * Validates params for a prepared layer (engine.createMultiHeadAttention) by planning a call on empty
  * inputs of the widths the params imply: E from outProjWeight, kdim and vdim from kProjWeight and
- * vProjWeight (else E). Returns those widths and the plan.
+ * vProjWeight (else E). Returns those widths and the plan (whose params are read once).
  */
-export function planLayerParams(params: MultiHeadParams): LayerWidths & { plan: MultiHeadPlan } {
+export function planLayerParams(params: unknown): LayerWidths & { plan: MultiHeadPlan } {
   const op = 'createMultiHeadAttention';
-  if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object (MultiHeadParams), got ${describeValue(params)}`);
-  const Wo = checkTensor(`${op}: params.outProjWeight`, params.outProjWeight, [2]);
+  const read = readParams(op, params);
+  const Wo = read.outProjWeight;
+  if (Wo === undefined) throw new TypeError(`${op}: params.outProjWeight is required, got undefined`);
   const E = Wo.shape[0];
-  const width = (w: Tensor | undefined, name: string) => (w === undefined ? E : checkTensor(`${op}: params.${name}`, w, [2]).shape[1]);
-  const kdim = width(params.kProjWeight, 'kProjWeight'), vdim = width(params.vProjWeight, 'vProjWeight');
-  const empty = (d: number) => fromData(new Float32Array(0), [0, 0, d]);
-  const plan = planMultiHead(op, empty(E), empty(kdim), empty(vdim), params);
+  const kdim = read.kProjWeight?.shape[1] ?? E, vdim = read.vProjWeight?.shape[1] ?? E;
+  const empty = (d: number): Checked => ({ data: new Float32Array(0), shape: [0, 0, d], byteOffset: 0 });
+  const plan = planMultiHeadRead(op, empty(E), empty(kdim), empty(vdim), read);
   return { E, kdim, vdim, plan };
 }
 
-/** A deep copy of the tensors of params: a prepared layer keeps its weights even if the caller's change. */
-export function copyParams(params: MultiHeadParams): MultiHeadParams {
-  const copy = (t: Tensor | undefined) => (t === undefined ? undefined : fromData(Float32Array.from(t.data), t.shape));
-  const out: MultiHeadParams = { numHeads: params.numHeads, outProjWeight: copy(params.outProjWeight)!, addZeroAttn: params.addZeroAttn };
-  for (const name of ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'outProjBias', 'biasK', 'biasV'] as const) {
-    if (params[name] !== undefined) out[name] = copy(params[name]);
+/** A deep copy of params as read: a prepared layer keeps its weights even if the caller's change. */
+export function copyParams(params: ReadParams): ReadParams {
+  const out: ReadParams = { numHeads: params.numHeads, addZeroAttn: params.addZeroAttn };
+  for (const name of TENSOR_PARAMS) {
+    const t = params[name];
+    if (t !== undefined) out[name] = { data: t.data.slice(), shape: t.shape, byteOffset: 0 };
   }
   return out;
 }
@@ -209,14 +245,19 @@ export function copyParams(params: MultiHeadParams): MultiHeadParams {
  * Validates a prepared layer's forward: inputs of the layer's widths (else the params' checks would
  * blame the params), every option as in multiHeadAttention, and options.cache.
  */
-export function planLayerForward(params: MultiHeadParams, widths: LayerWidths, query: unknown, key: unknown, value: unknown, options?: MultiHeadOptions & { cache?: KVCache }): MultiHeadPlan {
+export function planLayerForward(params: ReadParams, widths: LayerWidths, query: unknown, key: unknown, value: unknown, options: unknown, checkOwnCache: (cache: KVCache) => void): MultiHeadPlan {
   const op = LAYER_FORWARD;
   const inputs = [['query', query, widths.E, 'E'], ['key', key, widths.kdim, 'kdim'], ['value', value, widths.vdim, 'vdim']] as const;
-  for (const [name, t, width, what] of inputs) {
-    expectShape(`${op}: ${name}`, checkTensor(`${op}: ${name}`, t, [3]).shape, [-1, -1, width], `the layer's ${what} = ${width}`);
+  const [q, k, v] = inputs.map(([name, t, width, what]) => {
+    const c = checkTensor(`${op}: ${name}`, t, [3]);
+    expectShape(`${op}: ${name}`, c.shape, [-1, -1, width], `the layer's ${what} = ${width}`);
+    return c;
+  });
+  const plan = planMultiHeadRead(op, q, k, v, params, options);
+  if (plan.cache !== undefined) {
+    checkOwnCache(checkCacheType(op, plan.cache));
+    checkLayerCache(plan);
   }
-  const plan = planMultiHead(op, query, key, value, params, options);
-  if (options?.cache !== undefined) checkLayerCache(plan, options);
   return plan;
 }
 
@@ -224,10 +265,10 @@ export function planLayerForward(params: MultiHeadParams, widths: LayerWidths, q
  * A layer appends its projected keys and values to options.cache, as heads [B, numHeads, L, E / numHeads]:
  * the cache must hold that layout and have room; masks over new keys only, and appended rows, have no place.
  */
-function checkLayerCache(plan: MultiHeadPlan, options: MultiHeadOptions & { cache?: KVCache }): void {
+function checkLayerCache(plan: MultiHeadPlan): void {
   const op = LAYER_FORWARD;
-  const cache = checkCacheType(op, options.cache);
-  const unsupported = [options.mask && 'options.mask', options.keyPaddingMask && 'options.keyPaddingMask', plan.extraK.length > 0 && 'params.biasK/biasV or addZeroAttn'].filter(Boolean);
+  const cache = checkCacheType(op, plan.cache);
+  const unsupported = [...plan.givenMasks, plan.extraK.length > 0 && 'params.biasK/biasV or addZeroAttn'].filter(Boolean);
   if (unsupported.length) throw new TypeError(`${op}: options.cache does not combine with ${unsupported.join(', ')}`);
   const { B, H, Lk } = plan, D = plan.E / plan.H;
   if (cache.batch !== B || cache.kvHeads !== H || cache.headDim !== D || cache.valueDim !== D) {

@@ -1,11 +1,14 @@
 // Validation and shape resolution for the ops other than scaledDotProductAttention (see
 // attentionPlan.ts), shared by both engines so that they reject the same inputs the same way.
 import { broadcastOffset, broadcastShapes, broadcastStrides } from './broadcast.js';
-import { formatShape, sizeOf, type Tensor } from './tensor.js';
+import { checkShape, formatShape, sizeOf } from './tensor.js';
 import type { AdditiveOptions, AdditiveParams, KernelRegressionOptions, MatmulOptions } from './types.js';
-import { checkBoolean, checkNumber, checkOptions, checkTensor, checkValidLens, describeValue, expectShape } from './validate.js';
+import {
+  checkBoolean, checkFloat32, checkIntact, checkOptions, checkOut, checkTensor, checkValidLens, describeValue, expectShape, type Checked, type Out,
+} from './validate.js';
 
 export interface MatmulPlan {
+  a: Checked; b: Checked;
   M: number; N: number; K: number;
   transposeB: boolean;
   /** Broadcast leading dimensions of the output. */
@@ -15,7 +18,10 @@ export interface MatmulPlan {
   /** Offset in elements of the A / B matrix used for output matrix `index`. */
   aOffset(index: number): number;
   bOffset(index: number): number;
-  outputShape: number[];
+  outputShape: readonly number[];
+  /** product(outputShape) === 0: nothing to compute. */
+  empty: boolean;
+  out: Out | undefined;
 }
 
 /**
@@ -25,7 +31,7 @@ export interface MatmulPlan {
 export function planMatmul(a: unknown, b: unknown, options?: MatmulOptions): MatmulPlan {
   const A = checkTensor('matmul: a', a);
   const Bt = checkTensor('matmul: b', b);
-  const o = checkOptions<MatmulOptions>('matmul', options);
+  const o = checkOptions<MatmulOptions>('matmul', options, ['transposeB', 'out']);
   const transposeB = checkBoolean('matmul: options.transposeB', o.transposeB) ?? false;
   if (A.shape.length < 1) throw new RangeError('matmul: a must be at least 1-D [..., M, K], got shape []');
   if (Bt.shape.length < 1) throw new RangeError(`matmul: b must be at least 1-D [..., ${transposeB ? 'N, K' : 'K, N'}], got shape []`);
@@ -43,20 +49,30 @@ export function planMatmul(a: unknown, b: unknown, options?: MatmulOptions): Mat
   const aStrides = broadcastStrides('matmul: a', aLead, batchShape);
   const bStrides = broadcastStrides('matmul: b', bLead, batchShape);
   const offset = (strides: number[], size: number) => (index: number) => broadcastOffset(index, batchShape, strides) * size;
+  const outputShape = checkShape('matmul: the result', [...batchShape, ...(aVector ? [] : [M]), ...(bVector ? [] : [N])]);
+  const out = checkOut('matmul', o.out, outputShape);
+  checkIntact('matmul', A, Bt, out?.checked);
   return {
-    M, N, K, transposeB, batchShape, batch: sizeOf(batchShape),
+    a: A, b: Bt, M, N, K, transposeB, batchShape, batch: sizeOf(batchShape),
     aOffset: offset(aStrides, M * K), bOffset: offset(bStrides, K * N),
-    outputShape: [...batchShape, ...(aVector ? [] : [M]), ...(bVector ? [] : [N])],
+    outputShape, empty: sizeOf(outputShape) === 0, out,
   };
 }
 
-export interface RowsPlan { rows: number; n: number }
+export interface RowsPlan {
+  x: Checked;
+  rows: number; n: number;
+  out: Out | undefined;
+}
 
-export function planSoftmax(x: unknown): RowsPlan {
+export function planSoftmax(x: unknown, options?: unknown): RowsPlan {
   const X = checkTensor('softmax: x', x);
   if (X.shape.length === 0) throw new RangeError('softmax: x must be at least 1-D, got shape []');
+  const o = checkOptions<{ out?: unknown }>('softmax', options, ['out']);
+  const out = checkOut('softmax', o.out, X.shape);
+  checkIntact('softmax', X, out?.checked);
   const n = X.shape[X.shape.length - 1];
-  return { rows: n === 0 ? 0 : X.data.length / n, n };
+  return { x: X, rows: n === 0 ? 0 : X.data.length / n, n, out };
 }
 
 export interface MaskedSoftmaxPlan extends RowsPlan {
@@ -72,19 +88,25 @@ export function expandLens(lens: Int32Array, B: number, Lq: number): Int32Array 
   return out;
 }
 
-export function planMaskedSoftmax(x: unknown, validLens: unknown, op = 'maskedSoftmax'): MaskedSoftmaxPlan {
+export function planMaskedSoftmax(x: unknown, validLens: unknown, options?: unknown): MaskedSoftmaxPlan {
+  const op = 'maskedSoftmax';
   const X = checkTensor(`${op}: x`, x, [3]);
   const [B, Lq, Lk] = X.shape;
-  if (validLens === undefined || validLens === null) return { rows: B * Lq, n: Lk, rowLens: new Int32Array(B * Lq).fill(Lk) };
-  const lens = checkValidLens(`${op}: validLens`, validLens, [B, B * Lq], Lk);
-  return { rows: B * Lq, n: Lk, rowLens: expandLens(lens, B, Lq) };
+  const lens = validLens === undefined || validLens === null ? null : checkValidLens(`${op}: validLens`, validLens, [B, B * Lq], Lk);
+  const o = checkOptions<{ out?: unknown }>(op, options, ['out']);
+  const out = checkOut(op, o.out, X.shape);
+  checkIntact(op, X, out?.checked);
+  const rowLens = lens ? expandLens(lens, B, Lq) : new Int32Array(B * Lq).fill(Lk);
+  return { x: X, rows: B * Lq, n: Lk, rowLens, out };
 }
 
 export interface KernelRegressionPlan {
+  queries: Checked; keys: Checked; values: Checked;
   n: number; m: number; d: number; dv: number;
   w: number;
   returnWeights: boolean;
-  outputShape: number[]; weightsShape: number[];
+  outputShape: readonly number[]; weightsShape: readonly number[];
+  out: Out | undefined;
 }
 
 export function planKernelRegression(queries: unknown, keys: unknown, values: unknown, options?: KernelRegressionOptions): KernelRegressionPlan {
@@ -92,7 +114,7 @@ export function planKernelRegression(queries: unknown, keys: unknown, values: un
   const q = checkTensor(`${op}: queries`, queries, [1, 2]);
   const k = checkTensor(`${op}: keys`, keys, [1, 2]);
   const v = checkTensor(`${op}: values`, values, [1, 2]);
-  const o = checkOptions<KernelRegressionOptions>(op, options);
+  const o = checkOptions<KernelRegressionOptions>(op, options, ['w', 'returnWeights', 'out']);
   // [n] is read as [n, 1]: one feature
   const n = q.shape[0], d = q.shape.length === 2 ? q.shape[1] : 1;
   const m = k.shape[0], dk = k.shape.length === 2 ? k.shape[1] : 1;
@@ -100,12 +122,14 @@ export function planKernelRegression(queries: unknown, keys: unknown, values: un
   expectShape(`${op}: values`, [v.shape[0]], [m], `one value per key; keys are ${formatShape(k.shape)}`);
   const dv = v.shape.length === 2 ? v.shape[1] : 1;
   // the kernel depends on w² only, so a negative w is almost surely a sign error upstream
-  const w = checkNumber(`${op}: options.w`, o.w, 0) ?? 1;
+  // the kernel computes with -w²/2 in float32: w² must neither overflow nor vanish
+  const w = checkFloat32(`${op}: options.w`, o.w, 0, 63, 63) ?? 1;
   const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
-  return {
-    n, m, d, dv, w, returnWeights,
-    outputShape: v.shape.length === 2 ? [n, dv] : [n], weightsShape: [n, m],
-  };
+  const outputShape = v.shape.length === 2 ? [n, dv] : [n];
+  const weightsShape = returnWeights ? checkShape(`${op}: the weights`, [n, m]) : [n, m];
+  const out = checkOut(op, o.out, outputShape);
+  checkIntact(op, q, k, v, out?.checked);
+  return { queries: q, keys: k, values: v, n, m, d, dv, w, returnWeights, outputShape, weightsShape, out };
 }
 
 export interface AdditivePlan {
@@ -113,7 +137,9 @@ export interface AdditivePlan {
   /** One valid length per query row (B*Lq), or null. */
   rowLens: Int32Array | null;
   returnWeights: boolean;
-  Wq: Tensor; Wk: Tensor; wv: Tensor;
+  query: Checked; key: Checked; value: Checked;
+  Wq: Checked; Wk: Checked; wv: Checked;
+  out: Out | undefined;
 }
 
 export function planAdditive(query: unknown, key: unknown, value: unknown, params: unknown, options?: AdditiveOptions): AdditivePlan {
@@ -122,11 +148,11 @@ export function planAdditive(query: unknown, key: unknown, value: unknown, param
   const k = checkTensor(`${op}: key`, key, [3]);
   const v = checkTensor(`${op}: value`, value, [3]);
   if (params === null || typeof params !== 'object') throw new TypeError(`${op}: params must be an object { Wq, Wk, wv }, got ${describeValue(params)}`);
-  const P = params as AdditiveParams;
+  const P = checkOptions<AdditiveParams>(`${op}: params`, params, ['Wq', 'Wk', 'wv']);
   const Wq = checkTensor(`${op}: params.Wq`, P.Wq, [2]);
   const Wk = checkTensor(`${op}: params.Wk`, P.Wk, [2]);
   const wv = checkTensor(`${op}: params.wv`, P.wv, [2]);
-  const o = checkOptions<AdditiveOptions>(op, options);
+  const o = checkOptions<AdditiveOptions>(op, options, ['validLens', 'returnWeights', 'out']);
   const [B, Lq, Dq] = q.shape;
   const [, Lk, Dk] = k.shape;
   const h = Wq.shape[0];
@@ -137,7 +163,11 @@ export function planAdditive(query: unknown, key: unknown, value: unknown, param
   expectShape(`${op}: params.wv`, wv.shape, [1, h], 'nn.Linear layout [1, hidden]');
   const rowLens = o.validLens === undefined ? null : expandLens(checkValidLens(`${op}: options.validLens`, o.validLens, [B, B * Lq], Lk), B, Lq);
   const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
-  return { B, Lq, Lk, Dq, Dk, Dv: v.shape[2], h, rowLens, returnWeights, Wq, Wk, wv };
+  // the scores [B, Lq, Lk] are computed whether or not they are returned
+  checkShape(`${op}: the scores`, [B, Lq, Lk]);
+  const out = checkOut(op, o.out, [B, Lq, v.shape[2]]);
+  checkIntact(op, q, k, v, Wq, Wk, wv, out?.checked);
+  return { B, Lq, Lk, Dq, Dk, Dv: v.shape[2], h, rowLens, returnWeights, query: q, key: k, value: v, Wq, Wk, wv, out };
 }
 
 export function checkPositionalEncoding(maxLen: unknown, dim: unknown): void {
@@ -145,4 +175,5 @@ export function checkPositionalEncoding(maxLen: unknown, dim: unknown): void {
     if (typeof x !== 'number') throw new TypeError(`positionalEncoding: ${name} must be a number, got ${describeValue(x)}`);
     if (!Number.isInteger(x) || x < 0) throw new RangeError(`positionalEncoding: ${name} must be a non-negative integer, got ${x}`);
   }
+  checkShape('positionalEncoding: the result', [maxLen, dim]);
 }

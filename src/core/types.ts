@@ -1,4 +1,7 @@
 import type { Mask, Tensor } from './tensor.js';
+import type {
+  BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams, KVPool, KVPoolOptions, RotaryEmbeddingOptions,
+} from './servingTypes.js';
 
 /** How causal masking lines up queries with keys. `true` means `'top-left'`. */
 export type CausalMode = boolean | 'top-left' | 'bottom-right';
@@ -292,6 +295,19 @@ export interface Engine {
    * fits its shape. `dispose()` returns the memory.
    */
   tensor(shape: readonly number[]): EngineTensor;
+
+  /** Rotary position embeddings of x [B, H, L, D] (positions [L] or [B, L]) or token-major [T, H, D] (positions [T]). */
+  rotaryEmbedding(x: Tensor, options?: RotaryEmbeddingOptions): Tensor;
+  /** A pool of fixed-size blocks of keys and values, allocated once, that many sequences share. */
+  createKVPool(options: KVPoolOptions): KVPool;
+  /**
+   * Attention of many sequences' new tokens at once: token-major query [T, Hq, D], key [T, Hkv, D] and
+   * value [T, Hkv, Dv] (T = sum of queryLens); each sequence's new keys and values are appended to it,
+   * then each query attends over its own sequence. Output [T, Hq, Dv].
+   */
+  batchAttention(query: Tensor, key: Tensor, value: Tensor, options: BatchAttentionOptions): { output: Tensor };
+  /** The attention block of Llama, Mistral, Qwen and Gemma over a KV pool, weights copied in once. */
+  createGroupedQueryAttention(params: GroupedQueryParams): GroupedQueryAttentionLayer;
 }
 
 /** A tensor whose data an engine holds (engine.tensor). */

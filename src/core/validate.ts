@@ -1,23 +1,58 @@
 // Argument checks shared by both engines: every op validates here before it computes, so the
 // engines reject exactly the same inputs with the same messages.
-import { checkShape, formatShape, sizeOf, type Mask, type Tensor } from './tensor.js';
+import { checkShape, formatShape, ownView, sizeOf, typedArrayName, type Mask, type Tensor } from './tensor.js';
 
 /** 'null', 'an array', 'a Float64Array', 'a string', …: what a value is, for error messages. */
 export function describeValue(x: unknown): string {
   if (x === null || x === undefined) return String(x);
   if (Array.isArray(x)) return 'an array';
-  const what = ArrayBuffer.isView(x) ? x.constructor.name : typeof x;
+  const what = ArrayBuffer.isView(x) ? typedArrayName(x) ?? 'DataView' : typeof x;
   return `${/^[aeiouAEIOU]/.test(what) ? 'an' : 'a'} ${what}`;
 }
 
-/** Checks that `t` is a Tensor with a Float32Array that fits its shape, and optionally its rank. */
-export function checkTensor(name: string, t: unknown, ranks?: readonly number[]): Tensor {
+/**
+ * A tensor or mask argument as an op keeps it: read once, its data a view of our own over the
+ * caller's elements (see ownView), its shape a frozen copy, and the byte offset of its data noted
+ * while the view is attached (a wasm memory that grows during the call detaches it).
+ */
+export interface Checked<T extends Float32Array | Uint8Array = Float32Array> {
+  readonly data: T;
+  readonly shape: readonly number[];
+  readonly byteOffset: number;
+}
+
+/** A buffer whose length can change under a view (resizable, growable): its elements are copied. */
+function mayResize(buffer: ArrayBufferLike): boolean {
+  const b = buffer as { resizable?: boolean; growable?: boolean };
+  return b.resizable === true || b.growable === true;
+}
+
+function snapshot<T extends Float32Array | Uint8Array>(x: ArrayBufferView, kind: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => T): { data: T; byteOffset: number } {
+  const view = ownView(x, kind);
+  if (mayResize(view.buffer)) return { data: view.slice() as T, byteOffset: 0 };
+  return { data: view, byteOffset: view.byteOffset };
+}
+
+/** Reads `data` and `shape` of a tensor-like argument once each. */
+function readFields(t: object): { data: unknown; shape: unknown } {
+  const { data, shape } = t as { data: unknown; shape: unknown };
+  return { data, shape };
+}
+
+/**
+ * Checks that `t` is a Tensor with a Float32Array (of any realm) that fits its shape, and optionally
+ * its rank, and returns what the op keeps of it (see Checked): use that, never `t` again.
+ */
+export function checkTensor(name: string, t: unknown, ranks?: readonly number[]): Checked {
   if (t === null || typeof t !== 'object' || Array.isArray(t)) {
     throw new TypeError(`${name}: expected a Tensor { data: Float32Array, shape }, got ${describeValue(t)}; tensor(data, shape) makes one`);
   }
-  const { data, shape } = t as Tensor;
-  if (!(data instanceof Float32Array)) throw new TypeError(`${name}: data must be a Float32Array, got ${describeValue(data)}`);
-  checkShape(name, shape);
+  const fields = readFields(t);
+  if (!ArrayBuffer.isView(fields.data) || typedArrayName(fields.data) !== 'Float32Array') {
+    throw new TypeError(`${name}: data must be a Float32Array, got ${describeValue(fields.data)}`);
+  }
+  const { data, byteOffset } = snapshot(fields.data, Float32Array);
+  const shape = checkShape(name, fields.shape);
   if (sizeOf(shape) !== data.length) {
     throw new RangeError(`${name}: shape ${formatShape(shape)} needs ${sizeOf(shape)} values, data holds ${data.length}`);
   }
@@ -25,24 +60,38 @@ export function checkTensor(name: string, t: unknown, ranks?: readonly number[])
     const want = ranks.map((r) => `${r}-D`).join(' or ');
     throw new RangeError(`${name}: expected a ${want} tensor, got shape ${formatShape(shape)}`);
   }
-  return t as Tensor;
+  return Object.freeze({ data, shape, byteOffset });
 }
 
 /** Checks that `m` is a Mask: a Uint8Array (boolean) or Float32Array (additive) that fits its shape. */
-export function checkMask(name: string, m: unknown): Mask {
+export function checkMask(name: string, m: unknown): Checked<Uint8Array | Float32Array> {
   if (m === null || typeof m !== 'object' || Array.isArray(m)) {
     throw new TypeError(`${name}: expected a Mask { data: Uint8Array | Float32Array, shape }, got ${describeValue(m)}; mask(data, shape) makes one`);
   }
-  const { data, shape } = m as Mask;
-  if (!(data instanceof Uint8Array) && !(data instanceof Float32Array)) {
+  const fields = readFields(m);
+  const kind = ArrayBuffer.isView(fields.data) ? typedArrayName(fields.data) : undefined;
+  if (kind !== 'Uint8Array' && kind !== 'Float32Array') {
     // a wrong dtype is a wrong type (TypeError), as for a Tensor whose data is not a Float32Array
-    throw new TypeError(`${name}: data must be a Uint8Array (boolean) or Float32Array (additive), got ${describeValue(data)}; mask(data, shape) converts booleans, 0/1 and numbers`);
+    throw new TypeError(`${name}: data must be a Uint8Array (boolean) or Float32Array (additive), got ${describeValue(fields.data)}; mask(data, shape) converts booleans, 0/1 and numbers`);
   }
-  checkShape(name, shape);
+  const { data, byteOffset } = kind === 'Uint8Array' ? snapshot(fields.data as ArrayBufferView, Uint8Array) : snapshot(fields.data as ArrayBufferView, Float32Array);
+  const shape = checkShape(name, fields.shape);
   if (sizeOf(shape) !== data.length) {
     throw new RangeError(`${name}: shape ${formatShape(shape)} needs ${sizeOf(shape)} values, data holds ${data.length}`);
   }
-  return m as Mask;
+  return Object.freeze({ data, shape, byteOffset });
+}
+
+/**
+ * Throws when a checked argument's data no longer holds its elements: a getter read after it
+ * detached or shrank its buffer. Plans call it once every argument has been read.
+ */
+export function checkIntact(op: string, ...args: (Checked<Float32Array | Uint8Array> | null | undefined)[]): void {
+  for (const a of args) {
+    if (a && a.data.length !== sizeOf(a.shape)) {
+      throw new TypeError(`${op}: an argument's buffer was detached or resized while the call read its arguments`);
+    }
+  }
 }
 
 /** Throws a RangeError naming `name` when `actual` differs from `expected` (-1 in `expected` = any). */
@@ -54,10 +103,19 @@ export function expectShape(name: string, actual: readonly number[], expected: r
   }
 }
 
-export function checkOptions<T extends object>(name: string, options: unknown): Partial<T> {
+/**
+ * Reads the options an op knows, each exactly once, into a plain object (a getter that answers
+ * differently on each read is read once); `undefined` and `null` mean none.
+ */
+export function checkOptions<T extends object>(name: string, options: unknown, keys: readonly (keyof T & string)[]): Partial<T> {
   if (options === undefined || options === null) return {};
   if (typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`${name}: options must be an object, got ${describeValue(options)}`);
-  return options as Partial<T>;
+  const read: Partial<T> = {};
+  for (const key of keys) {
+    const value = (options as Partial<T>)[key];
+    if (value !== undefined) read[key] = value;
+  }
+  return read;
 }
 
 export function checkBoolean(name: string, x: unknown): boolean | undefined {
@@ -93,12 +151,13 @@ export function checkValidLens(name: string, lens: unknown, lengths: readonly nu
   if (lens === null || typeof lens !== 'object' || typeof (lens as ArrayLike<number>).length !== 'number') {
     throw new TypeError(`${name} must be an array-like of integers, got ${describeValue(lens)}`);
   }
-  const arr = lens as ArrayLike<number>;
-  if (!lengths.includes(arr.length)) {
-    throw new RangeError(`${name}: expected length ${lengths.join(' or ')}, got ${arr.length}`);
+  const arr = lens as ArrayLike<unknown>;
+  const length = arr.length;
+  if (!lengths.includes(length)) {
+    throw new RangeError(`${name}: expected length ${lengths.join(' or ')}, got ${length}`);
   }
-  const out = new Int32Array(arr.length);
-  for (let i = 0; i < arr.length; i++) {
+  const out = new Int32Array(length);
+  for (let i = 0; i < length; i++) {
     const v = arr[i];
     if (typeof v !== 'number') throw new TypeError(`${name}[${i}] must be a number, got ${describeValue(v)}`);
     if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${name}[${i}] must be an integer in [0, ${max}], got ${v}`);
@@ -107,21 +166,42 @@ export function checkValidLens(name: string, lens: unknown, lengths: readonly nu
   return out;
 }
 
+/** `options.out` of an op, checked: the caller's tensor (what the op returns) and what the op writes through. */
+export interface Out {
+  readonly tensor: Tensor;
+  readonly checked: Checked;
+}
+
 /**
- * `options.out` of an op: a tensor of the result's shape to write into instead of allocating (an
- * engine tensor from engine.tensor() avoids every copy the engine can); undefined when not given.
+ * `options.out` of an op (already read from the options): a tensor of the result's shape to write
+ * into instead of allocating (an engine tensor from engine.tensor() avoids every copy the engine
+ * can); undefined when not given.
  */
-export function checkOut(op: string, options: unknown, shape: readonly number[]): Tensor | undefined {
-  const out = (options as { out?: unknown } | null | undefined)?.out;
+export function checkOut(op: string, out: unknown, shape: readonly number[]): Out | undefined {
   if (out === undefined) return undefined;
-  const t = checkTensor(`${op}: options.out`, out);
-  expectShape(`${op}: options.out`, t.shape, shape, 'the shape of the result');
-  return t;
+  const checked = checkTensor(`${op}: options.out`, out);
+  expectShape(`${op}: options.out`, checked.shape, shape, 'the shape of the result');
+  return { tensor: out as Tensor, checked };
 }
 
 /** Copies a result into `out` when given (see checkOut) and returns what the op returns. */
-export function deliver(result: Tensor, out: Tensor | undefined): Tensor {
+export function deliver(result: Tensor, out: Out | undefined): Tensor {
   if (!out) return result;
-  out.data.set(result.data);
-  return out;
+  out.checked.data.set(result.data);
+  return out.tensor;
+}
+
+/**
+ * A float option that both engines compute with alike: finite, at least `min`, and 0 or a magnitude
+ * inside [2^-minExp, 2^maxExp], where the kernels' float32 arithmetic on it (scale · log2 e, 1 / softcap,
+ * w² / 2) stays finite and non-zero. Outside that range float32 would turn it into Infinity or 0.
+ */
+export function checkFloat32(name: string, x: unknown, min: number, minExp: number, maxExp: number): number | undefined {
+  const v = checkNumber(name, x, min);
+  if (v === undefined || v === 0) return v;
+  const a = Math.abs(v);
+  if (a < 2 ** -minExp || a > 2 ** maxExp) {
+    throw new RangeError(`${name} must be 0 or of a magnitude in [2^-${minExp}, 2^${maxExp}] (${(2 ** -minExp).toPrecision(3)} to ${(2 ** maxExp).toPrecision(3)}) so that float32 kernels can compute with it, got ${v}`);
+  }
+  return v;
 }

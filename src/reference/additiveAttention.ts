@@ -3,7 +3,7 @@
 //   weights[b, i]   = maskedSoftmax(scores[b, i], validLens)   (keys >= the valid length get 0)
 //   output[b, i]    = sum_j weights[b, i, j] · v[b, j]
 import { planAdditive } from '../core/plans.js';
-import { checkOut, deliver } from '../core/validate.js';
+import { deliver } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AdditiveOptions, AdditiveParams, OutputWithWeights } from '../core/types.js';
 import { softmaxRow } from './softmax.js';
@@ -24,8 +24,8 @@ function project(x: Float32Array, rows: number, D: number, W: Float32Array, h: n
 export function additiveAttention(query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights {
   const p = planAdditive(query, key, value, params, options);
   const { B, Lq, Lk, Dv, h } = p;
-  const qh = project(query.data, B * Lq, p.Dq, p.Wq.data, h);
-  const kh = project(key.data, B * Lk, p.Dk, p.Wk.data, h);
+  const qh = project(p.query.data, B * Lq, p.Dq, p.Wq.data, h);
+  const kh = project(p.key.data, B * Lk, p.Dk, p.Wk.data, h);
   const scores = new Float64Array(Lk);
   const row = new Float64Array(Lk);
   const weights = p.returnWeights ? new Float32Array(B * Lq * Lk) : null;
@@ -42,12 +42,12 @@ export function additiveAttention(query: Tensor, key: Tensor, value: Tensor, par
       if (weights) weights.set(row, r * Lk);
       for (let t = 0; t < Dv; t++) {
         let sum = 0;
-        for (let j = 0; j < Lk; j++) if (row[j] !== 0) sum += row[j] * value.data[(b * Lk + j) * Dv + t];
+        for (let j = 0; j < Lk; j++) if (row[j] !== 0) sum += row[j] * p.value.data[(b * Lk + j) * Dv + t];
         output[r * Dv + t] = sum;
       }
     }
   }
-  const result: OutputWithWeights = { output: deliver(fromData(output, [B, Lq, Dv]), checkOut('additiveAttention', options, [B, Lq, Dv])) };
+  const result: OutputWithWeights = { output: deliver(fromData(output, [B, Lq, Dv]), p.out) };
   if (weights) result.weights = fromData(weights, [B, Lq, Lk]);
   return result;
 }

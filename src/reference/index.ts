@@ -10,6 +10,10 @@ import { layerWith, multiHeadAttentionWith } from './multiHeadAttention.js';
 import { positionalEncoding } from './positionalEncoding.js';
 import { scaledDotProductAttention } from './scaledDotProductAttention.js';
 import { maskedSoftmax, softmax } from './softmax.js';
+import { batchAttention } from './batchAttention.js';
+import { groupedQueryLayer } from './groupedQueryAttention.js';
+import { createKVPool } from './kvPool.js';
+import { rotaryEmbedding } from './rotaryEmbedding.js';
 
 const ops = { matmul, scaledDotProductAttention };
 
@@ -29,14 +33,18 @@ const engine: Engine = {
   createMultiHeadAttention: (params) => layerWith(ops, params),
   createKVCache: (options) => new ReferenceKVCache(options),
   tensor: (shape) => plainEngineTensor(shape),
+  rotaryEmbedding,
+  createKVPool,
+  batchAttention,
+  createGroupedQueryAttention: (params) => groupedQueryLayer({ matmul, batchAttention }, params),
 };
 
 /** The reference engine's engine tensor: a plain zero-filled tensor, whose data dispose() takes away. */
 function plainEngineTensor(shape: readonly number[]): EngineTensor {
-  checkShape('engine.tensor', shape);
-  let data: Float32Array | null = new Float32Array(sizeOf(shape));
+  const frozen = checkShape('engine.tensor', shape);
+  let data: Float32Array | null = new Float32Array(sizeOf(frozen));
   return {
-    shape: Object.freeze([...shape]),
+    shape: frozen,
     get data(): Float32Array {
       if (data === null) throw new Error('qkv: this engine tensor has been disposed');
       return data;

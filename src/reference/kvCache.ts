@@ -3,6 +3,14 @@ import { checkAppend, checkKVCacheOptions, copyIntoCache, readCache, type CacheD
 import type { Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
 
+/** The caches this module made: a Proxy or a look-alike is not one of them, whatever instanceof says. */
+const genuine = new WeakSet<object>();
+
+/** Whether `cache` is a reference engine's cache. */
+export function isReferenceCache(cache: unknown): cache is ReferenceKVCache {
+  return typeof cache === 'object' && cache !== null && genuine.has(cache);
+}
+
 export class ReferenceKVCache implements KVCache {
   readonly batch: number; readonly kvHeads: number; readonly headDim: number; readonly valueDim: number; readonly capacity: number;
   private held = 0;
@@ -14,6 +22,7 @@ export class ReferenceKVCache implements KVCache {
     ({ batch: this.batch, kvHeads: this.kvHeads, headDim: this.headDim, valueDim: this.valueDim, capacity: this.capacity } = d);
     this.k = new Float32Array(d.batch * d.kvHeads * d.capacity * d.headDim);
     this.v = new Float32Array(d.batch * d.kvHeads * d.capacity * d.valueDim);
+    genuine.add(this);
   }
 
   get length(): number { return this.held; }
@@ -25,9 +34,9 @@ export class ReferenceKVCache implements KVCache {
 
   append(key: Tensor, value: Tensor): void {
     const [k, v] = this.live();
-    const Lnew = checkAppend(this, this.held, key, value);
-    copyIntoCache(k, key.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.headDim);
-    copyIntoCache(v, value.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.valueDim);
+    const { Lnew, k: keys, v: values } = checkAppend(this, this.held, key, value);
+    copyIntoCache(k, keys.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.headDim);
+    copyIntoCache(v, values.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.valueDim);
     this.held += Lnew;
   }
 
@@ -40,6 +49,17 @@ export class ReferenceKVCache implements KVCache {
   }
 
   reset(): void { this.live(); this.held = 0; }
+
+  /** Runs `fn`, which may append; if it throws, the cache holds what it held before. */
+  atomically<T>(fn: () => T): T {
+    const before = this.held;
+    try {
+      return fn();
+    } catch (error) {
+      this.held = before;
+      throw error;
+    }
+  }
 
   dispose(): void { this.k = null; this.v = null; }
 }

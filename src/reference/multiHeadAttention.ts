@@ -9,11 +9,11 @@
 //
 // The wasm engine runs the same steps inside wasm memory (src/wasm/multiHeadAttention.ts); both
 // validate through src/core/multiHeadPlan.ts.
-import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
+import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan, type ReadParams } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import type { AttentionOptions, AttentionResult, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
-import { ReferenceKVCache } from './kvCache.js';
+import { isReferenceCache, type ReferenceKVCache } from './kvCache.js';
 
 /** The two ops multi-head attention is built from. */
 export interface MultiHeadOps {
@@ -22,11 +22,11 @@ export interface MultiHeadOps {
 }
 
 /** x Wᵀ + b over the last axis. */
-function linear(ops: MultiHeadOps, x: Tensor, W: Tensor, bias: Float32Array | null): Tensor {
+function linear(ops: MultiHeadOps, x: Tensor, W: Tensor, bias: Tensor | null): Tensor {
   const y = ops.matmul(x, W, { transposeB: true });
   if (bias) {
-    const n = bias.length;
-    for (let i = 0; i < y.data.length; i++) y.data[i] += bias[i % n];
+    const n = bias.data.length;
+    for (let i = 0; i < y.data.length; i++) y.data[i] += bias.data[i % n];
   }
   return y;
 }
@@ -91,22 +91,22 @@ function compose(ops: MultiHeadOps, plan: MultiHeadPlan, cache: KVCache | undefi
 
 /** A prepared layer over `ops`: params validated and copied once; forward runs the composition. */
 export function layerWith(ops: MultiHeadOps, params: MultiHeadParams): MultiHeadAttentionLayer {
-  const { E, kdim, vdim } = planLayerParams(params);
-  let kept: MultiHeadParams | null = copyParams(params);
+  const { E, kdim, vdim, plan: prepared } = planLayerParams(params);
+  let kept: ReadParams | null = copyParams(prepared.params);
   const live = () => {
     if (kept === null) throw new Error('qkv: this multi-head attention layer has been disposed');
     return kept;
   };
   return {
-    embedDim: kept.outProjWeight.shape[0],
-    numHeads: kept.numHeads,
+    embedDim: E,
+    numHeads: prepared.H,
     forward(query, key, value, options) {
-      const plan = planLayerForward(live(), { E, kdim, vdim }, query, key, value, options);
-      const cache = options?.cache;
-      if (cache !== undefined && !(cache instanceof ReferenceKVCache)) {
-        throw new TypeError(`${LAYER_FORWARD}: options.cache must come from this engine (engine.createKVCache)`);
-      }
-      return compose(ops, plan, cache);
+      const plan = planLayerForward(live(), { E, kdim, vdim }, query, key, value, options, (c) => {
+        if (!isReferenceCache(c)) throw new TypeError(`${LAYER_FORWARD}: options.cache must come from this engine (engine.createKVCache)`);
+      });
+      const cache = plan.cache as ReferenceKVCache | undefined;
+      // a forward that fails after its keys joined the cache leaves the cache as it was
+      return cache ? cache.atomically(() => compose(ops, plan, cache)) : compose(ops, plan, undefined);
     },
     dispose() { kept = null; },
   };

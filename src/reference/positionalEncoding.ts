@@ -7,7 +7,8 @@ import { fromData, type Tensor } from '../core/tensor.js';
 export function positionalEncoding(maxLen: number, dim: number): Tensor {
   checkPositionalEncoding(maxLen, dim);
   const out = new Float32Array(maxLen * dim);
-  for (let i = 0; i < maxLen; i++) {
+  // an empty result returns at once, however many empty rows it has
+  for (let i = 0; i < maxLen && dim > 0; i++) {
     for (let c = 0; c < dim; c++) {
       const angle = i / Math.pow(10000, (c - (c % 2)) / dim);
       out[i * dim + c] = c % 2 === 0 ? Math.sin(angle) : Math.cos(angle);

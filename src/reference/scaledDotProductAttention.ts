@@ -8,10 +8,10 @@
 //
 // k and v are the past keys/values followed by the new ones (a KV cache), so j runs over Lpast + Lk.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_BOOLEAN, planAttention, type AttentionPlan } from '../core/attentionPlan.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { fromData, sizeOf, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
-import { ReferenceKVCache } from './kvCache.js';
+import { isReferenceCache, type ReferenceKVCache } from './kvCache.js';
 
 /** Past then new rows along the length axis: [B, H, Lpast, D] ++ [B, H, Lnew, D] -> [B, H, Lpast + Lnew, D]. */
 export function concatLength(past: Float32Array | null, next: Float32Array, BH: number, Lpast: number, Lnew: number, D: number): Float32Array {
@@ -37,26 +37,34 @@ export function keyAllowed(p: AttentionPlan, b: number, i: number, j: number): b
 }
 
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
-  // a KV cache is the past keys and values; the new ones join it afterwards. Whose cache it is is
-  // checked first, as the wasm engine does, so both engines refuse a foreign cache the same way.
-  const cache = options?.cache;
-  if (cache !== undefined && cache !== null && typeof cache === 'object' && typeof cache.append === 'function' && !(cache instanceof ReferenceKVCache)) {
-    throw new TypeError('scaledDotProductAttention: options.cache must come from this engine (engine.createKVCache)');
-  }
-  const p = planAttention(query, key, value, options);
-  const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
+  const p = planAttention(query, key, value, options, (c) => {
+    if (!isReferenceCache(c)) throw new TypeError('scaledDotProductAttention: options.cache must come from this engine (engine.createKVCache)');
+  });
+  // a KV cache is the past keys and values; the new ones join it afterwards
+  const cache = p.cache as ReferenceKVCache | null;
+  // every buffer first, so that nothing fails after the cache has grown
+  const output = new Float32Array(sizeOf(p.outputShape));
+  const weights = p.returnWeights ? new Float32Array(sizeOf(p.weightsShape)) : null;
   const past = cache ? cache.read() : null;
-  const keys = concatLength(past?.keys.data ?? p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
-  const values = concatLength(past?.values.data ?? p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);
-  cache?.append(key, value);
-  const group = Hkv === 0 ? 1 : Hq / Hkv;
+  const keys = concatLength(past?.keys.data ?? p.pastKey?.data ?? null, p.key.data, p.B * p.Hkv, p.Lpast, p.Lnew, p.E);
+  const values = concatLength(past?.values.data ?? p.pastValue?.data ?? null, p.value.data, p.B * p.Hkv, p.Lpast, p.Lnew, p.Ev);
+  const run = () => {
+    cache?.append(p.key, p.value);
+    return attend(p, p.query.data, keys, values, output, weights);
+  };
+  return cache ? cache.atomically(run) : run();
+}
 
-  const output = new Float32Array(B * Hq * Lq * Ev);
-  const weights = p.returnWeights ? new Float32Array(B * Hq * Lq * Lk) : null;
-  const scores = new Float64Array(Lk);
+/** The attention of plan `p` over keys and values (past and new), into output (and weights). */
+function attend(p: AttentionPlan, q: Float32Array, keys: Float32Array, values: Float32Array, output: Float32Array, weights: Float32Array | null): AttentionResult {
+  const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
+  const group = Hkv === 0 ? 1 : Hq / Hkv;
+  // nothing to compute: no row buffers, no loop over however many empty rows there are
+  const empty = output.length === 0 && (weights === null || weights.length === 0);
+  const scores = new Float64Array(empty ? 0 : Lk);
   const acc = new Float64Array(Ev);
 
-  for (let b = 0; b < B; b++) {
+  for (let b = 0; b < B && !empty; b++) {
     for (let h = 0; h < Hq; h++) {
       const g = Math.floor(h / group);
       const kBase = (b * Hkv + g) * Lk;
@@ -67,12 +75,12 @@ export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Ten
           let s = -Infinity;
           if (keyAllowed(p, b, i, j)) {
             let dot = 0;
-            for (let t = 0; t < E; t++) dot += query.data[qRow + t] * keys[(kBase + j) * E + t];
+            for (let t = 0; t < E; t++) dot += q[qRow + t] * keys[(kBase + j) * E + t];
             s = p.scale * dot;
             if (p.softcap > 0) s = p.softcap * Math.tanh(s / p.softcap);
             if (p.mask) {
               const [sb, sh, sq, sk] = p.mask.strides;
-              const m = p.mask.data[b * sb + h * sh + i * sq + j * sk];
+              const m = p.mask.checked.data[b * sb + h * sh + i * sq + j * sk];
               if (p.mask.kind === MASK_BOOLEAN) { if (m === 0) s = -Infinity; } else s += m;
             }
           }

@@ -6,7 +6,7 @@
 import { planMaskedSoftmax, planSoftmax } from '../core/plans.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { OutOptions } from '../core/types.js';
-import { checkOut, deliver } from '../core/validate.js';
+import { deliver } from '../core/validate.js';
 
 /** Softmax of `x[offset .. offset + len)` into `out`, zeros in `out[offset + len .. offset + n)`. */
 export function softmaxRow(x: Float32Array | Float64Array, out: Float32Array | Float64Array, offset: number, n: number, len: number): void {
@@ -27,17 +27,15 @@ export function softmaxRow(x: Float32Array | Float64Array, out: Float32Array | F
 }
 
 export function softmax(x: Tensor, options?: OutOptions): Tensor {
-  const { rows, n } = planSoftmax(x);
-  const target = checkOut('softmax', options, x.shape);
-  const out = new Float32Array(x.data.length);
-  for (let r = 0; r < rows; r++) softmaxRow(x.data, out, r * n, n, n);
-  return deliver(fromData(out, x.shape), target);
+  const p = planSoftmax(x, options);
+  const out = new Float32Array(p.x.data.length);
+  for (let r = 0; r < p.rows; r++) softmaxRow(p.x.data, out, r * p.n, p.n, p.n);
+  return deliver(fromData(out, p.x.shape), p.out);
 }
 
 export function maskedSoftmax(x: Tensor, validLens?: ArrayLike<number> | Tensor, options?: OutOptions): Tensor {
-  const { rows, n, rowLens } = planMaskedSoftmax(x, validLens);
-  const target = checkOut('maskedSoftmax', options, x.shape);
-  const out = new Float32Array(x.data.length);
-  for (let r = 0; r < rows; r++) softmaxRow(x.data, out, r * n, n, rowLens[r]);
-  return deliver(fromData(out, x.shape), target);
+  const p = planMaskedSoftmax(x, validLens, options);
+  const out = new Float32Array(p.x.data.length);
+  for (let r = 0; r < p.rows; r++) softmaxRow(p.x.data, out, r * p.n, p.n, p.rowLens[r]);
+  return deliver(fromData(out, p.x.shape), p.out);
 }

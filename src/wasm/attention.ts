@@ -1,20 +1,23 @@
 // Thin wrapper over assembly/kernels/attention.ts: same signature as the reference scaledDotProductAttention.
 import { planAttention } from '../core/attentionPlan.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
 import type { WasmContext } from './context.js';
 import type { Arena } from './memory.js';
-import { engineCache } from './kvCache.js';
+import type { Checked } from '../core/validate.js';
+import { engineCache, type WasmKVCache } from './kvCache.js';
 
-/** Writes past ++ new along the length axis ([BH, Lpast, D] and [BH, Lnew, D]) into wasm memory. */
-function writeConcat(arena: Arena, past: Float32Array | null, next: Float32Array, BH: number, Lpast: number, Lnew: number, D: number): number {
-  if (past === null) return arena.input(next);
+/** past ++ new along the length axis ([BH, Lpast, D] and [BH, Lnew, D]) in wasm memory: the new rows where they are when there is no past. */
+function concatInto(arena: Arena, past: Checked | null, next: Checked, BH: number, Lpast: number, Lnew: number, D: number, names: [string, string]): number {
+  if (past === null) return arena.input(next, names[1]);
+  const pPast = arena.input(past, names[0]), pNext = arena.input(next, names[1]);
   const L = Lpast + Lnew;
   const ptr = arena.allocF32(BH * L * D);
-  const view = arena.f32(ptr, BH * L * D);
+  const mem = new Float32Array(arena.memory.buffer);
+  const at = ptr >> 2, from = pPast >> 2, fromNext = pNext >> 2;
   for (let bh = 0; bh < BH; bh++) {
-    view.set(past.subarray(bh * Lpast * D, (bh + 1) * Lpast * D), bh * L * D);
-    view.set(next.subarray(bh * Lnew * D, (bh + 1) * Lnew * D), (bh * L + Lpast) * D);
+    mem.copyWithin(at + bh * L * D, from + bh * Lpast * D, from + (bh + 1) * Lpast * D);
+    mem.copyWithin(at + (bh * L + Lpast) * D, fromNext + bh * Lnew * D, fromNext + (bh + 1) * Lnew * D);
   }
   return ptr;
 }
@@ -60,6 +63,8 @@ export function runAttention({ kernels, arena, parallel }: WasmContext, c: Atten
     c.causal, c.Lpast, c.windowLeft, c.windowRight, c.layout,
   ];
   const rowWork = Lk * (E + Ev);
+  // an empty output and no weights: nothing to compute, however many empty rows there are
+  if (B * Hq * Lq * Ev === 0 && !c.weights) return;
   arena.scoped(() => {
     if (c.weights || Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
       // with weights, one query row at a time writes each row of weights; decode-like calls have too
@@ -76,34 +81,37 @@ export function runAttention({ kernels, arena, parallel }: WasmContext, c: Atten
 
 export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {
   const { arena } = ctx;
-  const cache = options?.cache === undefined ? null : engineCache(arena, options.cache, 'scaledDotProductAttention');
-  const p = planAttention(query, key, value, options);
+  const p = planAttention(query, key, value, options, (c) => engineCache(arena, c, 'scaledDotProductAttention'));
+  const cache = p.cache as WasmKVCache | null;
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = p;
-  const { out } = p;
+  arena.checkOut(p.out);
   // a call that fails after appending to the cache (the memory limit) leaves the cache as it was
-  const call = () => arena.scoped(() => {
+  const call = () => arena.call(() => formatCall('scaledDotProductAttention', { query: p.query.shape, key: p.key.shape, value: p.value.shape }), () => {
     let pk: number, pv: number, layout = contiguousLayout(Hq, Hkv, Lq, Lk, E, Ev);
+    // the inputs' addresses first: an input read in place must still be a live engine tensor
+    const pq = arena.input(p.query, 'query');
+    const pmask = p.mask ? arena.input(p.mask.checked, 'options.mask') : 0;
     if (cache) {
       // the new keys and values join the cache, and attention reads the cache where it is
-      cache.append(key, value);
+      cache.appendChecked(p.key, p.value);
       ({ k: pk, v: pv } = cache.pointers());
       const cap = cache.capacity;
       layout = { ...layout, k: [Hkv * cap * E, cap * E, E], v: [Hkv * cap * Ev, cap * Ev, Ev] };
     } else {
-      pk = writeConcat(arena, p.pastKey?.data ?? null, key.data, B * Hkv, p.Lpast, p.Lnew, E);
-      pv = writeConcat(arena, p.pastValue?.data ?? null, value.data, B * Hkv, p.Lpast, p.Lnew, Ev);
+      pk = concatInto(arena, p.pastKey, p.key, B * Hkv, p.Lpast, p.Lnew, E, ['options.pastKey', 'key']);
+      pv = concatInto(arena, p.pastValue, p.value, B * Hkv, p.Lpast, p.Lnew, Ev, ['options.pastValue', 'value']);
     }
     const pout = arena.allocF32(B * Hq * Lq * Ev);
     const pw = p.returnWeights ? arena.allocF32(B * Hq * Lq * Lk) : 0;
     runAttention(ctx, {
-      out: pout, weights: pw, q: arena.input(query.data), k: pk, v: pv,
-      mask: p.mask ? arena.input(p.mask.data) : 0, lens: p.validLens ? arena.write(p.validLens) : 0,
+      out: pout, weights: pw, q: pq, k: pk, v: pv,
+      mask: pmask, lens: p.validLens ? arena.write(p.validLens) : 0,
       B, Hq, Hkv, Lq, Lk, E, Ev, scale: p.scale, softcap: p.softcap,
       maskKind: p.mask?.kind ?? 0, maskStrides: p.mask?.strides ?? [0, 0, 0, 0],
       causal: p.causal, Lpast: p.Lpast, windowLeft: p.windowLeft, windowRight: p.windowRight,
       layout: arena.write(layoutArray(layout)),
     });
-    const result: AttentionResult = { output: arena.result(pout, B * Hq * Lq * Ev, p.outputShape, out) };
+    const result: AttentionResult = { output: arena.result(pout, B * Hq * Lq * Ev, p.outputShape, p.out) };
     if (pw) result.weights = fromData(arena.read(pw, B * Hq * Lq * Lk), p.weightsShape);
     if (p.pastKey) {
       result.presentKey = fromData(arena.read(pk, B * Hkv * Lk * E), p.presentKeyShape);

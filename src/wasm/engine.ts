@@ -1,6 +1,7 @@
 // createEngine(): instantiates the kernels and binds every op's wrapper to them.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
-import { checkShape, sizeOf } from '../core/tensor.js';
+import { checkShape, formatCall, sizeOf } from '../core/tensor.js';
+import { describeValue } from '../core/validate.js';
 import type { Engine, EngineInfo, EngineTensor } from '../core/types.js';
 import { positionalEncoding } from '../reference/positionalEncoding.js';
 import { additiveAttention } from './additiveAttention.js';
@@ -12,8 +13,12 @@ import { matmul } from './matmul.js';
 import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
 import { WasmKVCache } from './kvCache.js';
 import { Arena, MAX_MEMORY_BYTES } from './memory.js';
-import { CONTROL_BYTES, pool, serial, whenReady, type Parallel } from './parallel.js';
+import { CONTROL_BYTES, MAX_THREADS, pool, serial, whenReady, type Parallel } from './parallel.js';
 import { maskedSoftmax, softmax } from './softmax.js';
+import { batchAttention } from './batchAttention.js';
+import { createWasmGroupedQuery } from './groupedQueryAttention.js';
+import { createWasmKVPool } from './kvPool.js';
+import { rotaryEmbedding } from './rotary.js';
 
 /** Options of {@link createEngine}. */
 export interface EngineOptions {
@@ -59,10 +64,10 @@ function sharedMemoryAvailable(): boolean {
   return g.crossOriginIsolated !== false;
 }
 
-let warned = false;
+const warned = new Set<string>();
 function warnOnce(message: string): void {
-  if (!warned) console.warn(message);
-  warned = true;
+  if (!warned.has(message)) console.warn(message);
+  warned.add(message);
 }
 
 /**
@@ -70,13 +75,13 @@ function warnOnce(message: string): void {
  * a view made afresh whenever the memory has grown since the last one (growing detaches old views).
  */
 function engineTensor(arena: Arena, shape: readonly number[], alive: () => unknown): EngineTensor {
-  checkShape('engine.tensor', shape);
-  const count = sizeOf(shape);
-  let ptr: number | null = arena.hold(count * 4);
+  const frozen = checkShape('engine.tensor', shape);
+  const count = sizeOf(frozen);
+  let ptr: number | null = arena.hold(count * 4, 'tensor', () => formatCall('engine.tensor', { shape: frozen }));
   let view = arena.f32(ptr, count);
   view.fill(0);
   return {
-    shape: Object.freeze([...shape]),
+    shape: frozen,
     get data(): Float32Array {
       if (ptr === null) throw new Error('qkv: this engine tensor has been disposed');
       alive(); // throws once the engine is disposed
@@ -112,7 +117,10 @@ function checkConstants(k: Kernels): void {
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   if (options === null || typeof options !== 'object') throw new TypeError('createEngine: options must be an object');
   const { threads = 1, simd = 'auto', wasm, maxMemoryBytes = MAX_MEMORY_BYTES } = options;
-  if (threads !== 'auto' && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1)) {
+  if (threads !== 'auto' && typeof threads !== 'number') {
+    throw new TypeError(`createEngine: options.threads must be a positive integer or 'auto', got ${describeValue(threads)}`);
+  }
+  if (threads !== 'auto' && (!Number.isInteger(threads) || threads < 1)) {
     throw new RangeError(`createEngine: options.threads must be a positive integer or 'auto', got ${String(threads)}`);
   }
   if (simd !== 'auto' && simd !== 'simd' && simd !== 'relaxed') {
@@ -130,6 +138,11 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   // browser bundle; loaded only when asked for (node:worker_threads alone costs ~2.5 ms of a cold start)
   const platform = threads === 1 ? null : await import('#threads');
   let count = threads === 'auto' ? await platform!.availableCores() : threads;
+  if (count > MAX_THREADS) {
+    // the thread pool's control block has a slot for each of MAX_THREADS - 1 workers
+    if (threads !== 'auto') warnOnce(`qkv: threads: ${threads} is more than the ${MAX_THREADS} the engine runs; running ${MAX_THREADS}.`);
+    count = MAX_THREADS;
+  }
   if (count > 1 && !sharedMemoryAvailable()) {
     warnOnce(`qkv: ${COOP_COEP}. Running on one thread.`);
     count = 1;
@@ -195,6 +208,10 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     createMultiHeadAttention: (params) => createLayer(live, params),
     createKVCache: (opts) => new WasmKVCache(live().arena, opts, live),
     tensor: (shape) => engineTensor(live().arena, shape, live),
+    rotaryEmbedding: (x, opts) => rotaryEmbedding(live(), x, opts),
+    createKVPool: (opts) => createWasmKVPool(live().arena, opts, live),
+    batchAttention: (query, key, value, opts) => batchAttention(live(), query, key, value, opts),
+    createGroupedQueryAttention: (params) => createWasmGroupedQuery(live, params),
   };
   return Object.freeze(engine);
 }

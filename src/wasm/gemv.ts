@@ -1,6 +1,7 @@
 // Thin wrapper over assembly/kernels/gemv.ts: products of a few rows of A with a large B (a decode
 // step times a weight matrix), which read B once where it lies instead of packing it. matmul and
 // the prepared layers reach it through gemm (./matmul.ts), which picks it from the shape.
+import type { Checked } from '../core/validate.js';
 import type { WasmContext } from './context.js';
 
 /**
@@ -58,8 +59,8 @@ const CHUNK_FLOATS = 64 * 1024;
  * multiply it while it is in cache) instead of copying all of it first: B large enough to miss
  * the caches.
  */
-export function streamsB(ctx: WasmContext, m: number, n: number, k: number, transposeB: boolean, b: Float32Array): boolean {
-  return isSkinny(m, transposeB) && n * k > 4 * CHUNK_FLOATS && b.buffer !== ctx.arena.memory.buffer;
+export function streamsB(ctx: WasmContext, m: number, n: number, k: number, transposeB: boolean, b: Checked): boolean {
+  return isSkinny(m, transposeB) && n * k > 4 * CHUNK_FLOATS && !ctx.arena.resident(b, 'b');
 }
 
 /**

@@ -1,9 +1,13 @@
 // The wasm engine's KV cache: two blocks [B, Hkv, capacity, D] held in engine memory across calls,
 // which attention reads in place (its layout strides step over the unused capacity).
-import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, copyIntoCache, readCache } from '../core/kvCache.js';
-import type { Tensor } from '../core/tensor.js';
+import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, readCache } from '../core/kvCache.js';
+import type { Checked } from '../core/validate.js';
+import { formatCall, type Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
 import type { Arena } from './memory.js';
+
+/** The caches this module made: a Proxy or a look-alike is not one of them, whatever instanceof says. */
+const genuine = new WeakSet<object>();
 
 export class WasmKVCache implements KVCache {
   readonly batch: number; readonly kvHeads: number; readonly headDim: number; readonly valueDim: number; readonly capacity: number;
@@ -15,15 +19,17 @@ export class WasmKVCache implements KVCache {
     const d = checkKVCacheOptions(options);
     ({ batch: this.batch, kvHeads: this.kvHeads, headDim: this.headDim, valueDim: this.valueDim, capacity: this.capacity } = d);
     const rows = d.batch * d.kvHeads * d.capacity;
-    const k = arena.hold(rows * d.headDim * 4);
+    const describe = () => formatCall('createKVCache', { keys: [d.batch, d.kvHeads, d.capacity, d.headDim], values: [d.batch, d.kvHeads, d.capacity, d.valueDim] });
+    const k = arena.hold(rows * d.headDim * 4, 'cache', describe);
     let v: number;
     try {
-      v = arena.hold(rows * d.valueDim * 4);
+      v = arena.hold(rows * d.valueDim * 4, 'cache', describe);
     } catch (error) {
       arena.free(k);
       throw error;
     }
     this.blocks = { k, v };
+    genuine.add(this);
   }
 
   get length(): number { return this.held; }
@@ -43,10 +49,28 @@ export class WasmKVCache implements KVCache {
 
   append(key: Tensor, value: Tensor): void {
     this.pointers();
-    const Lnew = checkAppend(this, this.held, key, value);
-    const [k, v] = this.views();
-    copyIntoCache(k, key.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.headDim);
-    copyIntoCache(v, value.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.valueDim);
+    const { k, v } = checkAppend(this, this.held, key, value);
+    this.appendChecked(k, v);
+  }
+
+  /**
+   * Appends keys and values already checked to fit (checkAppend, planAttention), from JavaScript or
+   * from engine memory (read where they are, even if the memory grew since they were read).
+   */
+  appendChecked(key: Checked, value: Checked): void {
+    const { k, v } = this.pointers();
+    const Lnew = key.shape[key.shape.length - 2];
+    checkRoom('KVCache.append', this.held, this.capacity, Lnew);
+    for (const [c, base, D] of [[key, k, this.headDim], [value, v, this.valueDim]] as const) {
+      const inMemory = this.arena.resident(c, 'KVCache.append');
+      const mem = new Float32Array(this.arena.memory.buffer);
+      const rows = Lnew * D;
+      for (let bh = 0; bh < this.batch * this.kvHeads; bh++) {
+        const to = (base >> 2) + (bh * this.capacity + this.held) * D;
+        if (inMemory) mem.copyWithin(to, (c.byteOffset >> 2) + bh * rows, (c.byteOffset >> 2) + (bh + 1) * rows);
+        else mem.set(c.data.subarray(bh * rows, (bh + 1) * rows), to);
+      }
+    }
     this.held += Lnew;
   }
 
@@ -97,8 +121,8 @@ export class WasmKVCache implements KVCache {
 /** The cache behind options.cache, checked to belong to this engine. */
 export function engineCache(arena: Arena, cache: unknown, op: string): WasmKVCache {
   checkCacheType(op, cache); // not a cache at all: the message both engines give
-  if (!(cache instanceof WasmKVCache) || cache.arena !== arena) {
+  if (!genuine.has(cache as object) || (cache as WasmKVCache).arena !== arena) {
     throw new TypeError(`${op}: options.cache must come from this engine (engine.createKVCache)`);
   }
-  return cache;
+  return cache as WasmKVCache;
 }

@@ -38,6 +38,14 @@ export interface Kernels {
   exp2_nonpositive_f32(out: number, x: number, n: number): void;
   tanh_f32(out: number, x: number, n: number): void;
   weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number, rowStart: number, rowEnd: number): void;
+  rotary_f32(out: number, x: number, n: number, d: number, rot: number, interleaved: number, cos: number, sin: number, tableRow: number, xStride: number, outStride: number): void;
+  paged_attention_f32(
+    out: number, scratch: number, q: number, kPool: number, vPool: number, tables: number, rowInfo: number,
+    hq: number, hkv: number, e: number, ev: number, bs: number, scale: number, softcap: number, causal: number, left: number, right: number,
+    alibi: number, sinks: number, maxLength: number, unitStart: number, unitEnd: number,
+  ): void;
+  paged_scratch_f32(maxLength: number, ev: number): number;
+  rms_norm_rows_f32(x: number, n: number, d: number, w: number, eps: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
 }
@@ -115,6 +123,11 @@ export const buildOf = (kernels: Kernels): SimdBuild => (kernels.RELAXED_SIMD.va
 
 /** Compiles, naming the likely cause when a runtime without relaxed SIMD is handed the relaxed build. */
 async function compile(bytes: ArrayBuffer | Uint8Array): Promise<WebAssembly.Module> {
+  // not a module at all (an HTML error page, a truncated download): say so, without echoing its bytes
+  const head = new Uint8Array(bytes instanceof ArrayBuffer ? bytes : bytes.buffer, bytes instanceof ArrayBuffer ? 0 : bytes.byteOffset, Math.min(4, bytes.byteLength));
+  if (head.length < 4 || head[0] !== 0x00 || head[1] !== 0x61 || head[2] !== 0x73 || head[3] !== 0x6d) {
+    throw new Error(`qkv: the wasm given (${bytes.byteLength} bytes) is not a WebAssembly module: it does not start with the wasm magic number. Was a page served instead of the .wasm file? Pass options.wasm, or import qkv/inline, which embeds the module.`);
+  }
   try {
     return await WebAssembly.compile(bytes as BufferSource);
   } catch (error) {

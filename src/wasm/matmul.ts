@@ -1,7 +1,6 @@
 // Thin wrapper over assembly/kernels/matmul.ts: same signature as the reference matmul.
 import { planMatmul } from '../core/plans.js';
-import { checkOut } from '../core/validate.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { MatmulOptions } from '../core/types.js';
 import type { WasmContext } from './context.js';
 import { gemv, gemvStreamed, isSkinny, streamsB } from './gemv.js';
@@ -24,16 +23,17 @@ export function matmul(ctx: WasmContext, a: Tensor, b: Tensor, options?: MatmulO
   const p = planMatmul(a, b, options);
   const { M, N, K } = p;
   const { arena } = ctx;
-  return arena.scoped(() => {
-    const out = checkOut('matmul', options, p.outputShape);
+  arena.checkOut(p.out);
+  if (p.empty) return p.out ? p.out.tensor : fromData(new Float32Array(0), p.outputShape);
+  return arena.call(() => formatCall('matmul', { a: p.a.shape, b: p.b.shape }), () => {
     // a large B outside engine memory in a skinny product is copied in chunk by chunk as it is used
-    const streamed = streamsB(ctx, M, N, K, p.transposeB, b.data);
-    const pa = arena.input(a.data), pb = streamed ? 0 : arena.input(b.data);
+    const streamed = streamsB(ctx, M, N, K, p.transposeB, p.b);
+    const pa = arena.input(p.a, 'a'), pb = streamed ? 0 : arena.input(p.b, 'b');
     const pc = arena.allocF32(p.batch * M * N);
     for (let z = 0; z < p.batch; z++) {
-      if (streamed) gemvStreamed(ctx, pc + z * M * N * 4, pa + p.aOffset(z) * 4, b.data, p.bOffset(z), M, N, K, p.transposeB);
+      if (streamed) gemvStreamed(ctx, pc + z * M * N * 4, pa + p.aOffset(z) * 4, p.b.data, p.bOffset(z), M, N, K, p.transposeB);
       else gemm(ctx, pc + z * M * N * 4, pa + p.aOffset(z) * 4, pb + p.bOffset(z) * 4, M, N, K, p.transposeB);
     }
-    return arena.result(pc, p.batch * M * N, p.outputShape, out);
+    return arena.result(pc, p.batch * M * N, p.outputShape, p.out);
   });
 }

@@ -10,11 +10,21 @@
 // the point of use, because growing the memory detaches old views.
 
 import { fromData, type Tensor } from '../core/tensor.js';
+import type { Checked, Out } from '../core/validate.js';
 
 const ALIGN = 16; // v128 loads are unaligned-safe, but aligned rows are faster
 const PAGE = 65536;
 /** The wasm32 ceiling, less one page: the default and largest memory limit of an engine. */
 export const MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
+
+/** What a held block is for: only an engine tensor's block may be written as `options.out`. */
+export type BlockKind = 'tensor' | 'cache' | 'weights';
+
+/** The memory limit was reached; the op's wrapper rethrows it as a RangeError naming the op. */
+export class MemoryLimitError extends RangeError {}
+
+/** Bytes of a checked argument's elements (from its shape: its view may have been detached by growth). */
+const byteSize = (c: Checked<Float32Array | Uint8Array>): number => c.data.BYTES_PER_ELEMENT * c.shape.reduce((n, d) => n * d, 1);
 
 export class Arena {
   private top: number;
@@ -22,7 +32,11 @@ export class Arena {
   /** End of the held region: where each call's buffers start. */
   private held: number;
   /** Held blocks by address, in address order. */
-  private blocks: { ptr: number; bytes: number }[] = [];
+  private blocks: { ptr: number; bytes: number; kind: BlockKind }[] = [];
+  /** Buffers this memory had before it grew: views over them were views of engine memory. */
+  private readonly formerBuffers = new WeakSet<ArrayBufferLike>();
+  /** What the current call is, for the message of a memory-limit error ("matmul: a [2, 3], b [3, 4]"). */
+  private describe: (() => string) | null = null;
 
   constructor(readonly memory: WebAssembly.Memory, heapBase: number, private readonly limit = MAX_MEMORY_BYTES) {
     this.base = Math.ceil(heapBase / ALIGN) * ALIGN;
@@ -39,8 +53,9 @@ export class Arena {
    * Reserves a block that outlives calls (until `free`), first fit among the gaps of freed blocks,
    * else at the end of the held region. Only between calls.
    */
-  hold(bytes: number): number {
+  hold(bytes: number, kind: BlockKind, describe?: () => string): number {
     if (this.top !== this.held) throw new Error('qkv: a long-lived block cannot be reserved during a call');
+    if (describe) return this.labelled(describe, () => this.hold(bytes, kind));
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     let at = this.base, index = 0;
     for (; index < this.blocks.length; index++) {
@@ -48,28 +63,71 @@ export class Arena {
       at = this.blocks[index].ptr + this.blocks[index].bytes;
     }
     if (index === this.blocks.length) {
-      // at the end: move the start of the per-call region up
+      // at the end: move the start of the per-call region up (and back if the memory limit refuses)
+      const top = this.top;
       this.top = at;
-      this.alloc(size);
+      try {
+        this.alloc(size);
+      } catch (error) {
+        this.top = top;
+        throw error;
+      }
       this.held = this.top;
     }
-    this.blocks.splice(index, 0, { ptr: at, bytes: size });
+    this.blocks.splice(index, 0, { ptr: at, bytes: size, kind });
     return at;
   }
 
-  /** Returns a block from `hold`; freeing twice is harmless. */
+  /**
+   * Returns a block from `hold`; freeing twice is harmless. Between calls the region above the held
+   * blocks shrinks to the new end; during a call (a caller's getter disposing a tensor) the block is
+   * only forgotten, and its gap is reused by a later `hold`.
+   */
   free(ptr: number): void {
     const index = this.blocks.findIndex((b) => b.ptr === ptr);
     if (index < 0) return;
     this.blocks.splice(index, 1);
+    if (this.top !== this.held) return;
     const last = this.blocks[this.blocks.length - 1];
-    const end = last ? last.ptr + last.bytes : this.base;
-    if (this.top === this.held) this.top = end;
-    this.held = end;
+    this.held = this.top = last ? last.ptr + last.bytes : this.base;
+  }
+
+  /**
+   * Whether `c`'s data lies in this memory (an engine tensor, or a view of one). Such data must lie
+   * inside one live held block (of `kind` when given): a view kept from a disposed tensor, or made
+   * over the memory's buffer elsewhere, would read or overwrite memory that other objects own.
+   */
+  resident(c: Checked<Float32Array | Uint8Array>, name: string, kind?: BlockKind): boolean {
+    const buffer = c.data.buffer;
+    if (buffer !== this.memory.buffer && !this.formerBuffers.has(buffer)) return false;
+    const start = c.byteOffset, end = start + byteSize(c);
+    const block = this.blocks.find((b) => b.ptr <= start && end <= b.ptr + b.bytes);
+    if (!block || (kind !== undefined && block.kind !== kind)) {
+      throw new Error(`qkv: ${name} lies in engine memory outside any live engine tensor (disposed, or a view made over the memory's buffer)`);
+    }
+    return true;
   }
 
   get bytes(): number {
     return this.memory.buffer.byteLength;
+  }
+
+  /**
+   * Runs `fn` as the op that `describe` names with its shapes (for a memory-limit error's message),
+   * then releases everything it allocated, whether it returned or threw.
+   */
+  call<T>(describe: () => string, fn: () => T): T {
+    return this.labelled(describe, () => this.scoped(fn));
+  }
+
+  private labelled<T>(describe: () => string, fn: () => T): T {
+    const outer = this.describe;
+    this.describe = describe;
+    try {
+      return fn();
+    } finally {
+      this.describe = outer;
+    }
   }
 
   /** Runs `fn`, then releases everything it allocated, whether it returned or threw. */
@@ -87,12 +145,25 @@ export class Arena {
     const ptr = this.top;
     const end = ptr + Math.ceil(bytes / ALIGN) * ALIGN;
     if (end > this.limit) {
-      throw new RangeError(`qkv: this needs at least ${end - this.base} bytes of wasm memory, more than the engine's limit of ${this.limit} bytes (createEngine({ maxMemoryBytes }))`);
+      throw new MemoryLimitError(`${this.describe ? this.describe() : 'qkv'}: needs ${end} bytes of wasm memory (a buffer of ${end - ptr} bytes above the ${ptr} in use), over the engine's limit of ${this.limit} bytes (createEngine({ maxMemoryBytes }))`);
     }
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    if (end > have) {
+      this.formerBuffers.add(this.memory.buffer);
+      this.memory.grow(Math.ceil((end - have) / PAGE));
+    }
     this.top = end;
     return ptr;
+  }
+
+  /**
+   * Makes sure `bytes` more can be allocated in this call without reaching the limit (growing the
+   * memory now), so that a later step cannot fail on memory after the call has changed state.
+   */
+  ensure(bytes: number): void {
+    const top = this.top;
+    this.alloc(bytes);
+    this.top = top;
   }
 
   allocF32(count: number): number {
@@ -107,24 +178,59 @@ export class Arena {
   }
 
   /**
-   * The address of read-only input `data`: where it already is when it lives in this memory (an
-   * engine tensor), else a copy's. Kernels that write into their input use `write` instead.
+   * The address of read-only input `c`: where it already is when it lives in this memory (an engine
+   * tensor), else a copy's. Kernels that write into their input use `write` instead.
    */
-  input(data: Float32Array | Uint8Array | Int32Array): number {
-    return data.buffer === this.memory.buffer ? data.byteOffset : this.write(data);
+  input(c: Checked<Float32Array | Uint8Array>, name = 'an input'): number {
+    return this.resident(c, name) ? c.byteOffset : this.write(c.data);
+  }
+
+  /**
+   * Before an op computes: checks that `out`, when it lives in this memory, lies inside a live engine
+   * tensor (so a result never lands on a cache or on another call's buffers).
+   */
+  checkOut(out: Out | undefined): void {
+    if (out) this.resident(out.checked, 'options.out', 'tensor');
   }
 
   /**
    * The `count` floats at `ptr` as a result of shape `shape`: copied into `out` (any tensor of that
-   * shape, engine tensors included) when given, else into a fresh tensor the caller owns.
+   * shape, engine tensors included, checked by checkOut) when given, else into a fresh tensor the caller owns.
    */
-  result(ptr: number, count: number, shape: readonly number[], out?: Tensor): Tensor {
+  result(ptr: number, count: number, shape: readonly number[], out?: Out): Tensor {
     if (!out) return fromData(this.read(ptr, count), shape);
-    out.data.set(this.f32(ptr, count));
-    return out;
+    const c = out.checked;
+    const buffer = c.data.buffer;
+    if (buffer === this.memory.buffer || this.formerBuffers.has(buffer)) {
+      // an engine tensor: its view may have been detached by growth, its address has not moved
+      new Float32Array(this.memory.buffer).copyWithin(c.byteOffset >> 2, ptr >> 2, (ptr >> 2) + count);
+    } else {
+      c.data.set(this.f32(ptr, count));
+    }
+    return out.tensor;
   }
 
-  /** Copies `data` in and returns its address. */
+  /** Copies input `c` in (for kernels that work in place) and returns the copy's address. */
+  copy(c: Checked<Float32Array | Uint8Array>, name = 'an input'): number {
+    const inMemory = this.resident(c, name);
+    return this.place(c, inMemory, this.alloc(byteSize(c)));
+  }
+
+  /** A held block (see hold) holding a copy of `c`. */
+  holdCopy(c: Checked, kind: BlockKind, describe: () => string): number {
+    const inMemory = this.resident(c, describe());
+    return this.place(c, inMemory, this.hold(byteSize(c), kind, describe));
+  }
+
+  /** Copies `c`'s elements to `ptr`, from where they are in this memory or from JavaScript. */
+  private place(c: Checked<Float32Array | Uint8Array>, inMemory: boolean, ptr: number): number {
+    const memory = new Uint8Array(this.memory.buffer);
+    if (inMemory) memory.copyWithin(ptr, c.byteOffset, c.byteOffset + byteSize(c));
+    else memory.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), ptr);
+    return ptr;
+  }
+
+  /** Copies `data` (JavaScript-owned, or a view of this memory that is still attached) in and returns its address. */
   write(data: Float32Array | Uint8Array | Int32Array): number {
     // data may itself live in this memory (an engine tensor), whose view growing would detach
     const inMemory = data.buffer === this.memory.buffer;

@@ -5,13 +5,14 @@
 // A prepared layer (engine.createMultiHeadAttention) holds its weights in engine memory across calls.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
 import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { formatCall, fromData, type Tensor } from '../core/tensor.js';
+import type { Checked, Out } from '../core/validate.js';
 import type { MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { layoutArray, runAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
 import { gemm } from './matmul.js';
-import { gemmPacked, packedBytes, packWeight } from './packed.js';
+import { gemmPacked, holdPacked } from './packed.js';
 
 /**
  * Where the projection weights and biases are in engine memory (0 = no bias); `packed`: the
@@ -23,20 +24,22 @@ interface WeightPointers { wq: number; wk: number; wv: number; wo: number; bq: n
  * Writes the params' weights with `weight` and biases with `bias` (per call: the arena, as given;
  * per layer: held blocks, weights packed).
  */
-function placeWeights(p: MultiHeadPlan, weight: (w: Tensor) => number, put: (data: Float32Array) => number, packed: boolean): WeightPointers {
-  const bias = (b: Float32Array | null) => (b ? put(b) : 0);
+function placeWeights(p: MultiHeadPlan, weight: (c: Checked, name: string) => number, put: (c: Checked, name: string) => number, packed: boolean): WeightPointers {
+  const bias = (b: Checked | null, name: string) => (b ? put(b, name) : 0);
   return {
-    wq: weight(p.proj.Wq), wk: weight(p.proj.Wk), wv: weight(p.proj.Wv), wo: weight(p.Wo),
-    bq: bias(p.proj.bq), bk: bias(p.proj.bk), bv: bias(p.proj.bv), bo: bias(p.bo), packed,
+    wq: weight(p.proj.Wq, 'params: the query projection'), wk: weight(p.proj.Wk, 'params: the key projection'),
+    wv: weight(p.proj.Wv, 'params: the value projection'), wo: weight(p.Wo, 'params.outProjWeight'),
+    bq: bias(p.proj.bq, 'params: the query bias'), bk: bias(p.proj.bk, 'params: the key bias'),
+    bv: bias(p.proj.bv, 'params: the value bias'), bo: bias(p.bo, 'params.outProjBias'), packed,
   };
 }
 
-function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Tensor | undefined): OutputWithWeights {
+function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined): OutputWithWeights {
   // a call that fails after appending to the cache (the memory limit) leaves the cache as it was
   return cache ? cache.atomically(() => runOnce(ctx, p, w, cache, target)) : runOnce(ctx, p, w, null, target);
 }
 
-function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Tensor | undefined): OutputWithWeights {
+function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined): OutputWithWeights {
   const { B, Lq, Lk, E, H, kdim, vdim, extraK, extraV } = p;
   const D = E / H, extra = extraK.length, L2 = Lk + extra;
   const { arena } = ctx;
@@ -45,11 +48,11 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
     if (w.packed) gemmPacked(ctx, out, x, weight, rows, n, k, bias);
     else gemm(ctx, out, x, weight, rows, n, k, true, bias);
   };
-  return arena.scoped(() => {
+  return arena.call(() => formatCall(p.op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => {
     // inputs: self-attention passes one tensor three times, copied once
-    const pq = arena.input(p.q.data);
-    const pk = p.k.data === p.q.data ? pq : arena.input(p.k.data);
-    const pv = p.v.data === p.q.data ? pq : p.v.data === p.k.data ? pk : arena.input(p.v.data);
+    const pq = arena.input(p.q, 'query');
+    const pk = p.k === p.q ? pq : arena.input(p.k, 'key');
+    const pv = p.v === p.q ? pq : p.v === p.k ? pk : arena.input(p.v, 'value');
     const qp = arena.allocF32(B * Lq * E), kp = arena.allocF32(B * L2 * E), vp = arena.allocF32(B * L2 * E);
     project(qp, pq, w.wq, B * Lq, E, E, w.bq);
     if (extra === 0) {
@@ -106,8 +109,9 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
 /** multiHeadAttention, and selfAttention with `op` 'selfAttention' (its messages name it). */
 export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions, op: MultiHeadOp = 'multiHeadAttention'): OutputWithWeights {
   const p = planMultiHead(op, query, key, value, params, options);
-  const input = (data: Float32Array) => ctx.arena.input(data);
-  return ctx.arena.scoped(() => run(ctx, p, placeWeights(p, (w) => input(w.data), input, false), null, p.out));
+  ctx.arena.checkOut(p.out);
+  const input = (c: Checked, name: string) => ctx.arena.input(c, name);
+  return ctx.arena.call(() => formatCall(op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => run(ctx, p, placeWeights(p, input, input, false), null, p.out));
 }
 
 /**
@@ -121,19 +125,14 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
   const blocks: number[] = [];
   let weights: WeightPointers | null;
   try {
-    const hold = (bytes: number) => {
-      const ptr = ctx.arena.hold(bytes);
+    const describe = (c: Checked, name: string) => () => formatCall('createMultiHeadAttention', { [name]: c.shape });
+    weights = placeWeights(prepared, (c, name) => {
+      const ptr = holdPacked(ctx, c, name, describe(c, name));
       blocks.push(ptr);
       return ptr;
-    };
-    weights = placeWeights(prepared, (w) => {
-      const [n, k] = w.shape;
-      const ptr = hold(packedBytes(ctx, n, k));
-      packWeight(ctx, ptr, w.data, n, k);
-      return ptr;
-    }, (data) => {
-      const ptr = hold(data.byteLength);
-      ctx.arena.f32(ptr, data.length).set(data);
+    }, (c, name) => {
+      const ptr = ctx.arena.holdCopy(c, 'weights', describe(c, name));
+      blocks.push(ptr);
       return ptr;
     }, true);
   } catch (error) {
@@ -141,15 +140,16 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
     throw error;
   }
   // the forward plan reads the params' shapes and options; its weights are the held copies
-  const shapes = copyParams(params);
+  const shapes = copyParams(prepared.params);
   return {
     embedDim: widths.E,
-    numHeads: params.numHeads,
+    numHeads: prepared.H,
     forward(query, key, value, options) {
       if (weights === null) throw new Error('qkv: this multi-head attention layer has been disposed');
       const c = live();
-      const p = planLayerForward(shapes, widths, query, key, value, options);
-      const cache = options?.cache === undefined ? null : engineCache(c.arena, options.cache, LAYER_FORWARD);
+      const p = planLayerForward(shapes, widths, query, key, value, options, (cache) => engineCache(c.arena, cache, LAYER_FORWARD));
+      const cache = p.cache === undefined ? null : (p.cache as WasmKVCache);
+      c.arena.checkOut(p.out);
       return run(c, p, weights, cache, p.out);
     },
     dispose() {

@@ -3,6 +3,7 @@
 // and reads the weights front to back as one sequential stream, which a one-token forward needs
 // to run at memory speed (an unpacked [N, K] read row after row, or 8 rows of a [K, N]
 // at a time, streams slower than one run through memory).
+import type { Checked } from '../core/validate.js';
 import type { WasmContext } from './context.js';
 
 /** Columns per panel; must match NR in assembly/kernels/matmul.ts (test/gemv.test.ts checks). */
@@ -13,9 +14,25 @@ export function packedBytes({ kernels }: WasmContext, n: number, k: number): num
   return kernels.gemm_packed_size_f32(n, k) * 4;
 }
 
-/** Packs W [n, k] (nn.Linear's [out, in]: the B of A·Wᵀ) from `data` into the block at `dst`. */
-export function packWeight({ kernels, arena }: WasmContext, dst: number, data: Float32Array, n: number, k: number): void {
-  arena.scoped(() => kernels.gemm_pack_f32(dst, arena.write(data), n, k, 1));
+/**
+ * Packs W [n, k] (nn.Linear's [out, in]: the B of A·Wᵀ) from `c` (read in place when it is an
+ * engine tensor) into the block at `dst`; `describe` names the call for a memory-limit error.
+ */
+export function packWeight({ kernels, arena }: WasmContext, dst: number, c: Checked, name: string, n: number, k: number, describe: () => string): void {
+  arena.call(describe, () => kernels.gemm_pack_f32(dst, arena.input(c, name), n, k, 1));
+}
+
+/** A held block of engine memory ('weights') holding W [n, k] = `c`, packed; freed again if packing fails. */
+export function holdPacked(ctx: WasmContext, c: Checked, name: string, describe: () => string): number {
+  const [n, k] = c.shape;
+  const ptr = ctx.arena.hold(packedBytes(ctx, n, k), 'weights', describe);
+  try {
+    packWeight(ctx, ptr, c, name, n, k, describe);
+  } catch (error) {
+    ctx.arena.free(ptr);
+    throw error;
+  }
+  return ptr;
 }
 
 /**

@@ -19,7 +19,7 @@ import { instantiateKernels, type Kernels } from './loader.js';
 /** Kernels a worker may run, by index (the job slot holds the index, not the name). */
 export const PARALLEL_KERNELS = [
   'gemm_f32', 'gemm_packed_f32', 'gemv_f32', 'softmax_rows_f32', 'attention_f32', 'flash_attention_f32',
-  'kernel_regression_f32', 'additive_scores_f32', 'weighted_rows_f32',
+  'kernel_regression_f32', 'additive_scores_f32', 'weighted_rows_f32', 'rotary_f32', 'paged_attention_f32', 'rms_norm_rows_f32',
 ] as const;
 export type ParallelKernel = typeof PARALLEL_KERNELS[number];
 
@@ -27,6 +27,8 @@ const GEN = 0, PENDING = 1, ERROR = 2, STOP = 3, READY = 4;
 const SLOTS_AT = 64;
 const SLOT_DOUBLES = 40;
 const MAX_WORKERS = 64;
+/** The most threads an engine runs: the calling one and MAX_WORKERS workers. */
+export const MAX_THREADS = MAX_WORKERS + 1;
 const ERROR_AT = SLOTS_AT + MAX_WORKERS * SLOT_DOUBLES * 8;
 const ERROR_BYTES = 1024;
 export const CONTROL_BYTES = ERROR_AT + ERROR_BYTES;

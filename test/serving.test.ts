@@ -1,0 +1,346 @@
+// Serving many sequences: rotary embeddings, the paged KV pool, batchAttention and the grouped-query
+// layer, on the reference engine and on wasm engines of 1 and 2 threads, against float64 formulas
+// written here (not the reference engine's code) and against each other.
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, reference, tensor, type Engine, type KVPool, type KVSequence, type Tensor } from '../src/index.js';
+import type { PagedPool, PagedSequence } from '../src/core/kvPool.js';
+import { expectClose, random, rng } from './support.js';
+
+const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
+afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
+const engines: [string, Engine][] = [['reference', reference], ['wasm, 1 thread', wasm1], ['wasm, 2 threads', wasm2]];
+
+/** Float64 RoPE of one row (the formula of API.md), for checking both engines. */
+function ropeRow(x: ArrayLike<number>, p: number, dim: number, base: number, interleaved: boolean, tables?: { cos: Tensor; sin: Tensor }): number[] {
+  const out = Array.from(x);
+  for (let i = 0; i < dim / 2; i++) {
+    const [ia, ib] = interleaved ? [2 * i, 2 * i + 1] : [i, i + dim / 2];
+    const theta = p * base ** (-2 * i / dim);
+    const c = tables ? tables.cos.data[p * (dim / 2) + i] : Math.cos(theta), s = tables ? tables.sin.data[p * (dim / 2) + i] : Math.sin(theta);
+    out[ia] = x[ia] * c - x[ib] * s;
+    out[ib] = x[ib] * c + x[ia] * s;
+  }
+  return out;
+}
+
+describe.each(engines)('rotaryEmbedding on %s', (_, engine) => {
+  it.each([2, 4, 6, 8, 16, 18, 64, 66, 130])('matches the float64 formula, D = %i, halves and interleaved, full and partial', (D) => {
+    const x = random([2, 3, 5, D], D);
+    for (const interleaved of [false, true]) {
+      for (const dim of [D, D - 2]) {
+        const got = engine.rotaryEmbedding(x, { interleaved, dim, base: 500 });
+        const want = new Float32Array(x.data.length);
+        for (let r = 0; r < 2 * 3 * 5; r++) want.set(ropeRow(x.data.subarray(r * D, (r + 1) * D), r % 5, dim, 500, interleaved), r * D);
+        expectClose(got, { data: want, shape: x.shape }, `interleaved ${interleaved}, dim ${dim}`);
+      }
+    }
+  });
+
+  it('takes positions [L], [B, L] and token-major [T, H, D] with positions [T], and cos/sin tables', () => {
+    const D = 8, x = random([2, 2, 3, D], 7);
+    const perBatch = [4, 9, 1, 0, 2, 30];
+    const got = engine.rotaryEmbedding(x, { positions: perBatch });
+    const want = new Float32Array(x.data.length);
+    for (let r = 0; r < 12; r++) {
+      const b = Math.floor(r / 6), l = r % 3;
+      want.set(ropeRow(x.data.subarray(r * D, (r + 1) * D), perBatch[b * 3 + l], D, 10000, false), r * D);
+    }
+    expectClose(got, { data: want, shape: x.shape }, '[B, L] positions');
+    const tokens = random([5, 3, D], 8), positions = tensor([7, 0, 3, 3, 12], [5]);
+    const cos = random([16, D / 2], 9), sin = random([16, D / 2], 10);
+    const t = engine.rotaryEmbedding(tokens, { positions, cos, sin });
+    const tw = new Float32Array(tokens.data.length);
+    for (let r = 0; r < 15; r++) tw.set(ropeRow(tokens.data.subarray(r * D, (r + 1) * D), positions.data[Math.floor(r / 3)], D, 0, false, { cos, sin }), r * D);
+    expectClose(t, { data: tw, shape: tokens.shape }, 'token-major with tables');
+    expect(() => engine.rotaryEmbedding(tokens, { positions: [16, 0, 0, 0, 0], cos, sin })).toThrow(RangeError);
+    expect(() => engine.rotaryEmbedding(tokens, { dim: 3 })).toThrow(/even integer/);
+    expect(() => engine.rotaryEmbedding(tokens, { positions: [1, 2] })).toThrow(RangeError);
+    expect(() => engine.rotaryEmbedding(tokens, { cos })).toThrow(TypeError);
+  });
+});
+
+/** The pool's internals, for the invariants of src/core/kvPool.ts. */
+function expectInvariants(pool: KVPool, live: KVSequence[]): void {
+  const p = pool as PagedPool;
+  const held = new Map<number, number>();
+  for (const s of live as PagedSequence[]) {
+    expect(s.table.length, 'blocks of a sequence').toBe(Math.ceil(s.length / p.blockSize));
+    for (const b of s.table) held.set(b, (held.get(b) ?? 0) + 1);
+  }
+  for (let b = 0; b < p.blocks; b++) expect(p.refs[b], `refs[${b}]`).toBe(held.get(b) ?? 0);
+  expect(p.freeBlocks).toBe(p.blocks - held.size);
+}
+
+const rows = (n: number, H: number, D: number, seed: number) => random([n, H, D], seed);
+
+describe.each(engines)('the KV pool on %s', (_, engine) => {
+  it('appends, reads, forks with shared blocks, copies on write, truncates and frees', () => {
+    const pool = engine.createKVPool({ kvHeads: 2, headDim: 3, valueDim: 5, blocks: 10, blockSize: 4 });
+    const a = pool.sequence();
+    const k1 = rows(6, 2, 3, 1), v1 = rows(6, 2, 5, 2);
+    a.append(k1, v1);
+    expect(a.length).toBe(6);
+    expect(pool.freeBlocks).toBe(8);
+    expectClose(a.read().keys, k1);
+    expectClose(a.read().values, v1);
+    const b = a.fork();
+    expect(pool.freeBlocks, 'a fork takes no block').toBe(8);
+    expectInvariants(pool, [a, b]);
+    const k2 = rows(1, 2, 3, 3), v2 = rows(1, 2, 5, 4);
+    b.append(k2, v2);
+    expect(pool.freeBlocks, 'writing into the shared last block copies it').toBe(7);
+    expectClose(a.read().keys, k1, 'the original is unchanged');
+    expect(b.read().keys.data.slice(0, 36)).toEqual(k1.data);
+    expect(b.read().keys.data.slice(36)).toEqual(k2.data);
+    expectInvariants(pool, [a, b]);
+    b.truncate(3);
+    expect(b.length).toBe(3);
+    expectInvariants(pool, [a, b]);
+    expect(() => b.truncate(4)).toThrow(RangeError);
+    a.free();
+    expect(() => a.read()).toThrow(/freed/);
+    expect(() => a.free()).toThrow(/freed/);
+    expectInvariants(pool, [b]);
+    b.free();
+    expect(pool.freeBlocks).toBe(10);
+    pool.dispose();
+    expect(() => pool.sequence()).toThrow(/disposed/);
+  });
+
+  it('refuses an append that does not fit, changing nothing', () => {
+    const pool = engine.createKVPool({ kvHeads: 1, headDim: 2, blocks: 2, blockSize: 2 });
+    const s = pool.sequence();
+    s.append(rows(3, 1, 2, 1), rows(3, 1, 2, 2));
+    expect(() => s.append(rows(2, 1, 2, 3), rows(2, 1, 2, 4))).toThrow(/1 free blocks? of 2|0 free blocks of 2/);
+    expect(s.length).toBe(3);
+    expect(() => s.append(rows(1, 2, 2, 3), rows(1, 2, 2, 4))).toThrow(RangeError);
+    expectClose(s.read().keys, rows(3, 1, 2, 1));
+    expectInvariants(pool, [s]);
+    expect(() => engine.createKVPool({ kvHeads: 1, headDim: 2, blocks: 2, dtype: 'int8' })).toThrow(/not supported yet/);
+    expect(() => engine.createKVPool({ kvHeads: 1e200, headDim: 1e200, blocks: 0 })).toThrow(RangeError);
+    pool.dispose();
+  });
+});
+
+interface BatchCase {
+  Hq: number; Hkv: number; D: number; Dv: number; blockSize: number;
+  past: number[]; news: number[];
+  options: { causal?: boolean; scale?: number; softcap?: number; window?: { left?: number; right?: number }; rotary?: { dim?: number; interleaved?: boolean; base?: number }; alibi?: boolean; sinks?: boolean };
+}
+
+/** The batch semantics of API.md in float64, from each sequence's stored keys (read()) and the new rows. */
+function naiveBatch(c: BatchCase, q: Tensor, k: Tensor, v: Tensor, pasts: { keys: Tensor; values: Tensor }[], alibi: Tensor | null, sinks: Tensor | null): Float32Array {
+  const { Hq, Hkv, D, Dv } = c;
+  const out = new Float32Array(q.shape[0] * Hq * Dv);
+  const rot = c.options.rotary;
+  const turn = (row: ArrayLike<number>, p: number) => (rot ? ropeRow(row, p, rot.dim ?? D, rot.base ?? 10000, rot.interleaved ?? false) : Array.from(row));
+  const scale = c.options.scale ?? 1 / Math.sqrt(D);
+  let t0 = 0;
+  c.news.forEach((n, s) => {
+    const L = c.past[s];
+    const keys: number[][][] = [], values: number[][][] = []; // [position][head][feature]
+    for (let j = 0; j < L; j++) {
+      keys.push(Array.from({ length: Hkv }, (_, g) => Array.from(pasts[s].keys.data.subarray((j * Hkv + g) * D, (j * Hkv + g + 1) * D))));
+      values.push(Array.from({ length: Hkv }, (_, g) => Array.from(pasts[s].values.data.subarray((j * Hkv + g) * Dv, (j * Hkv + g + 1) * Dv))));
+    }
+    for (let i = 0; i < n; i++) {
+      const t = t0 + i;
+      keys.push(Array.from({ length: Hkv }, (_, g) => turn(k.data.subarray((t * Hkv + g) * D, (t * Hkv + g + 1) * D), L + i)));
+      values.push(Array.from({ length: Hkv }, (_, g) => Array.from(v.data.subarray((t * Hkv + g) * Dv, (t * Hkv + g + 1) * Dv))));
+    }
+    for (let i = 0; i < n; i++) {
+      const t = t0 + i, p = L + i;
+      for (let h = 0; h < Hq; h++) {
+        const g = Math.floor(h / (Hq / Hkv));
+        const qr = turn(q.data.subarray((t * Hq + h) * D, (t * Hq + h + 1) * D), p);
+        const scores: [number, number][] = [];
+        for (let j = 0; j < L + n; j++) {
+          const w = c.options.window;
+          if ((c.options.causal ?? true) && j > p) continue;
+          if (w?.left !== undefined && j < p - w.left) continue;
+          if (w?.right !== undefined && j > p + w.right) continue;
+          let sc = scale * qr.reduce((a, x, d) => a + x * keys[j][g][d], 0);
+          if (c.options.softcap) sc = c.options.softcap * Math.tanh(sc / c.options.softcap);
+          if (alibi) sc -= alibi.data[h] * Math.abs(p - j);
+          scores.push([j, sc]);
+        }
+        if (scores.length === 0) continue;
+        const m = Math.max(...scores.map(([, sc]) => sc), sinks ? sinks.data[h] : -Infinity);
+        const sum = scores.reduce((a, [, sc]) => a + Math.exp(sc - m), 0) + (sinks ? Math.exp(sinks.data[h] - m) : 0);
+        for (const [j, sc] of scores) {
+          for (let d = 0; d < Dv; d++) out[(t * Hq + h) * Dv + d] += (Math.exp(sc - m) / sum) * values[j][g][d];
+        }
+      }
+    }
+    t0 += n;
+  });
+  return out;
+}
+
+/** Runs case `c` on `engine`: a pool with the past lengths filled in, then one batch call. */
+function runBatch(engine: Engine, c: BatchCase, seed: number) {
+  const blocks = c.past.reduce((n, L, s) => n + Math.ceil((L + c.news[s]) / c.blockSize), 0);
+  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize });
+  const seqs = c.past.map((L, s) => {
+    const seq = pool.sequence();
+    if (L > 0) seq.append(rows(L, c.Hkv, c.D, seed + 100 + s), rows(L, c.Hkv, c.Dv, seed + 200 + s));
+    return seq;
+  });
+  const pasts = seqs.map((s) => s.read());
+  const T = c.news.reduce((a, b) => a + b, 0);
+  const q = rows(T, c.Hq, c.D, seed + 1), k = rows(T, c.Hkv, c.D, seed + 2), v = rows(T, c.Hkv, c.Dv, seed + 3);
+  const alibi = c.options.alibi ? random([c.Hq], seed + 4, 0.5) : null, sinks = c.options.sinks ? random([c.Hq], seed + 5, 2) : null;
+  const { alibi: _a, sinks: _s, ...options } = c.options;
+  const { output } = engine.batchAttention(q, k, v, {
+    ...options, sequences: seqs, queryLens: c.news, ...(alibi ? { alibiSlopes: alibi } : {}), ...(sinks ? { sinks } : {}),
+  });
+  const lengths = seqs.map((s) => s.length);
+  pool.dispose();
+  return { output, want: naiveBatch(c, q, k, v, pasts, alibi, sinks), lengths };
+}
+
+const batchCases: [string, BatchCase][] = [
+  ['decode, 3 sequences', { Hq: 4, Hkv: 2, D: 8, Dv: 8, blockSize: 4, past: [5, 0, 17], news: [1, 1, 1], options: {} }],
+  ['mixed prefill and decode, GQA 7:1, rotary', { Hq: 7, Hkv: 1, D: 16, Dv: 12, blockSize: 16, past: [0, 31, 3], news: [20, 1, 2], options: { rotary: {} } }],
+  ['a zero-length entry, interleaved partial rotary, window, softcap', { Hq: 2, Hkv: 2, D: 6, Dv: 5, blockSize: 3, past: [9, 4], news: [0, 6], options: { rotary: { interleaved: true, dim: 4 }, window: { left: 3, right: 0 }, softcap: 2 } }],
+  ['not causal, alibi and sinks', { Hq: 4, Hkv: 1, D: 5, Dv: 3, blockSize: 2, past: [3, 6], news: [2, 3], options: { causal: false, alibi: true, sinks: true } }],
+  ['window past every position, scale 1', { Hq: 2, Hkv: 1, D: 4, Dv: 4, blockSize: 8, past: [10], news: [3], options: { window: { left: 2 ** 31, right: 2 ** 32 }, scale: 1 } }],
+  ['tails: D 17, Dv 33, block 5', { Hq: 3, Hkv: 3, D: 17, Dv: 33, blockSize: 5, past: [12, 1], news: [4, 7], options: { sinks: true } }],
+];
+
+describe.each(engines)('batchAttention on %s', (_, engine) => {
+  it.each(batchCases)('%s: equals the float64 formula, and the sequences grow', (_, c) => {
+    const { output, want, lengths } = runBatch(engine, c, 11);
+    expectClose(output, { data: want, shape: output.shape });
+    expect(lengths).toEqual(c.past.map((L, s) => L + c.news[s]));
+  });
+
+  it('decoding token by token equals one prefill', () => {
+    const pool = engine.createKVPool({ kvHeads: 2, headDim: 8, blocks: 16, blockSize: 4 });
+    const a = pool.sequence(), b = pool.sequence();
+    const n = 11, q = rows(n, 4, 8, 1), k = rows(n, 2, 8, 2), v = rows(n, 2, 8, 3);
+    const rotary = { base: 1000 };
+    const once = engine.batchAttention(q, k, v, { sequences: [a], queryLens: [n], rotary }).output;
+    const slice = (t: Tensor, i: number) => tensor(t.data.subarray(i * t.shape[1] * t.shape[2], (i + 1) * t.shape[1] * t.shape[2]), [1, t.shape[1], t.shape[2]]);
+    for (let i = 0; i < n; i++) {
+      const step = engine.batchAttention(slice(q, i), slice(k, i), slice(v, i), { sequences: [b], queryLens: [1], rotary }).output;
+      expectClose(step, slice(once, i), `step ${i}`);
+    }
+    expectClose(b.read().keys, a.read().keys);
+    pool.dispose();
+  });
+
+  it('refuses a bad call, changing no sequence and no block', () => {
+    const pool = engine.createKVPool({ kvHeads: 1, headDim: 4, blocks: 3, blockSize: 2 });
+    const other = engine.createKVPool({ kvHeads: 1, headDim: 4, blocks: 3, blockSize: 2 });
+    const s = pool.sequence(), t = pool.sequence(), foreign = other.sequence(), freed = pool.sequence();
+    s.append(rows(3, 1, 4, 1), rows(3, 1, 4, 2));
+    freed.free();
+    const q1 = rows(1, 2, 4, 3), k1 = rows(1, 1, 4, 4), v1 = rows(1, 1, 4, 5);
+    const q2 = rows(2, 2, 4, 3), k2 = rows(2, 1, 4, 4), v2 = rows(2, 1, 4, 5);
+    const bad: [RegExp | (new (...a: never[]) => Error), () => unknown][] = [
+      [RangeError, () => engine.batchAttention(q2, k2, v2, { sequences: [s, s], queryLens: [1, 1] })],
+      [TypeError, () => engine.batchAttention(q2, k2, v2, { sequences: [s, foreign], queryLens: [1, 1] })],
+      [/freed/, () => engine.batchAttention(q2, k2, v2, { sequences: [s, freed], queryLens: [1, 1] })],
+      [RangeError, () => engine.batchAttention(q2, k2, v2, { sequences: [s, t], queryLens: [2, 1] })],
+      [RangeError, () => engine.batchAttention(q1, k1, v1, { sequences: [s], queryLens: [1], window: { left: -1 } })],
+      [TypeError, () => engine.batchAttention(q1, k1, v1, { sequences: [{ length: 3 }] as never, queryLens: [1] })],
+      [/free blocks/, () => engine.batchAttention(rows(5, 2, 4, 6), rows(5, 1, 4, 7), rows(5, 1, 4, 8), { sequences: [s, t], queryLens: [1, 4] })],
+      [RangeError, () => engine.batchAttention(rows(1, 3, 4, 6), rows(1, 2, 4, 7), rows(1, 2, 4, 8), { sequences: [s], queryLens: [1] })],
+      [RangeError, () => engine.batchAttention(rows(1, 3, 4, 6), rows(1, 2, 4, 7), rows(1, 2, 4, 8), { sequences: [s], queryLens: [1] })],
+      [RangeError, () => engine.batchAttention(q1, k1, v1, { sequences: [s], queryLens: [1], sinks: random([3], 1) })],
+    ];
+    for (const [error, call] of bad) {
+      expect(call).toThrow(error as RegExp);
+      expect(s.length).toBe(3);
+      expect(t.length).toBe(0);
+      expectInvariants(pool, [s, t]);
+    }
+    expectClose(s.read().keys, rows(3, 1, 4, 1));
+    pool.dispose(); other.dispose();
+  });
+});
+
+describe('batchAttention: the wasm engine equals the reference on random batches', () => {
+  it.each([[wasm1], [wasm2]].map((e, i) => [i + 1, e[0]] as const))('%i thread(s)', (_, engine) => {
+    const r = rng(5);
+    const pick = <T,>(xs: T[]) => xs[Math.floor(r() * xs.length)];
+    for (let round = 0; round < 25; round++) {
+      const Hkv = pick([1, 2]), Hq = Hkv * pick([1, 3, 7]), D = pick([4, 8, 16, 64]), sequences = pick([1, 2, 5, 16]);
+      const past = Array.from({ length: sequences }, () => pick([0, 1, 7, 16, 40]));
+      const news = Array.from({ length: sequences }, () => pick([0, 1, 1, 3, 20]));
+      const c: BatchCase = {
+        Hq, Hkv, D, Dv: D, blockSize: pick([1, 4, 16]), past, news,
+        options: { rotary: r() < 0.5 ? {} : undefined, softcap: r() < 0.3 ? 5 : undefined, window: r() < 0.3 ? { left: 8 } : undefined, sinks: r() < 0.3 },
+      };
+      const got = runBatch(engine, c, round), want = runBatch(reference, c, round);
+      expectClose(got.output, want.output, `round ${round}`);
+    }
+  });
+
+  it('2 threads give the same bits as 1', () => {
+    const c = batchCases[1][1];
+    const a = runBatch(wasm1, c, 3).output, b = runBatch(wasm2, c, 3).output;
+    expect(Array.from(b.data)).toEqual(Array.from(a.data));
+  });
+
+  it('keeps memory flat across hundreds of decode steps of sequences that join and finish', () => {
+    const pool = wasm1.createKVPool({ kvHeads: 2, headDim: 16, blocks: 200, blockSize: 16 });
+    let live: KVSequence[] = [];
+    const r = rng(9);
+    let before = 0;
+    for (let step = 0; step < 400; step++) {
+      if (live.length < 6 && r() < 0.3) live.push(pool.sequence());
+      if (live.length > 0 && r() < 0.05) { live[0].free(); live = live.slice(1); }
+      if (live.length === 0) continue;
+      const n = live.length;
+      wasm1.batchAttention(rows(n, 4, 16, step), rows(n, 2, 16, step + 1), rows(n, 2, 16, step + 2), { sequences: live, queryLens: live.map(() => 1), rotary: {} });
+      live = live.filter((s) => (s.length < 100 ? true : (s.free(), false)));
+      if (step === 100) before = wasm1.info.memoryBytes;
+    }
+    expect(wasm1.info.memoryBytes).toBe(before);
+    expectInvariants(pool, live);
+    pool.dispose();
+  });
+});
+
+/** Random grouped-query params (Hugging Face layout). */
+function gqaParams(E: number, Hq: number, Hkv: number, D: number, seed: number, extras = true) {
+  return {
+    numHeads: Hq, numKvHeads: Hkv, headDim: D,
+    qProjWeight: random([Hq * D, E], seed, 0.3), kProjWeight: random([Hkv * D, E], seed + 1, 0.3),
+    vProjWeight: random([Hkv * D, E], seed + 2, 0.3), oProjWeight: random([E, Hq * D], seed + 3, 0.3),
+    ...(extras ? {
+      qProjBias: random([Hq * D], seed + 4, 0.1), kProjBias: random([Hkv * D], seed + 5, 0.1), vProjBias: random([Hkv * D], seed + 6, 0.1),
+      qNormWeight: random([D], seed + 7, 1), kNormWeight: random([D], seed + 8, 1), rotary: { base: 10000 },
+    } : {}),
+  };
+}
+
+describe.each(engines)('createGroupedQueryAttention on %s', (_, engine) => {
+  it('equals the reference layer, and one 16-token forward equals sixteen one-token forwards', () => {
+    const E = 24, Hq = 6, Hkv = 2, D = 8;
+    const params = gqaParams(E, Hq, Hkv, D, 1);
+    const layer = engine.createGroupedQueryAttention(params), ref = reference.createGroupedQueryAttention(params);
+    const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 64, blockSize: 4 });
+    const refPool = reference.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 64, blockSize: 4 });
+    const seqs = Array.from({ length: 16 }, () => pool.sequence()), refSeqs = Array.from({ length: 16 }, () => refPool.sequence());
+    // prompts of different lengths, then one decode step of all 16 in one forward
+    const prompt = seqs.map((_, i) => 1 + (i % 5));
+    const x0 = random([prompt.reduce((a, b) => a + b, 0), E], 2);
+    expectClose(layer.forward(x0, { sequences: seqs, queryLens: prompt }).output, ref.forward(x0, { sequences: refSeqs, queryLens: prompt }).output, 'prefill');
+    const forks = seqs.map((s) => s.fork());
+    const x1 = random([16, E], 3);
+    const batched = layer.forward(x1, { sequences: seqs, queryLens: seqs.map(() => 1) }).output;
+    expectClose(batched, ref.forward(x1, { sequences: refSeqs, queryLens: refSeqs.map(() => 1) }).output, 'decode');
+    forks.forEach((s, i) => {
+      const one = layer.forward(tensor(x1.data.subarray(i * E, (i + 1) * E), [1, E]), { sequences: [s], queryLens: [1] }).output;
+      expectClose(one, tensor(batched.data.subarray(i * E, (i + 1) * E), [1, E]), `sequence ${i} alone`);
+    });
+    expect(() => layer.forward(random([2, E + 1], 4), { sequences: [seqs[0]], queryLens: [2] })).toThrow(RangeError);
+    expect(() => engine.createGroupedQueryAttention({ ...params, numKvHeads: 4 })).toThrow(RangeError);
+    layer.dispose();
+    expect(() => layer.forward(x1, { sequences: seqs, queryLens: seqs.map(() => 1) })).toThrow(/disposed/);
+    pool.dispose(); refPool.dispose();
+  });
+});
