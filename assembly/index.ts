@@ -1,7 +1,8 @@
 // The wasm module's exports: this file only re-exports the kernel families.
 export { heap_base } from './memory';
 export { RELAXED_SIMD } from './build';
-export { gemm_f32, gemm_scratch_f32 } from './kernels/matmul';
+export { gemm_f32, gemm_scratch_f32, gemm_pack_f32, gemm_packed_f32, gemm_packed_scratch_f32, gemm_packed_size_f32 } from './kernels/matmul';
+export { gemv_f32 } from './kernels/gemv';
 export { softmax_rows_f32 } from './kernels/softmax';
 export {
   attention_f32, CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE,

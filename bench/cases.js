@@ -39,6 +39,26 @@ export function matmulCase(M, K = M, N = M, { subnormal: sub = false } = {}) {
   };
 }
 
+/**
+ * A skinny product: a few rows (decode tokens) times a weight matrix B [K, N], or [N, K] with
+ * transposeB (nn.Linear's layout). Memory-bound: the work column is GB/s of B read once.
+ * `resident(engine, inputs)` sets up the call with B in engine memory (an engine tensor), as a
+ * model's weights are; `qkv` is the stateless call, which copies B in every time.
+ */
+export function skinnyCase(M, K, N, { transposeB = false } = {}) {
+  return {
+    op: 'skinny matmul', shape: `[${M}, ${K}] x [${transposeB ? `${N}, ${K}]T` : `${K}, ${N}]`}`, bytes: 4 * K * N,
+    params: { M, K, N, transposeB },
+    inputs: () => ({ a: random([M, K], 13), b: random(transposeB ? [N, K] : [K, N], 14) }),
+    qkv: (e, { a, b }) => e.matmul(a, b, { transposeB }),
+    resident: (e, { a, b }) => {
+      const B = e.tensor(b.shape);
+      B.data.set(b.data);
+      return { call: () => e.matmul(a, B, { transposeB }).data, dispose: () => B.dispose() };
+    },
+  };
+}
+
 export function softmaxCase(rows, n) {
   return {
     op: 'softmax', shape: `[${rows}, ${n}]`, bytes: 2 * 4 * rows * n,
@@ -108,6 +128,7 @@ export const familyNotes = {
   'masked softmax': 'GB/s: one float32 read and one write of the input; valid lengths spread over [n/2, n]',
   'attention with weights': 'GFLOP/s from 4*B*H*L^2*d FLOPs; the [B, H, L, L] weights are returned too',
   attention: 'GFLOP/s from 4*B*H*Lq*Lk*d FLOPs, halved when causal: the work that must be done',
+  'skinny matmul': 'GB/s of B (the weights) read once per call; stateless calls copy B in as well, resident ones read it in place',
   'multi-head attention': 'GFLOP/s from B*(8*L*E^2 + 4*L^2*E) FLOPs: four projections and the attention',
 };
 
@@ -116,6 +137,8 @@ export function benchCases({ full = false } = {}) {
   return [
     ...(full ? [64, 128, 256, 512, 1024] : [128, 256, 512, 1024]).map((n) => matmulCase(n)),
     matmulCase(256, 256, 256, { subnormal: true }),
+    ...[1, 2, 4, 8].flatMap((M) => [skinnyCase(M, 4096, 4096), skinnyCase(M, 4096, 4096, { transposeB: true })]),
+    ...[1, 4, 16].map((M) => skinnyCase(M, 896, 896, { transposeB: true })),
     ...(full ? [[1024, 1024], [8192, 1024], [65536, 128]] : [[8192, 1024], [65536, 128]]).map(([rows, n]) => softmaxCase(rows, n)),
     maskedSoftmaxCase(8, 1024, 1024),
     ...[128, 512, 1024, 2048].map((L) => attentionCase(`L=${L}`, { Lq: L })),
@@ -132,6 +155,8 @@ export function benchCases({ full = false } = {}) {
 export function checkCases() {
   return [
     matmulCase(37, 53, 29),
+    skinnyCase(3, 37, 29),
+    skinnyCase(2, 29, 37, { transposeB: true }),
     softmaxCase(7, 100),
     attentionCase('L=19', { B: 2, Lq: 19 }),
     attentionCase('Lq=11 Lk=23', { Lq: 11, Lk: 23 }),

@@ -126,6 +126,14 @@ export const matmulModel = () => model({
   outputs: { Y: ['M', 'N'] },
 });
 
+/** Y = A Bᵀ, A [M, K], B [N, K]: Gemm with transB = 1. */
+export const gemmTransBModel = () => model({
+  name: 'gemm_transb',
+  nodes: [{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attributes: { transB: 1 } }],
+  inputs: { A: ['M', 'K'], B: ['N', 'K'] },
+  outputs: { Y: ['M', 'N'] },
+});
+
 /** Y = softmax(X) along the last axis, X [R, C]. */
 export const softmaxModel = () => model({
   name: 'softmax',

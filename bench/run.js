@@ -15,7 +15,7 @@ import { benchCases, familyNotes } from './cases.js';
 import { checkPeers, TOLERANCE } from './check-peers.js';
 import { loadPeers } from './peers/index.js';
 import { attentionMemory, coldStartMs } from './footprint.js';
-import { decoder, encoder, zeroCopySoftmax } from './serving.js';
+import { decoder, encoder, oneTokenLayer, zeroCopySoftmax } from './serving.js';
 import { flag, value } from './args.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : null;
@@ -33,6 +33,11 @@ let sink = 0; // results flow here so that no call is dead code
 /** An implementation: name, short name for the ratio columns, the op families it runs, and setup(case, inputs) -> { call, dispose }. */
 function qkvImpl(name, short, engine) {
   return { name, short, async: false, ops: null, setup: (c, inputs) => ({ call: () => c.qkv(engine, inputs).data, dispose: () => {} }) };
+}
+
+/** qkv with B held in engine memory (an engine tensor) across calls: the cases that have `resident`. */
+function residentImpl(name, short, engine) {
+  return { name, short, async: false, ops: ['skinny matmul'], setup: (c, inputs) => c.resident(engine, inputs) };
 }
 
 const fmt = (x, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(digits));
@@ -112,7 +117,8 @@ async function main() {
 
   const impls = [
     qkvImpl('qkv wasm', 'wasm', wasm),
-    ...(threaded ? [qkvImpl(`qkv wasm ${threads}T`, `${threads}T`, threaded)] : []),
+    residentImpl('qkv wasm, B res', 'res', wasm),
+    ...(threaded ? [qkvImpl(`qkv wasm ${threads}T`, `${threads}T`, threaded), residentImpl(`qkv ${threads}T, B res`, `res${threads}T`, threaded)] : []),
     qkvImpl('qkv reference', 'ref', reference), ...peers,
   ];
   const cases = benchCases({ full }).filter((c) => !filter || filter.test(`${c.op} ${c.shape}`));
@@ -150,6 +156,11 @@ async function main() {
       const ort = results.find((r) => r.op === 'multi-head attention' && r.impl === 'onnxruntime-web');
       console.log(`  encoder ${enc.shape}, ${t} thread${t > 1 ? 's' : ''}: prepared layer ${fmt(enc.preparedMs)} ms (${tps(enc.preparedMs)} tokens/s), stateless ${fmt(enc.statelessMs)} ms (${tps(enc.statelessMs)} tokens/s): ${fmtRatio(enc.statelessMs / enc.preparedMs)}x${ort ? `; ${fmtRatio(ort.medianMs / enc.preparedMs)}x onnxruntime-web's ${fmt(ort.medianMs)} ms above` : ''}`);
       results.push({ op: 'serving', shape: `encoder ${enc.shape} prepared`, impl: t > 1 ? `qkv wasm ${t}T` : 'qkv wasm', medianMs: enc.preparedMs, minMs: enc.preparedMs });
+    }
+    for (const t of threaded ? [1, threads] : [1]) {
+      const one = await oneTokenLayer({ threads: t });
+      console.log(`  prepared layer ${one.shape}, one-token forward, ${t} thread${t > 1 ? 's' : ''}: ${fmt(one.ms)} ms for ${fmt(one.weightMiB)} MiB of weights, ${fmt(one.gbps)} GB/s of weights`);
+      results.push({ op: 'serving', shape: `one-token layer ${one.shape}`, impl: t > 1 ? `qkv wasm ${t}T` : 'qkv wasm', medianMs: one.ms, minMs: one.ms, gbps: one.gbps });
     }
     const ortDecode = results.find((r) => r.op === 'attention' && r.shape.startsWith('decode') && r.impl === 'onnxruntime-web');
     for (const o of [{}, { Hkv: 2 }, { layer: true }]) {

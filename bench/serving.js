@@ -70,6 +70,22 @@ export async function decoder({ steps = 512, start = 1536, Hq = 8, Hkv = 8, laye
   };
 }
 
+/**
+ * A prepared multi-head layer's forward on one token (self-attention, no cache), E = 4096: the four
+ * projections read 4·E² weights, which is the whole cost of the step; reported as GB/s of weights.
+ */
+export async function oneTokenLayer({ E = 4096, H = 32, threads = 1 } = {}) {
+  const engine = await createEngine({ threads });
+  const w = 1 / Math.sqrt(E);
+  const layer = engine.createMultiHeadAttention({ numHeads: H, inProjWeight: random([3 * E, E], 1, w), outProjWeight: random([E, E], 2, w) });
+  const x = random([1, 1, E], 3);
+  const ts = time(() => layer.forward(x, x, x), 15, 3);
+  layer.dispose();
+  engine.dispose();
+  const weightBytes = 4 * 4 * E * E;
+  return { shape: `E=${E} H=${H}`, ms: ts[7], weightMiB: weightBytes / 2 ** 20, gbps: weightBytes / ts[7] / 1e6 };
+}
+
 /** Softmax [rows, n] from an engine tensor into one (options.out): no copy in, no fresh output array. */
 export async function zeroCopySoftmax(rows = 8192, n = 1024) {
   const engine = await createEngine();

@@ -240,3 +240,30 @@ describe.each(all.map((e) => [e.name, e] as const))('a foreign cache on %s', (_,
     cache.dispose();
   });
 });
+
+// A prepared layer holds its weights packed into the GEMM's panels (src/wasm/packed.ts): widths
+// that leave a partial panel, K beyond one packed block (256), separate k/v widths, and row counts
+// on both sides of the split between columns (decode) and rows (prefill) of the threads.
+describe.each(all.map((e) => [e.name, e] as const))('prepared layers with packed weights on %s', (_, engine: Engine) => {
+  it.each([[20, 4], [36, 3], [300, 6]])('E=%i H=%i: forward equals the stateless op for 1 to 33 rows', (E, H) => {
+    const p = params(E, H, E);
+    const layer = engine.createMultiHeadAttention(p);
+    for (const [B, L] of [[1, 1], [1, 16], [1, 17], [3, 11]]) {
+      const x = random([B, L, E], B * 100 + L);
+      expectClose(layer.forward(x, x, x).output, engine.selfAttention(x, p).output, `B=${B} L=${L}`);
+    }
+    layer.dispose();
+  });
+
+  it('separate k and v widths (kProjWeight, vProjWeight)', () => {
+    const E = 24, kdim = 19, vdim = 37;
+    const p: MultiHeadParams = {
+      numHeads: 4, qProjWeight: random([E, E], 1, 0.2), kProjWeight: random([E, kdim], 2, 0.2), vProjWeight: random([E, vdim], 3, 0.2),
+      inProjBias: random([3 * E], 4, 0.1), outProjWeight: random([E, E], 5, 0.2),
+    };
+    const layer = engine.createMultiHeadAttention(p);
+    const q = random([2, 1, E], 6), k = random([2, 7, kdim], 7), v = random([2, 7, vdim], 8);
+    expectClose(layer.forward(q, k, v).output, engine.multiHeadAttention(q, k, v, p).output, 'one query');
+    layer.dispose();
+  });
+});

@@ -31,6 +31,26 @@ const cases: Record<string, (e: Engine) => Record<string, Tensor | undefined>> =
     plain: e.matmul(random([255, 130], 4), random([130, 257], 5)),
     transposed: e.matmul(random([3, 85, 130], 4), random([257, 130], 6), { transposeB: true }),
   }),
+  'skinny matmul (columns split), B in engine memory and streamed in': (e) => {
+    const resident = (t: Tensor) => { const r = e.tensor(t.shape); r.data.set(t.data); return r; };
+    const b = random([1100, 1001], 25), bt = random([1001, 1100], 26);
+    return {
+      plain: e.matmul(random([1, 1100], 27), resident(b)),
+      rows3: e.matmul(random([3, 1100], 28), resident(b)),
+      transposed: e.matmul(random([1, 1100], 29), resident(bt), { transposeB: true }),
+      transposed5: e.matmul(random([5, 1100], 30), resident(bt), { transposeB: true }),
+      streamed: e.matmul(random([2, 1100], 31), b),
+      streamedT: e.matmul(random([2, 1100], 32), bt, { transposeB: true }),
+    };
+  },
+  'prepared layer (packed weights): one token, and rows split': (e) => {
+    const E = 304, params = { numHeads: 8, inProjWeight: random([3 * E, E], 33, 0.05), outProjWeight: random([E, E], 34, 0.05) };
+    const layer = e.createMultiHeadAttention(params);
+    const one = random([1, 1, E], 35), many = random([2, 40, E], 36);
+    const r = { token: layer.forward(one, one, one).output, rows: layer.forward(many, many, many).output };
+    layer.dispose();
+    return r;
+  },
   'softmax and maskedSoftmax': (e) => ({
     softmax: e.softmax(random([513, 700], 7, 5)),
     masked: e.maskedSoftmax(random([3, 171, 700], 8, 5), Array.from({ length: 513 }, (_, i) => (i * 37) % 701)),

@@ -23,7 +23,7 @@ import { packPanel } from '../inline/panels';
 // @ts-ignore: decorator
 @inline const KC: i32 = 256;
 
-/** Floats of scratch gemm_f32 needs for n columns and inner size k. */
+/** Floats of scratch gemm_f32 needs for n columns and inner size k: one K-block's panels, the edge buffer. */
 export function gemm_scratch_f32(n: i32, k: i32): i32 {
   return min(k, KC) * ((n + NR - 1) / NR) * NR + 3 * NR;
 }
@@ -80,6 +80,78 @@ function packB(bp: usize, b: usize, n: i32, k: i32, k0: i32, kc: i32, transposeB
 }
 
 /**
+ * C row c0 (16 columns) = start + A row a0 · panel over kc: tile2x16's first row alone, with the
+ * same instructions per element (so a last odd row, or a decode step's only row, gives the same bits).
+ */
+// @ts-ignore: decorator
+@inline function tile1x16(c0: usize, a0: usize, panel: usize, kc: i32, accumulate: bool, bias: usize): void {
+  let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
+  if (accumulate) {
+    x0 = v128.load(c0); x1 = v128.load(c0, 16); x2 = v128.load(c0, 32); x3 = v128.load(c0, 48);
+  } else if (bias != 0) {
+    x0 = v128.load(bias); x1 = v128.load(bias, 16); x2 = v128.load(bias, 32); x3 = v128.load(bias, 48);
+  }
+  let bp = panel;
+  for (let p = 0; p < kc; p++) {
+    const u = v128.load32_splat(a0 + (<usize>p << 2));
+    x0 = madd4(u, v128.load(bp), x0); x1 = madd4(u, v128.load(bp, 16), x1);
+    x2 = madd4(u, v128.load(bp, 32), x2); x3 = madd4(u, v128.load(bp, 48), x3);
+    bp += NR * 4;
+  }
+  v128.store(c0, x0); v128.store(c0, x1, 16); v128.store(c0, x2, 32); v128.store(c0, x3, 48);
+}
+
+/**
+ * One K-block of C[m, n] (+)= A[m, k0 .. k0 + kc) · the block's panels, which start at `panels0`
+ * (panel jp at panels0 + jp·kc·16 floats). C rows are ldc floats apart, A rows lda.
+ * `edge`: the 2×16 edge-tile buffer followed by 16 floats for a partial panel's bias.
+ */
+// @ts-ignore: decorator
+@inline function multiplyBlock(c: usize, a: usize, panels0: usize, m: i32, n: i32, ldc: i32, lda: i32, k0: i32, kc: i32, bias: usize, edge: usize): void {
+  const panels = (n + NR - 1) / NR;
+  const edgeBias = edge + 2 * NR * 4;
+  const ldcb = <usize>ldc << 2, ldab = <usize>lda << 2;
+  const accumulate = k0 > 0;
+  for (let jp = 0; jp < panels; jp++) {
+    const panel = panels0 + <usize>(jp * kc * NR) * 4;
+    const j0 = jp * NR, nr = min(NR, n - j0);
+    let pbias: usize = bias != 0 ? bias + (<usize>j0 << 2) : 0;
+    if (pbias != 0 && nr < NR && !accumulate) {
+      for (let j = 0; j < NR; j++) store<f32>(edgeBias + (<usize>j << 2), j < nr ? load<f32>(pbias + (<usize>j << 2)) : 0);
+      pbias = edgeBias;
+    }
+    for (let i = 0; i < m; i += 2) {
+      const pair = i + 1 < m;
+      const a0 = a + <usize>i * ldab + (<usize>k0 << 2), a1 = a0 + ldab;
+      const c0 = c + <usize>i * ldcb + (<usize>j0 << 2), c1 = c0 + ldcb;
+      if (nr == NR && pair) {
+        tile2x16(c0, c1, a0, a1, panel, kc, accumulate, pbias);
+      } else if (nr == NR) {
+        tile1x16(c0, a0, panel, kc, accumulate, pbias);
+      } else {
+        // edge tile: through the buffer, then the valid part back
+        if (accumulate) {
+          for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>j << 2), load<f32>(c0 + (<usize>j << 2)));
+          if (pair) for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>(NR + j) << 2), load<f32>(c1 + (<usize>j << 2)));
+        }
+        if (pair) tile2x16(edge, edge + NR * 4, a0, a1, panel, kc, accumulate, pbias);
+        else tile1x16(edge, a0, panel, kc, accumulate, pbias);
+        for (let j = 0; j < nr; j++) store<f32>(c0 + (<usize>j << 2), load<f32>(edge + (<usize>j << 2)));
+        if (pair) for (let j = 0; j < nr; j++) store<f32>(c1 + (<usize>j << 2), load<f32>(edge + (<usize>(NR + j) << 2)));
+      }
+    }
+  }
+}
+
+/** C[m, n] = the bias (or 0) in every row: the product over an empty K. */
+function fillRows(c: usize, m: i32, n: i32, ldc: i32, bias: usize): void {
+  for (let i = 0; i < m; i++) {
+    const row = c + <usize>i * (<usize>ldc << 2);
+    if (bias != 0) memory.copy(row, bias, <usize>n << 2); else memory.fill(row, 0, <usize>n << 2);
+  }
+}
+
+/**
  * C[m, n] = A[m, k] · B[k, n] (+ bias[n]), or A · Bᵀ with B stored [n, k] when transposeB;
  * row-major, f32. C must not overlap A, B or scratch. The bias (a linear layer's) starts each
  * element's sum, so y = x Wᵀ + b needs no second pass.
@@ -88,46 +160,51 @@ function packB(bp: usize, b: usize, n: i32, k: i32, k0: i32, kc: i32, transposeB
  */
 export function gemm_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32, transposeB: bool, bias: usize, scratch: usize): void {
   if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (let i = 0; i < m; i++) {
-      const row = c + <usize>(i * n) * 4;
-      if (bias != 0) memory.copy(row, bias, <usize>n << 2); else memory.fill(row, 0, <usize>n << 2);
-    }
-    return;
-  }
+  if (k == 0) { fillRows(c, m, n, n, bias); return; }
   const panels = (n + NR - 1) / NR;
-  const edge = scratch + <usize>(min(k, KC) * panels * NR) * 4; // 2×16 buffer for edge tiles
-  const edgeBias = edge + 2 * NR * 4; // 16 bias values of a partial panel, zero-padded
-  const ldc = <usize>n << 2, lda = <usize>k << 2;
+  const edge = scratch + <usize>(min(k, KC) * panels * NR) * 4; // 2×16 buffer for edge tiles, then 16 bias values
   for (let k0 = 0; k0 < k; k0 += KC) {
     const kc = min(KC, k - k0);
-    const accumulate = k0 > 0;
     packB(scratch, b, n, k, k0, kc, transposeB);
-    for (let jp = 0; jp < panels; jp++) {
-      const panel = scratch + <usize>(jp * kc * NR) * 4;
-      const j0 = jp * NR, nr = min(NR, n - j0);
-      let pbias: usize = bias != 0 ? bias + (<usize>j0 << 2) : 0;
-      if (pbias != 0 && nr < NR && !accumulate) {
-        for (let j = 0; j < NR; j++) store<f32>(edgeBias + (<usize>j << 2), j < nr ? load<f32>(pbias + (<usize>j << 2)) : 0);
-        pbias = edgeBias;
-      }
-      for (let i = 0; i < m; i += 2) {
-        const pair = i + 1 < m;
-        const a0 = a + <usize>i * lda + (<usize>k0 << 2), a1 = pair ? a0 + lda : a0;
-        const c0 = c + <usize>i * ldc + (<usize>j0 << 2), c1 = c0 + ldc;
-        if (nr == NR && pair) {
-          tile2x16(c0, c1, a0, a1, panel, kc, accumulate, pbias);
-        } else {
-          // edge tile: through the buffer, then the valid part back
-          if (accumulate) {
-            for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>j << 2), load<f32>(c0 + (<usize>j << 2)));
-            if (pair) for (let j = 0; j < nr; j++) store<f32>(edge + (<usize>(NR + j) << 2), load<f32>(c1 + (<usize>j << 2)));
-          }
-          tile2x16(edge, edge + NR * 4, a0, a1, panel, kc, accumulate, pbias);
-          for (let j = 0; j < nr; j++) store<f32>(c0 + (<usize>j << 2), load<f32>(edge + (<usize>j << 2)));
-          if (pair) for (let j = 0; j < nr; j++) store<f32>(c1 + (<usize>j << 2), load<f32>(edge + (<usize>(NR + j) << 2)));
-        }
-      }
-    }
+    multiplyBlock(c, a, scratch, m, n, n, k, k0, kc, bias, edge);
+  }
+}
+
+/**
+ * B packed once for gemm_packed_f32 (a prepared layer's weights): every K-block's panels, one
+ * block after the other,
+ *
+ *   block k0 at float k0·P·16 (P = ceil(n / 16) panels), panel jp of it at + jp·kc·16
+ *
+ * which is the layout gemm_f32 packs into its scratch one block at a time: a product over the
+ * packed B reads it front to back, one sequential stream.
+ */
+export function gemm_packed_size_f32(n: i32, k: i32): i32 {
+  return k * ((n + NR - 1) / NR) * NR;
+}
+
+/** Packs B ([k, n], or [n, k] with transposeB) into bp (gemm_packed_size_f32(n, k) floats). */
+export function gemm_pack_f32(bp: usize, b: usize, n: i32, k: i32, transposeB: bool): void {
+  const panels = (n + NR - 1) / NR;
+  for (let k0 = 0; k0 < k; k0 += KC) packB(bp + <usize>(k0 * panels * NR) * 4, b, n, k, k0, min(KC, k - k0), transposeB);
+}
+
+/** Floats of scratch gemm_packed_f32 needs: the edge-tile buffer and a partial panel's bias. */
+export function gemm_packed_scratch_f32(): i32 {
+  return 3 * NR;
+}
+
+/**
+ * C[m, n] = A[m, k] · B (+ bias[n]) with B packed by gemm_pack_f32 for `panels` panels: this call
+ * computes the columns of panels jp0 .. jp0 + ceil(n / 16), n of them, so that threads can take
+ * ranges of panels. C rows are ldc floats apart; c and bias point at column jp0·16.
+ * @param scratch f32 [gemm_packed_scratch_f32()], 16-byte aligned
+ */
+export function gemm_packed_f32(c: usize, a: usize, bp: usize, bias: usize, m: i32, n: i32, k: i32, ldc: i32, panels: i32, jp0: i32, scratch: usize): void {
+  if (m == 0 || n == 0) return;
+  if (k == 0) { fillRows(c, m, n, ldc, bias); return; }
+  for (let k0 = 0; k0 < k; k0 += KC) {
+    const kc = min(KC, k - k0);
+    multiplyBlock(c, a, bp + <usize>(k0 * panels * NR + jp0 * kc * NR) * 4, m, n, ldc, k, k0, kc, bias, scratch);
   }
 }

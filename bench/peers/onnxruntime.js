@@ -3,6 +3,7 @@
 // ../onnx-models.js, with symbolic dimensions so that one session serves every shape of an op.
 //
 //   matmul                one MatMul
+//   skinny matmul         one MatMul; with transposeB one Gemm (transB = 1), ONNX's nn.Linear
 //   softmax               one Softmax (axis -1)
 //   attention             com.microsoft.MultiHeadAttention (num_heads = H) on query/key/value
 //                         [B, L, H·d]; causal: its unidirectional attribute. Decode (Lq = 1): the
@@ -14,12 +15,12 @@
 // Input tensors are made once per case in setup(); a timed call is one session.run(), which copies
 // the inputs into wasm memory and the output out, as qkv's wasm engine does.
 import * as ort from 'onnxruntime-web';
-import { matmulModel, multiHeadAttentionModel, projectedAttentionModel, softmaxModel, unfusedAttentionModel } from '../onnx-models.js';
+import { gemmTransBModel, matmulModel, multiHeadAttentionModel, projectedAttentionModel, softmaxModel, unfusedAttentionModel } from '../onnx-models.js';
 
 export const name = 'onnxruntime-web';
 export const short = 'ort';
 export const async = true;
-export const ops = ['matmul', 'softmax', 'attention', 'multi-head attention'];
+export const ops = ['matmul', 'skinny matmul', 'softmax', 'attention', 'multi-head attention'];
 export const notes = {
   attention: 'onnxruntime-web: com.microsoft.MultiHeadAttention on [B, L, H*d] (causal: unidirectional=1); decode: MatMul/Softmax graph on [B, H, L, d]',
   'multi-head attention': 'onnxruntime-web: MatMul x3 -> MultiHeadAttention -> MatMul, weights as initializers',
@@ -75,6 +76,12 @@ export async function setup(c, inputs) {
     case 'matmul': {
       const { a, b } = inputs;
       return runner(await session('matmul', matmulModel), { A: f32(a.data, a.shape), B: f32(b.data, b.shape) }, 'Y');
+    }
+    case 'skinny matmul': {
+      // B is an input, copied into ORT's memory every run, as qkv's stateless call copies it
+      const { a, b } = inputs;
+      const s = c.params.transposeB ? await session('gemm transB', gemmTransBModel) : await session('matmul', matmulModel);
+      return runner(s, { A: f32(a.data, a.shape), B: f32(b.data, b.shape) }, 'Y');
     }
     case 'softmax':
       return runner(await session('softmax', softmaxModel), { X: f32(inputs.x.data, inputs.x.shape) }, 'Y');

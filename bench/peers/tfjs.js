@@ -2,6 +2,7 @@
 // (setThreadsCount(1) before setBackend('wasm'); it cannot use threads in Node anyway).
 //
 //   matmul                tf.matMul
+//   skinny matmul         tf.matMul(a, b, false, transposeB), b resident in tfjs's heap
 //   softmax               tf.softmax (last axis)
 //   attention             per head, on 2-D [L, d] tensors: tf.matMul(Q·scale, Kᵀ) [+ causal
 //                         additive mask] -> tf.softmax -> tf.matMul(P, V), heads concatenated
@@ -32,7 +33,7 @@ const version = require('@tensorflow/tfjs-backend-wasm/package.json').version;
 export const name = 'tfjs-wasm';
 export const short = 'tfjs';
 export const async = false;
-export const ops = ['matmul', 'softmax', 'attention', 'multi-head attention'];
+export const ops = ['matmul', 'skinny matmul', 'softmax', 'attention', 'multi-head attention'];
 export const notes = {
   attention: 'tfjs-wasm: per head on 2-D [L, d] tensors, matMul(Q*scale, transpose(K)) [+ causal mask] -> softmax -> matMul; decode: matMul with transposeB',
   'multi-head attention': 'tfjs-wasm: per batch and head, matMul(x, W_h^T) x3 with per-head weight slices -> the per-head attention -> concat -> matMul(o, Wo^T)',
@@ -81,6 +82,11 @@ export async function setup(c, inputs) {
     case 'matmul': {
       const A = keep(tf.tensor(inputs.a.data, inputs.a.shape)), B = keep(tf.tensor(inputs.b.data, inputs.b.shape));
       return done(() => read(() => tf.matMul(A, B)));
+    }
+    case 'skinny matmul': {
+      // the weights B live in tfjs's heap across calls, as a model's do
+      const A = keep(tf.tensor(inputs.a.data, inputs.a.shape)), B = keep(tf.tensor(inputs.b.data, inputs.b.shape));
+      return done(() => read(() => tf.matMul(A, B, false, c.params.transposeB)));
     }
     case 'softmax': {
       const X = keep(tf.tensor(inputs.x.data, inputs.x.shape));

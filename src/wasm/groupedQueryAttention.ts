@@ -1,6 +1,7 @@
 // The grouped-query attention block inside wasm memory: the steps of
 // src/reference/groupedQueryAttention.ts with no round trip through JavaScript. The layer holds its
-// weights in engine memory; a forward of T tokens (many sequences' new tokens) runs each projection
+// weights in engine memory, packed into the GEMM's panels (./packed.ts: a decode step reads each
+// weight once, front to back); a forward of T tokens (many sequences' new tokens) runs each projection
 // as one GEMM over all T rows, the per-head RMSNorm, rotary and the paged attention on the arena, and
 // the output projection.
 import { copyGroupedQuery, planGroupedQuery, planGroupedQueryForward, GQA_FORWARD, type GroupedQueryPlan } from '../core/groupedQueryPlan.js';
@@ -10,23 +11,25 @@ import type { Checked } from '../core/validate.js';
 import { batchAttentionAt } from './batchAttention.js';
 import type { WasmContext } from './context.js';
 import { poolBlocks } from './kvPool.js';
-import { gemm } from './matmul.js';
+import { gemmPacked, holdPacked } from './packed.js';
 
 export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQueryParams): GroupedQueryAttentionLayer {
   const layer: GroupedQueryPlan = copyGroupedQuery(planGroupedQuery(params));
   const ctx = live();
   const { arena } = ctx;
   const blocks: number[] = [];
-  const hold = (c: Checked | null, name: string) => {
+  const hold = (c: Checked | null, name: string, packed = false) => {
     if (c === null) return 0;
-    const ptr = arena.holdCopy(c, 'weights', () => formatCall('createGroupedQueryAttention', { [name]: c.shape }));
+    const describe = () => formatCall('createGroupedQueryAttention', { [name]: c.shape });
+    const ptr = packed ? holdPacked(ctx, c, name, describe) : arena.holdCopy(c, 'weights', describe);
     blocks.push(ptr);
     return ptr;
   };
   let w: Record<'wq' | 'wk' | 'wv' | 'wo' | 'bq' | 'bk' | 'bv' | 'bo' | 'qn' | 'kn', number> | null;
   try {
     w = {
-      wq: hold(layer.Wq, 'qProjWeight'), wk: hold(layer.Wk, 'kProjWeight'), wv: hold(layer.Wv, 'vProjWeight'), wo: hold(layer.Wo, 'oProjWeight'),
+      wq: hold(layer.Wq, 'qProjWeight', true), wk: hold(layer.Wk, 'kProjWeight', true),
+      wv: hold(layer.Wv, 'vProjWeight', true), wo: hold(layer.Wo, 'oProjWeight', true),
       bq: hold(layer.bq, 'qProjBias'), bk: hold(layer.bk, 'kProjBias'), bv: hold(layer.bv, 'vProjBias'), bo: hold(layer.bo, 'oProjBias'),
       qn: hold(layer.qNorm, 'qNormWeight'), kn: hold(layer.kNorm, 'kNormWeight'),
     };
@@ -45,9 +48,9 @@ export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQ
       return c.arena.call(() => formatCall(GQA_FORWARD, { x: f.x.shape }), () => {
         const px = c.arena.input(f.x, 'x');
         const qp = c.arena.allocF32(T * Hq * D), kp = c.arena.allocF32(T * Hkv * D), vp = c.arena.allocF32(T * Hkv * D);
-        gemm(c, qp, px, weights.wq, T, Hq * D, E, true, weights.bq);
-        gemm(c, kp, px, weights.wk, T, Hkv * D, E, true, weights.bk);
-        gemm(c, vp, px, weights.wv, T, Hkv * D, E, true, weights.bv);
+        gemmPacked(c, qp, px, weights.wq, T, Hq * D, E, weights.bq);
+        gemmPacked(c, kp, px, weights.wk, T, Hkv * D, E, weights.bk);
+        gemmPacked(c, vp, px, weights.wv, T, Hkv * D, E, weights.bv);
         const norm = (p: number, rows: number, wn: number) => {
           if (wn) c.parallel.run('rms_norm_rows_f32', rows, 2 * D, (_, r0, r1) => [p + r0 * D * 4, r1 - r0, D, wn, layer.normEps]);
         };
@@ -55,8 +58,8 @@ export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQ
         norm(kp, T * Hkv, weights.kn);
         const heads = c.arena.allocF32(T * Hq * D), out = c.arena.allocF32(T * E);
         // room for the output projection's scratch is made before the pool changes: nothing fails after the appends
-        batchAttentionAt(c, f.batch, qp, kp, vp, heads, (c.kernels.gemm_scratch_f32(E, Hq * D) * 4 + 16) * c.parallel.threads);
-        gemm(c, out, heads, weights.wo, T, E, Hq * D, true, weights.bo);
+        batchAttentionAt(c, f.batch, qp, kp, vp, heads, (c.kernels.gemm_packed_scratch_f32() * 4 + 16) * c.parallel.threads);
+        gemmPacked(c, out, heads, weights.wo, T, E, Hq * D, weights.bo);
         return { output: c.arena.result(out, T * E, [T, E], f.out) };
       });
     },

@@ -12,6 +12,11 @@ export interface Kernels {
   heap_base(): number;
   gemm_f32(c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean | number, bias: number, scratch: number): void;
   gemm_scratch_f32(n: number, k: number): number;
+  gemm_pack_f32(bp: number, b: number, n: number, k: number, transposeB: boolean | number): void;
+  gemm_packed_f32(c: number, a: number, bp: number, bias: number, m: number, n: number, k: number, ldc: number, panels: number, jp0: number, scratch: number): void;
+  gemm_packed_scratch_f32(): number;
+  gemm_packed_size_f32(n: number, k: number): number;
+  gemv_f32(c: number, a: number, b: number, bias: number, m: number, n: number, k: number, ldc: number, lda: number, ldb: number, transposeB: boolean | number, accumulate: boolean | number): void;
   softmax_rows_f32(out: number, x: number, rows: number, n: number, lens: number, rowsPerLen: number): void;
   attention_f32(
     out: number, weights: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,

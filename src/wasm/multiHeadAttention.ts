@@ -12,18 +12,25 @@ import { layoutArray, runAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
 import { gemm } from './matmul.js';
+import { gemmPacked, holdPacked } from './packed.js';
 
-/** Where the projection weights and biases are in engine memory (0 = no bias). */
-interface WeightPointers { wq: number; wk: number; wv: number; wo: number; bq: number; bk: number; bv: number; bo: number }
+/**
+ * Where the projection weights and biases are in engine memory (0 = no bias); `packed`: the
+ * weights are in the GEMM's panel layout (./packed.ts), else as given ([out, in]).
+ */
+interface WeightPointers { wq: number; wk: number; wv: number; wo: number; bq: number; bk: number; bv: number; bo: number; packed: boolean }
 
-/** Writes the params' weights with `put` (per call: the arena; per layer: held blocks). */
-function placeWeights(p: MultiHeadPlan, put: (c: Checked, name: string) => number): WeightPointers {
+/**
+ * Writes the params' weights with `weight` and biases with `bias` (per call: the arena, as given;
+ * per layer: held blocks, weights packed).
+ */
+function placeWeights(p: MultiHeadPlan, weight: (c: Checked, name: string) => number, put: (c: Checked, name: string) => number, packed: boolean): WeightPointers {
   const bias = (b: Checked | null, name: string) => (b ? put(b, name) : 0);
   return {
-    wq: put(p.proj.Wq, 'params: the query projection'), wk: put(p.proj.Wk, 'params: the key projection'),
-    wv: put(p.proj.Wv, 'params: the value projection'), wo: put(p.Wo, 'params.outProjWeight'),
+    wq: weight(p.proj.Wq, 'params: the query projection'), wk: weight(p.proj.Wk, 'params: the key projection'),
+    wv: weight(p.proj.Wv, 'params: the value projection'), wo: weight(p.Wo, 'params.outProjWeight'),
     bq: bias(p.proj.bq, 'params: the query bias'), bk: bias(p.proj.bk, 'params: the key bias'),
-    bv: bias(p.proj.bv, 'params: the value bias'), bo: bias(p.bo, 'params.outProjBias'),
+    bv: bias(p.proj.bv, 'params: the value bias'), bo: bias(p.bo, 'params.outProjBias'), packed,
   };
 }
 
@@ -36,21 +43,26 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
   const { B, Lq, Lk, E, H, kdim, vdim, extraK, extraV } = p;
   const D = E / H, extra = extraK.length, L2 = Lk + extra;
   const { arena } = ctx;
+  // out[rows, n] = x[rows, k] · Wᵀ + b
+  const project = (out: number, x: number, weight: number, rows: number, n: number, k: number, bias: number) => {
+    if (w.packed) gemmPacked(ctx, out, x, weight, rows, n, k, bias);
+    else gemm(ctx, out, x, weight, rows, n, k, true, bias);
+  };
   return arena.call(() => formatCall(p.op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => {
     // inputs: self-attention passes one tensor three times, copied once
     const pq = arena.input(p.q, 'query');
     const pk = p.k === p.q ? pq : arena.input(p.k, 'key');
     const pv = p.v === p.q ? pq : p.v === p.k ? pk : arena.input(p.v, 'value');
     const qp = arena.allocF32(B * Lq * E), kp = arena.allocF32(B * L2 * E), vp = arena.allocF32(B * L2 * E);
-    gemm(ctx, qp, pq, w.wq, B * Lq, E, E, true, w.bq);
+    project(qp, pq, w.wq, B * Lq, E, E, w.bq);
     if (extra === 0) {
-      gemm(ctx, kp, pk, w.wk, B * Lk, E, kdim, true, w.bk);
-      gemm(ctx, vp, pv, w.wv, B * Lk, E, vdim, true, w.bv);
+      project(kp, pk, w.wk, B * Lk, E, kdim, w.bk);
+      project(vp, pv, w.wv, B * Lk, E, vdim, w.bv);
     } else {
       // the appended positions follow each batch's keys
       for (let b = 0; b < B; b++) {
-        gemm(ctx, kp + b * L2 * E * 4, pk + b * Lk * kdim * 4, w.wk, Lk, E, kdim, true, w.bk);
-        gemm(ctx, vp + b * L2 * E * 4, pv + b * Lk * vdim * 4, w.wv, Lk, E, vdim, true, w.bv);
+        project(kp + b * L2 * E * 4, pk + b * Lk * kdim * 4, w.wk, Lk, E, kdim, w.bk);
+        project(vp + b * L2 * E * 4, pv + b * Lk * vdim * 4, w.wv, Lk, E, vdim, w.bv);
         for (let r = 0; r < extra; r++) {
           arena.f32(kp + ((b * L2 + Lk + r) * E) * 4, E).set(extraK[r]);
           arena.f32(vp + ((b * L2 + Lk + r) * E) * 4, E).set(extraV[r]);
@@ -84,7 +96,7 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
       layout: arena.write(layoutArray({ q: [Lq * E, D, E], k: kvLayout, v: kvLayout, out: [Lq * E, D, E] })),
     });
     const out = arena.allocF32(B * Lq * E);
-    gemm(ctx, out, heads, w.wo, B * Lq, E, E, true, w.bo);
+    project(out, heads, w.wo, B * Lq, E, E, w.bo);
     const result: OutputWithWeights = { output: arena.result(out, B * Lq * E, [B, Lq, E], target) };
     if (pw) {
       const weights = arena.read(pw, B * H * Lq * Ltotal);
@@ -98,21 +110,31 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
 export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions, op: MultiHeadOp = 'multiHeadAttention'): OutputWithWeights {
   const p = planMultiHead(op, query, key, value, params, options);
   ctx.arena.checkOut(p.out);
-  return ctx.arena.call(() => formatCall(op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => run(ctx, p, placeWeights(p, (c, name) => ctx.arena.input(c, name)), null, p.out));
+  const input = (c: Checked, name: string) => ctx.arena.input(c, name);
+  return ctx.arena.call(() => formatCall(op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => run(ctx, p, placeWeights(p, input, input, false), null, p.out));
 }
 
-/** A layer whose weights are copied into held blocks of engine memory once. */
+/**
+ * A layer whose weights are copied into held blocks of engine memory once, packed into the GEMM's
+ * panels: every forward then reads each weight once, front to back, and packs nothing (a
+ * one-token forward is four matrix-vector products, bound by reading the weights).
+ */
 export function createLayer(live: () => WasmContext, params: MultiHeadParams): MultiHeadAttentionLayer {
   const { plan: prepared, ...widths } = planLayerParams(params);
   const ctx = live();
   const blocks: number[] = [];
   let weights: WeightPointers | null;
   try {
+    const describe = (c: Checked, name: string) => () => formatCall('createMultiHeadAttention', { [name]: c.shape });
     weights = placeWeights(prepared, (c, name) => {
-      const ptr = ctx.arena.holdCopy(c, 'weights', () => formatCall('createMultiHeadAttention', { [name]: c.shape }));
+      const ptr = holdPacked(ctx, c, name, describe(c, name));
       blocks.push(ptr);
       return ptr;
-    });
+    }, (c, name) => {
+      const ptr = ctx.arena.holdCopy(c, 'weights', describe(c, name));
+      blocks.push(ptr);
+      return ptr;
+    }, true);
   } catch (error) {
     blocks.forEach((b) => ctx.arena.free(b));
     throw error;
