@@ -9,9 +9,10 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // Node >= 22 has relaxed SIMD by default, cannot turn it off and refuses the flag: there both projects
 // run the relaxed build by default (tests that ask for simd: 'simd' still run the plain one), and
 // .ci/run also runs test/runtimes/check.js, which runs every op on both builds.
-// and a third project drives the built examples in a real browser:
-//   browser  test/browser/: Debian's Chromium through playwright-core, compared with Node running
-//            both builds, hence the relaxed-SIMD flag too (npm run test:browser builds the examples first)
+// and a third project drives the built examples in real browsers:
+//   browser  test/browser/: Debian's Chromium and Firefox ESR through puppeteer-core, compared with
+//            Node running both builds, hence the relaxed-SIMD flag too (npm run test:browser builds the
+//            examples first)
 // The flag is a V8 option that node refuses in NODE_OPTIONS, hence execArgv on forked workers
 // (worker threads cannot take V8 flags).
 // `vitest run` runs all three; `vitest run --project relaxed` (npm run test:relaxed) runs one.

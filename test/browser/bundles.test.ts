@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { esbuildExample, repo, requireBuilt, viteExample } from './support.js';
+import { esbuildExample, repo, requireBuilt, viteExample, webpackExample } from './support.js';
 
 /** Every file under dir, recursively. */
 const filesUnder = (dir: string): string[] => readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -49,6 +49,17 @@ describe('browser bundles', () => {
     expect(nodeReferences(scripts)).toEqual([]);
     const wasm = files.filter((f) => f.endsWith('.wasm')).map((f) => relative(join(viteExample, 'dist'), f));
     expect(wasm).toEqual(expect.arrayContaining([expect.stringMatching(/^assets\/qkv-[\w-]+\.wasm$/), expect.stringMatching(/^assets\/qkv-relaxed-[\w-]+\.wasm$/)]));
+  });
+
+  it('examples/webpack/dist (no webpack configuration) has no Node built-in, and emits the four wasm builds and the worker', () => {
+    const files = filesUnder(join(webpackExample, 'dist')).map((f) => relative(join(webpackExample, 'dist'), f));
+    const scripts = files.filter((f) => f.endsWith('.js'));
+    expect(scripts).toContain('main.js');
+    expect(nodeReferences(scripts.map((f) => join(webpackExample, 'dist', f)))).toEqual([]);
+    // webpack names emitted assets by content hash: the four builds are four distinct files
+    expect(files.filter((f) => /^[0-9a-f]{20}\.wasm$/.test(f))).toHaveLength(4);
+    // the threads' Web Worker is a chunk of its own, loaded by a chunk that only threads import
+    expect(scripts.length).toBeGreaterThanOrEqual(3);
   });
 
   it('examples/esbuild/dist is one HTML file with no Node built-in, built from the browser side of #fetch-bytes', () => {
