@@ -6,7 +6,7 @@ export { attentionHeatmap } from './heatmap.js';
 export type { Tensor, Mask } from './core/tensor.js';
 export type {
   Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, AdditiveParams, AdditiveOptions,
-  AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, CausalMode,
+  AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, WithWeights, CausalMode,
   KVCache, KVCacheOptions, MultiHeadAttentionLayer, EngineTensor, OutOptions,
 } from './core/types.js';
 export type { EngineOptions } from './wasm/engine.js';

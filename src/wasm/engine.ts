@@ -1,7 +1,7 @@
 // createEngine(): instantiates the kernels and binds every op's wrapper to them.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
 import { checkShape, sizeOf } from '../core/tensor.js';
-import type { Engine, EngineInfo, EngineTensor } from '../core/types.js';
+import type { Engine, EngineInfo, EngineTensor, Implementation } from '../core/types.js';
 import { positionalEncoding } from '../reference/positionalEncoding.js';
 import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
@@ -173,7 +173,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     if (ctx === null) throw new Error('qkv: this engine has been disposed');
     return ctx;
   };
-  const engine: Engine = {
+  const engine: Implementation<Engine> = {
     name: 'wasm',
     /** A snapshot: memoryBytes is the wasm memory held now. */
     get info(): EngineInfo {
@@ -196,5 +196,5 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     createKVCache: (opts) => new WasmKVCache(live().arena, opts, live),
     tensor: (shape) => engineTensor(live().arena, shape, live),
   };
-  return Object.freeze(engine);
+  return Object.freeze(engine) as Engine;
 }

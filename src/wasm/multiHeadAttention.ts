@@ -6,7 +6,7 @@
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
 import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
-import type { MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
+import type { Implementation, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { layoutArray, runAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
@@ -116,7 +116,7 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
   }
   // the forward plan reads the params' shapes and options; its weights are the held copies
   const shapes = copyParams(params);
-  return {
+  const layer: Implementation<MultiHeadAttentionLayer> = {
     embedDim: widths.E,
     numHeads: params.numHeads,
     forward(query, key, value, options) {
@@ -132,4 +132,5 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
       weights = null;
     },
   };
+  return layer as MultiHeadAttentionLayer;
 }
