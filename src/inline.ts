@@ -4,11 +4,11 @@
 //
 //   import { createEngine, tensor } from 'qkv/inline';
 //
-// Everything but createEngine is re-exported from the main entry unchanged.
-import type { Engine } from './core/types.js';
+// Everything but createEngine is re-exported from the main entry unchanged. It imports nothing but the
+// main entry (./index.js) and the base64: scripts/bundle.js bundles this file with ./index.js left
+// as an import of the main bundle, so an app that imports both qkv and qkv/inline gets one copy.
 import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64 } from './generated/wasm.js';
-import { createEngine as createEngineFromSource, type EngineOptions } from './wasm/engine.js';
-import { runtimeHasRelaxedSimd } from './wasm/loader.js';
+import { createEngine as createEngineFromSource, type Engine, type EngineOptions } from './index.js';
 
 export * from './index.js';
 
@@ -36,6 +36,7 @@ function embedded(build: 'simd' | 'relaxed'): Uint8Array {
 export function createEngine(options: EngineOptions = {}): Promise<Engine> {
   // anything odd goes to the main createEngine unchanged, which validates it and throws
   if (options === null || typeof options !== 'object' || options.wasm !== undefined) return createEngineFromSource(options);
-  const build = options.simd === 'simd' || !runtimeHasRelaxedSimd() ? 'simd' : 'relaxed';
+  // the relaxed build validates exactly where the runtime has relaxed SIMD
+  const build = options.simd === 'simd' || !WebAssembly.validate(embedded('relaxed') as BufferSource) ? 'simd' : 'relaxed';
   return createEngineFromSource({ ...options, wasm: embedded(build) });
 }
