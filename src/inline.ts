@@ -30,7 +30,8 @@ function embedded(build: 'simd' | 'relaxed'): Uint8Array {
  * Creates the WebAssembly engine from the embedded wasm: the same engine, options and errors as
  * `createEngine` from `qkv`, without fetching anything. `simd: 'auto'` picks the embedded
  * relaxed-SIMD build where the runtime validates relaxed SIMD; `options.wasm`, when given, is used
- * instead of the embedded bytes. Kernels run on one thread.
+ * instead of the embedded bytes. Kernels run on one thread: only the single-threaded builds are
+ * embedded, so `threads` above 1 (or `'auto'`) runs one thread and warns once (import `qkv` for threads).
  * @throws Error when the runtime lacks WebAssembly SIMD, or `simd: 'relaxed'` is asked for where relaxed SIMD is missing
  */
 export function createEngine(options: EngineOptions = {}): Promise<Engine> {
@@ -38,5 +39,14 @@ export function createEngine(options: EngineOptions = {}): Promise<Engine> {
   if (options === null || typeof options !== 'object' || options.wasm !== undefined) return createEngineFromSource(options);
   // the relaxed build validates exactly where the runtime has relaxed SIMD
   const build = options.simd === 'simd' || !WebAssembly.validate(embedded('relaxed') as BufferSource) ? 'simd' : 'relaxed';
+  const { threads } = options;
+  // a bad count still reaches the main createEngine, which rejects it
+  if (threads === 'auto' || (typeof threads === 'number' && Number.isInteger(threads) && threads > 1)) {
+    if (!warnedThreads) console.warn(`qkv/inline: threads: ${String(threads)} asked for, but qkv/inline embeds only the single-threaded wasm builds. Running on one thread; import 'qkv' (which loads the threads builds next to it) to run threads.`);
+    warnedThreads = true;
+    return createEngineFromSource({ ...options, threads: 1, wasm: embedded(build) });
+  }
   return createEngineFromSource({ ...options, wasm: embedded(build) });
 }
+
+let warnedThreads = false;
