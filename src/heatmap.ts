@@ -115,7 +115,7 @@ function positiveOption(name: string, value: number | undefined): void {
  * Draws attention weights as an SVG heatmap: one panel for `[Lq, Lk]`, a grid of panels (one per head)
  * for `[H, Lq, Lk]`, or d2l's `[rows, cols, Lq, Lk]` grid; one shared colour scale with a colour bar;
  * optional row and column labels. Rows are queries (top to bottom), columns keys (left to right).
- * NaN cells are grey ({@link NAN_COLOR}); ±Infinity is drawn with the end colours. All text is escaped.
+ * NaN cells are grey (`#9e9e9e`); ±Infinity is drawn with the end colours. All text is escaped.
  *
  * ```js
  * const { weights } = engine.kernelRegression(queries, keys, values, { returnWeights: true });

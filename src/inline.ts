@@ -1,3 +1,8 @@
+/**
+ * The API of `qkv` with both single-threaded wasm builds embedded as base64: nothing to fetch or serve.
+ * Only {@link createEngine} differs from the main entry.
+ * @module qkv/inline
+ */
 // `qkv/inline`: the API of `qkv`, with both single-threaded wasm builds embedded as base64, for
 // places that cannot serve a .wasm next to the JS: browser extensions, single-file builds, bundlers
 // without `new URL(…, import.meta.url)` support. It costs about 4/3 of the wasm size in JS.
