@@ -1,5 +1,5 @@
-// The README's snippets as a user's TypeScript sees them: `tsc` checks this file against the built
-// declarations (dist/, through package.json "exports", as the package imports itself) under strict,
+// The README's snippets as a user's TypeScript sees them: `tsc` checks this file and
+// examples/readme.js (the README's usage, as JavaScript with checkJs) against the built declarations (dist/, through package.json "exports", as the package imports itself) under strict,
 // once for each moduleResolution a user may have: bundler, node16 and nodenext (npm run test:types).
 // The @ts-expect-error lines must fail to compile: weights is optional unless it was asked for.
 import { writeFileSync } from 'node:fs';
@@ -11,18 +11,12 @@ import { createEngine as createInlineEngine } from 'qkv/inline';
 import wasmUrl from 'qkv/qkv.wasm';
 import relaxedWasmUrl from 'qkv/qkv-relaxed.wasm';
 
-// ---- Usage
+// ---- Usage: examples/readme.js itself is compiled too (checkJs); here the same calls, with what must not compile
 const waists = tensor([56, 58], [2]);
 const weights = tensor([43, 48], [2]);
-const { output, weights: attention } = reference.kernelRegression(tensor([57], [1]), waists, weights, { returnWeights: true });
-console.log(output.data, attention.data);
-
 const engine = await createEngine();
 const q = tensor(Array.from({ length: 1 * 8 * 4 * 16 }, (_, i) => Math.sin(i)), [1, 8, 4, 16]);
 const kv = tensor(Array.from({ length: 1 * 2 * 4 * 16 }, (_, i) => Math.cos(i)), [1, 2, 4, 16]);
-const r = engine.scaledDotProductAttention(q, kv, kv, { causal: true, returnWeights: true });
-console.log(r.output.shape, r.weights.data.subarray(0, 8));
-console.log(engine.info);
 
 // without returnWeights (or with a boolean that may be false) weights may be missing
 const plain: AttentionResult = engine.scaledDotProductAttention(q, kv, kv, { causal: true });
