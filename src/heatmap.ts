@@ -89,6 +89,39 @@ export function formatValue(x: number): string {
   return x.toExponential(2).replace(/\.?0+e/, 'e').replace('e+', 'e');
 }
 
+/**
+ * Round colour-bar ticks for `[min, max]`, in the spirit of matplotlib's MaxNLocator: the multiples,
+ * within the range, of the largest step of 1, 2, 2.5 or 5 times a power of ten that still gives at
+ * least `target - 1` of them (so 4 to about 10). A range of one value has one tick.
+ */
+export function niceTicks(min: number, max: number, target = 5): number[] {
+  if (!(max > min) || !Number.isFinite(max - min)) return [min];
+  const multiples = (step: number): number[] => {
+    const ticks: number[] = [];
+    for (let k = Math.ceil(min / step - 1e-9); k * step <= max + step * 1e-9; k++) ticks.push(Number((k * step).toPrecision(12)));
+    return ticks;
+  };
+  const power = 10 ** Math.floor(Math.log10((max - min) / (target - 1)));
+  const steps = [power / 10, power, power * 10].flatMap((p) => [1, 2, 2.5, 5].map((m) => m * p));
+  for (const step of steps.reverse()) {
+    const ticks = multiples(step);
+    if (ticks.length >= target - 1) return ticks;
+  }
+  return [min, max];
+}
+
+/**
+ * A tick's label: as {@link formatValue}, but with as many decimals as the ticks' step needs, so that
+ * ticks over a narrow range (5, 5.00025, …) stay apart.
+ */
+export function formatTick(x: number, step: number): string {
+  const a = Math.abs(x);
+  if (!(step > 0) || !(a < 1e5) || (a < 1e-3 && x !== 0)) return formatValue(x);
+  const exponent = Math.floor(Math.log10(step));
+  const decimals = Math.max(0, -exponent + (Number((step / 10 ** exponent).toPrecision(6)) === 2.5 ? 1 : 0));
+  return String(Number(x.toFixed(Math.min(decimals, 20))));
+}
+
 const shapeText = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 const px = (x: number): string => String(Math.round(x * 100) / 100);
 /** Rough width of a label: 0.6 em per character is close enough for sans-serif digits and words. */
@@ -203,7 +236,9 @@ export function attentionHeatmap(
   const gridW = columns * panelW + (columns - 1) * gap;
   const gridH = rows * (panelTitleH + panelH) + Math.max(0, rows - 1) * gap;
   const barH = Math.max(60, Math.min(gridH - panelTitleH, 240));
-  const tickW = Math.max(...[min, (min + max) / 2, max, ...(hasNaN ? [NaN] : [])].map((v) => textWidth(formatValue(v), fs)));
+  const ticks = niceTicks(min, max);
+  const tickStep = ticks.length > 1 ? ticks[1] - ticks[0] : 0;
+  const tickW = Math.max(...[...ticks.map((v) => formatTick(v, tickStep)), ...(hasNaN ? ['NaN'] : [])].map((t) => textWidth(t, fs)));
   const barW = options.colorbar === false ? 0 : 16 + 12 + 4 + tickW;
   const width = Math.ceil(left + gridW + barW + pad + (colLabelsTurned ? labelFs : 0));
   const barBottom = options.colorbar === false ? 0 : top + panelTitleH + barH + (hasNaN ? 24 : fs / 2);
@@ -263,8 +298,10 @@ export function attentionHeatmap(
       out.push(`<rect x="${px(bx)}" y="${px(by + (k * barH) / bands)}" width="12" height="${px(barH / bands + 0.5)}" fill="${color(1 - (k + 0.5) / bands)}"/>`);
     }
     out.push(`<rect x="${px(bx)}" y="${px(by)}" width="12" height="${px(barH)}" fill="none" stroke="#555" stroke-width="0.5"/>`);
-    for (const [v, y] of [[max, by], [(min + max) / 2, by + barH / 2], [min, by + barH]] as const) {
-      out.push(`<text x="${px(bx + 16)}" y="${px(y)}" dominant-baseline="central">${formatValue(v)}</text>`);
+    for (const v of ticks) {
+      const y = max > min ? by + barH * (1 - (v - min) / (max - min)) : by + barH / 2;
+      out.push(`<line x1="${px(bx + 12)}" y1="${px(y)}" x2="${px(bx + 15)}" y2="${px(y)}" stroke="#555" stroke-width="0.5"/>`);
+      out.push(`<text x="${px(bx + 17)}" y="${px(y)}" dominant-baseline="central">${formatTick(v, tickStep)}</text>`);
     }
     if (hasNaN) {
       out.push(`<rect x="${px(bx)}" y="${px(by + barH + 8)}" width="12" height="12" fill="${NAN_COLOR}"/>`);
