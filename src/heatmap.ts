@@ -17,10 +17,13 @@ export type Colormap = (t: number) => string;
 
 /** Options of {@link attentionHeatmap}. Every field is optional. */
 export interface HeatmapOptions {
-  /** Labels of the query rows (length Lq), e.g. the query tokens. Default: none. */
-  rowLabels?: ArrayLike<string | number>;
-  /** Labels of the key columns (length Lk), e.g. the key tokens. Default: none. */
-  colLabels?: ArrayLike<string | number>;
+  /**
+   * Labels of the query rows (length Lq), e.g. the query tokens. Default: the row indices as axis
+   * ticks, every 1, 2, 5, 10, … rows as room allows; `false` draws none.
+   */
+  rowLabels?: ArrayLike<string | number> | false;
+  /** Labels of the key columns (length Lk), e.g. the key tokens. Default: the column indices as ticks; `false` draws none. */
+  colLabels?: ArrayLike<string | number> | false;
   /** Axis title under the column labels. Default `'Keys'` (as in d2l); `''` hides it. */
   xLabel?: string;
   /** Axis title left of the row labels. Default `'Queries'` (as in d2l); `''` hides it. */
@@ -187,8 +190,11 @@ export function attentionHeatmap(
   const columns = Math.max(1, shape.length === 4 ? shape[1] : shape.length === 3 ? Math.min(panels, options.columns ?? 4) : 1);
   const rows = Math.ceil(panels / columns);
 
-  const rowLabels = labelsOption('rowLabels', options.rowLabels, lq);
-  const colLabels = labelsOption('colLabels', options.colLabels, lk);
+  // without labels, the indices are the ticks (0, 5, 10, …): only they are thinned to round steps
+  const indices = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i));
+  const rowLabels = options.rowLabels === false ? null : labelsOption('rowLabels', options.rowLabels, lq) ?? indices(lq);
+  const colLabels = options.colLabels === false ? null : labelsOption('colLabels', options.colLabels, lk) ?? indices(lk);
+  const roundRows = options.rowLabels === undefined, roundCols = options.colLabels === undefined;
   const panelTitles = options.panelTitles !== undefined
     ? labelsOption('panelTitles', options.panelTitles, panels)
     : shape.length === 3 ? Array.from({ length: panels }, (_, h) => `head ${h}`) : null;
@@ -220,8 +226,13 @@ export function attentionHeatmap(
   const cell = options.cellSize ?? Math.max(2, Math.min(24, Math.floor(240 / Math.max(lq, lk, 1))));
   const panelW = lk * cell, panelH = lq * cell;
   const labelFs = Math.min(fs, Math.max(cell, 8)); // labels shrink with small cells, to 8 px at least
-  const every = (labels: string[] | null): number => (labels === null ? 1 : Math.max(1, Math.ceil(labelFs * 1.1 / cell)));
-  const rowEvery = every(rowLabels), colEvery = every(colLabels);
+  const every = (labels: string[] | null, round: boolean): number => {
+    const k = labels === null ? 1 : Math.max(1, Math.ceil(labelFs * 1.1 / cell));
+    if (!round || k === 1) return k;
+    const power = 10 ** Math.floor(Math.log10(k));
+    return [1, 2, 5, 10].map((m) => m * power).find((s) => s >= k)!;
+  };
+  const rowEvery = every(rowLabels, roundRows), colEvery = every(colLabels, roundCols);
   const rowLabelW = rowLabels === null ? 0 : Math.max(0, ...rowLabels.map((l) => textWidth(l, labelFs))) + 6;
   const colLabelsTurned = colLabels !== null && colLabels.some((l) => textWidth(l, labelFs) > cell * colEvery - 2);
   const colLabelH = colLabels === null ? 0 : (colLabelsTurned ? Math.max(0, ...colLabels.map((l) => textWidth(l, labelFs))) : labelFs) + 6;
@@ -236,7 +247,8 @@ export function attentionHeatmap(
   const gridW = columns * panelW + (columns - 1) * gap;
   const gridH = rows * (panelTitleH + panelH) + Math.max(0, rows - 1) * gap;
   const barH = Math.max(60, Math.min(gridH - panelTitleH, 240));
-  const ticks = niceTicks(min, max);
+  // fewer ticks on a short bar: 3 or more on the shortest (60 px), 5 or more on a tall one
+  const ticks = niceTicks(min, max, Math.min(6, Math.max(3, Math.floor(barH / (1.25 * fs)))));
   const tickStep = ticks.length > 1 ? ticks[1] - ticks[0] : 0;
   const tickW = Math.max(...[...ticks.map((v) => formatTick(v, tickStep)), ...(hasNaN ? ['NaN'] : [])].map((t) => textWidth(t, fs)));
   const barW = options.colorbar === false ? 0 : 16 + 12 + 4 + tickW;

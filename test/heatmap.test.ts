@@ -91,7 +91,8 @@ describe('attentionHeatmap', () => {
     const x0 = cells[0].x, y0 = cells[0].y;
     const dark = cells.filter((c) => c.fill === DARKEST_RED);
     expect(dark).toHaveLength(1);
-    expect([(dark[0].x - x0) / 10, (dark[0].y - y0) / 10]).toEqual([3, 1]);
+    expect((dark[0].x - x0) / 10).toBeCloseTo(3, 6);
+    expect((dark[0].y - y0) / 10).toBeCloseTo(1, 6);
     expect(cells.filter((c) => c.fill === LIGHTEST_RED)).toHaveLength(14);
   });
 
@@ -105,7 +106,7 @@ describe('attentionHeatmap', () => {
     expect(fills[0]).toBe(LIGHTEST_RED);
     expect(fills[5]).not.toBe(fills[0]);
     expect(fills[5]).not.toBe(fills[2]);
-    expect(texts(svg)).toEqual(expect.arrayContaining(['NaN', '0', '0.1', '0.2', '0.3', '0.4', '0.5']));
+    expect(texts(svg)).toEqual(expect.arrayContaining(['NaN', '0.5', '0.25', '0']));
     // no NaN swatch when there is no NaN
     expect(texts(attentionHeatmap(tensor([0, 1], [1, 2])))).not.toContain('NaN');
   });
@@ -127,6 +128,16 @@ describe('attentionHeatmap', () => {
     expect(t).toEqual(expect.arrayContaining(['&lt;/svg&gt;', '&amp;amp;', 'a &amp; b', 'say &quot;hi&quot;', 'it&apos;s', 'bell\ufffd', '&lt;b&gt;&amp;', 'x &lt; y']));
     expect(escapeXml('\ud800 lone surrogate')).toBe('\ufffd lone surrogate');
     expect(escapeXml('😀 pair')).toBe('😀 pair');
+  });
+
+  it('without labels ticks the row and column indices, at round steps when cells are small; false draws none', () => {
+    expect(texts(attentionHeatmap(tensor(new Array(15).fill(0), [3, 5])))).toEqual(expect.arrayContaining(['0', '1', '2', '3', '4']));
+    const n = 50; // 4 px cells: a tick every 5
+    const ticks = texts(attentionHeatmap(tensor(new Array(n * n).fill(0), [n, n]), { colorbar: false })).filter((s) => /^\d+$/.test(s)).map(Number);
+    expect([...new Set(ticks)].sort((a, b) => a - b)).toEqual([0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
+    expect(ticks.filter((t) => t === 45)).toHaveLength(2); // one on each axis
+    const bare = texts(attentionHeatmap(tensor(new Array(15).fill(0), [3, 5]), { rowLabels: false, colLabels: false }));
+    expect(bare.filter((s) => /^[34]$/.test(s))).toEqual([]); // 0..1 may still be colour-bar ticks, 3 and 4 are not
   });
 
   it('labels every row and column when there is room, and thins them out when cells are small', () => {
@@ -225,13 +236,18 @@ describe('niceTicks: round colour-bar ticks', () => {
   });
 
   it('are what the colour bar shows, each at the height of its value', () => {
-    const svg = attentionHeatmap(tensor([0.013, 0.87, 0.3, 0.5], [2, 2]));
+    const values = Array.from({ length: 100 }, (_, i) => 0.013 + (0.857 * i) / 99);
+    const svg = attentionHeatmap(tensor(values, [10, 10]), { rowLabels: false, colLabels: false });
     const bar = parseXml(svg).filter((e) => e.name === 'text' && /^[\d.]+$/.test(e.text ?? ''));
-    expect(bar.map((e) => e.text)).toEqual(['0', '0.25', '0.5', '0.75']); // the scale starts at 0 unless options.min says otherwise
+    expect(bar.map((e) => e.text)).toEqual(['0', '0.2', '0.4', '0.6', '0.8']); // the scale starts at 0 unless options.min says otherwise
     const ys = bar.map((e) => Number(e.attrs.y));
     // equal steps in value are equal steps on screen, higher values higher up
     expect(ys[0] - ys[1]).toBeCloseTo(ys[1] - ys[2], 1);
-    expect(ys[0]).toBeGreaterThan(ys[3]);
+    expect(ys[0]).toBeGreaterThan(ys[4]);
+    // a short bar (one query row, 60 px) gets fewer ticks, so that they do not crowd
+    const short = parseXml(attentionHeatmap(tensor([0.5, 0.5], [1, 2]), { rowLabels: false, colLabels: false }))
+      .filter((e) => e.name === 'text' && /^[\d.]+$/.test(e.text ?? '')).map((e) => e.text);
+    expect(short).toEqual(['0', '0.25', '0.5']);
   });
 });
 
