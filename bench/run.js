@@ -1,4 +1,4 @@
-// qkv benchmarks: `npm run bench [-- --filter REGEX] [-- --json FILE] [-- --full] [-- --peers=none|all|ort,tfjs] [-- --threads N]`
+// qkv benchmarks: `npm run bench [-- --filter REGEX] [-- --json FILE] [-- --full] [-- --peers=none|all|ort,tfjs] [-- --threads N] [-- --markdown]`
 //
 // One table per op family: shape, implementation, median and min ms, GFLOP/s or GB/s, and the
 // ratio of each implementation against every other one measured in the same run on the same
@@ -7,6 +7,7 @@
 // reference on small inputs (check-peers.js). Inputs are built once per case outside the timed
 // functions (cases.js; each peer converts them to its own tensors in its setup); every result is
 // consumed so that nothing is optimized away; each timing starts after warm-up calls.
+// --markdown ends with the README's tables and footprint for this run (markdown.js).
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Bench } from 'tinybench';
@@ -17,6 +18,7 @@ import { loadPeers } from './peers/index.js';
 import { attentionMemory, coldStartMs } from './footprint.js';
 import { decoder, encoder, oneTokenLayer, zeroCopySoftmax } from './serving.js';
 import { flag, value } from './args.js';
+import { markdownReport } from './markdown.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : null;
 const jsonFile = value('--json');
@@ -189,6 +191,11 @@ async function main() {
     const mem = await attentionMemory(L);
     console.log(`  attention B=1 H=8 d=64 L=${L}: wasm memory grew ${fmt(mem.growthMiB)} MiB for ${fmt(mem.ioMiB)} MiB of inputs and output: ${fmt(mem.beyondIoMiB)} MiB beyond them (${fmt(mem.ms)} ms)`);
     results.push({ op: 'footprint', shape: `attention memory L=${L}`, impl: 'qkv wasm', medianMs: mem.ms, minMs: mem.ms, beyondIoMiB: mem.beyondIoMiB });
+  }
+  if (flag('--markdown')) {
+    const time = new Date().toISOString();
+    const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, Node ${process.versions.node}`;
+    console.log(`\n${markdownReport({ results, threads, machine, build: wasm.info.simd === 'relaxed' ? 'relaxed-SIMD' : 'plain SIMD', date: `${time.slice(0, 10)}, ${time.slice(11, 16)} UTC` })}`);
   }
   if (jsonFile) {
     writeFileSync(jsonFile, JSON.stringify(results, null, 2));

@@ -17,10 +17,13 @@ export type Colormap = (t: number) => string;
 
 /** Options of {@link attentionHeatmap}. Every field is optional. */
 export interface HeatmapOptions {
-  /** Labels of the query rows (length Lq), e.g. the query tokens. Default: none. */
-  rowLabels?: ArrayLike<string | number>;
-  /** Labels of the key columns (length Lk), e.g. the key tokens. Default: none. */
-  colLabels?: ArrayLike<string | number>;
+  /**
+   * Labels of the query rows (length Lq), e.g. the query tokens. Default: the row indices as axis
+   * ticks, every 1, 2, 5, 10, … rows as room allows; `false` draws none.
+   */
+  rowLabels?: ArrayLike<string | number> | false;
+  /** Labels of the key columns (length Lk), e.g. the key tokens. Default: the column indices as ticks; `false` draws none. */
+  colLabels?: ArrayLike<string | number> | false;
   /** Axis title under the column labels. Default `'Keys'` (as in d2l); `''` hides it. */
   xLabel?: string;
   /** Axis title left of the row labels. Default `'Queries'` (as in d2l); `''` hides it. */
@@ -108,6 +111,39 @@ export function formatValue(x: number): string {
   return x.toExponential(2).replace(/\.?0+e/, 'e').replace('e+', 'e');
 }
 
+/**
+ * Round colour-bar ticks for `[min, max]`, in the spirit of matplotlib's MaxNLocator: the multiples,
+ * within the range, of the largest step of 1, 2, 2.5 or 5 times a power of ten that still gives at
+ * least `target - 1` of them (so 4 to about 10). A range of one value has one tick.
+ */
+export function niceTicks(min: number, max: number, target = 5): number[] {
+  if (!(max > min) || !Number.isFinite(max - min)) return [min];
+  const multiples = (step: number): number[] => {
+    const ticks: number[] = [];
+    for (let k = Math.ceil(min / step - 1e-9); k * step <= max + step * 1e-9; k++) ticks.push(Number((k * step).toPrecision(12)));
+    return ticks;
+  };
+  const power = 10 ** Math.floor(Math.log10((max - min) / (target - 1)));
+  const steps = [power / 10, power, power * 10].flatMap((p) => [1, 2, 2.5, 5].map((m) => m * p));
+  for (const step of steps.reverse()) {
+    const ticks = multiples(step);
+    if (ticks.length >= target - 1) return ticks;
+  }
+  return [min, max];
+}
+
+/**
+ * A tick's label: as {@link formatValue}, but with as many decimals as the ticks' step needs, so that
+ * ticks over a narrow range (5, 5.00025, …) stay apart.
+ */
+export function formatTick(x: number, step: number): string {
+  const a = Math.abs(x);
+  if (!(step > 0) || !(a < 1e5) || (a < 1e-3 && x !== 0)) return formatValue(x);
+  const exponent = Math.floor(Math.log10(step));
+  const decimals = Math.max(0, -exponent + (Number((step / 10 ** exponent).toPrecision(6)) === 2.5 ? 1 : 0));
+  return String(Number(x.toFixed(Math.min(decimals, 20))));
+}
+
 const shapeText = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 const px = (x: number): string => String(Math.round(x * 100) / 100);
 /** Rough width of a label: 0.6 em per character is close enough for sans-serif digits and words. */
@@ -134,7 +170,7 @@ function positiveOption(name: string, value: number | undefined): void {
  * Draws attention weights as an SVG heatmap: one panel for `[Lq, Lk]`, a grid of panels (one per head)
  * for `[H, Lq, Lk]`, or d2l's `[rows, cols, Lq, Lk]` grid; one shared colour scale with a colour bar;
  * optional row and column labels. Rows are queries (top to bottom), columns keys (left to right).
- * NaN cells are grey ({@link NAN_COLOR}); ±Infinity is drawn with the end colours. All text is escaped.
+ * NaN cells are grey (`#9e9e9e`); ±Infinity is drawn with the end colours. All text is escaped.
  *
  * ```js
  * const { weights } = engine.kernelRegression(queries, keys, values, { returnWeights: true });
@@ -173,8 +209,11 @@ export function attentionHeatmap(
   const columns = Math.max(1, shape.length === 4 ? shape[1] : shape.length === 3 ? Math.min(panels, options.columns ?? 4) : 1);
   const rows = Math.ceil(panels / columns);
 
-  const rowLabels = labelsOption('rowLabels', options.rowLabels, lq);
-  const colLabels = labelsOption('colLabels', options.colLabels, lk);
+  // without labels, the indices are the ticks (0, 5, 10, …): only they are thinned to round steps
+  const indices = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i));
+  const rowLabels = options.rowLabels === false ? null : labelsOption('rowLabels', options.rowLabels, lq) ?? indices(lq);
+  const colLabels = options.colLabels === false ? null : labelsOption('colLabels', options.colLabels, lk) ?? indices(lk);
+  const roundRows = options.rowLabels === undefined, roundCols = options.colLabels === undefined;
   const panelTitles = options.panelTitles !== undefined
     ? labelsOption('panelTitles', options.panelTitles, panels)
     : shape.length === 3 ? Array.from({ length: panels }, (_, h) => `head ${h}`) : null;
@@ -206,8 +245,13 @@ export function attentionHeatmap(
   const cell = options.cellSize ?? Math.max(2, Math.min(24, Math.floor(240 / Math.max(lq, lk, 1))));
   const panelW = lk * cell, panelH = lq * cell;
   const labelFs = Math.min(fs, Math.max(cell, 8)); // labels shrink with small cells, to 8 px at least
-  const every = (labels: string[] | null): number => (labels === null ? 1 : Math.max(1, Math.ceil(labelFs * 1.1 / cell)));
-  const rowEvery = every(rowLabels), colEvery = every(colLabels);
+  const every = (labels: string[] | null, round: boolean): number => {
+    const k = labels === null ? 1 : Math.max(1, Math.ceil(labelFs * 1.1 / cell));
+    if (!round || k === 1) return k;
+    const power = 10 ** Math.floor(Math.log10(k));
+    return [1, 2, 5, 10].map((m) => m * power).find((s) => s >= k)!;
+  };
+  const rowEvery = every(rowLabels, roundRows), colEvery = every(colLabels, roundCols);
   const rowLabelW = rowLabels === null ? 0 : Math.max(0, ...rowLabels.map((l) => textWidth(l, labelFs))) + 6;
   const colLabelsTurned = colLabels !== null && colLabels.some((l) => textWidth(l, labelFs) > cell * colEvery - 2);
   const colLabelH = colLabels === null ? 0 : (colLabelsTurned ? Math.max(0, ...colLabels.map((l) => textWidth(l, labelFs))) : labelFs) + 6;
@@ -222,7 +266,10 @@ export function attentionHeatmap(
   const gridW = columns * panelW + (columns - 1) * gap;
   const gridH = rows * (panelTitleH + panelH) + Math.max(0, rows - 1) * gap;
   const barH = Math.max(60, Math.min(gridH - panelTitleH, 240));
-  const tickW = Math.max(...[min, (min + max) / 2, max, ...(hasNaN ? [NaN] : [])].map((v) => textWidth(formatValue(v), fs)));
+  // fewer ticks on a short bar: 3 or more on the shortest (60 px), 5 or more on a tall one
+  const ticks = niceTicks(min, max, Math.min(6, Math.max(3, Math.floor(barH / (1.25 * fs)))));
+  const tickStep = ticks.length > 1 ? ticks[1] - ticks[0] : 0;
+  const tickW = Math.max(...[...ticks.map((v) => formatTick(v, tickStep)), ...(hasNaN ? ['NaN'] : [])].map((t) => textWidth(t, fs)));
   const barW = options.colorbar === false ? 0 : 16 + 12 + 4 + tickW;
   const width = Math.ceil(left + gridW + barW + pad + (colLabelsTurned ? labelFs : 0));
   const barBottom = options.colorbar === false ? 0 : top + panelTitleH + barH + (hasNaN ? 24 : fs / 2);
@@ -282,8 +329,10 @@ export function attentionHeatmap(
       out.push(`<rect x="${px(bx)}" y="${px(by + (k * barH) / bands)}" width="12" height="${px(barH / bands + 0.5)}" fill="${color(1 - (k + 0.5) / bands)}"/>`);
     }
     out.push(`<rect x="${px(bx)}" y="${px(by)}" width="12" height="${px(barH)}" fill="none" stroke="#555" stroke-width="0.5"/>`);
-    for (const [v, y] of [[max, by], [(min + max) / 2, by + barH / 2], [min, by + barH]] as const) {
-      out.push(`<text x="${px(bx + 16)}" y="${px(y)}" dominant-baseline="central">${formatValue(v)}</text>`);
+    for (const v of ticks) {
+      const y = max > min ? by + barH * (1 - (v - min) / (max - min)) : by + barH / 2;
+      out.push(`<line x1="${px(bx + 12)}" y1="${px(y)}" x2="${px(bx + 15)}" y2="${px(y)}" stroke="#555" stroke-width="0.5"/>`);
+      out.push(`<text x="${px(bx + 17)}" y="${px(y)}" dominant-baseline="central">${formatTick(v, tickStep)}</text>`);
     }
     if (hasNaN) {
       out.push(`<rect x="${px(bx)}" y="${px(by + barH + 8)}" width="12" height="12" fill="${NAN_COLOR}"/>`);

@@ -1,3 +1,8 @@
+/**
+ * Attention ops, each on a readable TypeScript reference engine ({@link reference}) and a WebAssembly
+ * SIMD engine ({@link createEngine}) tested against it, with the same signatures and results.
+ * @module qkv
+ */
 // The public surface of qkv: an explicit list, nothing from assembly/ or the kernel wrappers.
 export { tensor, mask } from './core/tensor.js';
 export { reference } from './reference/index.js';
@@ -6,7 +11,7 @@ export { attentionHeatmap } from './heatmap.js';
 export type { Tensor, Mask } from './core/tensor.js';
 export type {
   Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, AdditiveParams, AdditiveOptions,
-  AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, CausalMode,
+  AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, WithWeights, CausalMode,
   KVCache, KVCacheOptions, MultiHeadAttentionLayer, EngineTensor, OutOptions,
 } from './core/types.js';
 export type {

@@ -2,7 +2,7 @@
 // scale follows the finite values, NaN is grey, and every piece of text is escaped.
 import { describe, expect, it } from 'vitest';
 import { attentionHeatmap, reference, tensor } from '../src/index.js';
-import { escapeXml, formatValue, NAN_COLOR } from '../src/heatmap.js';
+import { escapeXml, formatTick, formatValue, NAN_COLOR, niceTicks } from '../src/heatmap.js';
 
 /**
  * A small well-formedness check (Node has no XML parser): tags nest and close, attribute values
@@ -91,7 +91,8 @@ describe('attentionHeatmap', () => {
     const x0 = cells[0].x, y0 = cells[0].y;
     const dark = cells.filter((c) => c.fill === DARKEST_RED);
     expect(dark).toHaveLength(1);
-    expect([(dark[0].x - x0) / 10, (dark[0].y - y0) / 10]).toEqual([3, 1]);
+    expect((dark[0].x - x0) / 10).toBeCloseTo(3, 6);
+    expect((dark[0].y - y0) / 10).toBeCloseTo(1, 6);
     expect(cells.filter((c) => c.fill === LIGHTEST_RED)).toHaveLength(14);
   });
 
@@ -127,6 +128,16 @@ describe('attentionHeatmap', () => {
     expect(t).toEqual(expect.arrayContaining(['&lt;/svg&gt;', '&amp;amp;', 'a &amp; b', 'say &quot;hi&quot;', 'it&apos;s', 'bell\ufffd', '&lt;b&gt;&amp;', 'x &lt; y']));
     expect(escapeXml('\ud800 lone surrogate')).toBe('\ufffd lone surrogate');
     expect(escapeXml('😀 pair')).toBe('😀 pair');
+  });
+
+  it('without labels ticks the row and column indices, at round steps when cells are small; false draws none', () => {
+    expect(texts(attentionHeatmap(tensor(new Array(15).fill(0), [3, 5])))).toEqual(expect.arrayContaining(['0', '1', '2', '3', '4']));
+    const n = 50; // 4 px cells: a tick every 5
+    const ticks = texts(attentionHeatmap(tensor(new Array(n * n).fill(0), [n, n]), { colorbar: false })).filter((s) => /^\d+$/.test(s)).map(Number);
+    expect([...new Set(ticks)].sort((a, b) => a - b)).toEqual([0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
+    expect(ticks.filter((t) => t === 45)).toHaveLength(2); // one on each axis
+    const bare = texts(attentionHeatmap(tensor(new Array(15).fill(0), [3, 5]), { rowLabels: false, colLabels: false }));
+    expect(bare.filter((s) => /^[34]$/.test(s))).toEqual([]); // 0..1 may still be colour-bar ticks, 3 and 4 are not
   });
 
   it('labels every row and column when there is room, and thins them out when cells are small', () => {
@@ -198,6 +209,45 @@ describe('attentionHeatmap', () => {
     expect(() => attentionHeatmap(tensor([1, 2], [1, 2]), { cellSize: 0 })).toThrow(RangeError);
     expect(() => attentionHeatmap(tensor([1, 2], [1, 2]), { min: 1, max: 0 })).toThrow(/max/);
     expect(() => attentionHeatmap(tensor([1, 2], [1, 2]), { colormap: 'jet' as never })).toThrow(/colormap/);
+  });
+});
+
+describe('niceTicks: round colour-bar ticks', () => {
+  it('picks multiples of 1, 2, 2.5 or 5 times a power of ten, 4 to 10 of them, inside the range', () => {
+    expect(niceTicks(0, 1)).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    expect(niceTicks(0, 0.5)).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5]);
+    expect(niceTicks(0.013, 0.87)).toEqual([0.2, 0.4, 0.6, 0.8]);
+    expect(niceTicks(-3, 7)).toEqual([-2.5, 0, 2.5, 5]);
+    expect(niceTicks(43, 48)).toEqual([43, 44, 45, 46, 47, 48]);
+    expect(niceTicks(1e-6, 3.7e-6)).toEqual([1e-6, 1.5e-6, 2e-6, 2.5e-6, 3e-6, 3.5e-6]);
+    for (const [lo, hi] of [[0, 1], [0.013, 0.87], [-1e4, 1e4], [0.1234, 0.1299], [5, 5.001], [1e-40, 3e-38]]) {
+      const ticks = niceTicks(lo, hi);
+      expect(ticks.length, `${lo}..${hi}`).toBeGreaterThanOrEqual(4);
+      expect(ticks.length, `${lo}..${hi}`).toBeLessThanOrEqual(10);
+      expect(ticks.every((t) => t >= lo - 1e-12 * Math.abs(lo) && t <= hi + 1e-12 * Math.abs(hi)), `${ticks} in ${lo}..${hi}`).toBe(true);
+      // evenly spaced, and their labels tell them apart
+      const step = ticks[1] - ticks[0];
+      expect(ticks.every((t, i) => i === 0 || Math.abs(t - ticks[i - 1] - step) <= 1e-9 * step), `${ticks}`).toBe(true);
+      expect(new Set(ticks.map((t) => formatTick(t, step))).size, `${ticks.map((t) => formatTick(t, step))}`).toBe(ticks.length);
+    }
+    expect(niceTicks(0.5, 0.5)).toEqual([0.5]);
+    expect([5, 5.00025, 5.0005].map((t) => formatTick(t, 0.00025))).toEqual(['5', '5.00025', '5.0005']);
+    expect([0, 0.25, 0.5].map((t) => formatTick(t, 0.25))).toEqual(['0', '0.25', '0.5']);
+  });
+
+  it('are what the colour bar shows, each at the height of its value', () => {
+    const values = Array.from({ length: 100 }, (_, i) => 0.013 + (0.857 * i) / 99);
+    const svg = attentionHeatmap(tensor(values, [10, 10]), { rowLabels: false, colLabels: false });
+    const bar = parseXml(svg).filter((e) => e.name === 'text' && /^[\d.]+$/.test(e.text ?? ''));
+    expect(bar.map((e) => e.text)).toEqual(['0', '0.2', '0.4', '0.6', '0.8']); // the scale starts at 0 unless options.min says otherwise
+    const ys = bar.map((e) => Number(e.attrs.y));
+    // equal steps in value are equal steps on screen, higher values higher up
+    expect(ys[0] - ys[1]).toBeCloseTo(ys[1] - ys[2], 1);
+    expect(ys[0]).toBeGreaterThan(ys[4]);
+    // a short bar (one query row, 60 px) gets fewer ticks, so that they do not crowd
+    const short = parseXml(attentionHeatmap(tensor([0.5, 0.5], [1, 2]), { rowLabels: false, colLabels: false }))
+      .filter((e) => e.name === 'text' && /^[\d.]+$/.test(e.text ?? '')).map((e) => e.text);
+    expect(short).toEqual(['0', '0.25', '0.5']);
   });
 });
 

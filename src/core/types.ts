@@ -146,6 +146,8 @@ export interface MultiHeadAttentionLayer {
   /** E. */
   readonly embedDim: number;
   readonly numHeads: number;
+  /** With `needWeights: true` the result has `weights` (typed as present); otherwise as the signature below. */
+  forward(query: Tensor, key: Tensor, value: Tensor, options: MultiHeadOptions & { cache?: KVCache; needWeights: true }): WithWeights<OutputWithWeights>;
   /**
    * multiHeadAttention(query, key, value, params, options). With `options.cache` (kvHeads = numHeads,
    * headDim = E / numHeads), the projected keys and values are appended to it and the queries attend
@@ -220,8 +222,21 @@ export interface MultiHeadOptions {
 /** Result of the ops that can return their weights. */
 export interface OutputWithWeights {
   output: Tensor;
+  /** The attention weights, when `returnWeights` (`needWeights` for multi-head attention) is true. */
   weights?: Tensor;
 }
+
+/** A result whose weights were asked for (`returnWeights: true`, `needWeights: true`): `weights` is there. */
+export type WithWeights<R extends { weights?: Tensor }> = R & {
+  /** The attention weights, which were asked for. */
+  weights: Tensor;
+};
+
+/**
+ * What an implementation of an interface provides: each method with its last, general signature, so
+ * one function implements all of its overloads (the overloads only narrow the result's type).
+ */
+export type Implementation<T> = { [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => R : T[K] };
 
 /** Facts about an engine. */
 export interface EngineInfo {
@@ -256,28 +271,38 @@ export interface Engine {
    * as an array or a Tensor; a row whose length is 0 is all zeros. Without `validLens` it is `softmax`.
    */
   maskedSoftmax(x: Tensor, validLens?: ArrayLike<number> | Tensor, options?: OutOptions): Tensor;
+  /** With `returnWeights: true` the result has `weights` (typed as present); otherwise as the signature below. */
+  kernelRegression(queries: Tensor, keys: Tensor, values: Tensor, options: KernelRegressionOptions & { returnWeights: true }): WithWeights<OutputWithWeights>;
   /**
    * Nadaraya–Watson attention pooling with a Gaussian kernel:
    * `weights[i, j] = softmax_j(-||(queries[i] - keys[j]) * w||^2 / 2)`, `output[i] = sum_j weights[i, j] * values[j]`.
    * queries `[n]` or `[n, d]`; keys `[m]` or `[m, d]`; values `[m]` or `[m, dv]`; output `[n]` or `[n, dv]`.
    */
   kernelRegression(queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights;
+  /** With `returnWeights: true` the result has `weights` (typed as present); otherwise as the signature below. */
+  additiveAttention(query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options: AdditiveOptions & { returnWeights: true }): WithWeights<OutputWithWeights>;
   /**
    * Additive (Bahdanau) attention: `scores = wv · tanh(Wq q + Wk k)`, masked softmax over keys,
    * weighted sum of values. query `[B, Lq, Dq]`, key `[B, Lk, Dk]`, value `[B, Lk, Dv]` -> `[B, Lq, Dv]`.
    */
   additiveAttention(query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights;
+  /** With `returnWeights: true` the result has `weights` (typed as present); otherwise as the signature below. */
+  scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options: AttentionOptions & { returnWeights: true }): WithWeights<AttentionResult>;
   /**
    * `softmax(scale · Q Kᵀ + mask) V` with the options of {@link AttentionOptions}.
    * query `[B, Hq, Lq, E]`, key `[B, Hkv, Lk, E]`, value `[B, Hkv, Lk, Ev]` (3-D inputs `[B, L, E]` mean H = 1).
    * Grouped-query attention when Hq is a multiple of Hkv. A query row with no allowed key gives zeros.
    */
   scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult;
+  /** With `needWeights: true` the result has `weights` (typed as present); otherwise as the signature below. */
+  multiHeadAttention(query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options: MultiHeadOptions & { needWeights: true }): WithWeights<OutputWithWeights>;
   /**
    * PyTorch `nn.MultiheadAttention` forward (batch-first): query `[B, Lq, E]`, key `[B, Lk, kdim]`,
    * value `[B, Lk, vdim]` -> output `[B, Lq, E]`.
    */
   multiHeadAttention(query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights;
+  /** With `needWeights: true` the result has `weights` (typed as present); otherwise as the signature below. */
+  selfAttention(x: Tensor, params: MultiHeadParams, options: MultiHeadOptions & { needWeights: true }): WithWeights<OutputWithWeights>;
   /** `multiHeadAttention(x, x, x, params, options)`. */
   selfAttention(x: Tensor, params: MultiHeadParams, options?: MultiHeadOptions): OutputWithWeights;
   /** Sinusoidal positional encoding `[maxLen, dim]`: P[i, 2j] = sin(i / 10000^(2j/dim)), P[i, 2j+1] = cos(…). */

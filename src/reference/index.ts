@@ -1,7 +1,7 @@
 // The reference engine: every op in plain TypeScript with float64 accumulation. It is the
 // definition the WebAssembly engine is tested against.
 import { checkShape, sizeOf } from '../core/tensor.js';
-import type { Engine, EngineTensor } from '../core/types.js';
+import type { Engine, EngineTensor, Implementation } from '../core/types.js';
 import { additiveAttention } from './additiveAttention.js';
 import { kernelRegression } from './kernelRegression.js';
 import { matmul } from './matmul.js';
@@ -17,7 +17,7 @@ import { rotaryEmbedding } from './rotaryEmbedding.js';
 
 const ops = { matmul, scaledDotProductAttention };
 
-const engine: Engine = {
+const engine: Implementation<Engine> = {
   name: 'reference' as const,
   info: Object.freeze({ simd: 'none' as const, threads: 1, memoryBytes: 0 }),
   dispose() {},
@@ -54,4 +54,4 @@ function plainEngineTensor(shape: readonly number[]): EngineTensor {
 }
 
 /** The pure TypeScript engine: synchronous, no wasm, float64 accumulation; the readable definition of every op. */
-export const reference: Engine = Object.freeze(engine);
+export const reference = Object.freeze(engine) as Engine;

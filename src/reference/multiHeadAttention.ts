@@ -12,7 +12,7 @@
 import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan, type ReadParams } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
-import type { AttentionOptions, AttentionResult, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
+import type { AttentionOptions, AttentionResult, Implementation, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { isReferenceCache, type ReferenceKVCache } from './kvCache.js';
 
 /** The two ops multi-head attention is built from. */
@@ -97,7 +97,7 @@ export function layerWith(ops: MultiHeadOps, params: MultiHeadParams): MultiHead
     if (kept === null) throw new Error('qkv: this multi-head attention layer has been disposed');
     return kept;
   };
-  return {
+  const layer: Implementation<MultiHeadAttentionLayer> = {
     embedDim: E,
     numHeads: prepared.H,
     forward(query, key, value, options) {
@@ -110,4 +110,5 @@ export function layerWith(ops: MultiHeadOps, params: MultiHeadParams): MultiHead
     },
     dispose() { kept = null; },
   };
+  return layer as MultiHeadAttentionLayer;
 }

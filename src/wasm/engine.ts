@@ -2,7 +2,7 @@
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
 import { checkShape, formatCall, sizeOf } from '../core/tensor.js';
 import { describeValue } from '../core/validate.js';
-import type { Engine, EngineInfo, EngineTensor } from '../core/types.js';
+import type { Engine, EngineInfo, EngineTensor, Implementation } from '../core/types.js';
 import { positionalEncoding } from '../reference/positionalEncoding.js';
 import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
@@ -186,7 +186,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     if (ctx === null) throw new Error('qkv: this engine has been disposed');
     return ctx;
   };
-  const engine: Engine = {
+  const engine: Implementation<Engine> = {
     name: 'wasm',
     /** A snapshot: memoryBytes is the wasm memory held now. */
     get info(): EngineInfo {
@@ -213,5 +213,5 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     batchAttention: (query, key, value, opts) => batchAttention(live(), query, key, value, opts),
     createGroupedQueryAttention: (params) => createWasmGroupedQuery(live, params),
   };
-  return Object.freeze(engine);
+  return Object.freeze(engine) as Engine;
 }

@@ -7,7 +7,7 @@ import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NON
 import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { Checked, Out } from '../core/validate.js';
-import type { MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
+import type { Implementation, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { layoutArray, runAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
@@ -141,7 +141,7 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
   }
   // the forward plan reads the params' shapes and options; its weights are the held copies
   const shapes = copyParams(prepared.params);
-  return {
+  const layer: Implementation<MultiHeadAttentionLayer> = {
     embedDim: widths.E,
     numHeads: prepared.H,
     forward(query, key, value, options) {
@@ -158,4 +158,5 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
       weights = null;
     },
   };
+  return layer as MultiHeadAttentionLayer;
 }

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { esbuildExample, repo, requireBuilt, viteExample } from './support.js';
+import { esbuildExample, repo, requireBuilt, viteExample, webpackExample } from './support.js';
 
 /** Every file under dir, recursively. */
 const filesUnder = (dir: string): string[] => readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -51,6 +51,17 @@ describe('browser bundles', () => {
     expect(wasm).toEqual(expect.arrayContaining([expect.stringMatching(/^assets\/qkv-[\w-]+\.wasm$/), expect.stringMatching(/^assets\/qkv-relaxed-[\w-]+\.wasm$/)]));
   });
 
+  it('examples/webpack/dist (no webpack configuration) has no Node built-in, and emits the four wasm builds and the worker', () => {
+    const files = filesUnder(join(webpackExample, 'dist')).map((f) => relative(join(webpackExample, 'dist'), f));
+    const scripts = files.filter((f) => f.endsWith('.js'));
+    expect(scripts).toContain('main.js');
+    expect(nodeReferences(scripts.map((f) => join(webpackExample, 'dist', f)))).toEqual([]);
+    // webpack names emitted assets by content hash: the four builds are four distinct files
+    expect(files.filter((f) => /^[0-9a-f]{20}\.wasm$/.test(f))).toHaveLength(4);
+    // the threads' Web Worker is a chunk of its own, loaded by a chunk that only threads import
+    expect(scripts.length).toBeGreaterThanOrEqual(3);
+  });
+
   it('examples/esbuild/dist is one HTML file with no Node built-in, built from the browser side of #fetch-bytes', () => {
     const files = filesUnder(join(esbuildExample, 'dist'));
     expect(files.map((f) => relative(esbuildExample, f)).sort()).toEqual(['dist/index.html', 'dist/meta.json']);
@@ -58,6 +69,8 @@ describe('browser bundles', () => {
     const inputs = Object.keys(JSON.parse(readFileSync(join(esbuildExample, 'dist/meta.json'), 'utf8')).inputs as object);
     expect(inputs.some((f) => f.endsWith('dist/platform/fetchBytes.browser.js'))).toBe(true);
     expect(inputs.filter((f) => f.includes('.node.') || f.startsWith('node:'))).toEqual([]);
-    expect(inputs.some((f) => f.endsWith('dist/generated/wasm.js'))).toBe(true);
+    // qkv/inline is its own small bundle on top of the main one: one copy of the code
+    expect(inputs.filter((f) => f.includes('/dist/') && !f.includes('/dist/platform/')).map((f) => f.slice(f.indexOf('dist/'))).sort())
+      .toEqual(['dist/bundle/inline.js', 'dist/bundle/qkv.js']);
   });
 });

@@ -1,0 +1,45 @@
+// What `npm publish` would ship: every file of the tarball with its size, the totals, and checks that
+// keep the package small and whole. `npm run pack:report`; CI runs it (npm run lint:package).
+// Exits 1 when a file that must ship is missing, a file that must not ship is there (sources, tests,
+// source maps), or the tarball outgrows its budget.
+import { execFileSync } from 'node:child_process';
+
+/** Budgets, in bytes: today 153 KB packed, 582 KB unpacked (2026-12-01). */
+const PACKED_BUDGET = 200_000;
+const UNPACKED_BUDGET = 700_000;
+const REQUIRED = [
+  'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'types/wasm-url.d.ts',
+  'dist/index.d.ts', 'dist/inline.d.ts', 'dist/bundle/qkv.js', 'dist/bundle/inline.js',
+  'dist/platform/fetchBytes.node.js', 'dist/platform/fetchBytes.browser.js', 'dist/platform/threads.node.js',
+  'dist/platform/threads.browser.js', 'dist/platform/worker.node.js', 'dist/platform/worker.browser.js',
+  'build/qkv.wasm', 'build/qkv-relaxed.wasm', 'build/qkv-threads.wasm', 'build/qkv-relaxed-threads.wasm',
+];
+const FORBIDDEN = [/^src\//, /^test\//, /^assembly\//, /^bench\//, /^examples\//, /\.map$/, /\.test\./, /^dist\/generated\//];
+
+const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+const files = [...pack.files].sort((a, b) => a.path.localeCompare(b.path));
+const kb = (n) => `${(n / 1000).toFixed(1)} kB`;
+
+console.log(`${pack.name}@${pack.version}: ${files.length} files, ${kb(pack.size)} packed, ${kb(pack.unpackedSize)} unpacked`);
+const groups = new Map();
+for (const f of files) {
+  const group = f.path.includes('/') ? f.path.slice(0, f.path.lastIndexOf('/') + 1) : './';
+  groups.set(group, [...(groups.get(group) ?? []), f]);
+}
+for (const [group, list] of groups) {
+  console.log(`\n  ${group.padEnd(40)} ${kb(list.reduce((a, f) => a + f.size, 0)).padStart(10)}`);
+  for (const f of list) console.log(`    ${f.path.slice(group === './' ? 0 : group.length).padEnd(38)} ${kb(f.size).padStart(10)}`);
+}
+
+const paths = new Set(files.map((f) => f.path));
+const problems = [
+  ...REQUIRED.filter((p) => !paths.has(p)).map((p) => `missing: ${p}`),
+  ...files.filter((f) => FORBIDDEN.some((re) => re.test(f.path))).map((f) => `must not ship: ${f.path}`),
+  ...(pack.size > PACKED_BUDGET ? [`packed ${kb(pack.size)} is over the budget of ${kb(PACKED_BUDGET)}`] : []),
+  ...(pack.unpackedSize > UNPACKED_BUDGET ? [`unpacked ${kb(pack.unpackedSize)} is over the budget of ${kb(UNPACKED_BUDGET)}`] : []),
+];
+if (problems.length) {
+  console.log(`\nFAIL\n  ${problems.join('\n  ')}`);
+  process.exit(1);
+}
+console.log(`\nOK: every required file, nothing that must not ship, within ${kb(PACKED_BUDGET)} packed and ${kb(UNPACKED_BUDGET)} unpacked`);
