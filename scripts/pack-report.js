@@ -4,9 +4,13 @@
 // source maps), or the tarball outgrows its budget.
 import { execFileSync } from 'node:child_process';
 
-/** Budgets, in bytes: today 153 KB packed, 582 KB unpacked (2026-12-01). */
-const PACKED_BUDGET = 200_000;
-const UNPACKED_BUDGET = 700_000;
+/**
+ * Budgets, in bytes: 275 KB packed, 1,034 KB unpacked on 2026-12-01 with the serving API (paged
+ * attention in three storage formats, rotary, KV pools, the grouped-query layer, skinny matmuls),
+ * up from 153 / 582 KB before it; about 10% headroom.
+ */
+const PACKED_BUDGET = 300_000;
+const UNPACKED_BUDGET = 1_150_000;
 const REQUIRED = [
   'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'types/wasm-url.d.ts',
   'dist/index.d.ts', 'dist/inline.d.ts', 'dist/bundle/qkv.js', 'dist/bundle/inline.js',

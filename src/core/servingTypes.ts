@@ -13,14 +13,14 @@ export interface RotaryOptions {
    * true: pairs (x[2i], x[2i+1]), as GPT-J.
    */
   interleaved?: boolean;
-  /** [maxPositions, dim/2] tables used instead of `base` (scaled RoPE variants); give both. */
+  /** `[maxPositions, dim/2]` tables used instead of `base` (scaled RoPE variants); give both. */
   cos?: Tensor;
   sin?: Tensor;
 }
 
 /** Options of rotaryEmbedding: RotaryOptions and the positions of the rows. */
 export interface RotaryEmbeddingOptions extends RotaryOptions {
-  /** [L] or [B, L] for x [B, H, L, D] (default 0..L-1); [T] for token-major x [T, H, D] (default 0..T-1). */
+  /** `[L]` or [B, L] for x [B, H, L, D] (default 0..L-1); [T] for token-major x [T, H, D] (default 0..T-1). */
   positions?: ArrayLike<number> | Tensor;
 }
 
@@ -91,9 +91,9 @@ export interface BatchAttentionOptions {
   window?: { left?: number; right?: number };
   /** Turns each query and key row by its position before the keys are stored. */
   rotary?: RotaryOptions;
-  /** [Hq]: adds -slope_h · |p - j| to the scores (after scale and softcap). */
+  /** `[Hq]`: adds -slope_h · |p - j| to the scores (after scale and softcap). */
   alibiSlopes?: Tensor;
-  /** [Hq]: one more logit per head in the softmax's denominator, with no value (attention sinks). */
+  /** `[Hq]`: one more logit per head in the softmax's denominator, with no value (attention sinks). */
   sinks?: Tensor;
   /** Write the output [T, Hq, Dv] here instead of a fresh tensor. */
   out?: Tensor;
@@ -107,21 +107,21 @@ export interface GroupedQueryParams {
   numKvHeads: number;
   /** D: features per head. */
   headDim: number;
-  /** [Hq·D, E] */
+  /** `[Hq·D, E]` */
   qProjWeight: Tensor;
-  /** [Hkv·D, E] */
+  /** `[Hkv·D, E]` */
   kProjWeight: Tensor;
-  /** [Hkv·D, E] */
+  /** `[Hkv·D, E]` */
   vProjWeight: Tensor;
-  /** [E, Hq·D] */
+  /** `[E, Hq·D]` */
   oProjWeight: Tensor;
   qProjBias?: Tensor;
   kProjBias?: Tensor;
   vProjBias?: Tensor;
   oProjBias?: Tensor;
-  /** [D]: RMSNorm of every head's query before rotary, x / sqrt(mean(x²) + eps) · w (Qwen3, Gemma 3). */
+  /** `[D]`: RMSNorm of every head's query before rotary, x / sqrt(mean(x²) + eps) · w (Qwen3, Gemma 3). */
   qNormWeight?: Tensor;
-  /** [D]: the same for keys. */
+  /** `[D]`: the same for keys. */
   kNormWeight?: Tensor;
   /** RMSNorm's epsilon. Default 1e-6. */
   normEps?: number;
