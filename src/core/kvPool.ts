@@ -111,13 +111,16 @@ export class PagedPool implements KVPool {
     return this.storage;
   }
 
+  /** Whether an append to `s` writes into a partly filled last block that another sequence shares (copy on write). */
+  private writesShared(s: PagedSequence): boolean {
+    return s.length % this.blockSize !== 0 && this.refs[s.table[s.table.length - 1]] > 1;
+  }
+
   /** Blocks an append of n positions to `s` takes: new blocks, and one copy of a shared last block. */
   blocksToAppend(s: PagedSequence, n: number): number {
     if (n === 0) return 0;
     const bs = this.blockSize, L = s.length;
-    const fresh = Math.ceil((L + n) / bs) - Math.ceil(L / bs);
-    const copy = L % bs !== 0 && this.refs[s.table[s.table.length - 1]] > 1 ? 1 : 0;
-    return fresh + copy;
+    return Math.ceil((L + n) / bs) - Math.ceil(L / bs) + (this.writesShared(s) ? 1 : 0);
   }
 
   /** Throws a RangeError when `need` blocks are more than the free ones. */
@@ -135,7 +138,7 @@ export class PagedPool implements KVPool {
     if (n === 0) return;
     const bs = this.blockSize, L = s.length;
     const storage = this.live();
-    if (L % bs !== 0 && this.refs[s.table[s.table.length - 1]] > 1) {
+    if (this.writesShared(s)) {
       const shared = s.table[s.table.length - 1], own = this.take();
       storage.copyBlock(shared, own);
       this.refs[shared]--;

@@ -209,7 +209,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     createKVCache: (opts) => new WasmKVCache(live().arena, opts, live),
     tensor: (shape) => engineTensor(live().arena, shape, live),
     rotaryEmbedding: (x, opts) => rotaryEmbedding(live(), x, opts),
-    createKVPool: (opts) => createWasmKVPool(live().kernels, live().arena, opts, live),
+    createKVPool: (opts) => createWasmKVPool(live(), opts, live),
     batchAttention: (query, key, value, opts) => batchAttention(live(), query, key, value, opts),
     createGroupedQueryAttention: (params) => createWasmGroupedQuery(live, params),
   };

@@ -5,7 +5,7 @@
 import { checkKVPoolOptions, PagedPool, type KVDtype, type RowsSource } from '../core/kvPool.js';
 import { formatCall } from '../core/tensor.js';
 import type { Checked } from '../core/validate.js';
-import type { Kernels } from './loader.js';
+import type { WasmContext } from './context.js';
 import type { Arena } from './memory.js';
 
 /**
@@ -27,7 +27,7 @@ export function poolBlocks(arena: Arena, pool: PagedPool): PoolBlocks | null {
   return p && p.arena === arena ? p : null;
 }
 
-export function createWasmKVPool(kernels: Kernels, arena: Arena, options: unknown, alive: () => unknown): PagedPool {
+export function createWasmKVPool({ kernels, arena }: WasmContext, options: unknown, alive: () => unknown): PagedPool {
   const d = checkKVPoolOptions(options);
   const { format, bytes } = FORMATS[d.dtype];
   const rows = d.blocks * d.kvHeads * d.blockSize, H = d.kvHeads;
