@@ -23,7 +23,7 @@ let sink = 0; // every result flows here, so that no call is dead code
 /**
  * Median and min ms per call of `call`, timed by tinybench after warm-up calls. Browsers coarsen
  * performance.now() (to 100 µs on a page that is not cross-origin isolated), so a fast call is timed
- * in batches of `reps` calls, grown until a batch's median lasts 2 ms or more; heavy cases (over
+ * in batches of `reps` calls, grown until the fastest batch lasts 2 ms or more; heavy cases (over
  * 50 ms a call, estimated) run 2 warm-ups and 5 timed calls.
  */
 async function measure(name, call, heavy) {
@@ -39,9 +39,11 @@ async function measure(name, call, heavy) {
     const latency = await timeBatches(1, 0);
     return { medianMs: latency.p50, minMs: latency.min };
   }
+  // Grown on the fastest batch, not the median: one stall on a loaded machine must not stop the growth
+  // at a batch the coarse clock reads as 0 ms.
   let reps = 1;
-  for (let latency = await timeBatches(reps, 50); latency.p50 < 2 && reps < 2 ** 20; latency = await timeBatches(reps, 50)) {
-    reps *= Math.min(1024, Math.ceil(4 / Math.max(latency.p50, 0.05)));
+  for (let latency = await timeBatches(reps, 50); latency.min < 2 && reps < 2 ** 20; latency = await timeBatches(reps, 50)) {
+    reps *= Math.max(2, Math.min(1024, Math.ceil(4 / Math.max(latency.min, 0.05))));
   }
   const latency = await timeBatches(reps, 300);
   return { medianMs: latency.p50 / reps, minMs: latency.min / reps };
