@@ -14,16 +14,19 @@
 //
 // Key j of the sequence is in block tables[tableAt + j / bs], slot j % bs: a block's slots for one kv
 // head are contiguous rows, so scores and value sums run over whole runs of slots.
-import { expShiftSum, rowMax, scale, scoreKeys, zero } from '../inline/rows';
+import { dot, expShiftSum, rowMax, scale, scoreKeys, zero } from '../inline/rows';
 import { hsum4, madd4 } from '../inline/simd';
-import { HALF_REBIAS, load1, load4, loadScaled4 } from '../inline/kvFormats';
+import { HALF_REBIAS, halfHighScaled, halfLowScaled, int8Quarter0, int8Quarter1, int8Quarter2, int8Quarter3, load1, load4, loadScaled4 } from '../inline/kvFormats';
 import { softcapRow } from '../inline/scores';
 import { keyHi, keyLo, CAUSAL_NONE, CAUSAL_TOP_LEFT } from '../inline/keyRange';
 import { exp1 } from '../inline/exp';
 
-/** Floats of scratch one thread needs: the scores of the longest sequence for each of `group` query heads, and a flag per head. */
-export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
-  return group * ((maxLength + 3) & ~3) + group + 1;
+/**
+ * Floats of scratch one thread needs: the scores of the longest sequence for each of `group` query
+ * heads, a flag per head, and for int8 pools each head's query rounded to 16 bits with its scale.
+ */
+export function paged_scratch_f32(maxLength: i32, e: i32, group: i32): i32 {
+  return group * ((maxLength + 3) & ~3) + group + 1 + 4 + group * (((e + 7) & ~7) >> 1) + group;
 }
 
 /**
@@ -45,9 +48,10 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
     let t = 0;
     if (sizeof<T>() == 2 && load<f32>(rowScales + (<usize>j << 2)) == 0) {
       // a binary16 row free of Infinity and NaN: lanes times 2^-112, rebiased once for the whole dot
-      for (; t + 8 <= e4; t += 8) {
-        a0 = madd4(v128.load(q + (<usize>t << 2)), loadScaled4(kj, t), a0);
-        a1 = madd4(v128.load(q + (<usize>t << 2), 16), loadScaled4(kj, t + 4), a1);
+      for (; t + 8 <= e; t += 8) {
+        const h = v128.load(kj + (<usize>t << 1));
+        a0 = madd4(v128.load(q + (<usize>t << 2)), halfLowScaled(h), a0);
+        a1 = madd4(v128.load(q + (<usize>t << 2), 16), halfHighScaled(h), a1);
       }
       for (; t < e4; t += 4) a0 = madd4(v128.load(q + (<usize>t << 2)), loadScaled4(kj, t), a0);
       let dot = hsum4(f32x4.add(a0, a1)) * HALF_REBIAS;
@@ -64,6 +68,177 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
     for (; t < e; t++) dot += load<f32>(q + (<usize>t << 2)) * load1<T>(kj, t);
     const rs: f32 = sizeof<T>() == 1 ? load<f32>(rowScales + (<usize>j << 2)) : 1;
     store<f32>(s + (<usize>j << 2), dot * scale_ * rs);
+  }
+}
+
+/** Elements of the query a head's int8 dot products take in one pass of 32-bit sums: 2048 · 2 · 127 · 32767 < 2^31. */
+const INT8_DOT_CHUNK = 2048;
+
+/**
+ * Rounds query row q (e floats) to 16 bits for the int8 dot products: q16[t] = round(q[t] / qs) with
+ * qs = max|q| / 32767, into q16 (e rounded up to 8 i16, the rest zero). Returns qs; 0 for a zero row,
+ * and -1 when the row holds Infinity or NaN or is too small to scale (the caller then takes the float
+ * path, which keeps them).
+ */
+// @ts-ignore: decorator
+@inline function quantizeQuery16(q16: usize, q: usize, e: i32): f32 {
+  let m: f32 = 0;
+  for (let t = 0; t < e; t++) m = max<f32>(m, abs<f32>(load<f32>(q + (<usize>t << 2))));
+  if (!isFinite(m)) return -1;
+  const qs: f32 = m / 32767, inv: f32 = m > 0 ? <f32>32767 / m : 0;
+  if (!isFinite(inv)) return -1; // a row so small that 1 / qs overflows
+  for (let t = 0; t < ((e + 7) & ~7); t++) {
+    const x: f32 = t < e ? load<f32>(q + (<usize>t << 2)) * inv : 0;
+    store<i16>(q16 + (<usize>t << 1), <i16>min<i32>(32767, max<i32>(-32767, <i32>nearest<f32>(x))));
+  }
+  return qs;
+}
+
+/**
+ * s[j] = mult · rowScale_j · (q16 · k_j) for n int8 key rows of e elements at k: each 8 key bytes are
+ * loaded sign-extended to 16 bits and multiplied with the 16-bit query by i32x4.dot_i16x8_s (8 products,
+ * 3 operations, against 8 widenings, 2 conversions and 2 multiply-adds in float32). Four keys share each
+ * load of the query; sums stay in 32 bits for INT8_DOT_CHUNK elements, then go on in float32.
+ */
+// @ts-ignore: decorator
+@inline function scoreRunInt8(s: usize, q16: usize, k: usize, n: i32, e: i32, mult: f32, rowScales: usize): void {
+  const ld = <usize>e;
+  const e8 = e & ~7;
+  const vm = f32x4.splat(mult);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const k0 = k + <usize>j * ld, k1 = k0 + ld, k2 = k1 + ld, k3 = k2 + ld;
+    let f0 = f32x4.splat(0), f1 = f0, f2 = f0, f3 = f0;
+    for (let c = 0; c < e8; c += INT8_DOT_CHUNK) {
+      const end = min(e8, c + INT8_DOT_CHUNK);
+      let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let t = c; t < end; t += 8) {
+        const x = v128.load(q16 + (<usize>t << 1)), o = <usize>t;
+        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load8x8_s(k0 + o), x));
+        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.load8x8_s(k1 + o), x));
+        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(v128.load8x8_s(k2 + o), x));
+        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(v128.load8x8_s(k3 + o), x));
+      }
+      f0 = f32x4.add(f0, f32x4.convert_i32x4_s(a0)); f1 = f32x4.add(f1, f32x4.convert_i32x4_s(a1));
+      f2 = f32x4.add(f2, f32x4.convert_i32x4_s(a2)); f3 = f32x4.add(f3, f32x4.convert_i32x4_s(a3));
+    }
+    let r = sums4(f0, f1, f2, f3);
+    if (e8 < e) {
+      let t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+      for (let t = e8; t < e; t++) {
+        const x = <i32>load<i16>(q16 + (<usize>t << 1)), o = <usize>t;
+        t0 += x * <i32>load<i8>(k0 + o); t1 += x * <i32>load<i8>(k1 + o);
+        t2 += x * <i32>load<i8>(k2 + o); t3 += x * <i32>load<i8>(k3 + o);
+      }
+      r = f32x4.add(r, f32x4.convert_i32x4_s(i32x4(t0, t1, t2, t3)));
+    }
+    v128.store(s + (<usize>j << 2), f32x4.mul(f32x4.mul(r, vm), v128.load(rowScales + (<usize>j << 2))));
+  }
+  for (; j < n; j++) {
+    const kj = k + <usize>j * ld;
+    let f: f32 = 0;
+    for (let c = 0; c < e; c += INT8_DOT_CHUNK) {
+      const end = min(e, c + INT8_DOT_CHUNK);
+      let a = i32x4.splat(0), t = c;
+      for (; t + 8 <= end; t += 8) a = i32x4.add(a, i32x4.dot_i16x8_s(v128.load8x8_s(kj + <usize>t), v128.load(q16 + (<usize>t << 1))));
+      let tail = 0;
+      for (; t < end; t++) tail += <i32>load<i16>(q16 + (<usize>t << 1)) * <i32>load<i8>(kj + <usize>t);
+      f += hsum4(f32x4.convert_i32x4_s(a)) + <f32>tail;
+    }
+    store<f32>(s + (<usize>j << 2), f * mult * load<f32>(rowScales + (<usize>j << 2)));
+  }
+}
+
+/** The four lane sums of a0 .. a3 as one vector (a transpose-add, as in scoreKeys). */
+// @ts-ignore: decorator
+@inline function sums4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const u = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
+  const w = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
+}
+
+/**
+ * scoreKeys for two query heads at once over n float32 key rows of e elements at k: four keys and two
+ * heads make eight accumulators, so each key load serves both heads (six loads for eight products,
+ * against five for four). Every score is summed in the order scoreKeys sums it, so the results are
+ * bit for bit those of two scoreKeys calls.
+ */
+// @ts-ignore: decorator
+@inline function scorePairF32(s0: usize, s1: usize, q0: usize, q1: usize, k: usize, n: i32, e: i32, scale_: f32): void {
+  const ld = <usize>e << 2;
+  const e4 = e & ~3;
+  const vs = f32x4.splat(scale_);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const k0 = k + <usize>j * ld, k1 = k0 + ld, k2 = k1 + ld, k3 = k2 + ld;
+    const z = f32x4.splat(0);
+    let a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+    for (let t = 0; t < e4; t += 4) {
+      const o = <usize>t << 2;
+      const x = v128.load(q0 + o), y = v128.load(q1 + o);
+      const c0 = v128.load(k0 + o), c1 = v128.load(k1 + o), c2 = v128.load(k2 + o), c3 = v128.load(k3 + o);
+      a0 = madd4(x, c0, a0); a1 = madd4(x, c1, a1); a2 = madd4(x, c2, a2); a3 = madd4(x, c3, a3);
+      b0 = madd4(y, c0, b0); b1 = madd4(y, c1, b1); b2 = madd4(y, c2, b2); b3 = madd4(y, c3, b3);
+    }
+    let r0 = sums4(a0, a1, a2, a3), r1 = sums4(b0, b1, b2, b3);
+    if (e4 < e) {
+      let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0, u0: f32 = 0, u1: f32 = 0, u2: f32 = 0, u3: f32 = 0;
+      for (let t = e4; t < e; t++) {
+        const o = <usize>t << 2, x = load<f32>(q0 + o), y = load<f32>(q1 + o);
+        const c0 = load<f32>(k0 + o), c1 = load<f32>(k1 + o), c2 = load<f32>(k2 + o), c3 = load<f32>(k3 + o);
+        t0 += x * c0; t1 += x * c1; t2 += x * c2; t3 += x * c3;
+        u0 += y * c0; u1 += y * c1; u2 += y * c2; u3 += y * c3;
+      }
+      r0 = f32x4.add(r0, f32x4(t0, t1, t2, t3));
+      r1 = f32x4.add(r1, f32x4(u0, u1, u2, u3));
+    }
+    v128.store(s0 + (<usize>j << 2), f32x4.mul(r0, vs));
+    v128.store(s1 + (<usize>j << 2), f32x4.mul(r1, vs));
+  }
+  for (; j < n; j++) {
+    store<f32>(s0 + (<usize>j << 2), dot(q0, k + <usize>j * ld, e) * scale_);
+    store<f32>(s1 + (<usize>j << 2), dot(q1, k + <usize>j * ld, e) * scale_);
+  }
+}
+
+/**
+ * accumulateRun for two query heads at once over n float32 value rows: 16 columns of both heads in
+ * eight accumulators, so each value load serves both. A row one head gives no weight is added to the
+ * other head alone (a zero weight skips its value); each output is summed in accumulateRun's order.
+ */
+// @ts-ignore: decorator
+@inline function accumulatePairF32(out0: usize, out1: usize, w0: usize, w1: usize, v: usize, n: i32, ev: i32): void {
+  const row = <usize>ev << 2;
+  let c = 0;
+  for (; c + 16 <= ev; c += 16) {
+    const o = out0 + (<usize>c << 2), p = out1 + (<usize>c << 2);
+    let a0 = v128.load(o), a1 = v128.load(o, 16), a2 = v128.load(o, 32), a3 = v128.load(o, 48);
+    let b0 = v128.load(p), b1 = v128.load(p, 16), b2 = v128.load(p, 32), b3 = v128.load(p, 48);
+    let vr = v + (<usize>c << 2);
+    for (let j = 0; j < n; j++, vr += row) {
+      const x = load<f32>(w0 + (<usize>j << 2)), y = load<f32>(w1 + (<usize>j << 2));
+      if (x != 0 && y != 0) {
+        const c0 = v128.load(vr), c1 = v128.load(vr, 16), c2 = v128.load(vr, 32), c3 = v128.load(vr, 48);
+        const xs = f32x4.splat(x), ys = f32x4.splat(y);
+        a0 = madd4(xs, c0, a0); a1 = madd4(xs, c1, a1); a2 = madd4(xs, c2, a2); a3 = madd4(xs, c3, a3);
+        b0 = madd4(ys, c0, b0); b1 = madd4(ys, c1, b1); b2 = madd4(ys, c2, b2); b3 = madd4(ys, c3, b3);
+      } else if (x != 0) {
+        const xs = f32x4.splat(x);
+        a0 = madd4(xs, v128.load(vr), a0); a1 = madd4(xs, v128.load(vr, 16), a1);
+        a2 = madd4(xs, v128.load(vr, 32), a2); a3 = madd4(xs, v128.load(vr, 48), a3);
+      } else if (y != 0) {
+        const ys = f32x4.splat(y);
+        b0 = madd4(ys, v128.load(vr), b0); b1 = madd4(ys, v128.load(vr, 16), b1);
+        b2 = madd4(ys, v128.load(vr, 32), b2); b3 = madd4(ys, v128.load(vr, 48), b3);
+      }
+    }
+    v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+    v128.store(p, b0); v128.store(p, b1, 16); v128.store(p, b2, 32); v128.store(p, b3, 48);
+  }
+  if (c < ev) {
+    // the last ev % 16 columns, one head at a time
+    accumulateColumns<f32>(out0, w0, v, n, ev, c);
+    accumulateColumns<f32>(out1, w1, v, n, ev, c);
   }
 }
 
@@ -87,16 +262,31 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
       if (sizeof<T>() == 2 && load<f32>(rowScales + (<usize>j << 2)) == 0) {
         // a binary16 row free of Infinity and NaN: the weight takes the 2^112 rebias
         const x = f32x4.splat(wj * HALF_REBIAS);
-        a0 = madd4(x, loadScaled4(vj, c), a0); a1 = madd4(x, loadScaled4(vj, c + 4), a1);
-        a2 = madd4(x, loadScaled4(vj, c + 8), a2); a3 = madd4(x, loadScaled4(vj, c + 12), a3);
+        const h0 = v128.load(vj + (<usize>c << 1)), h1 = v128.load(vj + (<usize>c << 1), 16);
+        a0 = madd4(x, halfLowScaled(h0), a0); a1 = madd4(x, halfHighScaled(h0), a1);
+        a2 = madd4(x, halfLowScaled(h1), a2); a3 = madd4(x, halfHighScaled(h1), a3);
         continue;
       }
       const x = f32x4.splat(wj);
+      if (sizeof<T>() == 1) {
+        // sixteen bytes, widened once
+        const b = v128.load(vj + <usize>c);
+        a0 = madd4(x, int8Quarter0(b), a0); a1 = madd4(x, int8Quarter1(b), a1);
+        a2 = madd4(x, int8Quarter2(b), a2); a3 = madd4(x, int8Quarter3(b), a3);
+        continue;
+      }
       a0 = madd4(x, load4<T>(vj, c), a0); a1 = madd4(x, load4<T>(vj, c + 4), a1);
       a2 = madd4(x, load4<T>(vj, c + 8), a2); a3 = madd4(x, load4<T>(vj, c + 12), a3);
     }
     v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
   }
+  accumulateColumns<T>(out, w, v, n, ev, c);
+}
+
+/** Columns c .. ev of accumulateRun (fewer than 16): four at a time, then single ones. */
+// @ts-ignore: decorator
+@inline function accumulateColumns<T>(out: usize, w: usize, v: usize, n: i32, ev: i32, c: i32): void {
+  const row = <usize>ev * sizeof<T>();
   for (; c + 4 <= ev; c += 4) {
     const o = out + (<usize>c << 2);
     let a = v128.load(o);
@@ -173,6 +363,9 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
   const group = hq / hkv;
   const stride = <usize>((maxLength + 3) & ~3) << 2; // bytes between the heads' score rows
   const done = scratch + <usize>group * stride; // i32 per head: 1 when its row needs no values' pass
+  // int8 pools: each head's query in 16 bits (rows of e rounded up to 8), then the heads' scales
+  const q16 = (done + (<usize>(group + 1) << 2) + 15) & ~15, q16Row = <usize>((e + 7) & ~7) << 1;
+  const qScales = q16 + <usize>group * q16Row;
   for (let unit = unitStart; unit < unitEnd; unit++) {
     const g = unit % hkv, h0 = g * group;
     const info = rowInfo + (<usize>(unit / hkv) << 4);
@@ -183,6 +376,7 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
     if (lo >= hi) continue; // no position allowed: zero rows (a sink alone has no value)
     const n = hi - lo;
     const table = tables + (<usize>tableAt << 2);
+    if (sizeof<T>() == 1) for (let x = 0; x < group; x++) store<f32>(qScales + (<usize>x << 2), quantizeQuery16(q16 + <usize>x * q16Row, q0 + (<usize>(x * e) << 2), e));
     // scores, block run by block run, every head of the group against the run while it is in cache
     let touched: f32 = 0;
     for (let j = lo; j < hi;) {
@@ -194,7 +388,21 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
         const next = (load<i32>(table + (<usize>((j + run) / bs) << 2)) * hkv + g) * bs;
         touched += touch(kPool + <usize>(next * e) * sizeof<T>(), <usize>(min(bs, hi - j - run) * e) * sizeof<T>());
       }
-      for (let x = 0; x < group; x++) {
+      let x = 0;
+      if (sizeof<T>() == 4) {
+        for (; x + 2 <= group; x += 2) {
+          const s = scratch + <usize>x * stride + (<usize>(j - lo) << 2), qx = q0 + (<usize>(x * e) << 2);
+          scorePairF32(s, s + stride, qx, qx + (<usize>e << 2), k, run, e, scale_);
+        }
+      }
+      for (; x < group; x++) {
+        if (sizeof<T>() == 1) {
+          const qs = load<f32>(qScales + (<usize>x << 2));
+          if (qs >= 0) {
+            scoreRunInt8(scratch + <usize>x * stride + (<usize>(j - lo) << 2), q16 + <usize>x * q16Row, k, run, e, scale_ * qs, ks);
+            continue;
+          }
+        }
         scoreRun<T>(scratch + <usize>x * stride + (<usize>(j - lo) << 2), q0 + (<usize>(x * e) << 2), k, run, e, scale_, ks);
       }
       j += run;
@@ -224,7 +432,15 @@ export function paged_scratch_f32(maxLength: i32, ev: i32, group: i32): i32 {
         const next = (load<i32>(table + (<usize>((j + run) / bs) << 2)) * hkv + g) * bs;
         touched += touch(vPool + <usize>(next * ev) * sizeof<T>(), <usize>(min(bs, hi - j - run) * ev) * sizeof<T>());
       }
-      for (let x = 0; x < group; x++) {
+      let x = 0;
+      if (sizeof<T>() == 4) {
+        for (; x + 2 <= group; x += 2) {
+          if (load<i32>(done + (<usize>x << 2)) != 0 || load<i32>(done + (<usize>x << 2), 4) != 0) break;
+          const w = scratch + <usize>x * stride + (<usize>(j - lo) << 2), ox = o0 + (<usize>(x * ev) << 2);
+          accumulatePairF32(ox, ox + (<usize>ev << 2), w, w + stride, v, run, ev);
+        }
+      }
+      for (; x < group; x++) {
         if (load<i32>(done + (<usize>x << 2)) != 0) continue;
         accumulateRun<T>(o0 + (<usize>(x * ev) << 2), scratch + <usize>x * stride + (<usize>(j - lo) << 2), v, run, ev, vs);
       }

@@ -46,7 +46,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   });
   const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * 4);
   // what the appends take (a slots buffer per sequence), with the caller's later buffers
-  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, Dv, Hq / Hkv), parallel.threads);
+  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, D, Hq / Hkv), parallel.threads);
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
   const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
   // every buffer is taken (and room for the appends' slots and the caller's): nothing fails from here on, and the pool changes

@@ -44,7 +44,7 @@ export interface Kernels {
   paged_attention_i8: PagedAttentionKernel;
   kv_store_f32: KVStoreKernel; kv_store_f16: KVStoreKernel; kv_store_i8: KVStoreKernel;
   kv_load_f32: KVLoadKernel; kv_load_f16: KVLoadKernel; kv_load_i8: KVLoadKernel;
-  paged_scratch_f32(maxLength: number, ev: number, group: number): number;
+  paged_scratch_f32(maxLength: number, e: number, group: number): number;
   rms_norm_rows_f32(x: number, n: number, d: number, w: number, eps: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
