@@ -76,3 +76,10 @@
 @inline export function int8Quarter2(b: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(i16x8.extend_high_i8x16_s(b))); }
 // @ts-ignore: decorator
 @inline export function int8Quarter3(b: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(i16x8.extend_high_i8x16_s(b))); }
+
+/** Element t of a binary16 row free of Infinity and NaN, as float32 times 2^-112 (a lane of loadScaled4). */
+// @ts-ignore: decorator
+@inline export function loadScaled1(p: usize, t: i32): f32 {
+  const h = <u32>load<u16>(p + (<usize>t << 1));
+  return reinterpret<f32>(((h & 0x7fff) << 13) | ((h & 0x8000) << 16));
+}

@@ -16,7 +16,7 @@
 // head are contiguous rows, so scores and value sums run over whole runs of slots.
 import { dot, expShiftSum, rowMax, scale, scoreKeys, zero } from '../inline/rows';
 import { hsum4, madd4 } from '../inline/simd';
-import { HALF_REBIAS, halfHighScaled, halfLowScaled, int8Quarter0, int8Quarter1, int8Quarter2, int8Quarter3, load1, load4, loadScaled4 } from '../inline/kvFormats';
+import { HALF_REBIAS, halfHighScaled, halfLowScaled, int8Quarter0, int8Quarter1, int8Quarter2, int8Quarter3, load1, load4, loadScaled1, loadScaled4 } from '../inline/kvFormats';
 import { softcapRow } from '../inline/scores';
 import { keyHi, keyLo, CAUSAL_NONE, CAUSAL_TOP_LEFT } from '../inline/keyRange';
 import { exp1 } from '../inline/exp';
@@ -42,7 +42,9 @@ export function paged_scratch_f32(maxLength: i32, e: i32, group: i32): i32 {
   }
   const row = <usize>e * sizeof<T>();
   const e4 = e & ~3;
-  for (let j = 0; j < n; j++) {
+  let j = 0;
+  if (sizeof<T>() == 2) j = scoreHalfQuads(s, q, k, n, e, scale_, rowScales);
+  for (; j < n; j++) {
     const kj = k + <usize>j * row;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
     let t = 0;
@@ -149,6 +151,51 @@ const INT8_DOT_CHUNK = 2048;
   }
 }
 
+/**
+ * The binary16 scores of scoreRun four keys at a time, for every quad of keys free of Infinity and
+ * NaN (a quad with one goes key by key from the first such key on): eight accumulators, each load of
+ * the query serving four keys, each 16-byte load of a key giving eight lanes. Returns how many keys
+ * it scored.
+ */
+// @ts-ignore: decorator
+@inline function scoreHalfQuads(s: usize, q: usize, k: usize, n: i32, e: i32, scale_: f32, flags: usize): i32 {
+  const ld = <usize>e << 1;
+  const e4 = e & ~3;
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    if (v128.any_true(v128.load(flags + (<usize>j << 2)))) break;
+    const k0 = k + <usize>j * ld, k1 = k0 + ld, k2 = k1 + ld, k3 = k2 + ld;
+    const z = f32x4.splat(0);
+    let a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+    let t = 0;
+    for (; t + 8 <= e; t += 8) {
+      const x = v128.load(q + (<usize>t << 2)), y = v128.load(q + (<usize>t << 2), 16), o = <usize>t << 1;
+      const h0 = v128.load(k0 + o), h1 = v128.load(k1 + o), h2 = v128.load(k2 + o), h3 = v128.load(k3 + o);
+      a0 = madd4(x, halfLowScaled(h0), a0); b0 = madd4(y, halfHighScaled(h0), b0);
+      a1 = madd4(x, halfLowScaled(h1), a1); b1 = madd4(y, halfHighScaled(h1), b1);
+      a2 = madd4(x, halfLowScaled(h2), a2); b2 = madd4(y, halfHighScaled(h2), b2);
+      a3 = madd4(x, halfLowScaled(h3), a3); b3 = madd4(y, halfHighScaled(h3), b3);
+    }
+    if (t < e4) {
+      const x = v128.load(q + (<usize>t << 2));
+      a0 = madd4(x, loadScaled4(k0, t), a0); a1 = madd4(x, loadScaled4(k1, t), a1);
+      a2 = madd4(x, loadScaled4(k2, t), a2); a3 = madd4(x, loadScaled4(k3, t), a3);
+      t += 4;
+    }
+    let r = f32x4.mul(sums4(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3)), f32x4.splat(HALF_REBIAS));
+    if (t < e) {
+      let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+      for (; t < e; t++) {
+        const x = load<f32>(q + (<usize>t << 2));
+        t0 += x * load1<u16>(k0, t); t1 += x * load1<u16>(k1, t); t2 += x * load1<u16>(k2, t); t3 += x * load1<u16>(k3, t);
+      }
+      r = f32x4.add(r, f32x4(t0, t1, t2, t3));
+    }
+    v128.store(s + (<usize>j << 2), f32x4.mul(r, f32x4.splat(scale_)));
+  }
+  return j;
+}
+
 /** The four lane sums of a0 .. a3 as one vector (a transpose-add, as in scoreKeys). */
 // @ts-ignore: decorator
 @inline function sums4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
@@ -244,46 +291,90 @@ const INT8_DOT_CHUNK = 2048;
 
 /**
  * out[0 .. ev) += sum_j w[j] · v_j over n rows of ev elements of type T at v (one block run), skipping
- * zero weights (a NaN value with no weight cannot leak). For int8, w[j] is first multiplied by v_j's
- * row scale. Columns 16 at a time in 4 accumulators, then 4, then single ones.
+ * zero weights (a NaN value with no weight cannot leak). The weights are first put in the form the
+ * loops take, in place: int8's times the row scale; binary16's times the 2^112 rebias, except rows
+ * holding Infinity or NaN, which are added here exactly and then left out. Columns 32 at a time in 8
+ * accumulators (one weight splat serves 8 vectors), then 16, 4 and single ones.
  */
 // @ts-ignore: decorator
 @inline function accumulateRun<T>(out: usize, w: usize, v: usize, n: i32, ev: i32, rowScales: usize): void {
   const row = <usize>ev * sizeof<T>();
   if (sizeof<T>() == 1) for (let j = 0; j < n; j++) store<f32>(w + (<usize>j << 2), load<f32>(w + (<usize>j << 2)) * load<f32>(rowScales + (<usize>j << 2)));
+  if (sizeof<T>() == 2) {
+    for (let j = 0; j < n; j++) {
+      const wj = load<f32>(w + (<usize>j << 2));
+      if (wj == 0) continue;
+      if (load<f32>(rowScales + (<usize>j << 2)) != 0) {
+        const vj = v + <usize>j * row;
+        for (let c = 0; c < ev; c++) store<f32>(out + (<usize>c << 2), load<f32>(out + (<usize>c << 2)) + wj * load1<u16>(vj, c));
+        store<f32>(w + (<usize>j << 2), 0);
+      } else {
+        store<f32>(w + (<usize>j << 2), wj * HALF_REBIAS);
+      }
+    }
+  }
   let c = 0;
+  for (; c + 32 <= ev; c += 32) {
+    const o = out + (<usize>c << 2);
+    let a0 = v128.load(o), a1 = v128.load(o, 16), a2 = v128.load(o, 32), a3 = v128.load(o, 48);
+    let a4 = v128.load(o, 64), a5 = v128.load(o, 80), a6 = v128.load(o, 96), a7 = v128.load(o, 112);
+    for (let j = 0; j < n; j++) {
+      const wj = load<f32>(w + (<usize>j << 2));
+      if (wj == 0) continue;
+      const vj = v + <usize>j * row + <usize>c * sizeof<T>();
+      const x = f32x4.splat(wj);
+      if (sizeof<T>() == 4) {
+        a0 = madd4(x, v128.load(vj), a0); a1 = madd4(x, v128.load(vj, 16), a1);
+        a2 = madd4(x, v128.load(vj, 32), a2); a3 = madd4(x, v128.load(vj, 48), a3);
+        a4 = madd4(x, v128.load(vj, 64), a4); a5 = madd4(x, v128.load(vj, 80), a5);
+        a6 = madd4(x, v128.load(vj, 96), a6); a7 = madd4(x, v128.load(vj, 112), a7);
+      } else if (sizeof<T>() == 2) {
+        const h0 = v128.load(vj), h1 = v128.load(vj, 16), h2 = v128.load(vj, 32), h3 = v128.load(vj, 48);
+        a0 = madd4(x, halfLowScaled(h0), a0); a1 = madd4(x, halfHighScaled(h0), a1);
+        a2 = madd4(x, halfLowScaled(h1), a2); a3 = madd4(x, halfHighScaled(h1), a3);
+        a4 = madd4(x, halfLowScaled(h2), a4); a5 = madd4(x, halfHighScaled(h2), a5);
+        a6 = madd4(x, halfLowScaled(h3), a6); a7 = madd4(x, halfHighScaled(h3), a7);
+      } else {
+        const b0 = v128.load(vj), b1 = v128.load(vj, 16);
+        a0 = madd4(x, int8Quarter0(b0), a0); a1 = madd4(x, int8Quarter1(b0), a1);
+        a2 = madd4(x, int8Quarter2(b0), a2); a3 = madd4(x, int8Quarter3(b0), a3);
+        a4 = madd4(x, int8Quarter0(b1), a4); a5 = madd4(x, int8Quarter1(b1), a5);
+        a6 = madd4(x, int8Quarter2(b1), a6); a7 = madd4(x, int8Quarter3(b1), a7);
+      }
+    }
+    v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+    v128.store(o, a4, 64); v128.store(o, a5, 80); v128.store(o, a6, 96); v128.store(o, a7, 112);
+  }
   for (; c + 16 <= ev; c += 16) {
     const o = out + (<usize>c << 2);
     let a0 = v128.load(o), a1 = v128.load(o, 16), a2 = v128.load(o, 32), a3 = v128.load(o, 48);
     for (let j = 0; j < n; j++) {
       const wj = load<f32>(w + (<usize>j << 2));
       if (wj == 0) continue;
-      const vj = v + <usize>j * row;
-      if (sizeof<T>() == 2 && load<f32>(rowScales + (<usize>j << 2)) == 0) {
-        // a binary16 row free of Infinity and NaN: the weight takes the 2^112 rebias
-        const x = f32x4.splat(wj * HALF_REBIAS);
-        const h0 = v128.load(vj + (<usize>c << 1)), h1 = v128.load(vj + (<usize>c << 1), 16);
+      const vj = v + <usize>j * row + <usize>c * sizeof<T>();
+      const x = f32x4.splat(wj);
+      if (sizeof<T>() == 4) {
+        a0 = madd4(x, v128.load(vj), a0); a1 = madd4(x, v128.load(vj, 16), a1);
+        a2 = madd4(x, v128.load(vj, 32), a2); a3 = madd4(x, v128.load(vj, 48), a3);
+      } else if (sizeof<T>() == 2) {
+        const h0 = v128.load(vj), h1 = v128.load(vj, 16);
         a0 = madd4(x, halfLowScaled(h0), a0); a1 = madd4(x, halfHighScaled(h0), a1);
         a2 = madd4(x, halfLowScaled(h1), a2); a3 = madd4(x, halfHighScaled(h1), a3);
-        continue;
-      }
-      const x = f32x4.splat(wj);
-      if (sizeof<T>() == 1) {
-        // sixteen bytes, widened once
-        const b = v128.load(vj + <usize>c);
+      } else {
+        const b = v128.load(vj);
         a0 = madd4(x, int8Quarter0(b), a0); a1 = madd4(x, int8Quarter1(b), a1);
         a2 = madd4(x, int8Quarter2(b), a2); a3 = madd4(x, int8Quarter3(b), a3);
-        continue;
       }
-      a0 = madd4(x, load4<T>(vj, c), a0); a1 = madd4(x, load4<T>(vj, c + 4), a1);
-      a2 = madd4(x, load4<T>(vj, c + 8), a2); a3 = madd4(x, load4<T>(vj, c + 12), a3);
     }
     v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
   }
   accumulateColumns<T>(out, w, v, n, ev, c);
 }
 
-/** Columns c .. ev of accumulateRun (fewer than 16): four at a time, then single ones. */
+/**
+ * Columns c .. ev of accumulateRun (fewer than 16): four at a time, then single ones. binary16 rows
+ * are read scaled by 2^-112 (accumulateRun has put the rebias in the weights).
+ */
 // @ts-ignore: decorator
 @inline function accumulateColumns<T>(out: usize, w: usize, v: usize, n: i32, ev: i32, c: i32): void {
   const row = <usize>ev * sizeof<T>();
@@ -292,7 +383,7 @@ const INT8_DOT_CHUNK = 2048;
     let a = v128.load(o);
     for (let j = 0; j < n; j++) {
       const wj = load<f32>(w + (<usize>j << 2));
-      if (wj != 0) a = madd4(f32x4.splat(wj), load4<T>(v + <usize>j * row, c), a);
+      if (wj != 0) a = madd4(f32x4.splat(wj), sizeof<T>() == 2 ? loadScaled4(v + <usize>j * row, c) : load4<T>(v + <usize>j * row, c), a);
     }
     v128.store(o, a);
   }
@@ -300,7 +391,7 @@ const INT8_DOT_CHUNK = 2048;
     let a = load<f32>(out + (<usize>c << 2));
     for (let j = 0; j < n; j++) {
       const wj = load<f32>(w + (<usize>j << 2));
-      if (wj != 0) a += wj * load1<T>(v + <usize>j * row, c);
+      if (wj != 0) a += wj * (sizeof<T>() == 2 ? loadScaled1(v + <usize>j * row, c) : load1<T>(v + <usize>j * row, c));
     }
     store<f32>(out + (<usize>c << 2), a);
   }
