@@ -50,9 +50,9 @@ export function checkKVPoolOptions(options: unknown): PoolDims {
 }
 
 /**
- * Where an engine keeps a pool's keys and values, in the pool's format: blocks [blocks, kvHeads,
- * blockSize, D] (keys D = headDim, values D = valueDim), and for int8 a float32 scale per row. A
- * position is a slot, block · blockSize + slot-in-block.
+ * Where an engine keeps a pool's keys and values, in the pool's format: [kvHeads, blocks, blockSize, D]
+ * (each kv head's blocks side by side; keys D = headDim, values D = valueDim), and for int8 a float32
+ * scale per row. A position is a slot, block · blockSize + slot-in-block.
  */
 export interface PoolStorage {
   /**

@@ -1,5 +1,5 @@
 // The reference engine's KV pool: the shared bookkeeping (src/core/kvPool.ts) over plain typed arrays
-// of blocks [blocks, kvHeads, blockSize, D] in the pool's format (src/reference/kvFormats.ts), and for
+// of blocks [kvHeads, blocks, blockSize, D] (the wasm engine's layout) in the pool's format (src/reference/kvFormats.ts), and for
 // int8 one float32 scale per row.
 import { checkKVPoolOptions, PagedPool, type PoolDims, type RowsSource } from '../core/kvPool.js';
 import type { KVPool } from '../core/servingTypes.js';
@@ -22,8 +22,7 @@ class Rows {
 
   /** Row index of (slot, kv head). */
   row(slot: number, g: number): number {
-    const bs = this.d.blockSize;
-    return (Math.floor(slot / bs) * this.d.kvHeads + g) * bs + (slot % bs);
+    return g * this.d.blocks * this.d.blockSize + slot;
   }
 
   store(slot: number, g: number, x: Float32Array, at: number): void {
@@ -42,9 +41,12 @@ class Rows {
   }
 
   copyBlock(from: number, to: number): void {
-    const rows = this.d.kvHeads * this.d.blockSize;
-    this.data.copyWithin(to * rows * this.D, from * rows * this.D, (from + 1) * rows * this.D);
-    this.scales.copyWithin(to * rows, from * rows, (from + 1) * rows);
+    const bs = this.d.blockSize;
+    for (let g = 0; g < this.d.kvHeads; g++) {
+      const a = this.row(from * bs, g), b = this.row(to * bs, g);
+      this.data.copyWithin(b * this.D, a * this.D, (a + bs) * this.D);
+      this.scales.copyWithin(b, a, a + bs);
+    }
   }
 }
 

@@ -69,7 +69,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   // a unit is one row's group of Hq / Hkv query heads over about half the longest sequence, on average
   const work = Math.max(1, Math.ceil(p.maxLength / 2)) * (D + Dv) * (Hq / Hkv);
   parallel.run(`paged_attention_${format}`, pagedRows * Hkv, work, (t, u0, u1) => [
-    pout, scratch(t), qr, k, v, ks, vs, ptables, pinfo, Hq, Hkv, D, Dv, bs, p.scale, p.softcap, p.causal ? 1 : 0,
+    pout, scratch(t), qr, k, v, ks, vs, ptables, pinfo, Hq, Hkv, D, Dv, bs, pool.blocks * bs, p.scale, p.softcap, p.causal ? 1 : 0,
     p.windowLeft, p.windowRight, palibi, psinks, p.maxLength, u0, u1,
   ]);
 }

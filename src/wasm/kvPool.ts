@@ -1,5 +1,6 @@
 // The wasm engine's KV pool: the shared bookkeeping (src/core/kvPool.ts) over held blocks of engine
-// memory, allocated once: keys and values [blocks, kvHeads, blockSize, D] in the pool's format
+// memory, allocated once: keys and values [kvHeads, blocks, blockSize, D] in the pool's format (each kv
+// head's blocks side by side, so that the consecutive blocks of a sequence are one stream to read)
 // (float32, binary16 or int8) and, for int8, a float32 scale per row. assembly/kernels/kvStore.ts
 // converts rows on the way in and out; the paged attention kernel reads the blocks in place.
 import { checkKVPoolOptions, PagedPool, type KVDtype, type RowsSource } from '../core/kvPool.js';
@@ -30,7 +31,7 @@ export function poolBlocks(arena: Arena, pool: PagedPool): PoolBlocks | null {
 export function createWasmKVPool({ kernels, arena }: WasmContext, options: unknown, alive: () => unknown): PagedPool {
   const d = checkKVPoolOptions(options);
   const { format, bytes } = FORMATS[d.dtype];
-  const rows = d.blocks * d.kvHeads * d.blockSize, H = d.kvHeads;
+  const rows = d.blocks * d.kvHeads * d.blockSize, H = d.kvHeads, headRows = d.blocks * d.blockSize;
   const describe = () => formatCall('createKVPool', { keys: [d.blocks, d.kvHeads, d.blockSize, d.headDim], values: [d.blocks, d.kvHeads, d.blockSize, d.valueDim] });
   const held: number[] = [];
   const hold = (n: number) => { const ptr = arena.hold(n, 'cache', describe); held.push(ptr); return ptr; };
@@ -57,24 +58,27 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
         const ps = arena.allocF32(r.n);
         const slots = place(); // nothing fails from here on
         new Int32Array(arena.memory.buffer, ps, r.n).set(slots);
-        store(blocks.k, blocks.ks, pk, r.n, H, d.headDim, ps, d.blockSize);
-        store(blocks.v, blocks.vs, pv, r.n, H, d.valueDim, ps, d.blockSize);
+        store(blocks.k, blocks.ks, pk, r.n, H, d.headDim, ps, headRows);
+        store(blocks.v, blocks.vs, pv, r.n, H, d.valueDim, ps, headRows);
       });
     },
     read(slots) {
       return arena.scoped(() => {
         const n = slots.length, ps = arena.write(slots);
         const pk = arena.allocF32(n * H * d.headDim), pv = arena.allocF32(n * H * d.valueDim);
-        load(pk, blocks.k, blocks.ks, n, H, d.headDim, ps, d.blockSize);
-        load(pv, blocks.v, blocks.vs, n, H, d.valueDim, ps, d.blockSize);
+        load(pk, blocks.k, blocks.ks, n, H, d.headDim, ps, headRows);
+        load(pv, blocks.v, blocks.vs, n, H, d.valueDim, ps, headRows);
         return { keys: arena.read(pk, n * H * d.headDim), values: arena.read(pv, n * H * d.valueDim) };
       });
     },
     copyBlock(from, to) {
       const memory = new Uint8Array(arena.memory.buffer);
       const copy = (base: number, rowBytes: number) => {
-        const blockBytes = H * d.blockSize * rowBytes;
-        memory.copyWithin(base + to * blockBytes, base + from * blockBytes, base + (from + 1) * blockBytes);
+        const blockBytes = d.blockSize * rowBytes, headBytes = headRows * rowBytes;
+        for (let g = 0; g < H; g++) {
+          const at = base + g * headBytes;
+          memory.copyWithin(at + to * blockBytes, at + from * blockBytes, at + (from + 1) * blockBytes);
+        }
       };
       copy(blocks.k, d.headDim * bytes);
       copy(blocks.v, d.valueDim * bytes);

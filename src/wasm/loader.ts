@@ -53,12 +53,12 @@ export interface Kernels {
 /** assembly/kernels/pagedAttention.ts, one export per storage format. */
 type PagedAttentionKernel = (
   out: number, scratch: number, q: number, kPool: number, vPool: number, kScales: number, vScales: number, tables: number, rowInfo: number,
-  hq: number, hkv: number, e: number, ev: number, bs: number, scale: number, softcap: number, causal: number, left: number, right: number,
+  hq: number, hkv: number, e: number, ev: number, bs: number, headRows: number, scale: number, softcap: number, causal: number, left: number, right: number,
   alibi: number, sinks: number, maxLength: number, unitStart: number, unitEnd: number,
 ) => void;
 /** assembly/kernels/kvStore.ts: rows into a pool's format, and back. */
-type KVStoreKernel = (pool: number, scales: number, src: number, n: number, h: number, d: number, slots: number, bs: number) => void;
-type KVLoadKernel = (dst: number, pool: number, scales: number, n: number, h: number, d: number, slots: number, bs: number) => void;
+type KVStoreKernel = (pool: number, scales: number, src: number, n: number, h: number, d: number, slots: number, headRows: number) => void;
+type KVLoadKernel = (dst: number, pool: number, scales: number, n: number, h: number, d: number, slots: number, headRows: number) => void;
 
 /** Where the .wasm comes from: a URL or path, its bytes, or a compiled module. */
 export type WasmSource = URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;
