@@ -223,10 +223,12 @@ const INT8_DOT_CHUNK = 2048;
     let a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
     for (let t = 0; t < e4; t += 4) {
       const o = <usize>t << 2;
+      // each key vector is used at once by both heads, so that few registers are live (V8 keeps 16)
       const x = v128.load(q0 + o), y = v128.load(q1 + o);
-      const c0 = v128.load(k0 + o), c1 = v128.load(k1 + o), c2 = v128.load(k2 + o), c3 = v128.load(k3 + o);
-      a0 = madd4(x, c0, a0); a1 = madd4(x, c1, a1); a2 = madd4(x, c2, a2); a3 = madd4(x, c3, a3);
-      b0 = madd4(y, c0, b0); b1 = madd4(y, c1, b1); b2 = madd4(y, c2, b2); b3 = madd4(y, c3, b3);
+      const c0 = v128.load(k0 + o); a0 = madd4(x, c0, a0); b0 = madd4(y, c0, b0);
+      const c1 = v128.load(k1 + o); a1 = madd4(x, c1, a1); b1 = madd4(y, c1, b1);
+      const c2 = v128.load(k2 + o); a2 = madd4(x, c2, a2); b2 = madd4(y, c2, b2);
+      const c3 = v128.load(k3 + o); a3 = madd4(x, c3, a3); b3 = madd4(y, c3, b3);
     }
     let r0 = sums4(a0, a1, a2, a3), r1 = sums4(b0, b1, b2, b3);
     if (e4 < e) {
@@ -249,6 +251,17 @@ const INT8_DOT_CHUNK = 2048;
   }
 }
 
+/** Whether none of the n weights at w is zero (then no value row needs skipping). */
+// @ts-ignore: decorator
+@inline function noZeros(w: usize, n: i32): bool {
+  let j = 0;
+  let zeros = i32x4.splat(0);
+  for (; j + 4 <= n; j += 4) zeros = v128.or(zeros, f32x4.eq(v128.load(w + (<usize>j << 2)), f32x4.splat(0)));
+  if (v128.any_true(zeros)) return false;
+  for (; j < n; j++) if (load<f32>(w + (<usize>j << 2)) == 0) return false;
+  return true;
+}
+
 /**
  * accumulateRun for two query heads at once over n float32 value rows: 16 columns of both heads in
  * eight accumulators, so each value load serves both. A row one head gives no weight is added to the
@@ -257,19 +270,30 @@ const INT8_DOT_CHUNK = 2048;
 // @ts-ignore: decorator
 @inline function accumulatePairF32(out0: usize, out1: usize, w0: usize, w1: usize, v: usize, n: i32, ev: i32): void {
   const row = <usize>ev << 2;
+  const nonZero = noZeros(w0, n) && noZeros(w1, n);
   let c = 0;
   for (; c + 16 <= ev; c += 16) {
     const o = out0 + (<usize>c << 2), p = out1 + (<usize>c << 2);
     let a0 = v128.load(o), a1 = v128.load(o, 16), a2 = v128.load(o, 32), a3 = v128.load(o, 48);
     let b0 = v128.load(p), b1 = v128.load(p, 16), b2 = v128.load(p, 32), b3 = v128.load(p, 48);
     let vr = v + (<usize>c << 2);
-    for (let j = 0; j < n; j++, vr += row) {
+    if (nonZero) {
+      // the common case, without a branch in the loop
+      for (let j = 0; j < n; j++, vr += row) {
+        const xs = v128.load32_splat(w0 + (<usize>j << 2)), ys = v128.load32_splat(w1 + (<usize>j << 2));
+        const c0 = v128.load(vr); a0 = madd4(xs, c0, a0); b0 = madd4(ys, c0, b0);
+        const c1 = v128.load(vr, 16); a1 = madd4(xs, c1, a1); b1 = madd4(ys, c1, b1);
+        const c2 = v128.load(vr, 32); a2 = madd4(xs, c2, a2); b2 = madd4(ys, c2, b2);
+        const c3 = v128.load(vr, 48); a3 = madd4(xs, c3, a3); b3 = madd4(ys, c3, b3);
+      }
+    } else for (let j = 0; j < n; j++, vr += row) {
       const x = load<f32>(w0 + (<usize>j << 2)), y = load<f32>(w1 + (<usize>j << 2));
       if (x != 0 && y != 0) {
-        const c0 = v128.load(vr), c1 = v128.load(vr, 16), c2 = v128.load(vr, 32), c3 = v128.load(vr, 48);
         const xs = f32x4.splat(x), ys = f32x4.splat(y);
-        a0 = madd4(xs, c0, a0); a1 = madd4(xs, c1, a1); a2 = madd4(xs, c2, a2); a3 = madd4(xs, c3, a3);
-        b0 = madd4(ys, c0, b0); b1 = madd4(ys, c1, b1); b2 = madd4(ys, c2, b2); b3 = madd4(ys, c3, b3);
+        const c0 = v128.load(vr); a0 = madd4(xs, c0, a0); b0 = madd4(ys, c0, b0);
+        const c1 = v128.load(vr, 16); a1 = madd4(xs, c1, a1); b1 = madd4(ys, c1, b1);
+        const c2 = v128.load(vr, 32); a2 = madd4(xs, c2, a2); b2 = madd4(ys, c2, b2);
+        const c3 = v128.load(vr, 48); a3 = madd4(xs, c3, a3); b3 = madd4(ys, c3, b3);
       } else if (x != 0) {
         const xs = f32x4.splat(x);
         a0 = madd4(xs, v128.load(vr), a0); a1 = madd4(xs, v128.load(vr, 16), a1);
