@@ -1,11 +1,11 @@
-// Before and after in one process: `node bench/ab.js DIR [--filter REGEX] [--runs N]` times this
+// Before and after in one process: `node bench/ab.js DIR [--filter REGEX] [--runs N] [--cpu]` times this
 // checkout's engine against the qkv build in DIR (a copy of another checkout's package.json, dist/
 // and build/, with node_modules/@assemblyscript linked), case by case from cases.js, the two calls
 // interleaved so that a busy machine disturbs both alike. Softmax also runs from an engine tensor
 // into one (options.out). Take the bench lock.
 import { createEngine } from 'qkv';
 import { benchCases, random } from './cases.js';
-import { value } from './args.js';
+import { flag, value } from './args.js';
 
 const dir = process.argv[2];
 if (!dir || dir.startsWith('--')) throw new Error('usage: node bench/ab.js DIR [--filter REGEX] [--runs N]');
@@ -15,14 +15,22 @@ const base = await import(new URL(`file://${dir.replace(/\/$/, '')}/dist/bundle/
 const engines = { before: await base.createEngine(), after: await createEngine() };
 let sink = 0;
 
+/**
+ * `--cpu`: time by this process's CPU time (user + system, process.cpuUsage) instead of the wall
+ * clock. On a machine whose cores other jobs share, a call's wall time includes the time it waited
+ * for a core; its CPU time does not (memory and cache contention still count).
+ */
+const cpu = flag('--cpu');
+const now = cpu ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; } : () => performance.now();
+
 /** Median and min ms of each function, called in turn RUNS times after 3 warm-up rounds. */
 function interleaved(fs) {
   const ts = fs.map(() => []);
   for (let i = 0; i < RUNS + 3; i++) {
     fs.forEach((f, j) => {
-      const t0 = performance.now();
+      const t0 = now();
       sink += f()[0] ?? 0;
-      if (i >= 3) ts[j].push(performance.now() - t0);
+      if (i >= 3) ts[j].push(now() - t0);
     });
   }
   return ts.map((t) => { t.sort((a, b) => a - b); return { median: t[t.length >> 1], min: t[0] }; });
@@ -44,7 +52,7 @@ const cases = [
   ...benchCases().map((c) => ({ op: c.op, shape: c.shape, setup: (e, inputs) => () => c.qkv(e, inputs).data, inputs: c.inputs })),
   engineTensorCase(8192, 1024), engineTensorCase(65536, 128),
 ].filter((c) => !filter || filter.test(`${c.op} ${c.shape}`));
-console.log(`before: ${dir}; after: this checkout; median (min) ms of ${RUNS} interleaved calls`);
+console.log(`before: ${dir}; after: this checkout; median (min) ms${cpu ? ' of CPU time' : ''} of ${RUNS} interleaved calls`);
 for (const c of cases) {
   const inputs = c.inputs?.();
   const [before, after] = interleaved([c.setup(engines.before, inputs), c.setup(engines.after, inputs)]);

@@ -80,6 +80,25 @@ describe('exp approximation', () => {
     expect(ulps(edges[5], Math.SQRT1_2)).toBeLessThanOrEqual(3);
   });
 
+  it('has a base-2 softmax variant for the fused attention\'s weights, within 7e-6 of 2^x over [-126, 0], 0 below -126.5', () => {
+    const xs = grid(-126, 0, 400_003);
+    const ys = run(kernels.exp2_softmax_f32, xs);
+    let worst = 0;
+    for (let i = 0; i < xs.length; i++) worst = Math.max(worst, Math.abs(ys[i] / 2 ** xs[i] - 1));
+    expect(worst).toBeLessThan(7e-6);
+    expect(worst).toBeGreaterThan(1e-7); // a polynomial sized to the tolerance, not to the last bit
+    for (const n of [1, 3, 4, 5, 15, 16, 17]) {
+      const edges = Float32Array.from({ length: n }, (_, i) => [0, -127, -Infinity, NaN, -1, -126.6][i % 6]);
+      const out = run(kernels.exp2_softmax_f32, edges);
+      for (let i = 0; i < n; i++) {
+        const x = edges[i];
+        if (Number.isNaN(x)) expect(Number.isNaN(out[i])).toBe(true);
+        else if (x < -126.5) expect(out[i]).toBe(0);
+        else expect(Math.abs(out[i] / 2 ** x - 1)).toBeLessThan(7e-6);
+      }
+    }
+  });
+
   it('is within 1 ulp over [0, 88] and 5 ulp over (88, 88.72]', () => {
     expect(worstUlps(0, 88, 200_001)).toBeLessThanOrEqual(1);
     expect(worstUlps(88, 88.72, 10_001)).toBeLessThanOrEqual(5);

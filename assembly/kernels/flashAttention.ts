@@ -13,12 +13,12 @@
 //
 //   S[2][BLOCK]  = scale · Q[r0, r1] · Kpᵀ      2×16 register tile: 4 panel loads + 2 splats -> 8 FMAs per t
 //   S            = softcap, mask, key range (-inf outside [lo, hi) of each row)
-//   m' = max(m, rowmax S),  α = e^(m - m'),  P = e^(S - m'),  l = α·l + Σ P
+//   m' = max(m, rowmax S),  α = e^(m - m'),  P = e^(S - m'),  l = α·l + Σ P   (P by exp2Softmax4)
 //   O[2][ev]     = α·O + P · V[block]           2×16 register tile over the block's keys
 //
 // and at the end out = O / l. Causal and window ranges skip whole blocks: only keys in the union
 // of the two rows' ranges are visited, so a causal call costs about half a full one.
-import { exp2NonPositive4 } from '../inline/exp';
+import { exp2NonPositive4, exp2Softmax4 } from '../inline/exp';
 import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, madd4 } from '../inline/simd';
@@ -176,14 +176,14 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
   let j = 0;
   for (; j + 8 <= n; j += 8) {
     const o = <usize>j << 2;
-    const e0 = exp2NonPositive4(f32x4.sub(v128.load(s + o), vm)), e1 = exp2NonPositive4(f32x4.sub(v128.load(s + o, 16), vm));
+    const e0 = exp2Softmax4(f32x4.sub(v128.load(s + o), vm)), e1 = exp2Softmax4(f32x4.sub(v128.load(s + o, 16), vm));
     v128.store(s + o, e0); v128.store(s + o, e1, 16);
     sum0 = f32x4.add(sum0, e0); sum1 = f32x4.add(sum1, e1);
     zeros = v128.or(zeros, v128.or(f32x4.eq(e0, zero4), f32x4.eq(e1, zero4)));
   }
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
-    const e0 = exp2NonPositive4(f32x4.sub(v128.load(s + o), vm));
+    const e0 = exp2Softmax4(f32x4.sub(v128.load(s + o), vm));
     v128.store(s + o, e0);
     sum0 = f32x4.add(sum0, e0);
     zeros = v128.or(zeros, f32x4.eq(e0, zero4));
@@ -193,7 +193,7 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
   let anyZero = v128.any_true(zeros);
   for (; j < n; j++) {
     const o = <usize>j << 2;
-    const ej = f32x4.extract_lane(exp2NonPositive4(f32x4.splat(load<f32>(s + o) - m)), 0);
+    const ej = f32x4.extract_lane(exp2Softmax4(f32x4.splat(load<f32>(s + o) - m)), 0);
     store<f32>(s + o, ej);
     sum += ej;
     if (ej == 0) anyZero = true;
@@ -205,20 +205,24 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
 /**
  * Both rows' P = e^(s - m) in one loop (four independent exp chains instead of two, which the
  * exp polynomial's latency needs); n is a multiple of 16. Returns nothing: sums go to the states.
+ * Zero weights are looked for only when `trackZeros` (the values hold a NaN or an infinity: only
+ * then must they be skipped).
  */
 // @ts-ignore: decorator
-@inline function expRows(s0: usize, s1: usize, n: i32, st0: usize, st1: usize): void {
+@inline function expRows(s0: usize, s1: usize, n: i32, st0: usize, st1: usize, trackZeros: bool): void {
   const m0 = f32x4.splat(load<f32>(st0)), m1 = f32x4.splat(load<f32>(st1)), zero4 = f32x4.splat(0);
   let sum0 = zero4, sum1 = zero4, zeros0 = zero4, zeros1 = zero4;
   for (let j = 0; j < n; j += 8) {
     const o = <usize>j << 2;
-    const e0 = exp2NonPositive4(f32x4.sub(v128.load(s0 + o), m0)), e1 = exp2NonPositive4(f32x4.sub(v128.load(s0 + o, 16), m0));
-    const f0 = exp2NonPositive4(f32x4.sub(v128.load(s1 + o), m1)), f1 = exp2NonPositive4(f32x4.sub(v128.load(s1 + o, 16), m1));
+    const e0 = exp2Softmax4(f32x4.sub(v128.load(s0 + o), m0)), e1 = exp2Softmax4(f32x4.sub(v128.load(s0 + o, 16), m0));
+    const f0 = exp2Softmax4(f32x4.sub(v128.load(s1 + o), m1)), f1 = exp2Softmax4(f32x4.sub(v128.load(s1 + o, 16), m1));
     v128.store(s0 + o, e0); v128.store(s0 + o, e1, 16);
     v128.store(s1 + o, f0); v128.store(s1 + o, f1, 16);
     sum0 = f32x4.add(sum0, f32x4.add(e0, e1)); sum1 = f32x4.add(sum1, f32x4.add(f0, f1));
-    zeros0 = v128.or(zeros0, v128.or(f32x4.eq(e0, zero4), f32x4.eq(e1, zero4)));
-    zeros1 = v128.or(zeros1, v128.or(f32x4.eq(f0, zero4), f32x4.eq(f1, zero4)));
+    if (trackZeros) {
+      zeros0 = v128.or(zeros0, v128.or(f32x4.eq(e0, zero4), f32x4.eq(e1, zero4)));
+      zeros1 = v128.or(zeros1, v128.or(f32x4.eq(f0, zero4), f32x4.eq(f1, zero4)));
+    }
   }
   addSum(st0, sum0);
   addSum(st1, sum1);
@@ -318,7 +322,7 @@ export function flash_attention_f32(
         mb0 = rowMax(s0, n); mb1 = rowMax(s1, n);
       }
       const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
-      if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1);
+      if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1, valuesNotFinite);
       else {
         if (live0) store<f32>(st0, load<f32>(st0, 12) * load<f32>(st0, 4) + expRow(s0, n, load<f32>(st0), st0), 4);
         if (live1) store<f32>(st1, load<f32>(st1, 12) * load<f32>(st1, 4) + expRow(s1, n, load<f32>(st1), st1), 4);

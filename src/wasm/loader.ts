@@ -36,6 +36,7 @@ export interface Kernels {
   exp_f32(out: number, x: number, n: number): void;
   exp_softmax_f32(out: number, x: number, n: number): void;
   exp2_nonpositive_f32(out: number, x: number, n: number): void;
+  exp2_softmax_f32(out: number, x: number, n: number): void;
   tanh_f32(out: number, x: number, n: number): void;
   weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number, rowStart: number, rowEnd: number): void;
   rotary_f32(out: number, x: number, n: number, d: number, rot: number, interleaved: number, cos: number, sin: number, tableRow: number, xStride: number, outStride: number): void;
