@@ -1,4 +1,4 @@
-// qkv against the peers with calls interleaved: `node bench/interleaved.js [--filter REGEX] [--runs N]`
+// qkv against the peers with calls interleaved: `node bench/interleaved.js [--filter REGEX] [--runs N] [--cpu]`
 // (after `npm run build`; take the bench lock). run.js times one implementation after another, so
 // a machine whose load changes during the run (a shared one) moves its ratios; here each round
 // calls every implementation once, in turn, on the same inputs, and the ratios are of medians over
@@ -6,14 +6,17 @@
 import { createEngine } from 'qkv';
 import { benchCases } from './cases.js';
 import { loadPeers } from './peers/index.js';
-import { value } from './args.js';
+import { flag, value } from './args.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : /^softmax/;
 const RUNS = Number(value('--runs') ?? 15);
+/** `--cpu`: time by the process's CPU time (user + system), which other jobs on the machine disturb less than the wall clock. */
+const cpu = flag('--cpu');
+const now = cpu ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; } : () => performance.now();
 const engine = await createEngine();
 const peers = await loadPeers(value('--peers') ?? 'all');
 for (const peer of peers) console.log(`peer: ${await peer.init({ threads: 1 })}`);
-console.log(`median (min) ms of ${RUNS} rounds after 3, each round calling every implementation once; vs X = X's median / qkv's`);
+console.log(`median (min) ms${cpu ? ' of CPU time' : ''} of ${RUNS} rounds after 3, each round calling every implementation once; vs X = X's median / qkv's`);
 let sink = 0;
 for (const c of benchCases().filter((c) => filter.test(`${c.op} ${c.shape}`))) {
   const inputs = c.inputs();
@@ -22,9 +25,9 @@ for (const c of benchCases().filter((c) => filter.test(`${c.op} ${c.shape}`))) {
   const ts = impls.map(() => []);
   for (let round = 0; round < RUNS + 3; round++) {
     for (const [i, impl] of impls.entries()) {
-      const t0 = performance.now();
+      const t0 = now();
       sink += (impl.async ? await impl.call() : impl.call())[0] ?? 0;
-      if (round >= 3) ts[i].push(performance.now() - t0);
+      if (round >= 3) ts[i].push(now() - t0);
     }
   }
   const stats = ts.map((t) => { t.sort((a, b) => a - b); return { median: t[t.length >> 1], min: t[0] }; });

@@ -64,17 +64,23 @@ export function checkPositions(name: string, positions: ArrayLike<number>, plan:
 export function rotaryAngles(plan: RotaryPlan, positions: ArrayLike<number>): { cos: Float64Array; sin: Float64Array } {
   const half = plan.dim / 2, n = positions.length;
   const cos = new Float64Array(n * half), sin = new Float64Array(n * half);
+  if (plan.cos && plan.sin) {
+    const c = plan.cos.data, s = plan.sin.data;
+    for (let r = 0; r < n; r++) {
+      const at = positions[r] * half;
+      for (let i = 0; i < half; i++) { cos[r * half + i] = c[at + i]; sin[r * half + i] = s[at + i]; }
+    }
+    return { cos, sin };
+  }
+  // θ = p · base^(-2i / dim): the frequencies once, not once per position
+  const frequency = new Float64Array(half);
+  for (let i = 0; i < half; i++) frequency[i] = Math.pow(plan.base, (-2 * i) / plan.dim);
   for (let r = 0; r < n; r++) {
     const p = positions[r];
     for (let i = 0; i < half; i++) {
-      if (plan.cos && plan.sin) {
-        cos[r * half + i] = plan.cos.data[p * half + i];
-        sin[r * half + i] = plan.sin.data[p * half + i];
-      } else {
-        const theta = p * Math.pow(plan.base, (-2 * i) / plan.dim);
-        cos[r * half + i] = Math.cos(theta);
-        sin[r * half + i] = Math.sin(theta);
-      }
+      const theta = p * frequency[i];
+      cos[r * half + i] = Math.cos(theta);
+      sin[r * half + i] = Math.sin(theta);
     }
   }
   return { cos, sin };

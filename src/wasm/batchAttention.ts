@@ -7,16 +7,17 @@ import { formatCall, type Tensor } from '../core/tensor.js';
 import type { BatchAttentionOptions } from '../core/servingTypes.js';
 import type { WasmContext } from './context.js';
 import { poolBlocks } from './kvPool.js';
-import { rotaryAt } from './rotary.js';
+import { rotaryTables, rotaryWithTables } from './rotary.js';
 import { layoutArray, runAttention } from './attention.js';
 import { CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_NONE } from '../core/attentionPlan.js';
 
 /** Token-major rows of H heads turned at their tokens' positions, in a copy (or as they are, without rotary). */
-function turnedRows(ctx: WasmContext, p: BatchPlan, x: number, H: number): number {
-  if (!p.rotary) return x;
+function turnedRows(ctx: WasmContext, p: BatchPlan, tables: { pc: number; ps: number } | null, x: number, H: number): number {
+  if (!p.rotary || !tables) return x;
   const out = ctx.arena.allocF32(p.T * H * p.D);
-  const rowPosition = Int32Array.from({ length: p.T * H }, (_, r) => Math.floor(r / H));
-  rotaryAt(ctx, p.rotary, out, x, p.T * H, p.D, p.positions, rowPosition);
+  const rowPosition = new Int32Array(p.T * H);
+  for (let r = 0; r < rowPosition.length; r++) rowPosition[r] = (r / H) | 0;
+  rotaryWithTables(ctx, p.rotary, tables, out, x, p.T * H, p.D, rowPosition);
   return out;
 }
 
@@ -30,7 +31,8 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const { T, Hq, Hkv, D, Dv } = p;
   if (!p.pool) return; // no sequences: T = 0
   const pool = p.pool, bs = pool.blockSize;
-  const qr = turnedRows(ctx, p, pq, Hq), kr = turnedRows(ctx, p, pk, Hkv);
+  const angles = p.rotary && p.T > 0 ? rotaryTables(ctx, p.rotary, p.positions) : null; // one set for the queries and the keys
+  const qr = turnedRows(ctx, p, angles, pq, Hq), kr = turnedRows(ctx, p, angles, pk, Hkv);
   // a fresh prompt's queries attend over its own new keys only: the fused kernel runs them from the
   // call's rows, before the pool changes (a float32 pool stores those rows as they are; a narrower one
   // is read as stored, by the paged kernel); every other row goes to the paged kernel
