@@ -196,7 +196,8 @@ export function planMultiHeadRead(op: MultiHeadOp, q: Checked, k: Checked, v: Ch
   if (needWeights) checkShape(`${op}: the weights`, [B, H, Lq, Lk + extraK.length]);
   // before anything is computed, or appended to a cache
   const out = checkOut(op, o.out, [B, Lq, E]);
-  checkIntact(op, q, k, v, out?.checked, ...TENSOR_PARAMS.map((name) => params[name]));
+  // a prepared layer's params are its own copies (read when it was made); the op's were read this call
+  checkIntact(op, q, k, v, out?.checked, ...(op === LAYER_FORWARD ? [] : TENSOR_PARAMS.map((name) => params[name])));
 
   const givenMasks = (['mask', 'keyPaddingMask'] as const).filter((name) => o[name] !== undefined).map((name) => `options.${name}`);
   return { op, q, k, v, params, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights, out, cache: o.cache, givenMasks };
@@ -231,12 +232,19 @@ export function planLayerParams(params: unknown): LayerWidths & { plan: MultiHea
   return { E, kdim, vdim, plan };
 }
 
-/** A deep copy of params as read: a prepared layer keeps its weights even if the caller's change. */
-export function copyParams(params: ReadParams): ReadParams {
+/**
+ * A deep copy of params as read: a prepared layer keeps its weights even if the caller's change.
+ * With `onlyData`, only those tensors' data is copied and the others keep their shapes over empty
+ * data: what a layer needs whose weights live elsewhere (the wasm engine's held copies), since a
+ * forward plan reads the weights' shapes and the data of biasK and biasV only.
+ */
+export function copyParams(params: ReadParams, onlyData?: readonly (typeof TENSOR_PARAMS)[number][]): ReadParams {
   const out: ReadParams = { numHeads: params.numHeads, addZeroAttn: params.addZeroAttn };
   for (const name of TENSOR_PARAMS) {
     const t = params[name];
-    if (t !== undefined) out[name] = { data: t.data.slice(), shape: t.shape, byteOffset: 0 };
+    if (t === undefined) continue;
+    const data = !onlyData || onlyData.includes(name) ? t.data.slice() : new Float32Array(0);
+    out[name] = { data, shape: t.shape, byteOffset: 0 };
   }
   return out;
 }

@@ -139,8 +139,9 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
     blocks.forEach((b) => ctx.arena.free(b));
     throw error;
   }
-  // the forward plan reads the params' shapes and options; its weights are the held copies
-  const shapes = copyParams(prepared.params);
+  // the forward plan reads the params' shapes and options, and biasK/biasV's data; its weights are
+  // the held copies, so no JavaScript copy of them is kept (E = 4096 would keep 256 MiB)
+  const shapes = copyParams(prepared.params, ['biasK', 'biasV']);
   const layer: Implementation<MultiHeadAttentionLayer> = {
     embedDim: widths.E,
     numHeads: prepared.H,
