@@ -77,15 +77,20 @@ export function planGroupedQuery(params: unknown): GroupedQueryPlan {
   };
 }
 
-/** A layer's params with every tensor copied: the layer keeps them even if the caller's change. */
-export function copyGroupedQuery(plan: GroupedQueryPlan): GroupedQueryPlan {
+/**
+ * A layer's params with every tensor copied: the layer keeps them even if the caller's change. With
+ * `weights` false the projections and norms keep their shapes over empty data: what a layer needs
+ * that holds them elsewhere (the wasm engine's memory), since a forward reads only their shapes.
+ */
+export function copyGroupedQuery(plan: GroupedQueryPlan, weights = true): GroupedQueryPlan {
   const copy = <T extends Checked | null>(t: T): T => (t === null ? t : { data: t.data.slice(), shape: t.shape, byteOffset: 0 }) as T;
+  const shapeOf = <T extends Checked | null>(t: T): T => (t === null || weights ? copy(t) : { data: new Float32Array(0), shape: t.shape, byteOffset: 0 }) as T;
   const tensor = (t: unknown) => (t === undefined ? undefined : copy(checkTensor(OP, t)));
   const rotary = plan.attention.rotary;
   return {
     ...plan,
-    Wq: copy(plan.Wq), Wk: copy(plan.Wk), Wv: copy(plan.Wv), Wo: copy(plan.Wo),
-    bq: copy(plan.bq), bk: copy(plan.bk), bv: copy(plan.bv), bo: copy(plan.bo), qNorm: copy(plan.qNorm), kNorm: copy(plan.kNorm),
+    Wq: shapeOf(plan.Wq), Wk: shapeOf(plan.Wk), Wv: shapeOf(plan.Wv), Wo: shapeOf(plan.Wo),
+    bq: shapeOf(plan.bq), bk: shapeOf(plan.bk), bv: shapeOf(plan.bv), bo: shapeOf(plan.bo), qNorm: shapeOf(plan.qNorm), kNorm: shapeOf(plan.kNorm),
     attention: {
       ...plan.attention,
       rotary: rotary === undefined ? undefined : { ...rotary, cos: tensor(rotary.cos), sin: tensor(rotary.sin) },

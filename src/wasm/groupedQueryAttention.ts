@@ -14,7 +14,10 @@ import { poolBlocks } from './kvPool.js';
 import { gemmPacked, holdPacked } from './packed.js';
 
 export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQueryParams): GroupedQueryAttentionLayer {
-  const layer: GroupedQueryPlan = copyGroupedQuery(planGroupedQuery(params));
+  // the weights go from the read snapshot straight into engine memory; the layer keeps their shapes
+  // only (and its own copies of the attention options' tensors)
+  const planned = planGroupedQuery(params);
+  const layer: GroupedQueryPlan = copyGroupedQuery(planned, false);
   const ctx = live();
   const { arena } = ctx;
   const blocks: number[] = [];
@@ -28,10 +31,10 @@ export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQ
   let w: Record<'wq' | 'wk' | 'wv' | 'wo' | 'bq' | 'bk' | 'bv' | 'bo' | 'qn' | 'kn', number> | null;
   try {
     w = {
-      wq: hold(layer.Wq, 'qProjWeight', true), wk: hold(layer.Wk, 'kProjWeight', true),
-      wv: hold(layer.Wv, 'vProjWeight', true), wo: hold(layer.Wo, 'oProjWeight', true),
-      bq: hold(layer.bq, 'qProjBias'), bk: hold(layer.bk, 'kProjBias'), bv: hold(layer.bv, 'vProjBias'), bo: hold(layer.bo, 'oProjBias'),
-      qn: hold(layer.qNorm, 'qNormWeight'), kn: hold(layer.kNorm, 'kNormWeight'),
+      wq: hold(planned.Wq, 'qProjWeight', true), wk: hold(planned.Wk, 'kProjWeight', true),
+      wv: hold(planned.Wv, 'vProjWeight', true), wo: hold(planned.Wo, 'oProjWeight', true),
+      bq: hold(planned.bq, 'qProjBias'), bk: hold(planned.bk, 'kProjBias'), bv: hold(planned.bv, 'vProjBias'), bo: hold(planned.bo, 'oProjBias'),
+      qn: hold(planned.qNorm, 'qNormWeight'), kn: hold(planned.kNorm, 'kNormWeight'),
     };
   } catch (error) {
     blocks.forEach((b) => arena.free(b));
