@@ -360,4 +360,30 @@ describe.each(engines)('createGroupedQueryAttention on %s', (_, engine) => {
     expect(() => layer.forward(x1, { sequences: seqs, queryLens: seqs.map(() => 1) })).toThrow(/disposed/);
     pool.dispose(); refPool.dispose();
   });
+
+  it('keeps the weights it was given, from JavaScript or from engine tensors while engine memory grows', () => {
+    const E = 1024, Hq = 4, Hkv = 2, D = 16;
+    const params = gqaParams(E, Hq, Hkv, D, 5);
+    const asGiven = { ...params };
+    if (engine !== reference) {
+      for (const name of ['qProjWeight', 'kProjWeight', 'vProjWeight', 'oProjWeight'] as const) {
+        const t = engine.tensor(params[name].shape);
+        t.data.set(params[name].data);
+        asGiven[name] = t;
+      }
+    }
+    const ref = reference.createGroupedQueryAttention(params);
+    const before = engine.info.memoryBytes;
+    const layer = engine.createGroupedQueryAttention(asGiven);
+    const others = Array.from({ length: 3 }, () => engine.createGroupedQueryAttention(asGiven));
+    if (engine !== reference) expect(engine.info.memoryBytes).toBeGreaterThan(before); // the engine tensors' buffer was detached
+    // the caller's arrays change afterwards: the layer does not see it
+    asGiven.qProjWeight.data.fill(7);
+    asGiven.oProjWeight.data.fill(-7);
+    const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 8, blockSize: 4 }), refPool = reference.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 8, blockSize: 4 });
+    const x = random([3, E], 6);
+    expectClose(layer.forward(x, { sequences: [pool.sequence()], queryLens: [3] }).output, ref.forward(x, { sequences: [refPool.sequence()], queryLens: [3] }).output);
+    [layer, ...others].forEach((l) => l.dispose());
+    pool.dispose(); refPool.dispose();
+  });
 });
