@@ -312,7 +312,11 @@ describe('batchAttention: the wasm engine equals the reference on random batches
       if (live.length === 0) continue;
       const n = live.length;
       wasm1.batchAttention(rows(n, 4, 16, step), rows(n, 2, 16, step + 1), rows(n, 2, 16, step + 2), { sequences: live, queryLens: live.map(() => 1), rotary: {} });
-      live = live.filter((s) => (s.length < 100 ? true : (s.free(), false)));
+      live = live.filter((s) => {
+        if (s.length < 100) return true;
+        s.free();
+        return false;
+      });
       if (step === 100) before = wasm1.info.memoryBytes;
     }
     expect(wasm1.info.memoryBytes).toBe(before);

@@ -71,7 +71,7 @@ export function rotaryAngles(plan: RotaryPlan, positions: ArrayLike<number>): { 
         cos[r * half + i] = plan.cos.data[p * half + i];
         sin[r * half + i] = plan.sin.data[p * half + i];
       } else {
-        const theta = p * Math.pow(plan.base, (-2 * i) / plan.dim);
+        const theta = p * plan.base ** ((-2 * i) / plan.dim);
         cos[r * half + i] = Math.cos(theta);
         sin[r * half + i] = Math.sin(theta);
       }

@@ -10,7 +10,7 @@ export function positionalEncoding(maxLen: number, dim: number): Tensor {
   // an empty result returns at once, however many empty rows it has
   for (let i = 0; i < maxLen && dim > 0; i++) {
     for (let c = 0; c < dim; c++) {
-      const angle = i / Math.pow(10000, (c - (c % 2)) / dim);
+      const angle = i / 10000 ** ((c - (c % 2)) / dim);
       out[i * dim + c] = c % 2 === 0 ? Math.sin(angle) : Math.cos(angle);
     }
   }

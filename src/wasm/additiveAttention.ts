@@ -10,7 +10,7 @@ import { softmaxRowsAt } from './softmax.js';
 export function additiveAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights {
   const p = planAdditive(query, key, value, params, options);
   const { B, Lq, Lk, Dv, h } = p;
-  const { kernels, arena, parallel } = ctx;
+  const { arena, parallel } = ctx;
   arena.checkOut(p.out);
   return arena.call(() => formatCall('additiveAttention', { query: p.query.shape, key: p.key.shape, value: p.value.shape }), () => {
     const pq = arena.input(p.query, 'query'), pk = arena.input(p.key, 'key'), pv = arena.input(p.value, 'value');

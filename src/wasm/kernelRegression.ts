@@ -4,7 +4,7 @@ import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { KernelRegressionOptions, OutputWithWeights } from '../core/types.js';
 import type { WasmContext } from './context.js';
 
-export function kernelRegression({ kernels, arena, parallel }: WasmContext, queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights {
+export function kernelRegression({ arena, parallel }: WasmContext, queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights {
   const p = planKernelRegression(queries, keys, values, options);
   const { n, m, d, dv } = p;
   arena.checkOut(p.out);

@@ -11,7 +11,10 @@ import { gemv, gemvStreamed, isSkinny, streamsB } from './gemv.js';
  * once as it lies; otherwise threads take pairs of rows of C (each packs B into its own scratch).
  */
 export function gemm(ctx: WasmContext, c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean, bias = 0): void {
-  if (isSkinny(m, transposeB)) return gemv(ctx, c, a, b, m, n, k, transposeB, bias);
+  if (isSkinny(m, transposeB)) {
+    gemv(ctx, c, a, b, m, n, k, transposeB, bias);
+    return;
+  }
   const { kernels, arena, parallel } = ctx;
   arena.scoped(() => {
     const scratch = arena.perThread(kernels.gemm_scratch_f32(n, k), parallel.threads);
