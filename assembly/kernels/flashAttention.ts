@@ -24,6 +24,7 @@ import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, madd4 } from '../inline/simd';
 import { packPanel } from '../inline/panels';
 import { rowMax, scale, zero } from '../inline/rows';
+import { LAYOUT_K, LAYOUT_OUT, LAYOUT_Q, LAYOUT_V, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW } from '../layout';
 
 // @ts-ignore: decorator
 @inline const PANEL: i32 = 16;
@@ -41,6 +42,17 @@ export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
 /** Per-row state (m, l, zero flag, α) for two rows, then their max vectors: 16 floats. */
 // @ts-ignore: decorator
 @inline const STATE_FLOATS: i32 = 16;
+/** Byte offsets in one row's state: the running max m, the running sum l, the any-zero flag, α = e^(m_old - m). */
+// @ts-ignore: decorator
+@inline const ROW_M: i32 = 0;
+// @ts-ignore: decorator
+@inline const ROW_L: i32 = 4;
+// @ts-ignore: decorator
+@inline const ROW_ZERO: i32 = 8;
+// @ts-ignore: decorator
+@inline const ROW_ALPHA: i32 = 12;
+// @ts-ignore: decorator
+@inline const ROW_STATE_BYTES: i32 = 16;
 
 /** Packs K [lk, e] (rows kStride floats apart) into 16-key panels [panels][e][16], zero-padded. */
 function packKeys(kp: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
@@ -154,17 +166,17 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
  */
 // @ts-ignore: decorator
 @inline function beginRow(s: usize, n: i32, state: usize, mb: f32): bool {
-  const m = load<f32>(state);
+  const m = load<f32>(state, ROW_M);
   const mNew = max(m, mb);
   if (mNew == -Infinity) {
-    for (let j = 0; j < n; j++) if (isNaN(load<f32>(s + (<usize>j << 2)))) store<f32>(state, NaN, 4);
+    for (let j = 0; j < n; j++) if (isNaN(load<f32>(s + (<usize>j << 2)))) store<f32>(state, NaN, ROW_L);
     zero(s, n);
-    store<f32>(state, 1, 8);
-    store<f32>(state, 1, 12);
+    store<f32>(state, 1, ROW_ZERO);
+    store<f32>(state, 1, ROW_ALPHA);
     return false;
   }
-  store<f32>(state, mNew);
-  store<f32>(state, f32x4.extract_lane(exp2NonPositive4(f32x4.splat(m - mNew)), 0), 12);
+  store<f32>(state, mNew, ROW_M);
+  store<f32>(state, f32x4.extract_lane(exp2NonPositive4(f32x4.splat(m - mNew)), 0), ROW_ALPHA);
   return true;
 }
 
@@ -198,7 +210,7 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
     sum += ej;
     if (ej == 0) anyZero = true;
   }
-  if (anyZero) store<f32>(state, 1, 8);
+  if (anyZero) store<f32>(state, 1, ROW_ZERO);
   return sum;
 }
 
@@ -208,7 +220,7 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
  */
 // @ts-ignore: decorator
 @inline function expRows(s0: usize, s1: usize, n: i32, st0: usize, st1: usize): void {
-  const m0 = f32x4.splat(load<f32>(st0)), m1 = f32x4.splat(load<f32>(st1)), zero4 = f32x4.splat(0);
+  const m0 = f32x4.splat(load<f32>(st0, ROW_M)), m1 = f32x4.splat(load<f32>(st1, ROW_M)), zero4 = f32x4.splat(0);
   let sum0 = zero4, sum1 = zero4, zeros0 = zero4, zeros1 = zero4;
   for (let j = 0; j < n; j += 8) {
     const o = <usize>j << 2;
@@ -222,15 +234,15 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
   }
   addSum(st0, sum0);
   addSum(st1, sum1);
-  if (v128.any_true(zeros0)) store<f32>(st0, 1, 8);
-  if (v128.any_true(zeros1)) store<f32>(st1, 1, 8);
+  if (v128.any_true(zeros0)) store<f32>(st0, 1, ROW_ZERO);
+  if (v128.any_true(zeros1)) store<f32>(st1, 1, ROW_ZERO);
 }
 
 /** state.l = α · l + (sum of the lanes of v). */
 // @ts-ignore: decorator
 @inline function addSum(state: usize, v: v128): void {
   const sum = f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-  store<f32>(state, load<f32>(state, 12) * load<f32>(state, 4) + sum, 4);
+  store<f32>(state, load<f32>(state, ROW_ALPHA) * load<f32>(state, ROW_L) + sum, ROW_L);
 }
 
 /**
@@ -253,13 +265,13 @@ export function flash_attention_f32(
   const evPad = (ev + 3) & ~3;
   const o0 = s1 + BLOCK * 4, o1 = o0 + <usize>evPad * 4;
   // per-row state: m, l, any-zero flag, α; then the two rows' max vectors
-  const st0 = o1 + <usize>evPad * 4, st1 = st0 + 16, mx = st0 + 32;
+  const st0 = o1 + <usize>evPad * 4, st1 = st0 + ROW_STATE_BYTES, mx = st0 + 2 * ROW_STATE_BYTES;
   const plain = softcap <= 0 && maskKind == MASK_NONE;
   // element strides (batch, head, row) of q, k, v, out
-  const qsb = load<i32>(layout), qsh = load<i32>(layout, 4), qsi = load<i32>(layout, 8);
-  const ksb = load<i32>(layout, 12), ksh = load<i32>(layout, 16), ksj = load<i32>(layout, 20);
-  const vsb = load<i32>(layout, 24), vsh = load<i32>(layout, 28), vsj = load<i32>(layout, 32);
-  const osb = load<i32>(layout, 36), osh = load<i32>(layout, 40), osi = load<i32>(layout, 44);
+  const qsb = load<i32>(layout, LAYOUT_Q + STRIDE_BATCH), qsh = load<i32>(layout, LAYOUT_Q + STRIDE_HEAD), qsi = load<i32>(layout, LAYOUT_Q + STRIDE_ROW);
+  const ksb = load<i32>(layout, LAYOUT_K + STRIDE_BATCH), ksh = load<i32>(layout, LAYOUT_K + STRIDE_HEAD), ksj = load<i32>(layout, LAYOUT_K + STRIDE_ROW);
+  const vsb = load<i32>(layout, LAYOUT_V + STRIDE_BATCH), vsh = load<i32>(layout, LAYOUT_V + STRIDE_HEAD), vsj = load<i32>(layout, LAYOUT_V + STRIDE_ROW);
+  const osb = load<i32>(layout, LAYOUT_OUT + STRIDE_BATCH), osh = load<i32>(layout, LAYOUT_OUT + STRIDE_HEAD), osi = load<i32>(layout, LAYOUT_OUT + STRIDE_ROW);
   // scores are kept in base 2 (scaled by log2 e), so that the softmax's exps are 2^x: cheaper, and
   // the same weights, since the running max and sum are taken in the same units
   const vscale = f32x4.splat(scale_ * LOG2E);
@@ -294,8 +306,8 @@ export function flash_attention_f32(
       zero(out0, ev); zero(out1, ev);
       continue;
     }
-    store<f32>(st0, -Infinity); store<f32>(st0, 0, 4);
-    store<f32>(st1, -Infinity); store<f32>(st1, 0, 4);
+    store<f32>(st0, -Infinity, ROW_M); store<f32>(st0, 0, ROW_L);
+    store<f32>(st1, -Infinity, ROW_M); store<f32>(st1, 0, ROW_L);
     zero(o0, ev); zero(o1, ev);
     for (let j0 = jlo & ~(PANEL - 1); j0 < jhi; j0 += BLOCK) {
       const n = min(BLOCK, jhi - j0);
@@ -305,7 +317,7 @@ export function flash_attention_f32(
         scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
           kp + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
       }
-      store<f32>(st0, 0, 8); store<f32>(st1, 0, 8);
+      store<f32>(st0, 0, ROW_ZERO); store<f32>(st1, 0, ROW_ZERO);
       // a block of whole panels that both rows may fully see, with nothing to add: the maxima
       // folded in while scoring are the row maxima
       const inside = plain && n == np * PANEL && j0 >= max(lo0, lo1) && j0 + n <= min(hi0, hi1);
@@ -320,15 +332,15 @@ export function flash_attention_f32(
       const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
       if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1);
       else {
-        if (live0) store<f32>(st0, load<f32>(st0, 12) * load<f32>(st0, 4) + expRow(s0, n, load<f32>(st0), st0), 4);
-        if (live1) store<f32>(st1, load<f32>(st1, 12) * load<f32>(st1, 4) + expRow(s1, n, load<f32>(st1), st1), 4);
+        if (live0) store<f32>(st0, load<f32>(st0, ROW_ALPHA) * load<f32>(st0, ROW_L) + expRow(s0, n, load<f32>(st0, ROW_M), st0), ROW_L);
+        if (live1) store<f32>(st1, load<f32>(st1, ROW_ALPHA) * load<f32>(st1, ROW_L) + expRow(s1, n, load<f32>(st1, ROW_M), st1), ROW_L);
       }
       // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
-      const careful = valuesNotFinite && (load<f32>(st0, 8) != 0 || load<f32>(st1, 8) != 0);
-      accumulateValues(o0, o1, load<f32>(st0, 12), load<f32>(st1, 12), s0, s1, vh + (<usize>(j0 * vsj) << 2), n, ev, vsj, careful);
+      const careful = valuesNotFinite && (load<f32>(st0, ROW_ZERO) != 0 || load<f32>(st1, ROW_ZERO) != 0);
+      accumulateValues(o0, o1, load<f32>(st0, ROW_ALPHA), load<f32>(st1, ROW_ALPHA), s0, s1, vh + (<usize>(j0 * vsj) << 2), n, ev, vsj, careful);
     }
-    finishRow(out0, o0, load<f32>(st0), load<f32>(st0, 4), ev);
-    if (i1 != i0) finishRow(out1, o1, load<f32>(st1), load<f32>(st1, 4), ev);
+    finishRow(out0, o0, load<f32>(st0, ROW_M), load<f32>(st0, ROW_L), ev);
+    if (i1 != i0) finishRow(out1, o1, load<f32>(st1, ROW_M), load<f32>(st1, ROW_L), ev);
   }
 }
 

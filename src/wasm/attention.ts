@@ -2,6 +2,7 @@
 import { planAttention } from '../core/attentionPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
+import { LAYOUT_OFFSETS } from './abi.js';
 import type { WasmContext } from './context.js';
 import type { Arena } from './memory.js';
 import type { Checked } from '../core/validate.js';
@@ -36,7 +37,17 @@ export function contiguousLayout(Hq: number, Hkv: number, Lq: number, Lk: number
   };
 }
 
-export const layoutArray = (l: AttentionLayout): Int32Array => Int32Array.from([...l.q, ...l.k, ...l.v, ...l.out]);
+/** The layout block (assembly/layout.ts): each tensor's (batch, head, row) strides at its offset. */
+export function layoutArray(l: AttentionLayout): Int32Array {
+  const { LAYOUT_Q, LAYOUT_K, LAYOUT_V, LAYOUT_OUT, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW, LAYOUT_BYTES } = LAYOUT_OFFSETS;
+  const block = new Int32Array(LAYOUT_BYTES / 4);
+  for (const [at, [batch, head, row]] of [[LAYOUT_Q, l.q], [LAYOUT_K, l.k], [LAYOUT_V, l.v], [LAYOUT_OUT, l.out]] as const) {
+    block[(at + STRIDE_BATCH) / 4] = batch;
+    block[(at + STRIDE_HEAD) / 4] = head;
+    block[(at + STRIDE_ROW) / 4] = row;
+  }
+  return block;
+}
 
 /** Below this many query rows per kv head, the row kernel beats the packed flash kernel (measured: bench). */
 const FLASH_MIN_ROWS_PER_KV_HEAD = 8;
@@ -51,6 +62,13 @@ export interface AttentionCall {
   layout: number;
 }
 
+/** The arguments attention_f32 and flash_attention_f32 share, from `b` to `layout`. */
+type SharedArgs = [
+  b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number, scale: number, softcap: number,
+  maskKind: number, msb: number, msh: number, msq: number, msk: number, causal: number, lpast: number, left: number, right: number,
+  layout: number,
+];
+
 /**
  * Runs attention on pointers: the row kernel when weights are wanted or there are few query rows per
  * kv head (decode), else the fused kernel; threads take shares of the query rows (pairs for the fused one).
@@ -58,7 +76,7 @@ export interface AttentionCall {
 export function runAttention({ kernels, arena, parallel }: WasmContext, c: AttentionCall): void {
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = c;
   const [msb, msh, msq, msk] = c.maskStrides;
-  const shapeAndOptions = [
+  const shapeAndOptions: SharedArgs = [
     B, Hq, Math.max(Hkv, 1), Lq, Lk, E, Ev, c.scale, c.softcap, c.maskKind, msb, msh, msq, msk,
     c.causal, c.Lpast, c.windowLeft, c.windowRight, c.layout,
   ];

@@ -8,7 +8,8 @@ import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
-import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels, type Kernels } from './loader.js';
+import { LAYOUT_OFFSETS, type Kernels } from './abi.js';
+import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels } from './loader.js';
 import { matmul } from './matmul.js';
 import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
 import { WasmKVCache } from './kvCache.js';
@@ -100,7 +101,7 @@ function checkConstants(k: Kernels): void {
   if (!(k.RELAXED_SIMD instanceof WebAssembly.Global) || (k.RELAXED_SIMD.value !== 0 && k.RELAXED_SIMD.value !== 1)) {
     throw new Error('qkv: the .wasm does not match this version of qkv (RELAXED_SIMD); rebuild it with npm run build:wasm');
   }
-  const expected = { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE };
+  const expected = { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE, ...LAYOUT_OFFSETS };
   for (const [name, value] of Object.entries(expected)) {
     const g = k[name as keyof typeof expected];
     if (!(g instanceof WebAssembly.Global) || g.value !== value) {
