@@ -52,6 +52,29 @@ export function layoutArray(l: AttentionLayout): Int32Array {
 /** Below this many query rows per kv head, the row kernel beats the packed flash kernel (measured: bench). */
 const FLASH_MIN_ROWS_PER_KV_HEAD = 8;
 
+/** The attention kernels: the fused one (flash_attention_f32) and the row one (attention_f32). */
+export type AttentionKernel = 'fused' | 'row';
+let forced: AttentionKernel | null = null;
+let lastKernel: AttentionKernel | null = null;
+
+/**
+ * For tests (src/index.ts does not export it): runs `fn` with every attention call that asks for no
+ * weights on `kernel`, whatever its rows per kv head, so that a test of one kernel's tile edges
+ * cannot end up testing the other when the threshold moves. Weights always take the row kernel.
+ */
+export function withAttentionKernel<T>(kernel: AttentionKernel, fn: () => T): T {
+  const before = forced;
+  forced = kernel;
+  try {
+    return fn();
+  } finally {
+    forced = before;
+  }
+}
+
+/** For tests: the kernel the last attention call on this thread ran (null before any, or when it had nothing to compute). */
+export const lastAttentionKernel = (): AttentionKernel | null => lastKernel;
+
 /** Pointers and sizes of one attention call in wasm memory (see attention_f32 for each). */
 export interface AttentionCall {
   out: number; weights: number; q: number; k: number; v: number; mask: number; lens: number;
@@ -81,10 +104,13 @@ export function runAttention({ kernels, arena, parallel }: WasmContext, c: Atten
     c.causal, c.Lpast, c.windowLeft, c.windowRight, c.layout,
   ];
   const rowWork = Lk * (E + Ev);
+  lastKernel = null;
   // an empty output and no weights: nothing to compute, however many empty rows there are
   if (B * Hq * Lq * Ev === 0 && !c.weights) return;
+  const row = c.weights !== 0 || (forced ?? (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD ? 'row' : 'fused')) === 'row';
+  lastKernel = row ? 'row' : 'fused';
   arena.scoped(() => {
-    if (c.weights || Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
+    if (row) {
       // with weights, one query row at a time writes each row of weights; decode-like calls have too
       // few query rows per kv head to repay packing K, so they stream K and V once
       const scratch = c.weights ? () => 0 : arena.perThread(Lk, parallel.threads);
