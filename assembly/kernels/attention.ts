@@ -41,14 +41,14 @@ export function attention_f32(
   // one unit of work is one query row: row = (bi · hq + h) · lq + i
   for (let row = rowStart; row < rowEnd; row++) {
     const i = row % lq, h = (row / lq) % hq, bi = row / (lq * hq);
-    const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+    const validLen = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
     const g = h / group;
     const kBase = k + (<usize>(bi * load<i32>(layout, LAYOUT_K + STRIDE_BATCH) + g * load<i32>(layout, LAYOUT_K + STRIDE_HEAD)) << 2);
     const vBase = v + (<usize>(bi * load<i32>(layout, LAYOUT_V + STRIDE_BATCH) + g * load<i32>(layout, LAYOUT_V + STRIDE_HEAD)) << 2);
     const o = out + (<usize>(bi * load<i32>(layout, LAYOUT_OUT + STRIDE_BATCH) + h * load<i32>(layout, LAYOUT_OUT + STRIDE_HEAD) + i * load<i32>(layout, LAYOUT_OUT + STRIDE_ROW)) << 2);
     const s = weights != 0 ? weights + <usize>row * (<usize>lk << 2) : scratch;
-    const p = queryPosition(i, causal, nb, lq, lpast);
-    const lo = keyLo(p, left), hi = keyHi(p, causal, nb, right);
+    const p = queryPosition(i, causal, validLen, lq, lpast);
+    const lo = keyLo(p, left), hi = keyHi(p, causal, validLen, right);
     zero(o, ev);
     if (weights != 0) zero(s, lk);
     if (lo >= hi) continue; // no key allowed: zero output, zero weights

@@ -55,10 +55,10 @@ export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
 @inline const ROW_STATE_BYTES: i32 = 16;
 
 /** Packs K [lk, e] (rows kStride floats apart) into 16-key panels [panels][e][16], zero-padded. */
-function packKeys(kp: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
+function packKeys(kPanels: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
   const panels = (lk + PANEL - 1) / PANEL;
   for (let p = 0; p < panels; p++) {
-    packPanel(kp + <usize>p * <usize>(PANEL * e) * 4, k + <usize>(p * PANEL) * <usize>kStride * 4, min(PANEL, lk - p * PANEL), e, kStride);
+    packPanel(kPanels + <usize>p * <usize>(PANEL * e) * 4, k + <usize>(p * PANEL) * <usize>kStride * 4, min(PANEL, lk - p * PANEL), e, kStride);
   }
 }
 
@@ -70,13 +70,13 @@ function packKeys(kp: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
 @inline function scorePanel(s0: usize, s1: usize, q0: usize, q1: usize, panel: usize, e: i32, sc: v128, mx: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
-  let kp = panel;
+  let kt = panel; // feature t of the panel's 16 keys
   for (let t = 0; t < e; t++) {
-    const k0 = v128.load(kp), k1 = v128.load(kp, 16), k2 = v128.load(kp, 32), k3 = v128.load(kp, 48);
+    const k0 = v128.load(kt), k1 = v128.load(kt, 16), k2 = v128.load(kt, 32), k3 = v128.load(kt, 48);
     const x = v128.load32_splat(q0 + (<usize>t << 2)), y = v128.load32_splat(q1 + (<usize>t << 2));
     a0 = madd4(x, k0, a0); a1 = madd4(x, k1, a1); a2 = madd4(x, k2, a2); a3 = madd4(x, k3, a3);
     b0 = madd4(y, k0, b0); b1 = madd4(y, k1, b1); b2 = madd4(y, k2, b2); b3 = madd4(y, k3, b3);
-    kp += PANEL * 4;
+    kt += PANEL * 4;
   }
   a0 = f32x4.mul(a0, sc); a1 = f32x4.mul(a1, sc); a2 = f32x4.mul(a2, sc); a3 = f32x4.mul(a3, sc);
   b0 = f32x4.mul(b0, sc); b1 = f32x4.mul(b1, sc); b2 = f32x4.mul(b2, sc); b3 = f32x4.mul(b3, sc);
@@ -260,8 +260,8 @@ export function flash_attention_f32(
 ): void {
   const group = hq / hkv;
   const panels = (lk + PANEL - 1) / PANEL;
-  const kp = scratch;
-  const s0 = kp + <usize>(panels * PANEL * e) * 4, s1 = s0 + BLOCK * 4;
+  const kPanels = scratch;
+  const s0 = kPanels + <usize>(panels * PANEL * e) * 4, s1 = s0 + BLOCK * 4;
   const evPad = (ev + 3) & ~3;
   const o0 = s1 + BLOCK * 4, o1 = o0 + <usize>evPad * 4;
   // per-row state: m, l, any-zero flag, α; then the two rows' max vectors
@@ -277,25 +277,25 @@ export function flash_attention_f32(
   const vscale = f32x4.splat(scale_ * LOG2E);
   const cap2: f32 = softcap * LOG2E; // c·tanh(s / c) in base 2 is (c·log2 e)·tanh(s₂ / (c·log2 e))
   const pairs = (lq + 1) / 2;
-  let packed = -1; // the kv head whose keys are in kp (bi · hkv + g)
+  let packed = -1; // the kv head whose keys are in kPanels (bi · hkv + g)
   let valuesNotFinite = false;
   // one unit of work is one pair of query rows: unit = ((bi · hkv + g) · group + hh) · pairs + pair,
   // so a contiguous range of units (a thread's share) packs each kv head's keys once
   for (let unit = unitStart; unit < unitEnd; unit++) {
     const pair = unit % pairs, head = unit / pairs; // head = (bi · hkv + g) · group + hh = bi · hq + h
     const kvh = head / group, bi = head / hq, h = head % hq, g = h / group;
-    const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+    const validLen = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
     const vh = v + (<usize>(bi * vsb + g * vsh) << 2);
     if (kvh != packed) {
-      packKeys(kp, k + (<usize>(bi * ksb + g * ksh) << 2), lk, e, ksj);
+      packKeys(kPanels, k + (<usize>(bi * ksb + g * ksh) << 2), lk, e, ksj);
       valuesNotFinite = anyNotFinite(vh, lk, ev, vsj);
       packed = kvh;
     }
     const i0 = pair * 2;
     const i1 = min(i0 + 1, lq - 1); // an odd last row is computed twice and written once
-    const p0 = queryPosition(i0, causal, nb, lq, lpast), p1 = queryPosition(i1, causal, nb, lq, lpast);
-    const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, nb, right);
-    const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, nb, right);
+    const p0 = queryPosition(i0, causal, validLen, lq, lpast), p1 = queryPosition(i1, causal, validLen, lq, lpast);
+    const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, validLen, right);
+    const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, validLen, right);
     const qh = q + (<usize>(bi * qsb + h * qsh) << 2), oh = out + (<usize>(bi * osb + h * osh) << 2);
     const q0 = qh + (<usize>(i0 * qsi) << 2), q1 = qh + (<usize>(i1 * qsi) << 2);
     const out0 = oh + (<usize>(i0 * osi) << 2), out1 = oh + (<usize>(i1 * osi) << 2);
@@ -315,7 +315,7 @@ export function flash_attention_f32(
       v128.store(mx, f32x4.splat(-Infinity)); v128.store(mx, f32x4.splat(-Infinity), 16);
       for (let p = 0; p < np; p++) {
         scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
-          kp + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
+          kPanels + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
       }
       store<f32>(st0, 0, ROW_ZERO); store<f32>(st1, 0, ROW_ZERO);
       // a block of whole panels that both rows may fully see, with nothing to add: the maxima

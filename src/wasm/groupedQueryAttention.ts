@@ -13,9 +13,9 @@ import type { WasmContext } from './context.js';
 import { poolBlocks } from './kvPool.js';
 import { gemmPacked, holdPacked } from './packed.js';
 
-export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQueryParams): GroupedQueryAttentionLayer {
+export function createWasmGroupedQuery(context: () => WasmContext, params: GroupedQueryParams): GroupedQueryAttentionLayer {
   const layer: GroupedQueryPlan = copyGroupedQuery(planGroupedQuery(params));
-  const ctx = live();
+  const ctx = context();
   const { arena } = ctx;
   const blocks: number[] = [];
   const hold = (c: Checked | null, name: string, packed = false) => {
@@ -41,7 +41,7 @@ export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQ
   return {
     forward(x, options) {
       if (w === null) throw new Error('qkv: this grouped-query attention layer has been disposed');
-      const c = live(), weights = w;
+      const c = context(), weights = w;
       const f = planGroupedQueryForward(layer, x, options, (pool) => poolBlocks(c.arena, pool) !== null);
       c.arena.checkOut(f.out);
       const { T } = f;

@@ -1,8 +1,8 @@
 // Sinusoidal positional encoding (Vaswani et al. 2017, section 3.5):
 //   P[i, 2j] = sin(i / 10000^(2j / dim)),   P[i, 2j + 1] = cos(i / 10000^(2j / dim))
-// Not a hot loop (computed once per model), so both engines use this definition.
-import { checkPositionalEncoding } from '../core/plans.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+// Not a hot loop (computed once per model), so both engines take this one definition from src/core.
+import { checkPositionalEncoding } from './plans.js';
+import { fromData, type Tensor } from './tensor.js';
 
 export function positionalEncoding(maxLen: number, dim: number): Tensor {
   checkPositionalEncoding(maxLen, dim);
