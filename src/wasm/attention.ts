@@ -145,7 +145,8 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
       pk = concatInto(arena, p.pastKey, p.key, B * Hkv, p.Lpast, p.Lnew, E, ['options.pastKey', 'key']);
       pv = concatInto(arena, p.pastValue, p.value, B * Hkv, p.Lpast, p.Lnew, Ev, ['options.pastValue', 'value']);
     }
-    const pout = arena.allocF32(B * Hq * Lq * Ev);
+    // straight into out when it is an engine tensor apart from every input
+    const pout = arena.outputApart(p.out, p.query, p.key, p.value, p.mask?.checked, p.pastKey, p.pastValue) || arena.allocF32(B * Hq * Lq * Ev);
     const pw = p.returnWeights ? arena.allocF32(B * Hq * Lq * Lk) : 0;
     runAttention(ctx, {
       out: pout, weights: pw, q: pq, k: pk, v: pv,

@@ -220,6 +220,23 @@ export class Arena {
     return out.checked.byteOffset;
   }
 
+  /**
+   * The same for a kernel that reads its inputs while it writes (a product, attention): out's
+   * address when it is an engine tensor that shares no byte with any of `inputs`, else 0.
+   */
+  outputApart(out: Out | undefined, ...inputs: (Checked<Float32Array | Uint8Array> | null | undefined)[]): number {
+    if (!out || !this.inMemory(out.checked)) return 0;
+    return inputs.some((c) => c && this.overlaps(out.checked, c)) ? 0 : out.checked.byteOffset;
+  }
+
+  /** Whether a and b share a byte (both in engine memory, or in one JavaScript buffer). */
+  private overlaps(a: Checked<Float32Array | Uint8Array>, b: Checked<Float32Array | Uint8Array>): boolean {
+    const inA = this.inMemory(a);
+    if (inA !== this.inMemory(b) || (!inA && a.data.buffer !== b.data.buffer)) return false;
+    const a0 = a.byteOffset, a1 = a0 + byteSize(a), b0 = b.byteOffset, b1 = b0 + byteSize(b);
+    return a0 < b1 && b0 < a1;
+  }
+
   /** Whether a and b share bytes without being the same region (engine memory or JavaScript's). */
   overlapsPartly(a: Checked<Float32Array | Uint8Array>, b: Checked<Float32Array | Uint8Array>): boolean {
     const inA = this.inMemory(a);
