@@ -1,6 +1,7 @@
 // The wasm module's exports: this file only re-exports the kernel families.
 export { heap_base } from './memory';
 export { RELAXED_SIMD } from './build';
+export { LAYOUT_Q, LAYOUT_K, LAYOUT_V, LAYOUT_OUT, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW, LAYOUT_BYTES } from './layout';
 export { gemm_f32, gemm_scratch_f32, gemm_pack_f32, gemm_packed_f32, gemm_packed_scratch_f32, gemm_packed_size_f32 } from './kernels/matmul';
 export { gemv_f32 } from './kernels/gemv';
 export { softmax_rows_f32 } from './kernels/softmax';

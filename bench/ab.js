@@ -2,7 +2,8 @@
 // checkout's engine against the qkv build in DIR (a copy of another checkout's package.json, dist/
 // and build/, with node_modules/@assemblyscript linked), case by case from cases.js, the two calls
 // interleaved so that a busy machine disturbs both alike. Softmax also runs from an engine tensor
-// into one (options.out). Take the bench lock.
+// into one (options.out), and matmul, attention and kernel regression from engine tensors into one.
+// Take the bench lock.
 import { createEngine } from 'qkv';
 import { benchCases, random } from './cases.js';
 import { flag, value } from './args.js';
@@ -48,9 +49,28 @@ function engineTensorCase(rows, n) {
   };
 }
 
+/** A bench case with its inputs and its output as engine tensors (options.out), per engine. */
+function residentCase(c, call) {
+  return {
+    op: `${c.op} engine tensors`, shape: c.shape, inputs: c.inputs,
+    setup: (e, inputs) => {
+      const held = Object.fromEntries(Object.entries(inputs).map(([name, t]) => {
+        const r = e.tensor(t.shape);
+        r.data.set(t.data);
+        return [name, r];
+      }));
+      const out = e.tensor(c.qkv(e, inputs).shape);
+      return () => call(e, held, out).data;
+    },
+  };
+}
+
 const cases = [
   ...benchCases().map((c) => ({ op: c.op, shape: c.shape, setup: (e, inputs) => () => c.qkv(e, inputs).data, inputs: c.inputs })),
   engineTensorCase(8192, 1024), engineTensorCase(65536, 128),
+  ...benchCases().filter((c) => c.op === 'matmul' && !c.normalShape).map((c) => residentCase(c, (e, { a, b }, out) => e.matmul(a, b, { out }))),
+  ...benchCases().filter((c) => c.op === 'attention' && !c.normalShape).map((c) => residentCase(c, (e, { q, k, v }, out) => e.scaledDotProductAttention(q, k, v, { causal: c.params.causal, out }).output)),
+  ...benchCases().filter((c) => c.op === 'kernel regression').map((c) => residentCase(c, (e, { q, k, v }, out) => e.kernelRegression(q, k, v, { out }).output)),
 ].filter((c) => !filter || filter.test(`${c.op} ${c.shape}`));
 console.log(`before: ${dir}; after: this checkout; median (min) ms${cpu ? ' of CPU time' : ''} of ${RUNS} interleaved calls`);
 for (const c of cases) {

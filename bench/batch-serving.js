@@ -13,7 +13,7 @@
 // the ratios compare medians of the same run. The outputs of both engines are compared first.
 import * as ort from 'onnxruntime-web';
 import os from 'node:os';
-import { createEngine, reference, tensor } from 'qkv';
+import { createEngine, tensor } from 'qkv';
 import { random } from './cases.js';
 import { groupQueryAttentionModel, groupQueryBlockModel } from './onnx-models.js';
 import { flag, value } from './args.js';

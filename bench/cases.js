@@ -1,10 +1,41 @@
-// The benchmark cases, shared by run.js (timing) and check-peers.js (correctness of the peers).
+// The case table, declared once: run.js times it, check-peers.js checks the peers on its small
+// cases, and test/cases.test.ts checks qkv's wasm engine on them (1 and 2 threads) against the
+// reference, each at the op's TOLERANCE below.
 //
-// A case names its op family, a shape label, its work (FLOPs or bytes moved per call) and its
-// parameters; inputs() builds its inputs once as qkv tensors, which every implementation uses (a
-// peer converts them to its own tensors in its setup, outside the timed call); qkv(engine, inputs)
-// is the call on a qkv engine and returns the output tensor.
+// A case names its op family, a shape label, its work (FLOPs or bytes moved per call), its
+// parameters and its tolerance; inputs() builds its inputs once as qkv tensors, which every
+// implementation uses (a peer converts them to its own tensors in its setup, outside the timed
+// call); qkv(engine, inputs) is the call on a qkv engine and returns the output tensor.
 import { tensor } from 'qkv';
+
+/**
+ * Per op: max |got − reference| ≤ tolerance · max(1, max |reference|), for a float32 implementation
+ * (qkv's wasm engine or a peer) against qkv's reference, which accumulates in float64. Relative to
+ * the output's scale, not to each element: a near-one-hot softmax turns float32 rounding of large
+ * scores into differences of that order in small outputs (the multi-head case differs by 7e-6 of
+ * its scale). A wrong semantics (scale, mask, layout) differs by the order of the scale.
+ */
+export const TOLERANCE = {
+  matmul: 1e-4, 'skinny matmul': 1e-4, softmax: 1e-4, 'masked softmax': 1e-4, attention: 1e-4,
+  'attention with weights': 1e-4, 'multi-head attention': 1e-4, 'kernel regression': 1e-4,
+};
+
+/**
+ * How far `got` is from `expected`: the largest |difference| (Infinity for a NaN on one side only),
+ * where it is, and the largest |expected|, the scale the case's tolerance is relative to.
+ */
+export function compareToReference(got, expected) {
+  let maxAbsDiff = 0, maxRef = 0, worst = 0;
+  for (let i = 0; i < got.length; i++) {
+    const diff = Number.isNaN(got[i]) && Number.isNaN(expected[i]) ? 0 : Math.abs(got[i] - expected[i]);
+    if (!(diff <= maxAbsDiff)) { maxAbsDiff = Number.isNaN(diff) ? Infinity : diff; worst = i; }
+    maxRef = Math.max(maxRef, Math.abs(expected[i]));
+  }
+  return { maxAbsDiff, maxRef, worst };
+}
+
+/** The case with its op's tolerance. */
+const withTolerance = (c) => ({ ...c, tolerance: TOLERANCE[c.op] });
 
 /** Deterministic uniform [-1, 1) data (mulberry32). */
 export function random(shape, seed) {
@@ -148,7 +179,7 @@ export function benchCases({ full = false } = {}) {
     attentionWeightsCase(512),
     multiHeadCase({ B: 8, L: 128, E: 512, H: 8 }),
     kernelRegressionCase(1000, 10000),
-  ];
+  ].map(withTolerance);
 }
 
 /** Small shapes with odd sizes, to check that a peer computes what qkv's reference computes. */
@@ -163,5 +194,5 @@ export function checkCases() {
     attentionCase('causal L=21', { Lq: 21, causal: true }),
     attentionCase('decode Lq=1 Lk=45', { Lq: 1, Lk: 45 }),
     multiHeadCase({ B: 2, L: 9, E: 512, H: 8 }),
-  ];
+  ].map(withTolerance);
 }

@@ -3,17 +3,11 @@
 // run.js calls checkPeers() before timing and prints one line per peer. Throws on a mismatch.
 import { pathToFileURL } from 'node:url';
 import { reference } from 'qkv';
-import { checkCases } from './cases.js';
+import { checkCases, compareToReference, TOLERANCE } from './cases.js';
 import { loadPeers } from './peers/index.js';
 
-/**
- * max |peer − reference| ≤ TOLERANCE · max(1, max |reference|): float32 peers against a reference
- * that accumulates in float64. Relative to the output's scale, not to each element, because a
- * near-one-hot softmax turns float32 rounding of large scores into differences of that order in
- * small outputs (qkv's own wasm engine differs from its reference by 1e-5 of the scale in the
- * multi-head case). A wrong semantics (scale, mask, layout) differs by the order of the scale.
- */
-export const TOLERANCE = 1e-4;
+/** The largest tolerance of any op (cases.js), for the one-line summary. */
+export const MAX_TOLERANCE = Math.max(...Object.values(TOLERANCE));
 
 /** Per peer: { peer, cases: [{ op, shape, maxAbsDiff, maxRef }], worst }, worst = max over cases of maxAbsDiff / max(1, maxRef). */
 export async function checkPeers(peers) {
@@ -28,14 +22,9 @@ export async function checkPeers(peers) {
       const got = runner.toQkv(await runner.call());
       runner.dispose();
       if (got.length !== expected.length) throw new Error(`${peer.name} ${c.op} ${c.shape}: ${got.length} outputs, reference has ${expected.length}`);
-      let maxAbsDiff = 0, maxRef = 0, worst = 0;
-      for (let i = 0; i < got.length; i++) {
-        const diff = Math.abs(got[i] - expected[i]);
-        if (!(diff <= maxAbsDiff)) { maxAbsDiff = Number.isNaN(diff) ? Infinity : diff; worst = i; }
-        maxRef = Math.max(maxRef, Math.abs(expected[i]));
-      }
-      if (!(maxAbsDiff <= TOLERANCE * Math.max(1, maxRef))) {
-        throw new Error(`${peer.name} ${c.op} ${c.shape} differs from qkv reference: at ${worst} ${got[worst]} vs ${expected[worst]}, max |ref| ${maxRef}`);
+      const { maxAbsDiff, maxRef, worst } = compareToReference(got, expected);
+      if (!(maxAbsDiff <= c.tolerance * Math.max(1, maxRef))) {
+        throw new Error(`${peer.name} ${c.op} ${c.shape} differs from qkv reference: at ${worst} ${got[worst]} vs ${expected[worst]}, max |ref| ${maxRef} (tolerance ${c.tolerance})`);
       }
       cases.push({ op: c.op, shape: c.shape, maxAbsDiff, maxRef });
     }
@@ -48,7 +37,7 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const peers = await loadPeers('all');
   for (const p of peers) console.log(await p.init());
   for (const { peer, cases } of await checkPeers(peers)) {
-    console.log(`\n${peer.name} vs qkv reference (allowed: max |diff| <= ${TOLERANCE} * max(1, max |ref|))`);
+    console.log(`\n${peer.name} vs qkv reference (allowed: max |diff| <= the op's tolerance (cases.js) * max(1, max |ref|), at most ${MAX_TOLERANCE})`);
     for (const x of cases) console.log(`  ${x.op.padEnd(21)} ${x.shape.padEnd(36)} max |diff| ${x.maxAbsDiff.toExponential(2)}  (max |ref| ${x.maxRef.toPrecision(3)})`);
   }
   for (const p of peers) await p.close();

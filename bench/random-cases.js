@@ -4,7 +4,7 @@
 // calls with bad input that must throw, and the comparison at the tolerance of the API.
 import { tensor } from 'qkv';
 
-/** API.md: |a - b| <= ABS_TOL + REL_TOL · |b|. */
+/** The README's tolerance: |a - b| <= ABS_TOL + REL_TOL · |b|. */
 export const ABS_TOL = 1e-4, REL_TOL = 1e-4;
 
 /** The generators, drawing from one mulberry32 stream started at `seed`. */

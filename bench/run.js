@@ -13,7 +13,7 @@ import os from 'node:os';
 import { Bench } from 'tinybench';
 import { createEngine, reference } from 'qkv';
 import { benchCases, familyNotes } from './cases.js';
-import { checkPeers, TOLERANCE } from './check-peers.js';
+import { checkPeers, MAX_TOLERANCE } from './check-peers.js';
 import { loadPeers } from './peers/index.js';
 import { attentionMemory, coldStartMs } from './footprint.js';
 import { decoder, encoder, oneTokenLayer, zeroCopySoftmax } from './serving.js';
@@ -113,7 +113,7 @@ async function main() {
   const peers = await loadPeers(peerSpec);
   for (const peer of peers) console.log(`peer: ${await peer.init({ threads })}`);
   for (const { peer, cases, worst } of await checkPeers(peers)) {
-    console.log(`  ${peer.name} agrees with qkv reference on ${cases.length} small inputs: max |diff| = ${worst.toExponential(1)} x max(1, max |ref|) (allowed ${TOLERANCE})`);
+    console.log(`  ${peer.name} agrees with qkv reference on ${cases.length} small inputs: max |diff| = ${worst.toExponential(1)} x max(1, max |ref|) (allowed ${MAX_TOLERANCE})`);
   }
   console.log('figures: median and min of repeated calls in one run, after warm-up; vs X = X\'s median / this row\'s median (> 1: this row is faster)');
 

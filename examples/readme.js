@@ -1,4 +1,4 @@
-import { createEngine, reference, tensor, mask } from 'qkv';
+import { createEngine, reference, tensor } from 'qkv';
 
 // The essay: predict a weight from a waist by attending to known (waist, weight) pairs.
 const waists = tensor([56, 58], [2]);

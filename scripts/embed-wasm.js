@@ -15,7 +15,7 @@ for (const [name, file] of Object.entries(builds)) {
   const base64 = bytes.toString('base64');
   const chunks = base64.match(/.{1,100}/g) ?? [''];
   lines.push('', `/** ${file}, ${bytes.length} bytes. */`, `export const ${name} =`);
-  lines.push(chunks.map((c) => `  '${c}'`).join(' +\n') + ';');
+  lines.push(`${chunks.map((c) => `  '${c}'`).join(' +\n')};`);
 }
 mkdirSync(new URL('src/generated/', root), { recursive: true });
 writeFileSync(new URL('src/generated/wasm.ts', root), `${lines.join('\n')}\n`);

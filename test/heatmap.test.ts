@@ -15,6 +15,7 @@ function parseXml(xml: string): { name: string; attrs: Record<string, string>; t
   const entity = /&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-f]+);/gi;
   const checkText = (text: string): void => {
     if (/</.test(text) || /&/.test(text.replace(entity, ''))) throw new Error(`unescaped text: ${text}`);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: it looks for control characters
     if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(text)) throw new Error(`control character in ${JSON.stringify(text)}`);
   };
   const tag = /<(\/?)([a-zA-Z][\w:-]*)((?:\s+[\w:-]+="[^"]*")*)\s*(\/?)>/y;

@@ -173,7 +173,7 @@ describe.each(engines)('hostile input on %s', (name, engine) => {
     expect(() => tensor('abcd' as never, [4])).toThrow(TypeError);
     expect(() => tensor(['1', 2] as never, [2])).toThrow(/data\[0\] is a string, expected a number/);
     expect(() => tensor([{}, 2] as never, [2])).toThrow(/data\[0\] is an object/);
-    // eslint-disable-next-line no-sparse-arrays
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the hostile input
     expect(() => tensor([1, , 3] as never, [3])).toThrow(/data\[1\] is a undefined|data\[1\] is an? undefined/);
     expect(() => tensor(new BigInt64Array(2) as never, [2])).toThrow(TypeError);
     expect(Array.from(tensor(Object.freeze([1, 2]), [2]).data)).toEqual([1, 2]);

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tensor, type Engine, type Tensor } from '../src/index.js';
 import { engines, expectClose, random, TAIL_SIZES } from './support.js';
 

@@ -5,6 +5,7 @@
 // paths: the packed flash kernel, the row kernel and the row kernel that writes weights.
 import { describe, expect, it } from 'vitest';
 import { tensor, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
+import { lastAttentionKernel } from '../src/wasm/attention.js';
 import { engines, expectClose, random } from './support.js';
 
 const [reference, wasm] = await engines();
@@ -61,6 +62,13 @@ describe.each(each)('NaN and ±Infinity reach only the rows that read them, on %
     expectConfined(engine.maskedSoftmax(past, lens), clean, reference.maskedSoftmax(past, lens), () => false, 'past the length');
     const within = poke(x, 4 * Lk + 33, bad); // batch 1, row 1
     expectConfined(engine.maskedSoftmax(within, lens), clean, reference.maskedSoftmax(within, lens), (i) => Math.floor(i / Lk) === 4, 'within');
+  });
+
+  it.each(paths())('the %s path runs the kernel it names, at both head layouts used here', (name, L, returnWeights) => {
+    for (const Hkv of [1, 2]) {
+      wasm.scaledDotProductAttention(random([2, 2, L, 16], 1), random([2, Hkv, 23, 16], 2), random([2, Hkv, 23, 9], 3), { returnWeights });
+      expect(lastAttentionKernel()).toBe(name.startsWith('flash') ? 'fused' : 'row');
+    }
   });
 
   // B = 2, two query heads over one kv head, causal over Lq = Lk: row (b, h, i) reads keys j <= i

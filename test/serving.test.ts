@@ -10,7 +10,7 @@ const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
 afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
 const engines: [string, Engine][] = [['reference', reference], ['wasm, 1 thread', wasm1], ['wasm, 2 threads', wasm2]];
 
-/** Float64 RoPE of one row (the formula of API.md), for checking both engines. */
+/** Float64 RoPE of one row (the formula in src/reference/rotaryEmbedding.ts), for checking both engines. */
 function ropeRow(x: ArrayLike<number>, p: number, dim: number, base: number, interleaved: boolean, tables?: { cos: Tensor; sin: Tensor }): number[] {
   const out = Array.from(x);
   for (let i = 0; i < dim / 2; i++) {
@@ -129,7 +129,7 @@ interface BatchCase {
   options: { causal?: boolean; scale?: number; softcap?: number; window?: { left?: number; right?: number }; rotary?: { dim?: number; interleaved?: boolean; base?: number }; alibi?: boolean; sinks?: boolean };
 }
 
-/** The batch semantics of API.md in float64, from each sequence's stored keys (read()) and the new rows. */
+/** batchAttention's semantics (the README's "Serving many sequences") in float64, from each sequence's stored keys (read()) and the new rows. */
 function naiveBatch(c: BatchCase, q: Tensor, k: Tensor, v: Tensor, pasts: { keys: Tensor; values: Tensor }[], alibi: Tensor | null, sinks: Tensor | null): Float32Array {
   const { Hq, Hkv, D, Dv } = c;
   const out = new Float32Array(q.shape[0] * Hq * Dv);
@@ -312,7 +312,11 @@ describe('batchAttention: the wasm engine equals the reference on random batches
       if (live.length === 0) continue;
       const n = live.length;
       wasm1.batchAttention(rows(n, 4, 16, step), rows(n, 2, 16, step + 1), rows(n, 2, 16, step + 2), { sequences: live, queryLens: live.map(() => 1), rotary: {} });
-      live = live.filter((s) => (s.length < 100 ? true : (s.free(), false)));
+      live = live.filter((s) => {
+        if (s.length < 100) return true;
+        s.free();
+        return false;
+      });
       if (step === 100) before = wasm1.info.memoryBytes;
     }
     expect(wasm1.info.memoryBytes).toBe(before);

@@ -3,11 +3,11 @@ import { expect } from 'vitest';
 import { createEngine, reference, tensor, type Engine, type Tensor } from '../src/index.js';
 import { formatShape } from '../src/core/tensor.js';
 
-/** API.md: |a - b| <= ABS_TOL + REL_TOL · |b| against a float64 evaluation of the same definition. */
+/** The README's tolerance (API section): |a - b| <= ABS_TOL + REL_TOL · |b| against a float64 evaluation of the same definition. */
 export const ABS_TOL = 1e-4;
 export const REL_TOL = 1e-4;
 
-/** The SIMD-tail sizes of STYLE.md: below, at and around multiples of 4, 8 and 16, and several loop iterations. */
+/** The SIMD-tail sizes: below, at and around multiples of 4, 8 and 16, and several loop iterations. */
 export const TAIL_SIZES = [1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 127, 129];
 
 /** Both engines: the reference and one wasm engine shared by a test file. */

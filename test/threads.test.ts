@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, mask, type Engine, type Tensor } from '../dist/index.js';
 import { chooseBuild, compileKernels, defaultWasmUrl, instantiateKernels } from '../dist/wasm/loader.js';
 import { CONTROL_BYTES, MIN_PARALLEL_WORK, pool, shares, whenReady } from '../dist/wasm/parallel.js';
+import type { KernelArgs } from '../dist/wasm/abi.js';
 import { startWorkers } from '../dist/platform/threads.node.js';
 import { random } from './support.js';
 
@@ -121,7 +122,7 @@ describe('threads', () => {
     await whenReady(control, 1, workers);
     const threads = pool(kernels, control, workers, true);
     const n = 256, base = 1 << 20, scratch = base + 3 * n * n * 4;
-    const args = (bad: boolean) => (t: number, r0: number, r1: number) =>
+    const args = (bad: boolean) => (t: number, r0: number, r1: number): KernelArgs<'gemm_f32'> =>
       [base + r0 * n * 4, (bad && t === 1 ? 2 ** 31 : base) + r0 * n * 4, base, r1 - r0, n, n, 0, 0, scratch + t * 65536 * 4];
     expect(n * n * n).toBeGreaterThan(MIN_PARALLEL_WORK);
     expect(() => threads.run('gemm_f32', n, n * n, args(true), 2)).toThrow(/worker thread.*out of bounds/i);

@@ -6,6 +6,7 @@
 import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { scoreKeys, softmaxInPlace, weightedRows, zero } from '../inline/rows';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
+import { LAYOUT_K, LAYOUT_OUT, LAYOUT_Q, LAYOUT_V, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW } from '../layout';
 export { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT } from '../inline/keyRange';
 
 export { MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE } from '../inline/scores';
@@ -36,24 +37,24 @@ export function attention_f32(
   causal: i32, lpast: i32, left: i32, right: i32, layout: usize, rowStart: i32, rowEnd: i32,
 ): void {
   const group = hq / hkv;
-  const ksj = load<i32>(layout, 20), vsj = load<i32>(layout, 32);
+  const ksj = load<i32>(layout, LAYOUT_K + STRIDE_ROW), vsj = load<i32>(layout, LAYOUT_V + STRIDE_ROW);
   // one unit of work is one query row: row = (bi · hq + h) · lq + i
   for (let row = rowStart; row < rowEnd; row++) {
     const i = row % lq, h = (row / lq) % hq, bi = row / (lq * hq);
-    const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+    const validLen = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
     const g = h / group;
-    const kBase = k + (<usize>(bi * load<i32>(layout, 12) + g * load<i32>(layout, 16)) << 2);
-    const vBase = v + (<usize>(bi * load<i32>(layout, 24) + g * load<i32>(layout, 28)) << 2);
-    const o = out + (<usize>(bi * load<i32>(layout, 36) + h * load<i32>(layout, 40) + i * load<i32>(layout, 44)) << 2);
+    const kBase = k + (<usize>(bi * load<i32>(layout, LAYOUT_K + STRIDE_BATCH) + g * load<i32>(layout, LAYOUT_K + STRIDE_HEAD)) << 2);
+    const vBase = v + (<usize>(bi * load<i32>(layout, LAYOUT_V + STRIDE_BATCH) + g * load<i32>(layout, LAYOUT_V + STRIDE_HEAD)) << 2);
+    const o = out + (<usize>(bi * load<i32>(layout, LAYOUT_OUT + STRIDE_BATCH) + h * load<i32>(layout, LAYOUT_OUT + STRIDE_HEAD) + i * load<i32>(layout, LAYOUT_OUT + STRIDE_ROW)) << 2);
     const s = weights != 0 ? weights + <usize>row * (<usize>lk << 2) : scratch;
-    const p = queryPosition(i, causal, nb, lq, lpast);
-    const lo = keyLo(p, left), hi = keyHi(p, causal, nb, right);
+    const p = queryPosition(i, causal, validLen, lq, lpast);
+    const lo = keyLo(p, left), hi = keyHi(p, causal, validLen, right);
     zero(o, ev);
     if (weights != 0) zero(s, lk);
     if (lo >= hi) continue; // no key allowed: zero output, zero weights
     const n = hi - lo;
     const sr = s + (<usize>lo << 2);
-    const qi = q + (<usize>(bi * load<i32>(layout) + h * load<i32>(layout, 4) + i * load<i32>(layout, 8)) << 2);
+    const qi = q + (<usize>(bi * load<i32>(layout, LAYOUT_Q + STRIDE_BATCH) + h * load<i32>(layout, LAYOUT_Q + STRIDE_HEAD) + i * load<i32>(layout, LAYOUT_Q + STRIDE_ROW)) << 2);
     // scores
     scoreKeys(sr, qi, kBase + (<usize>(lo * ksj) << 2), n, e, ksj, scale);
     if (softcap > 0) softcapRow(sr, n, softcap);

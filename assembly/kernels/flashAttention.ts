@@ -24,6 +24,7 @@ import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, madd4 } from '../inline/simd';
 import { packPanel } from '../inline/panels';
 import { rowMax, scale, zero } from '../inline/rows';
+import { LAYOUT_K, LAYOUT_OUT, LAYOUT_Q, LAYOUT_V, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW } from '../layout';
 
 // @ts-ignore: decorator
 @inline const PANEL: i32 = 16;
@@ -41,12 +42,23 @@ export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
 /** Per-row state (m, l, zero flag, α) for two rows, then their max vectors: 16 floats. */
 // @ts-ignore: decorator
 @inline const STATE_FLOATS: i32 = 16;
+/** Byte offsets in one row's state: the running max m, the running sum l, the any-zero flag, α = e^(m_old - m). */
+// @ts-ignore: decorator
+@inline const ROW_M: i32 = 0;
+// @ts-ignore: decorator
+@inline const ROW_L: i32 = 4;
+// @ts-ignore: decorator
+@inline const ROW_ZERO: i32 = 8;
+// @ts-ignore: decorator
+@inline const ROW_ALPHA: i32 = 12;
+// @ts-ignore: decorator
+@inline const ROW_STATE_BYTES: i32 = 16;
 
 /** Packs K [lk, e] (rows kStride floats apart) into 16-key panels [panels][e][16], zero-padded. */
-function packKeys(kp: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
+function packKeys(kPanels: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
   const panels = (lk + PANEL - 1) / PANEL;
   for (let p = 0; p < panels; p++) {
-    packPanel(kp + <usize>p * <usize>(PANEL * e) * 4, k + <usize>(p * PANEL) * <usize>kStride * 4, min(PANEL, lk - p * PANEL), e, kStride);
+    packPanel(kPanels + <usize>p * <usize>(PANEL * e) * 4, k + <usize>(p * PANEL) * <usize>kStride * 4, min(PANEL, lk - p * PANEL), e, kStride);
   }
 }
 
@@ -58,13 +70,13 @@ function packKeys(kp: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
 @inline function scorePanel(s0: usize, s1: usize, q0: usize, q1: usize, panel: usize, e: i32, sc: v128, mx: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
-  let kp = panel;
+  let kt = panel; // feature t of the panel's 16 keys
   for (let t = 0; t < e; t++) {
-    const k0 = v128.load(kp), k1 = v128.load(kp, 16), k2 = v128.load(kp, 32), k3 = v128.load(kp, 48);
+    const k0 = v128.load(kt), k1 = v128.load(kt, 16), k2 = v128.load(kt, 32), k3 = v128.load(kt, 48);
     const x = v128.load32_splat(q0 + (<usize>t << 2)), y = v128.load32_splat(q1 + (<usize>t << 2));
     a0 = madd4(x, k0, a0); a1 = madd4(x, k1, a1); a2 = madd4(x, k2, a2); a3 = madd4(x, k3, a3);
     b0 = madd4(y, k0, b0); b1 = madd4(y, k1, b1); b2 = madd4(y, k2, b2); b3 = madd4(y, k3, b3);
-    kp += PANEL * 4;
+    kt += PANEL * 4;
   }
   a0 = f32x4.mul(a0, sc); a1 = f32x4.mul(a1, sc); a2 = f32x4.mul(a2, sc); a3 = f32x4.mul(a3, sc);
   b0 = f32x4.mul(b0, sc); b1 = f32x4.mul(b1, sc); b2 = f32x4.mul(b2, sc); b3 = f32x4.mul(b3, sc);
@@ -154,17 +166,17 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
  */
 // @ts-ignore: decorator
 @inline function beginRow(s: usize, n: i32, state: usize, mb: f32): bool {
-  const m = load<f32>(state);
+  const m = load<f32>(state, ROW_M);
   const mNew = max(m, mb);
   if (mNew == -Infinity) {
-    for (let j = 0; j < n; j++) if (isNaN(load<f32>(s + (<usize>j << 2)))) store<f32>(state, NaN, 4);
+    for (let j = 0; j < n; j++) if (isNaN(load<f32>(s + (<usize>j << 2)))) store<f32>(state, NaN, ROW_L);
     zero(s, n);
-    store<f32>(state, 1, 8);
-    store<f32>(state, 1, 12);
+    store<f32>(state, 1, ROW_ZERO);
+    store<f32>(state, 1, ROW_ALPHA);
     return false;
   }
-  store<f32>(state, mNew);
-  store<f32>(state, f32x4.extract_lane(exp2NonPositive4(f32x4.splat(m - mNew)), 0), 12);
+  store<f32>(state, mNew, ROW_M);
+  store<f32>(state, f32x4.extract_lane(exp2NonPositive4(f32x4.splat(m - mNew)), 0), ROW_ALPHA);
   return true;
 }
 
@@ -198,7 +210,7 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
     sum += ej;
     if (ej == 0) anyZero = true;
   }
-  if (anyZero) store<f32>(state, 1, 8);
+  if (anyZero) store<f32>(state, 1, ROW_ZERO);
   return sum;
 }
 
@@ -210,7 +222,7 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
  */
 // @ts-ignore: decorator
 @inline function expRows(s0: usize, s1: usize, n: i32, st0: usize, st1: usize, trackZeros: bool): void {
-  const m0 = f32x4.splat(load<f32>(st0)), m1 = f32x4.splat(load<f32>(st1)), zero4 = f32x4.splat(0);
+  const m0 = f32x4.splat(load<f32>(st0, ROW_M)), m1 = f32x4.splat(load<f32>(st1, ROW_M)), zero4 = f32x4.splat(0);
   let sum0 = zero4, sum1 = zero4, zeros0 = zero4, zeros1 = zero4;
   for (let j = 0; j < n; j += 8) {
     const o = <usize>j << 2;
@@ -226,15 +238,15 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
   }
   addSum(st0, sum0);
   addSum(st1, sum1);
-  if (v128.any_true(zeros0)) store<f32>(st0, 1, 8);
-  if (v128.any_true(zeros1)) store<f32>(st1, 1, 8);
+  if (v128.any_true(zeros0)) store<f32>(st0, 1, ROW_ZERO);
+  if (v128.any_true(zeros1)) store<f32>(st1, 1, ROW_ZERO);
 }
 
 /** state.l = α · l + (sum of the lanes of v). */
 // @ts-ignore: decorator
 @inline function addSum(state: usize, v: v128): void {
   const sum = f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-  store<f32>(state, load<f32>(state, 12) * load<f32>(state, 4) + sum, 4);
+  store<f32>(state, load<f32>(state, ROW_ALPHA) * load<f32>(state, ROW_L) + sum, ROW_L);
 }
 
 /**
@@ -252,42 +264,42 @@ export function flash_attention_f32(
 ): void {
   const group = hq / hkv;
   const panels = (lk + PANEL - 1) / PANEL;
-  const kp = scratch;
-  const s0 = kp + <usize>(panels * PANEL * e) * 4, s1 = s0 + BLOCK * 4;
+  const kPanels = scratch;
+  const s0 = kPanels + <usize>(panels * PANEL * e) * 4, s1 = s0 + BLOCK * 4;
   const evPad = (ev + 3) & ~3;
   const o0 = s1 + BLOCK * 4, o1 = o0 + <usize>evPad * 4;
   // per-row state: m, l, any-zero flag, α; then the two rows' max vectors
-  const st0 = o1 + <usize>evPad * 4, st1 = st0 + 16, mx = st0 + 32;
+  const st0 = o1 + <usize>evPad * 4, st1 = st0 + ROW_STATE_BYTES, mx = st0 + 2 * ROW_STATE_BYTES;
   const plain = softcap <= 0 && maskKind == MASK_NONE;
   // element strides (batch, head, row) of q, k, v, out
-  const qsb = load<i32>(layout), qsh = load<i32>(layout, 4), qsi = load<i32>(layout, 8);
-  const ksb = load<i32>(layout, 12), ksh = load<i32>(layout, 16), ksj = load<i32>(layout, 20);
-  const vsb = load<i32>(layout, 24), vsh = load<i32>(layout, 28), vsj = load<i32>(layout, 32);
-  const osb = load<i32>(layout, 36), osh = load<i32>(layout, 40), osi = load<i32>(layout, 44);
+  const qsb = load<i32>(layout, LAYOUT_Q + STRIDE_BATCH), qsh = load<i32>(layout, LAYOUT_Q + STRIDE_HEAD), qsi = load<i32>(layout, LAYOUT_Q + STRIDE_ROW);
+  const ksb = load<i32>(layout, LAYOUT_K + STRIDE_BATCH), ksh = load<i32>(layout, LAYOUT_K + STRIDE_HEAD), ksj = load<i32>(layout, LAYOUT_K + STRIDE_ROW);
+  const vsb = load<i32>(layout, LAYOUT_V + STRIDE_BATCH), vsh = load<i32>(layout, LAYOUT_V + STRIDE_HEAD), vsj = load<i32>(layout, LAYOUT_V + STRIDE_ROW);
+  const osb = load<i32>(layout, LAYOUT_OUT + STRIDE_BATCH), osh = load<i32>(layout, LAYOUT_OUT + STRIDE_HEAD), osi = load<i32>(layout, LAYOUT_OUT + STRIDE_ROW);
   // scores are kept in base 2 (scaled by log2 e), so that the softmax's exps are 2^x: cheaper, and
   // the same weights, since the running max and sum are taken in the same units
   const vscale = f32x4.splat(scale_ * LOG2E);
   const cap2: f32 = softcap * LOG2E; // c·tanh(s / c) in base 2 is (c·log2 e)·tanh(s₂ / (c·log2 e))
   const pairs = (lq + 1) / 2;
-  let packed = -1; // the kv head whose keys are in kp (bi · hkv + g)
+  let packed = -1; // the kv head whose keys are in kPanels (bi · hkv + g)
   let valuesNotFinite = false;
   // one unit of work is one pair of query rows: unit = ((bi · hkv + g) · group + hh) · pairs + pair,
   // so a contiguous range of units (a thread's share) packs each kv head's keys once
   for (let unit = unitStart; unit < unitEnd; unit++) {
     const pair = unit % pairs, head = unit / pairs; // head = (bi · hkv + g) · group + hh = bi · hq + h
     const kvh = head / group, bi = head / hq, h = head % hq, g = h / group;
-    const nb = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+    const validLen = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
     const vh = v + (<usize>(bi * vsb + g * vsh) << 2);
     if (kvh != packed) {
-      packKeys(kp, k + (<usize>(bi * ksb + g * ksh) << 2), lk, e, ksj);
+      packKeys(kPanels, k + (<usize>(bi * ksb + g * ksh) << 2), lk, e, ksj);
       valuesNotFinite = anyNotFinite(vh, lk, ev, vsj);
       packed = kvh;
     }
     const i0 = pair * 2;
     const i1 = min(i0 + 1, lq - 1); // an odd last row is computed twice and written once
-    const p0 = queryPosition(i0, causal, nb, lq, lpast), p1 = queryPosition(i1, causal, nb, lq, lpast);
-    const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, nb, right);
-    const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, nb, right);
+    const p0 = queryPosition(i0, causal, validLen, lq, lpast), p1 = queryPosition(i1, causal, validLen, lq, lpast);
+    const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, validLen, right);
+    const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, validLen, right);
     const qh = q + (<usize>(bi * qsb + h * qsh) << 2), oh = out + (<usize>(bi * osb + h * osh) << 2);
     const q0 = qh + (<usize>(i0 * qsi) << 2), q1 = qh + (<usize>(i1 * qsi) << 2);
     const out0 = oh + (<usize>(i0 * osi) << 2), out1 = oh + (<usize>(i1 * osi) << 2);
@@ -298,8 +310,8 @@ export function flash_attention_f32(
       zero(out0, ev); zero(out1, ev);
       continue;
     }
-    store<f32>(st0, -Infinity); store<f32>(st0, 0, 4);
-    store<f32>(st1, -Infinity); store<f32>(st1, 0, 4);
+    store<f32>(st0, -Infinity, ROW_M); store<f32>(st0, 0, ROW_L);
+    store<f32>(st1, -Infinity, ROW_M); store<f32>(st1, 0, ROW_L);
     zero(o0, ev); zero(o1, ev);
     for (let j0 = jlo & ~(PANEL - 1); j0 < jhi; j0 += BLOCK) {
       const n = min(BLOCK, jhi - j0);
@@ -307,9 +319,9 @@ export function flash_attention_f32(
       v128.store(mx, f32x4.splat(-Infinity)); v128.store(mx, f32x4.splat(-Infinity), 16);
       for (let p = 0; p < np; p++) {
         scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
-          kp + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
+          kPanels + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
       }
-      store<f32>(st0, 0, 8); store<f32>(st1, 0, 8);
+      store<f32>(st0, 0, ROW_ZERO); store<f32>(st1, 0, ROW_ZERO);
       // a block of whole panels that both rows may fully see, with nothing to add: the maxima
       // folded in while scoring are the row maxima
       const inside = plain && n == np * PANEL && j0 >= max(lo0, lo1) && j0 + n <= min(hi0, hi1);
@@ -324,15 +336,15 @@ export function flash_attention_f32(
       const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
       if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1, valuesNotFinite);
       else {
-        if (live0) store<f32>(st0, load<f32>(st0, 12) * load<f32>(st0, 4) + expRow(s0, n, load<f32>(st0), st0), 4);
-        if (live1) store<f32>(st1, load<f32>(st1, 12) * load<f32>(st1, 4) + expRow(s1, n, load<f32>(st1), st1), 4);
+        if (live0) store<f32>(st0, load<f32>(st0, ROW_ALPHA) * load<f32>(st0, ROW_L) + expRow(s0, n, load<f32>(st0, ROW_M), st0), ROW_L);
+        if (live1) store<f32>(st1, load<f32>(st1, ROW_ALPHA) * load<f32>(st1, ROW_L) + expRow(s1, n, load<f32>(st1, ROW_M), st1), ROW_L);
       }
       // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
-      const careful = valuesNotFinite && (load<f32>(st0, 8) != 0 || load<f32>(st1, 8) != 0);
-      accumulateValues(o0, o1, load<f32>(st0, 12), load<f32>(st1, 12), s0, s1, vh + (<usize>(j0 * vsj) << 2), n, ev, vsj, careful);
+      const careful = valuesNotFinite && (load<f32>(st0, ROW_ZERO) != 0 || load<f32>(st1, ROW_ZERO) != 0);
+      accumulateValues(o0, o1, load<f32>(st0, ROW_ALPHA), load<f32>(st1, ROW_ALPHA), s0, s1, vh + (<usize>(j0 * vsj) << 2), n, ev, vsj, careful);
     }
-    finishRow(out0, o0, load<f32>(st0), load<f32>(st0, 4), ev);
-    if (i1 != i0) finishRow(out1, o1, load<f32>(st1), load<f32>(st1, 4), ev);
+    finishRow(out0, o0, load<f32>(st0, ROW_M), load<f32>(st0, ROW_L), ev);
+    if (i1 != i0) finishRow(out1, o1, load<f32>(st1, ROW_M), load<f32>(st1, ROW_L), ev);
   }
 }
 

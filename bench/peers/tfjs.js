@@ -41,7 +41,7 @@ export const notes = {
 
 export async function init({ threads = 1 } = {}) {
   setThreadsCount(threads);
-  setWasmPaths(join(dirname(packageJson), 'dist') + '/'); // the .wasm files ship in the package
+  setWasmPaths(`${join(dirname(packageJson), 'dist')}/`); // the .wasm files ship in the package
   if (!(await tf.setBackend('wasm'))) throw new Error('tfjs: the wasm backend did not initialize');
   await tf.ready();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');

@@ -8,9 +8,9 @@ import {
   type Checked, type Out,
 } from './validate.js';
 
-/** Codes shared with the wasm attention kernel; must match assembly/kernels/attention.ts. */
+/** Codes shared with the wasm attention kernels; must match assembly/inline/keyRange.ts (createEngine and test/errors.test.ts compare). */
 export const CAUSAL_NONE = 0, CAUSAL_TOP_LEFT = 1, CAUSAL_BOTTOM_RIGHT = 2;
-/** Codes shared with the wasm attention kernel; must match assembly/kernels/attention.ts. */
+/** Codes shared with the wasm attention kernels; must match assembly/inline/scores.ts (createEngine and test/errors.test.ts compare). */
 export const MASK_NONE = 0, MASK_BOOLEAN = 1, MASK_ADDITIVE = 2;
 
 export interface AttentionPlan {

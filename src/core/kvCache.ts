@@ -64,19 +64,19 @@ export function readCache(src: Float32Array, B: number, H: number, capacity: num
   return fromData(out, [B, H, length, D]);
 }
 
-/** What both engines' caches share: the positions held, and appends that are taken back when the call fails. */
-export abstract class HeldPositions {
-  protected held = 0;
+/** What both engines' caches share: how many positions they hold, and appends that are taken back when the call fails. */
+export abstract class CachePositions {
+  protected positions = 0;
 
-  get length(): number { return this.held; }
+  get length(): number { return this.positions; }
 
   /** Runs `fn`, which may append; if it throws, the cache holds what it held before. */
   atomically<T>(fn: () => T): T {
-    const before = this.held;
+    const before = this.positions;
     try {
       return fn();
     } catch (error) {
-      this.held = before;
+      this.positions = before;
       throw error;
     }
   }

@@ -74,7 +74,7 @@ export function rotaryAngles(plan: RotaryPlan, positions: ArrayLike<number>): { 
   }
   // θ = p · base^(-2i / dim): the frequencies once, not once per position
   const frequency = new Float64Array(half);
-  for (let i = 0; i < half; i++) frequency[i] = Math.pow(plan.base, (-2 * i) / plan.dim);
+  for (let i = 0; i < half; i++) frequency[i] = plan.base ** ((-2 * i) / plan.dim);
   for (let r = 0; r < n; r++) {
     const p = positions[r];
     for (let i = 0; i < half; i++) {

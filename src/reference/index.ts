@@ -7,7 +7,7 @@ import { kernelRegression } from './kernelRegression.js';
 import { matmul } from './matmul.js';
 import { ReferenceKVCache } from './kvCache.js';
 import { layerWith, multiHeadAttentionWith } from './multiHeadAttention.js';
-import { positionalEncoding } from './positionalEncoding.js';
+import { positionalEncoding } from '../core/positionalEncoding.js';
 import { scaledDotProductAttention } from './scaledDotProductAttention.js';
 import { maskedSoftmax, softmax } from './softmax.js';
 import { batchAttention } from './batchAttention.js';

@@ -1,5 +1,5 @@
 // The reference engine's KV cache: two plain Float32Arrays [B, Hkv, capacity, D].
-import { checkAppend, checkKVCacheOptions, copyIntoCache, HeldPositions, readCache, type CacheDims } from '../core/kvCache.js';
+import { checkAppend, checkKVCacheOptions, copyIntoCache, CachePositions, readCache, type CacheDims } from '../core/kvCache.js';
 import type { Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
 
@@ -11,7 +11,7 @@ export function isReferenceCache(cache: unknown): cache is ReferenceKVCache {
   return typeof cache === 'object' && cache !== null && genuine.has(cache);
 }
 
-export class ReferenceKVCache extends HeldPositions implements KVCache {
+export class ReferenceKVCache extends CachePositions implements KVCache {
   readonly batch: number; readonly kvHeads: number; readonly headDim: number; readonly valueDim: number; readonly capacity: number;
   private k: Float32Array | null;
   private v: Float32Array | null;
@@ -25,28 +25,28 @@ export class ReferenceKVCache extends HeldPositions implements KVCache {
     genuine.add(this);
   }
 
-  private live(): [Float32Array, Float32Array] {
+  private buffers(): [Float32Array, Float32Array] {
     if (!this.k || !this.v) throw new Error('qkv: this KV cache has been disposed');
     return [this.k, this.v];
   }
 
   append(key: Tensor, value: Tensor): void {
-    const [k, v] = this.live();
-    const { Lnew, k: keys, v: values } = checkAppend(this, this.held, key, value);
-    copyIntoCache(k, keys.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.headDim);
-    copyIntoCache(v, values.data, this.batch * this.kvHeads, this.capacity, this.held, Lnew, this.valueDim);
-    this.held += Lnew;
+    const [k, v] = this.buffers();
+    const { Lnew, k: keys, v: values } = checkAppend(this, this.positions, key, value);
+    copyIntoCache(k, keys.data, this.batch * this.kvHeads, this.capacity, this.positions, Lnew, this.headDim);
+    copyIntoCache(v, values.data, this.batch * this.kvHeads, this.capacity, this.positions, Lnew, this.valueDim);
+    this.positions += Lnew;
   }
 
   read(): { keys: Tensor; values: Tensor } {
-    const [k, v] = this.live();
+    const [k, v] = this.buffers();
     return {
-      keys: readCache(k, this.batch, this.kvHeads, this.capacity, this.held, this.headDim),
-      values: readCache(v, this.batch, this.kvHeads, this.capacity, this.held, this.valueDim),
+      keys: readCache(k, this.batch, this.kvHeads, this.capacity, this.positions, this.headDim),
+      values: readCache(v, this.batch, this.kvHeads, this.capacity, this.positions, this.valueDim),
     };
   }
 
-  reset(): void { this.live(); this.held = 0; }
+  reset(): void { this.buffers(); this.positions = 0; }
 
   dispose(): void { this.k = null; this.v = null; }
 }

@@ -26,10 +26,10 @@ export function concatLength(past: Float32Array | null, next: Float32Array, BH: 
 
 /** May query i of batch b attend to key j, by causal, window and validLens (not the mask)? */
 export function keyAllowed(p: AttentionPlan, b: number, i: number, j: number): boolean {
-  const nb = p.validLens ? p.validLens[b] : p.Lk;
-  if (j >= nb) return false; // padding
+  const validLen = p.validLens ? p.validLens[b] : p.Lk;
+  if (j >= validLen) return false; // padding
   // the query's position on the key axis: its causal frontier, else i + Lpast
-  const pos = p.causal === CAUSAL_BOTTOM_RIGHT ? i + nb - p.Lq : i + p.Lpast;
+  const pos = p.causal === CAUSAL_BOTTOM_RIGHT ? i + validLen - p.Lq : i + p.Lpast;
   if (p.causal !== CAUSAL_NONE && j > pos) return false;
   if (p.windowLeft >= 0 && j < pos - p.windowLeft) return false;
   if (p.windowRight >= 0 && j > pos + p.windowRight) return false;

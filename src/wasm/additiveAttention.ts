@@ -10,7 +10,7 @@ import { softmaxRowsAt } from './softmax.js';
 export function additiveAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights {
   const p = planAdditive(query, key, value, params, options);
   const { B, Lq, Lk, Dv, h } = p;
-  const { kernels, arena, parallel } = ctx;
+  const { arena, parallel } = ctx;
   arena.checkOut(p.out);
   return arena.call(() => formatCall('additiveAttention', { query: p.query.shape, key: p.key.shape, value: p.value.shape }), () => {
     const pq = arena.input(p.query, 'query'), pk = arena.input(p.key, 'key'), pv = arena.input(p.value, 'value');
@@ -22,7 +22,7 @@ export function additiveAttention(ctx: WasmContext, query: Tensor, key: Tensor, 
     // threads take shares of the B·Lq query rows in each step
     parallel.run('additive_scores_f32', B * Lq, Lk * h * 8, (_, r0, r1) => [scores, qp, kp, wv, B, Lq, Lk, h, r0, r1]);
     softmaxRowsAt(ctx, scores, B * Lq, Lk, p.rowLens ? arena.write(p.rowLens) : 0);
-    const pout = arena.allocF32(B * Lq * Dv);
+    const pout = arena.outputApart(p.out, p.query, p.key, p.value, p.Wq, p.Wk, p.wv) || arena.allocF32(B * Lq * Dv);
     parallel.run('weighted_rows_f32', B * Lq, Lk * Dv, (_, r0, r1) => [pout, scores, pv, B, Lq, Lk, Dv, r0, r1]);
     const result: OutputWithWeights = { output: arena.result(pout, B * Lq * Dv, [B, Lq, Dv], p.out) };
     if (p.returnWeights) result.weights = fromData(arena.read(scores, B * Lq * Lk), [B, Lq, Lk]);

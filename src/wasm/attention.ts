@@ -2,6 +2,7 @@
 import { planAttention } from '../core/attentionPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
+import { LAYOUT_OFFSETS } from './abi.js';
 import type { WasmContext } from './context.js';
 import type { Arena } from './memory.js';
 import type { Checked } from '../core/validate.js';
@@ -36,10 +37,43 @@ export function contiguousLayout(Hq: number, Hkv: number, Lq: number, Lk: number
   };
 }
 
-export const layoutArray = (l: AttentionLayout): Int32Array => Int32Array.from([...l.q, ...l.k, ...l.v, ...l.out]);
+/** The layout block (assembly/layout.ts): each tensor's (batch, head, row) strides at its offset. */
+export function layoutArray(l: AttentionLayout): Int32Array {
+  const { LAYOUT_Q, LAYOUT_K, LAYOUT_V, LAYOUT_OUT, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW, LAYOUT_BYTES } = LAYOUT_OFFSETS;
+  const block = new Int32Array(LAYOUT_BYTES / 4);
+  for (const [at, [batch, head, row]] of [[LAYOUT_Q, l.q], [LAYOUT_K, l.k], [LAYOUT_V, l.v], [LAYOUT_OUT, l.out]] as const) {
+    block[(at + STRIDE_BATCH) / 4] = batch;
+    block[(at + STRIDE_HEAD) / 4] = head;
+    block[(at + STRIDE_ROW) / 4] = row;
+  }
+  return block;
+}
 
 /** Below this many query rows per kv head, the row kernel beats the packed flash kernel (measured: bench). */
 const FLASH_MIN_ROWS_PER_KV_HEAD = 8;
+
+/** The attention kernels: the fused one (flash_attention_f32) and the row one (attention_f32). */
+export type AttentionKernel = 'fused' | 'row';
+let forced: AttentionKernel | null = null;
+let lastKernel: AttentionKernel | null = null;
+
+/**
+ * For tests (src/index.ts does not export it): runs `fn` with every attention call that asks for no
+ * weights on `kernel`, whatever its rows per kv head, so that a test of one kernel's tile edges
+ * cannot end up testing the other when the threshold moves. Weights always take the row kernel.
+ */
+export function withAttentionKernel<T>(kernel: AttentionKernel, fn: () => T): T {
+  const before = forced;
+  forced = kernel;
+  try {
+    return fn();
+  } finally {
+    forced = before;
+  }
+}
+
+/** For tests: the kernel the last attention call on this thread ran (null before any, or when it had nothing to compute). */
+export const lastAttentionKernel = (): AttentionKernel | null => lastKernel;
 
 /** Pointers and sizes of one attention call in wasm memory (see attention_f32 for each). */
 export interface AttentionCall {
@@ -51,6 +85,13 @@ export interface AttentionCall {
   layout: number;
 }
 
+/** The arguments attention_f32 and flash_attention_f32 share, from `b` to `layout`. */
+type SharedArgs = [
+  b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number, scale: number, softcap: number,
+  maskKind: number, msb: number, msh: number, msq: number, msk: number, causal: number, lpast: number, left: number, right: number,
+  layout: number,
+];
+
 /**
  * Runs attention on pointers: the row kernel when weights are wanted or there are few query rows per
  * kv head (decode), else the fused kernel; threads take shares of the query rows (pairs for the fused one).
@@ -58,15 +99,18 @@ export interface AttentionCall {
 export function runAttention({ kernels, arena, parallel }: WasmContext, c: AttentionCall): void {
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = c;
   const [msb, msh, msq, msk] = c.maskStrides;
-  const shapeAndOptions = [
+  const shapeAndOptions: SharedArgs = [
     B, Hq, Math.max(Hkv, 1), Lq, Lk, E, Ev, c.scale, c.softcap, c.maskKind, msb, msh, msq, msk,
     c.causal, c.Lpast, c.windowLeft, c.windowRight, c.layout,
   ];
   const rowWork = Lk * (E + Ev);
+  lastKernel = null;
   // an empty output and no weights: nothing to compute, however many empty rows there are
   if (B * Hq * Lq * Ev === 0 && !c.weights) return;
+  const row = c.weights !== 0 || (forced ?? (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD ? 'row' : 'fused')) === 'row';
+  lastKernel = row ? 'row' : 'fused';
   arena.scoped(() => {
-    if (c.weights || Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD) {
+    if (row) {
       // with weights, one query row at a time writes each row of weights; decode-like calls have too
       // few query rows per kv head to repay packing K, so they stream K and V once
       const scratch = c.weights ? () => 0 : arena.perThread(Lk, parallel.threads);
@@ -101,7 +145,8 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
       pk = concatInto(arena, p.pastKey, p.key, B * Hkv, p.Lpast, p.Lnew, E, ['options.pastKey', 'key']);
       pv = concatInto(arena, p.pastValue, p.value, B * Hkv, p.Lpast, p.Lnew, Ev, ['options.pastValue', 'value']);
     }
-    const pout = arena.allocF32(B * Hq * Lq * Ev);
+    // straight into out when it is an engine tensor apart from every input
+    const pout = arena.outputApart(p.out, p.query, p.key, p.value, p.mask?.checked, p.pastKey, p.pastValue) || arena.allocF32(B * Hq * Lq * Ev);
     const pw = p.returnWeights ? arena.allocF32(B * Hq * Lq * Lk) : 0;
     runAttention(ctx, {
       out: pout, weights: pw, q: pq, k: pk, v: pv,

@@ -1,4 +1,4 @@
-import type { Kernels } from './loader.js';
+import type { Kernels } from './abi.js';
 import type { Arena } from './memory.js';
 import type { Parallel } from './parallel.js';
 

@@ -3,12 +3,13 @@ import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_
 import { checkShape, formatCall, sizeOf } from '../core/tensor.js';
 import { describeValue } from '../core/validate.js';
 import type { Engine, EngineInfo, EngineTensor, Implementation } from '../core/types.js';
-import { positionalEncoding } from '../reference/positionalEncoding.js';
+import { positionalEncoding } from '../core/positionalEncoding.js';
 import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
-import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels, type Kernels } from './loader.js';
+import { LAYOUT_OFFSETS, type Kernels } from './abi.js';
+import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels } from './loader.js';
 import { matmul } from './matmul.js';
 import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
 import { WasmKVCache } from './kvCache.js';
@@ -100,7 +101,7 @@ function checkConstants(k: Kernels): void {
   if (!(k.RELAXED_SIMD instanceof WebAssembly.Global) || (k.RELAXED_SIMD.value !== 0 && k.RELAXED_SIMD.value !== 1)) {
     throw new Error('qkv: the .wasm does not match this version of qkv (RELAXED_SIMD); rebuild it with npm run build:wasm');
   }
-  const expected = { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE };
+  const expected = { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE, ...LAYOUT_OFFSETS };
   for (const [name, value] of Object.entries(expected)) {
     const g = k[name as keyof typeof expected];
     if (!(g instanceof WebAssembly.Global) || g.value !== value) {
@@ -182,7 +183,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     throw new Error(`createEngine: options.simd is '${simd}' but options.wasm is the ${build === 'relaxed' ? 'relaxed-SIMD' : 'plain SIMD'} build`);
   }
   let ctx: WasmContext | null = { kernels, arena: new Arena(kernels.memory, kernels.heap_base(), memoryLimit), parallel };
-  const live = (): WasmContext => {
+  /** The engine's context; throws once the engine is disposed (also passed on as the `alive` check). */
+  const context = (): WasmContext => {
     if (ctx === null) throw new Error('qkv: this engine has been disposed');
     return ctx;
   };
@@ -196,22 +198,22 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
       parallel.dispose();
       ctx = null;
     },
-    matmul: (...a) => matmul(live(), ...a),
-    scaledDotProductAttention: (...a) => scaledDotProductAttention(live(), ...a),
-    softmax: (x, opts) => softmax(live(), x, opts),
-    maskedSoftmax: (x, validLens, opts) => maskedSoftmax(live(), x, validLens, opts),
-    kernelRegression: (...a) => kernelRegression(live(), ...a),
-    additiveAttention: (...a) => additiveAttention(live(), ...a),
-    multiHeadAttention: (query, key, value, params, opts) => multiHeadAttention(live(), query, key, value, params, opts),
-    selfAttention: (x, params, opts) => multiHeadAttention(live(), x, x, x, params, opts, 'selfAttention'),
-    positionalEncoding: (maxLen, dim) => { live(); return positionalEncoding(maxLen, dim); },
-    createMultiHeadAttention: (params) => createLayer(live, params),
-    createKVCache: (opts) => new WasmKVCache(live().arena, opts, live),
-    tensor: (shape) => engineTensor(live().arena, shape, live),
-    rotaryEmbedding: (x, opts) => rotaryEmbedding(live(), x, opts),
-    createKVPool: (opts) => createWasmKVPool(live(), opts, live),
-    batchAttention: (query, key, value, opts) => batchAttention(live(), query, key, value, opts),
-    createGroupedQueryAttention: (params) => createWasmGroupedQuery(live, params),
+    matmul: (...a) => matmul(context(), ...a),
+    scaledDotProductAttention: (...a) => scaledDotProductAttention(context(), ...a),
+    softmax: (x, opts) => softmax(context(), x, opts),
+    maskedSoftmax: (x, validLens, opts) => maskedSoftmax(context(), x, validLens, opts),
+    kernelRegression: (...a) => kernelRegression(context(), ...a),
+    additiveAttention: (...a) => additiveAttention(context(), ...a),
+    multiHeadAttention: (query, key, value, params, opts) => multiHeadAttention(context(), query, key, value, params, opts),
+    selfAttention: (x, params, opts) => multiHeadAttention(context(), x, x, x, params, opts, 'selfAttention'),
+    positionalEncoding: (maxLen, dim) => { context(); return positionalEncoding(maxLen, dim); },
+    createMultiHeadAttention: (params) => createLayer(context, params),
+    createKVCache: (opts) => new WasmKVCache(context().arena, opts, context),
+    tensor: (shape) => engineTensor(context().arena, shape, context),
+    rotaryEmbedding: (x, opts) => rotaryEmbedding(context(), x, opts),
+    createKVPool: (opts) => createWasmKVPool(context(), opts, context),
+    batchAttention: (query, key, value, opts) => batchAttention(context(), query, key, value, opts),
+    createGroupedQueryAttention: (params) => createWasmGroupedQuery(context, params),
   };
   return Object.freeze(engine) as Engine;
 }

@@ -13,12 +13,12 @@ import type { WasmContext } from './context.js';
 import { poolBlocks } from './kvPool.js';
 import { gemmPacked, holdPacked } from './packed.js';
 
-export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQueryParams): GroupedQueryAttentionLayer {
+export function createWasmGroupedQuery(context: () => WasmContext, params: GroupedQueryParams): GroupedQueryAttentionLayer {
   // the weights go from the read snapshot straight into engine memory; the layer keeps their shapes
   // only (and its own copies of the attention options' tensors)
   const planned = planGroupedQuery(params);
   const layer: GroupedQueryPlan = copyGroupedQuery(planned, false);
-  const ctx = live();
+  const ctx = context();
   const { arena } = ctx;
   const blocks: number[] = [];
   const hold = (c: Checked | null, name: string, packed = false) => {
@@ -44,7 +44,7 @@ export function createWasmGroupedQuery(live: () => WasmContext, params: GroupedQ
   return {
     forward(x, options) {
       if (w === null) throw new Error('qkv: this grouped-query attention layer has been disposed');
-      const c = live(), weights = w;
+      const c = context(), weights = w;
       const f = planGroupedQueryForward(layer, x, options, (pool) => poolBlocks(c.arena, pool) !== null);
       c.arena.checkOut(f.out);
       const { T } = f;

@@ -4,7 +4,7 @@ import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { KernelRegressionOptions, OutputWithWeights } from '../core/types.js';
 import type { WasmContext } from './context.js';
 
-export function kernelRegression({ kernels, arena, parallel }: WasmContext, queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights {
+export function kernelRegression({ arena, parallel }: WasmContext, queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights {
   const p = planKernelRegression(queries, keys, values, options);
   const { n, m, d, dv } = p;
   arena.checkOut(p.out);
@@ -16,7 +16,7 @@ export function kernelRegression({ kernels, arena, parallel }: WasmContext, quer
   }
   return arena.call(() => formatCall('kernelRegression', { queries: p.queries.shape, keys: p.keys.shape, values: p.values.shape }), () => {
     const pq = arena.input(p.queries, 'queries'), pk = arena.input(p.keys, 'keys'), pv = arena.input(p.values, 'values');
-    const pout = arena.allocF32(n * dv);
+    const pout = arena.outputApart(p.out, p.queries, p.keys, p.values) || arena.allocF32(n * dv);
     const pw = p.returnWeights ? arena.allocF32(n * m) : 0;
     const scratch = arena.perThread(m, parallel.threads);
     parallel.run('kernel_regression_f32', n, m * (d + dv + 8), (t, i0, i1) => [

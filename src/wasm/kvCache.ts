@@ -1,6 +1,6 @@
 // The wasm engine's KV cache: two blocks [B, Hkv, capacity, D] held in engine memory across calls,
 // which attention reads in place (its layout strides step over the unused capacity).
-import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, HeldPositions, readCache } from '../core/kvCache.js';
+import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, CachePositions, readCache } from '../core/kvCache.js';
 import type { Checked } from '../core/validate.js';
 import { formatCall, type Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
@@ -9,7 +9,7 @@ import type { Arena } from './memory.js';
 /** The caches this module made: a Proxy or a look-alike is not one of them, whatever instanceof says. */
 const genuine = new WeakSet<object>();
 
-export class WasmKVCache extends HeldPositions implements KVCache {
+export class WasmKVCache extends CachePositions implements KVCache {
   readonly batch: number; readonly kvHeads: number; readonly headDim: number; readonly valueDim: number; readonly capacity: number;
   private blocks: { k: number; v: number } | null;
 
@@ -47,7 +47,7 @@ export class WasmKVCache extends HeldPositions implements KVCache {
 
   append(key: Tensor, value: Tensor): void {
     this.pointers();
-    const { k, v } = checkAppend(this, this.held, key, value);
+    const { k, v } = checkAppend(this, this.positions, key, value);
     this.appendChecked(k, v);
   }
 
@@ -58,44 +58,44 @@ export class WasmKVCache extends HeldPositions implements KVCache {
   appendChecked(key: Checked, value: Checked): void {
     const { k, v } = this.pointers();
     const Lnew = key.shape[key.shape.length - 2];
-    checkRoom('KVCache.append', this.held, this.capacity, Lnew);
+    checkRoom('KVCache.append', this.positions, this.capacity, Lnew);
     for (const [c, base, D] of [[key, k, this.headDim], [value, v, this.valueDim]] as const) {
       const inMemory = this.arena.resident(c, 'KVCache.append');
       const mem = new Float32Array(this.arena.memory.buffer);
       const rows = Lnew * D;
       for (let bh = 0; bh < this.batch * this.kvHeads; bh++) {
-        const to = (base >> 2) + (bh * this.capacity + this.held) * D;
+        const to = (base >> 2) + (bh * this.capacity + this.positions) * D;
         if (inMemory) mem.copyWithin(to, (c.byteOffset >> 2) + bh * rows, (c.byteOffset >> 2) + (bh + 1) * rows);
         else mem.set(c.data.subarray(bh * rows, (bh + 1) * rows), to);
       }
     }
-    this.held += Lnew;
+    this.positions += Lnew;
   }
 
   /** Appends rows already in engine memory: row (b, h, l) of keys at kAt(b, h, l), of values at vAt. */
   appendFrom(Lnew: number, kAt: (b: number, h: number, l: number) => number, vAt: (b: number, h: number, l: number) => number): void {
-    checkRoom('KVCache.append', this.held, this.capacity, Lnew);
+    checkRoom('KVCache.append', this.positions, this.capacity, Lnew);
     const { k, v } = this.pointers();
     const mem = new Float32Array(this.arena.memory.buffer);
     for (let b = 0; b < this.batch; b++)
       for (let h = 0; h < this.kvHeads; h++)
         for (let l = 0; l < Lnew; l++) {
-          const row = (b * this.kvHeads + h) * this.capacity + this.held + l;
+          const row = (b * this.kvHeads + h) * this.capacity + this.positions + l;
           mem.copyWithin((k >> 2) + row * this.headDim, kAt(b, h, l) >> 2, (kAt(b, h, l) >> 2) + this.headDim);
           mem.copyWithin((v >> 2) + row * this.valueDim, vAt(b, h, l) >> 2, (vAt(b, h, l) >> 2) + this.valueDim);
         }
-    this.held += Lnew;
+    this.positions += Lnew;
   }
 
   read(): { keys: Tensor; values: Tensor } {
     const [k, v] = this.views();
     return {
-      keys: readCache(k, this.batch, this.kvHeads, this.capacity, this.held, this.headDim),
-      values: readCache(v, this.batch, this.kvHeads, this.capacity, this.held, this.valueDim),
+      keys: readCache(k, this.batch, this.kvHeads, this.capacity, this.positions, this.headDim),
+      values: readCache(v, this.batch, this.kvHeads, this.capacity, this.positions, this.valueDim),
     };
   }
 
-  reset(): void { this.pointers(); this.held = 0; }
+  reset(): void { this.pointers(); this.positions = 0; }
 
   dispose(): void {
     if (!this.blocks) return;

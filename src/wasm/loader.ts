@@ -3,63 +3,7 @@ import { instantiateSync } from '@assemblyscript/loader';
 // Node reads files, browsers fetch: package.json "imports" picks src/platform/fetchBytes.node.ts under the
 // "node" condition and fetchBytes.browser.ts otherwise, so no Node built-in reaches a browser bundle.
 import { fetchBytes } from '#fetch-bytes';
-
-/** The kernel exports of build/qkv.wasm and build/qkv-relaxed.wasm (assembly/index.ts). Pointers are byte offsets into `memory`. */
-export interface Kernels {
-  memory: WebAssembly.Memory;
-  /** 1 in the relaxed-SIMD build, 0 in the plain SIMD build (assembly/build.ts). */
-  RELAXED_SIMD: WebAssembly.Global;
-  heap_base(): number;
-  gemm_f32(c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean | number, bias: number, scratch: number): void;
-  gemm_scratch_f32(n: number, k: number): number;
-  gemm_pack_f32(bp: number, b: number, n: number, k: number, transposeB: boolean | number): void;
-  gemm_packed_f32(c: number, a: number, bp: number, bias: number, m: number, n: number, k: number, ldc: number, panels: number, jp0: number, scratch: number): void;
-  gemm_packed_scratch_f32(): number;
-  gemm_packed_size_f32(n: number, k: number): number;
-  gemv_f32(c: number, a: number, b: number, bias: number, m: number, n: number, k: number, ldc: number, lda: number, ldb: number, transposeB: boolean | number, accumulate: boolean | number): void;
-  softmax_rows_f32(out: number, x: number, rows: number, n: number, lens: number, rowsPerLen: number): void;
-  attention_f32(
-    out: number, weights: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
-    b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number,
-    scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
-    causal: number, lpast: number, left: number, right: number, layout: number, rowStart: number, rowEnd: number,
-  ): void;
-  flash_attention_f32(
-    out: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
-    b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number,
-    scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
-    causal: number, lpast: number, left: number, right: number, layout: number, unitStart: number, unitEnd: number,
-  ): void;
-  flash_scratch_f32(lk: number, e: number, ev: number): number;
-  kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
-  additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number, rowStart: number, rowEnd: number): void;
-  exp_f32(out: number, x: number, n: number): void;
-  exp_softmax_f32(out: number, x: number, n: number): void;
-  exp2_nonpositive_f32(out: number, x: number, n: number): void;
-  exp2_softmax_f32(out: number, x: number, n: number): void;
-  tanh_f32(out: number, x: number, n: number): void;
-  weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number, rowStart: number, rowEnd: number): void;
-  rotary_f32(out: number, x: number, n: number, d: number, rot: number, interleaved: number, cos: number, sin: number, tableRow: number, xStride: number, outStride: number): void;
-  paged_attention_f32: PagedAttentionKernel;
-  paged_attention_f16: PagedAttentionKernel;
-  paged_attention_i8: PagedAttentionKernel;
-  kv_store_f32: KVStoreKernel; kv_store_f16: KVStoreKernel; kv_store_i8: KVStoreKernel;
-  kv_load_f32: KVLoadKernel; kv_load_f16: KVLoadKernel; kv_load_i8: KVLoadKernel;
-  paged_scratch_f32(maxLength: number, e: number, group: number): number;
-  rms_norm_rows_f32(x: number, n: number, d: number, w: number, eps: number): void;
-  CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
-  MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
-}
-
-/** assembly/kernels/pagedAttention.ts, one export per storage format. */
-type PagedAttentionKernel = (
-  out: number, scratch: number, q: number, kPool: number, vPool: number, kScales: number, vScales: number, tables: number, rowInfo: number,
-  hq: number, hkv: number, e: number, ev: number, bs: number, headRows: number, scale: number, softcap: number, causal: number, left: number, right: number,
-  alibi: number, sinks: number, maxLength: number, unitStart: number, unitEnd: number,
-) => void;
-/** assembly/kernels/kvStore.ts: rows into a pool's format, and back. */
-type KVStoreKernel = (pool: number, scales: number, src: number, n: number, h: number, d: number, slots: number, headRows: number) => void;
-type KVLoadKernel = (dst: number, pool: number, scales: number, n: number, h: number, d: number, slots: number, headRows: number) => void;
+import type { Kernels } from './abi.js';
 
 /** Where the .wasm comes from: a URL or path, its bytes, or a compiled module. */
 export type WasmSource = URL | string | ArrayBuffer | Uint8Array | WebAssembly.Module;

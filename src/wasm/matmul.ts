@@ -11,7 +11,10 @@ import { gemv, gemvStreamed, isSkinny, streamsB } from './gemv.js';
  * once as it lies; otherwise threads take pairs of rows of C (each packs B into its own scratch).
  */
 export function gemm(ctx: WasmContext, c: number, a: number, b: number, m: number, n: number, k: number, transposeB: boolean, bias = 0): void {
-  if (isSkinny(m, transposeB)) return gemv(ctx, c, a, b, m, n, k, transposeB, bias);
+  if (isSkinny(m, transposeB)) {
+    gemv(ctx, c, a, b, m, n, k, transposeB, bias);
+    return;
+  }
   const { kernels, arena, parallel } = ctx;
   arena.scoped(() => {
     const scratch = arena.perThread(kernels.gemm_scratch_f32(n, k), parallel.threads);
@@ -29,7 +32,8 @@ export function matmul(ctx: WasmContext, a: Tensor, b: Tensor, options?: MatmulO
     // a large B outside engine memory in a skinny product is copied in chunk by chunk as it is used
     const streamed = streamsB(ctx, M, N, K, p.transposeB, p.b);
     const pa = arena.input(p.a, 'a'), pb = streamed ? 0 : arena.input(p.b, 'b');
-    const pc = arena.allocF32(p.batch * M * N);
+    // straight into out when it is an engine tensor apart from a and b
+    const pc = arena.outputApart(p.out, p.a, p.b) || arena.allocF32(p.batch * M * N);
     for (let z = 0; z < p.batch; z++) {
       if (streamed) gemvStreamed(ctx, pc + z * M * N * 4, pa + p.aOffset(z) * 4, p.b.data, p.bOffset(z), M, N, K, p.transposeB);
       else gemm(ctx, pc + z * M * N * 4, pa + p.aOffset(z) * 4, pb + p.bOffset(z) * 4, M, N, K, p.transposeB);

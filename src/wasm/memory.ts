@@ -30,7 +30,7 @@ export class Arena {
   private top: number;
   private readonly base: number;
   /** End of the held region: where each call's buffers start. */
-  private held: number;
+  private heldEnd: number;
   /** Held blocks by address, in address order. */
   private blocks: { ptr: number; bytes: number; kind: BlockKind }[] = [];
   /** Buffers this memory had before it grew: views over them were views of engine memory. */
@@ -41,7 +41,7 @@ export class Arena {
   constructor(readonly memory: WebAssembly.Memory, heapBase: number, private readonly limit = MAX_MEMORY_BYTES) {
     this.base = Math.ceil(heapBase / ALIGN) * ALIGN;
     this.top = this.base;
-    this.held = this.base;
+    this.heldEnd = this.base;
   }
 
   /** Bytes held by long-lived blocks. */
@@ -54,7 +54,7 @@ export class Arena {
    * else at the end of the held region. Only between calls.
    */
   hold(bytes: number, kind: BlockKind, describe?: () => string): number {
-    if (this.top !== this.held) throw new Error('qkv: a long-lived block cannot be reserved during a call');
+    if (this.top !== this.heldEnd) throw new Error('qkv: a long-lived block cannot be reserved during a call');
     if (describe) return this.labelled(describe, () => this.hold(bytes, kind));
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     let at = this.base, index = 0;
@@ -72,7 +72,7 @@ export class Arena {
         this.top = top;
         throw error;
       }
-      this.held = this.top;
+      this.heldEnd = this.top;
     }
     this.blocks.splice(index, 0, { ptr: at, bytes: size, kind });
     return at;
@@ -87,9 +87,9 @@ export class Arena {
     const index = this.blocks.findIndex((b) => b.ptr === ptr);
     if (index < 0) return;
     this.blocks.splice(index, 1);
-    if (this.top !== this.held) return;
+    if (this.top !== this.heldEnd) return;
     const last = this.blocks[this.blocks.length - 1];
-    this.held = this.top = last ? last.ptr + last.bytes : this.base;
+    this.heldEnd = this.top = last ? last.ptr + last.bytes : this.base;
   }
 
   /**
@@ -218,6 +218,23 @@ export class Arena {
   outputAt(out: Out | undefined, input: Checked<Float32Array | Uint8Array>): number {
     if (!out || !this.inMemory(out.checked) || this.overlapsPartly(out.checked, input)) return 0;
     return out.checked.byteOffset;
+  }
+
+  /**
+   * The same for a kernel that reads its inputs while it writes (a product, attention): out's
+   * address when it is an engine tensor that shares no byte with any of `inputs`, else 0.
+   */
+  outputApart(out: Out | undefined, ...inputs: (Checked<Float32Array | Uint8Array> | null | undefined)[]): number {
+    if (!out || !this.inMemory(out.checked)) return 0;
+    return inputs.some((c) => c && this.overlaps(out.checked, c)) ? 0 : out.checked.byteOffset;
+  }
+
+  /** Whether a and b share a byte (both in engine memory, or in one JavaScript buffer). */
+  private overlaps(a: Checked<Float32Array | Uint8Array>, b: Checked<Float32Array | Uint8Array>): boolean {
+    const inA = this.inMemory(a);
+    if (inA !== this.inMemory(b) || (!inA && a.data.buffer !== b.data.buffer)) return false;
+    const a0 = a.byteOffset, a1 = a0 + byteSize(a), b0 = b.byteOffset, b1 = b0 + byteSize(b);
+    return a0 < b1 && b0 < a1;
   }
 
   /** Whether a and b share bytes without being the same region (engine memory or JavaScript's). */

@@ -119,9 +119,9 @@ export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor,
  * panels: every forward then reads each weight once, front to back, and packs nothing (a
  * one-token forward is four matrix-vector products, bound by reading the weights).
  */
-export function createLayer(live: () => WasmContext, params: MultiHeadParams): MultiHeadAttentionLayer {
+export function createLayer(context: () => WasmContext, params: MultiHeadParams): MultiHeadAttentionLayer {
   const { plan: prepared, ...widths } = planLayerParams(params);
-  const ctx = live();
+  const ctx = context();
   const blocks: number[] = [];
   let weights: WeightPointers | null;
   try {
@@ -147,7 +147,7 @@ export function createLayer(live: () => WasmContext, params: MultiHeadParams): M
     numHeads: prepared.H,
     forward(query, key, value, options) {
       if (weights === null) throw new Error('qkv: this multi-head attention layer has been disposed');
-      const c = live();
+      const c = context();
       const p = planLayerForward(shapes, widths, query, key, value, options, (cache) => engineCache(c.arena, cache, LAYER_FORWARD));
       const cache = p.cache === undefined ? null : (p.cache as WasmKVCache);
       c.arena.checkOut(p.out);

@@ -12,21 +12,17 @@
 //         [2] error        set by a worker whose kernel threw; its message follows in bytes
 //         [3] stop         set by dispose(); workers return
 //         [4] ready        workers that have started and wait for jobs
-//   Float64 slots from byte 64: per worker [kernel index, argument count, arguments...]
+//   Float64 slots from byte 64: per worker [kernel index (KERNEL_NAMES, ./abi.ts), argument count,
+//                               arguments...], SLOT_DOUBLES each
 //   Uint8 from ERROR_AT: the UTF-8 message of the first error
-import { instantiateKernels, type Kernels } from './loader.js';
-
-/** Kernels a worker may run, by index (the job slot holds the index, not the name). */
-export const PARALLEL_KERNELS = [
-  'gemm_f32', 'gemm_packed_f32', 'gemv_f32', 'softmax_rows_f32', 'attention_f32', 'flash_attention_f32',
-  'kernel_regression_f32', 'additive_scores_f32', 'weighted_rows_f32', 'rotary_f32', 'paged_attention_f32', 'rms_norm_rows_f32',
-  'paged_attention_f16', 'paged_attention_i8',
-] as const;
-export type ParallelKernel = typeof PARALLEL_KERNELS[number];
+import { KERNEL_ARITY, KERNEL_NAMES, type KernelArgs, type KernelName, type Kernels } from './abi.js';
+import { instantiateKernels } from './loader.js';
 
 const GEN = 0, PENDING = 1, ERROR = 2, STOP = 3, READY = 4;
 const SLOTS_AT = 64;
 const SLOT_DOUBLES = 40;
+/** Arguments a job slot holds: the slot less the kernel index and the argument count. */
+export const SLOT_ARGS = SLOT_DOUBLES - 2;
 const MAX_WORKERS = 64;
 /** The most threads an engine runs: the calling one and MAX_WORKERS workers. */
 export const MAX_THREADS = MAX_WORKERS + 1;
@@ -47,8 +43,19 @@ export const MIN_PARALLEL_WORK = 1_000_000;
 /** How long a worker polls for the next job before it sleeps in Atomics.wait (ms). */
 const SPIN_MS = 0.2;
 
-/** Builds the arguments of thread t's share [start, end). */
-export type ArgsFor = (thread: number, start: number, end: number) => number[];
+/** Builds the arguments of kernel K for thread t's share [start, end). */
+export type ArgsFor<K extends KernelName> = (thread: number, start: number, end: number) => KernelArgs<K>;
+
+/**
+ * Throws unless every kernel's arguments fit a job slot (SLOT_ARGS): a kernel that grew past it would
+ * otherwise overwrite the next worker's slot. Checked once, when a pool starts; test/abi.test.ts too.
+ */
+export function checkSlotBound(arity: Readonly<Record<string, number>> = KERNEL_ARITY): void {
+  const over = Object.entries(arity).filter(([, n]) => n > SLOT_ARGS);
+  if (over.length > 0) {
+    throw new Error(`qkv: a worker's job slot holds ${SLOT_ARGS} arguments, but ${over.map(([k, n]) => `${k} takes ${n}`).join(', ')}; raise SLOT_DOUBLES in src/wasm/parallel.ts`);
+  }
+}
 
 export interface Parallel {
   /** Threads that run kernels, the calling one included. */
@@ -57,7 +64,7 @@ export interface Parallel {
    * Runs `kernel` over `units` units of work costing about `workPerUnit` multiply-adds each; shares
    * start on multiples of `align` (so that pairs of rows stay pairs).
    */
-  run(kernel: ParallelKernel, units: number, workPerUnit: number, args: ArgsFor, align?: number): void;
+  run<K extends KernelName>(kernel: K, units: number, workPerUnit: number, args: ArgsFor<K>, align?: number): void;
   dispose(): void;
 }
 
@@ -72,8 +79,8 @@ export function serial(kernels: Kernels): Parallel {
   };
 }
 
-function call(kernels: Kernels, kernel: ParallelKernel, args: number[]): void {
-  (kernels[kernel] as unknown as (...a: number[]) => void)(...args);
+function call(kernels: Kernels, kernel: KernelName, args: readonly number[]): void {
+  (kernels[kernel] as unknown as (...a: readonly number[]) => void)(...args);
 }
 
 /** Contiguous shares of `units` for `threads` threads, boundaries on multiples of `align`. */
@@ -111,6 +118,7 @@ export interface WorkerHandle {
  * split threshold (bench/parallel-threshold.js measures it with 0).
  */
 export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: WorkerHandle[], canBlock: boolean, minWork = MIN_PARALLEL_WORK): Parallel {
+  checkSlotBound();
   const ctrl = new Int32Array(control);
   const slots = new Float64Array(control, SLOTS_AT, MAX_WORKERS * SLOT_DOUBLES);
   const threads = workers.length + 1;
@@ -142,7 +150,7 @@ export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: Work
         const slot = w * SLOT_DOUBLES;
         if (start >= end) { slots[slot] = -1; continue; }
         const a = args(w + 1, start, end);
-        slots[slot] = PARALLEL_KERNELS.indexOf(kernel);
+        slots[slot] = KERNEL_NAMES.indexOf(kernel);
         slots[slot + 1] = a.length;
         for (let i = 0; i < a.length; i++) slots[slot + 2 + i] = a[i];
       }
@@ -204,7 +212,7 @@ export function serveJobs(kernels: Kernels, control: SharedArrayBuffer, index: n
     if (k >= 0) {
       try {
         const args = Array.from(slots.subarray(slot + 2, slot + 2 + slots[slot + 1]));
-        call(kernels, PARALLEL_KERNELS[k], args);
+        call(kernels, KERNEL_NAMES[k], args);
       } catch (error) {
         if (Atomics.compareExchange(ctrl, ERROR, 0, 1) === 0) {
           const text = new TextEncoder().encode(String((error as Error)?.message ?? error)).slice(0, ERROR_BYTES - 1);

@@ -78,6 +78,7 @@ async function pixelStats(page: Page, png: Uint8Array): Promise<{ width: number;
 /** runFixed in the page, its source evaluated there against the page's bundled qkv (window.qkv). */
 function runInPage(page: Page, inputs: Inputs, simd: 'simd' | 'relaxed', threads = 1): ReturnType<typeof runFixed> {
   return page.evaluate(
+    // biome-ignore lint/suspicious/noExplicitAny: the page's global, set by its bundle
     async ([source, inputs, simd, threads]) => new Function(`return (${source})`)()((window as any).qkv, inputs, simd, threads),
     [runFixed.toString(), inputs, simd, threads] as const,
   );
@@ -85,6 +86,7 @@ function runInPage(page: Page, inputs: Inputs, simd: 'simd' | 'relaxed', threads
 
 /** The builds this page runs: the plain one, and the relaxed one where the browser validates relaxed SIMD. */
 const pageBuilds = (page: Page): Promise<('simd' | 'relaxed')[]> =>
+  // biome-ignore lint/suspicious/noExplicitAny: the page's global, set by its bundle
   page.evaluate(() => ['simd', ...((window as any).qkv.engine.info.simd === 'relaxed' ? ['relaxed'] : [])]) as Promise<('simd' | 'relaxed')[]>;
 
 describe.each(browserNames)('%s', (name) => {

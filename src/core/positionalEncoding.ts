@@ -1,8 +1,8 @@
 // Sinusoidal positional encoding (Vaswani et al. 2017, section 3.5):
 //   P[i, 2j] = sin(i / 10000^(2j / dim)),   P[i, 2j + 1] = cos(i / 10000^(2j / dim))
-// Not a hot loop (computed once per model), so both engines use this definition.
-import { checkPositionalEncoding } from '../core/plans.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+// Not a hot loop (computed once per model), so both engines take this one definition from src/core.
+import { checkPositionalEncoding } from './plans.js';
+import { fromData, type Tensor } from './tensor.js';
 
 export function positionalEncoding(maxLen: number, dim: number): Tensor {
   checkPositionalEncoding(maxLen, dim);
@@ -10,7 +10,7 @@ export function positionalEncoding(maxLen: number, dim: number): Tensor {
   // an empty result returns at once, however many empty rows it has
   for (let i = 0; i < maxLen && dim > 0; i++) {
     for (let c = 0; c < dim; c++) {
-      const angle = i / Math.pow(10000, (c - (c % 2)) / dim);
+      const angle = i / 10000 ** ((c - (c % 2)) / dim);
       out[i * dim + c] = c % 2 === 0 ? Math.sin(angle) : Math.cos(angle);
     }
   }

@@ -1,0 +1,93 @@
+// Engine tensors read and written where they are: with inputs and `out` in engine memory, the
+// kernels read the inputs in place and write straight into out (Arena.result is handed out's own
+// address, so it copies nothing), for matmul, attention (both kernels, and with weights),
+// kernelRegression and additiveAttention; an out that overlaps an input, or lives outside engine
+// memory, is written through a block of the call's own and gets the same result.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { reference, type Engine, type Tensor } from '../src/index.js';
+import { withAttentionKernel } from '../src/wasm/attention.js';
+import { Arena } from '../src/wasm/memory.js';
+import { expectClose, random, wasmEngine } from './support.js';
+
+const wasm = await wasmEngine();
+afterEach(() => { vi.restoreAllMocks(); });
+
+/** An engine tensor holding a copy of `t`. */
+function resident(e: Engine, t: Tensor): Tensor {
+  const r = e.tensor(t.shape);
+  r.data.set(t.data);
+  return r;
+}
+
+/**
+ * Runs `op` with its result going to `out`; returns the addresses the arena read inputs from and
+ * the address the result came from (what Arena.result was handed).
+ */
+function watch(op: () => Tensor): { inputs: number[]; resultFrom: number[]; output: Tensor } {
+  const input = vi.spyOn(Arena.prototype, 'input'), result = vi.spyOn(Arena.prototype, 'result');
+  const output = op();
+  const seen = { inputs: input.mock.results.map((r) => r.value as number), resultFrom: result.mock.calls.map((c) => c[0]), output };
+  vi.restoreAllMocks();
+  return seen;
+}
+
+const a = random([2, 17, 33], 1), b = random([2, 33, 20], 2);
+const q = random([1, 4, 19, 16], 3), k = random([1, 2, 23, 16], 4), v = random([1, 2, 23, 8], 5);
+const kq = random([9, 3], 6), kk = random([30, 3], 7), kv = random([30, 5], 8);
+const aq = random([2, 5, 6], 9), ak = random([2, 7, 4], 10), av = random([2, 7, 3], 11);
+const params = { Wq: random([8, 6], 12), Wk: random([8, 4], 13), wv: random([1, 8], 14) };
+
+/** Each op: its inputs, the call with options (the out among them) and the reference's result. */
+const ops: [string, Tensor[], number[], (e: Engine, xs: Tensor[], out: Tensor) => Tensor, () => Tensor][] = [
+  ['matmul', [a, b], [2, 17, 20], (e, [x, y], out) => e.matmul(x, y, { out }), () => reference.matmul(a, b)],
+  ['attention, fused kernel', [q, k, v], [1, 4, 19, 8], (e, [x, y, z], out) => withAttentionKernel('fused', () => e.scaledDotProductAttention(x, y, z, { causal: true, out }).output),
+    () => reference.scaledDotProductAttention(q, k, v, { causal: true }).output],
+  ['attention, row kernel', [q, k, v], [1, 4, 19, 8], (e, [x, y, z], out) => withAttentionKernel('row', () => e.scaledDotProductAttention(x, y, z, { out }).output),
+    () => reference.scaledDotProductAttention(q, k, v).output],
+  ['attention with weights', [q, k, v], [1, 4, 19, 8], (e, [x, y, z], out) => e.scaledDotProductAttention(x, y, z, { returnWeights: true, out }).output,
+    () => reference.scaledDotProductAttention(q, k, v).output],
+  ['kernelRegression', [kq, kk, kv], [9, 5], (e, [x, y, z], out) => e.kernelRegression(x, y, z, { out }).output, () => reference.kernelRegression(kq, kk, kv).output],
+  ['additiveAttention', [aq, ak, av], [2, 5, 3], (e, [x, y, z], out) => e.additiveAttention(x, y, z, params, { out }).output,
+    () => reference.additiveAttention(aq, ak, av, params).output],
+];
+
+describe.each(ops)('%s on engine tensors', (_, inputs, outShape, op, want) => {
+  it('reads the inputs where they are and writes straight into out', () => {
+    const xs = inputs.map((t) => resident(wasm, t)), out = wasm.tensor(outShape);
+    const seen = watch(() => op(wasm, xs, out));
+    expect(seen.output).toBe(out);
+    for (const x of xs) expect(seen.inputs).toContain(x.data.byteOffset);
+    expect(seen.resultFrom).toEqual([out.data.byteOffset]);
+    expectClose(out, want());
+    [...xs, out].forEach((t) => (t as unknown as { dispose(): void }).dispose());
+  });
+
+  it('an out outside engine memory gets the same result through a block of its own', () => {
+    const xs = inputs.map((t) => resident(wasm, t)), out = { data: new Float32Array(outShape.reduce((x, y) => x * y)), shape: outShape };
+    const seen = watch(() => op(wasm, xs, out));
+    expect(seen.output).toBe(out);
+    expect(seen.resultFrom).toHaveLength(1);
+    expectClose(out, want());
+    xs.forEach((t) => (t as unknown as { dispose(): void }).dispose());
+  });
+});
+
+describe('an out that overlaps an input', () => {
+  it('matmul into its own a ([n, n] · [n, n]) reads a before out is written', () => {
+    const sa = random([24, 24], 15), sb = random([24, 24], 16);
+    const A = resident(wasm, sa), B = resident(wasm, sb);
+    const seen = watch(() => wasm.matmul(A, B, { out: A }));
+    expect(seen.resultFrom[0]).not.toBe(A.data.byteOffset);
+    expectClose(A, reference.matmul(sa, sb));
+    [A, B].forEach((t) => (t as unknown as { dispose(): void }).dispose());
+  });
+
+  it('attention into its own query reads the queries before out is written', () => {
+    const sq = random([1, 2, 20, 8], 17), sk = random([1, 2, 20, 8], 18);
+    const Q = resident(wasm, sq), K = resident(wasm, sk);
+    const seen = watch(() => withAttentionKernel('fused', () => wasm.scaledDotProductAttention(Q, K, K, { out: Q }).output));
+    expect(seen.resultFrom[0]).not.toBe(Q.data.byteOffset);
+    expectClose(Q, reference.scaledDotProductAttention(sq, sk, sk).output);
+    [Q, K].forEach((t) => (t as unknown as { dispose(): void }).dispose());
+  });
+});
