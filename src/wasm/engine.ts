@@ -8,6 +8,7 @@ import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
+import { kernelRegressionLoss } from './kernelRegressionLoss.js';
 import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels, type Kernels } from './loader.js';
 import { matmul } from './matmul.js';
 import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
@@ -201,6 +202,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     softmax: (x, opts) => softmax(live(), x, opts),
     maskedSoftmax: (x, validLens, opts) => maskedSoftmax(live(), x, validLens, opts),
     kernelRegression: (...a) => kernelRegression(live(), ...a),
+    kernelRegressionLoss: (...a) => kernelRegressionLoss(live(), ...a),
     additiveAttention: (...a) => additiveAttention(live(), ...a),
     multiHeadAttention: (query, key, value, params, opts) => multiHeadAttention(live(), query, key, value, params, opts),
     selfAttention: (x, params, opts) => multiHeadAttention(live(), x, x, x, params, opts, 'selfAttention'),

@@ -32,6 +32,7 @@ export interface Kernels {
   ): void;
   flash_scratch_f32(lk: number, e: number, ev: number): number;
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
+  kernel_regression_grad_f32(out: number, stats: number, scratch: number, q: number, k: number, v: number, y: number, n: number, m: number, d: number, dv: number, w: number, masked: number): void;
   additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number, rowStart: number, rowEnd: number): void;
   exp_f32(out: number, x: number, n: number): void;
   exp_softmax_f32(out: number, x: number, n: number): void;

@@ -19,7 +19,7 @@ import { instantiateKernels, type Kernels } from './loader.js';
 /** Kernels a worker may run, by index (the job slot holds the index, not the name). */
 export const PARALLEL_KERNELS = [
   'gemm_f32', 'gemm_packed_f32', 'gemv_f32', 'softmax_rows_f32', 'attention_f32', 'flash_attention_f32',
-  'kernel_regression_f32', 'additive_scores_f32', 'weighted_rows_f32', 'rotary_f32', 'paged_attention_f32', 'rms_norm_rows_f32',
+  'kernel_regression_f32', 'kernel_regression_grad_f32', 'additive_scores_f32', 'weighted_rows_f32', 'rotary_f32', 'paged_attention_f32', 'rms_norm_rows_f32',
   'paged_attention_f16', 'paged_attention_i8',
 ] as const;
 export type ParallelKernel = typeof PARALLEL_KERNELS[number];
