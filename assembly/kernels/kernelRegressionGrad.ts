@@ -10,9 +10,11 @@
 // rather than as Σ a_j (D_j - D̄) v_j - ŷ Σ a_j (D_j - D̄): values far from zero with a small spread
 // (weights of about 45 kg that differ by 5) would otherwise lose digits to cancellation.
 import { distanceScores } from '../inline/distance';
-import { weightedRows, weightedSum, zero } from '../inline/rows';
+import { weightedSum, zero } from '../inline/rows';
 import { hsum4, madd4 } from '../inline/simd';
-// the softmax kernel is called rather than inlined (as softmaxInPlace would be): 3 KB less per build
+// the softmax and weighted-rows kernels are called rather than inlined (as softmaxInPlace and
+// weightedRows would be): 4 KB less per build, for a call per query row
+import { weighted_rows_f32 } from './additive';
 import { softmax_rows_f32 } from './softmax';
 
 /**
@@ -43,16 +45,16 @@ export function kernel_regression_grad_f32(
     // a row with no key left (m = 0, or m = 1 with leave-one-out) comes out all zeros: it predicts 0,
     // and its c is 0, so that a NaN or infinite target still makes the gradient NaN
     softmax_rows_f32(a, a, 1, m, 0, 1);
+    weighted_rows_f32(o, a, v, 1, 1, m, dv, 0, 1);
+    const mean = weightedSum(a, dist, m);
     let sq: f64 = 0, g: f64 = 0;
     if (dv == 1) {
-      const yhat = weightedSum(a, v, m);
-      store<f32>(o, yhat);
+      const yhat = load<f32>(o);
       const e = <f64>yhat - <f64>load<f32>(yi);
       sq = e * e;
-      g = e * <f64>covariance(a, dist, weightedSum(a, dist, m), v, yhat, m);
+      g = e * <f64>covariance(a, dist, mean, v, yhat, m);
     } else {
-      weightedRows(o, a, v, m, dv, dv);
-      centreDistances(a, dist, weightedSum(a, dist, m), m);
+      centreDistances(a, dist, mean, m);
       centredRows(cov, a, v, o, m, dv);
       for (let t = 0; t < dv; t++) {
         const e = <f64>load<f32>(o + (<usize>t << 2)) - <f64>load<f32>(yi + (<usize>t << 2));
