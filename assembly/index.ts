@@ -10,6 +10,7 @@ export {
 } from './kernels/attention';
 export { flash_attention_f32, flash_scratch_f32 } from './kernels/flashAttention';
 export { kernel_regression_f32 } from './kernels/kernelRegression';
+export { kernel_regression_grad_f32 } from './kernels/kernelRegressionGrad';
 export { additive_scores_f32, weighted_rows_f32 } from './kernels/additive';
 export { rotary_f32 } from './kernels/rotary';
 export { rms_norm_rows_f32 } from './kernels/norm';

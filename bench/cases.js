@@ -17,7 +17,7 @@ import { tensor } from 'qkv';
  */
 export const TOLERANCE = {
   matmul: 1e-4, 'skinny matmul': 1e-4, softmax: 1e-4, 'masked softmax': 1e-4, attention: 1e-4,
-  'attention with weights': 1e-4, 'multi-head attention': 1e-4, 'kernel regression': 1e-4,
+  'attention with weights': 1e-4, 'multi-head attention': 1e-4, 'kernel regression': 1e-4, 'kernel regression loss': 1e-4,
 };
 
 /**
@@ -153,6 +153,22 @@ export function kernelRegressionCase(n, m) {
   };
 }
 
+/** The loss and its derivative in w: the forward pass plus a weighted distance, a centring and a centred sum per key. */
+export function kernelRegressionLossCase(n, m, { leaveOneOut = false } = {}) {
+  return {
+    op: 'kernel regression loss', shape: leaveOneOut ? `${n} points, leave-one-out` : `${n} queries x ${m} keys`, flops: 15 * n * m,
+    params: { n, m, leaveOneOut },
+    inputs: () => {
+      const k = random([m], 11);
+      return { q: leaveOneOut ? k : random([n], 10), k, v: random([m], 12), y: random([n], 13) };
+    },
+    qkv: (e, { q, k, v, y }) => {
+      const r = e.kernelRegressionLoss(q, k, v, y, { w: 2, leaveOneOut });
+      return tensor([r.loss, r.dLossDw], [2]);
+    },
+  };
+}
+
 /** What the work column counts, printed under each family's table. */
 export const familyNotes = {
   softmax: 'GB/s: one float32 read and one write of the input. Where the time goes (node bench/softmax-breakdown.js): a stateless call is the copy in, the kernel, the copy out, and the first touch of the fresh output array, which for 32 MiB costs from 2 ms to over 100 ms depending on whether its pages are already backed: every peer pays it too',
@@ -160,6 +176,7 @@ export const familyNotes = {
   'attention with weights': 'GFLOP/s from 4*B*H*L^2*d FLOPs; the [B, H, L, L] weights are returned too',
   attention: 'GFLOP/s from 4*B*H*Lq*Lk*d FLOPs, halved when causal: the work that must be done',
   'skinny matmul': 'GB/s of B (the weights) read once per call; stateless calls copy B in as well, resident ones read it in place',
+  'kernel regression loss': 'GFLOP/s from 15*n*m FLOPs: the forward pass (8 per query and key) and the derivative in w (7 more)',
   'multi-head attention': 'GFLOP/s from B*(8*L*E^2 + 4*L^2*E) FLOPs: four projections and the attention',
 };
 
@@ -179,6 +196,8 @@ export function benchCases({ full = false } = {}) {
     attentionWeightsCase(512),
     multiHeadCase({ B: 8, L: 128, E: 512, H: 8 }),
     kernelRegressionCase(1000, 10000),
+    kernelRegressionLossCase(1000, 10000),
+    kernelRegressionLossCase(4000, 4000, { leaveOneOut: true }),
   ].map(withTolerance);
 }
 

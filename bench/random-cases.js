@@ -83,6 +83,20 @@ export function randomCases(seed) {
       const o = { w: big ? 1 : pick([undefined, 0, 0.5, 2, 10]), returnWeights: big || rand() < 0.3 };
       return { label: `q [${q.shape}] k [${k.shape}] v [${v.shape}] ${JSON.stringify(o)}`, inputs: [q, k, v], run: (e) => outputs(e.kernelRegression(q, k, v, o)) };
     },
+    kernelRegressionLoss(big) {
+      const d = (max) => (big ? max : dim(max));
+      const leaveOneOut = big || rand() < 0.5;
+      const n = d(256), m = leaveOneOut ? n : d(512), f = big ? 4 : pick([0, 1, 2, 4]), dv = big ? 4 : pick([0, 1, 3]);
+      const q = t(f ? [n, f] : [n], 2), k = t(f ? [m, f] : [m], 2), v = t(dv ? [m, dv] : [m]), y = t(dv ? [n, dv] : [n]);
+      const o = { w: big ? 1 : pick([undefined, 0, 0.5, 2, 10]), leaveOneOut, reduction: pick(['mean', 'sum']) };
+      return {
+        label: `q [${q.shape}] k [${k.shape}] v [${v.shape}] ${JSON.stringify(o)}`, inputs: [q, k, v, y],
+        run: (e) => {
+          const r = e.kernelRegressionLoss(q, k, v, y, o);
+          return [r.output, tensor([r.loss, r.dLossDw], [2])];
+        },
+      };
+    },
     additiveAttention(big) {
       const d = (max) => (big ? max : dim(max));
       const B = d(3), Lq = d(32), Lk = d(64), Dq = d(32), Dk = d(32), Dv = d(32), h = d(32);
@@ -152,6 +166,7 @@ export function randomCases(seed) {
     (e) => e.softmax({ data: new Float64Array(4), shape: [2, 2] }),
     (e) => e.maskedSoftmax(t([2, 2, 3]), [1, 4]),
     (e) => e.kernelRegression(t([3]), t([4]), t([4]), { w: -1 }),
+    (e) => e.kernelRegressionLoss(t([3]), t([4]), t([4]), t([3]), { leaveOneOut: true }),
     (e) => e.additiveAttention(t([1, 2, 3]), t([1, 4, 5]), t([1, 4, 6]), { Wq: t([8, 4]), Wk: t([8, 5]), wv: t([1, 8]) }),
     (e) => e.scaledDotProductAttention(t([1, 3, 2, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4])),
     (e) => e.scaledDotProductAttention(t([1, 2, 4]), t([1, 5, 4]), t([1, 5, 4]), { scale: NaN }),

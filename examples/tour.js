@@ -7,6 +7,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { tensor, mask, reference, createEngine, attentionHeatmap } from 'qkv';
+import { lineChart } from './vite/src/plot.js'; // the SVG line chart of the Vite app's essay page
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers: a seeded PRNG, tensors of random numbers, formatting, timing
@@ -108,6 +109,13 @@ rule('1. Nadaraya-Watson kernel regression: the essay example');
   }
   console.log('57 is 1 away from both 56 and 58, so both keys get the same kernel score, the softmax');
   console.log('splits the attention 0.5 / 0.5, and the prediction is the plain average (43 + 48) / 2 = 45.5.');
+
+  // Can the two people teach us w? Predict each from the other (leave one out) and ask for the slope.
+  const loo = wasm.kernelRegressionLoss(keys, keys, values, values, { w: 1, leaveOneOut: true });
+  console.log(
+    `\nLeft out in turn, each person is predicted from the other alone: ${Array.from(loo.output.data).join(' and ')} ` +
+      `(loss ${loo.loss}, dLoss/dw ${loo.dLossDw}),\nwhatever w is: two examples cannot teach the kernel width. Section 3 learns it from 50.`,
+  );
 }
 
 // =============================================================================================
@@ -169,12 +177,69 @@ rule('2. Nadaraya-Watson regression of y = 2 sin(x) + x^0.8 (50 noisy samples)')
     console.log(`${label.padStart(5)} |${row.join('')}`);
   });
   console.log(`      +${'-'.repeat(50)}\n       x = 0${' '.repeat(40)}x = 4.9`);
+
+  // ===========================================================================================
+  // 3. Learning w: d2l's parametric Nadaraya–Watson, by gradient descent on a leave-one-out loss
+  // ===========================================================================================
+  rule("3. Learning the kernel width w by gradient descent (d2l's parametric Nadaraya-Watson)");
+
+  // Each training point is predicted from the other 49 (leave one out: its own weight is masked),
+  // so a narrow kernel cannot score by copying the point itself. kernelRegressionLoss returns the
+  // predictions, their mean squared error against the targets, and dLoss/dw, which the op derives
+  // by hand (see src/reference/kernelRegressionLoss.ts): no autograd, on either engine.
+  const learningRate = 2;
+  const steps = 15;
+  const descend = (engine) => {
+    const path = [];
+    let w = 1; // start from the non-parametric kernel (w = 0 would be stuck: the slope there is 0)
+    for (let step = 0; step <= steps; step++) {
+      const { loss, dLossDw } = engine.kernelRegressionLoss(keys, keys, values, values, { w, leaveOneOut: true });
+      path.push({ w, loss, dLossDw });
+      if (step < steps) w -= learningRate * dLossDw;
+    }
+    return path;
+  };
+  const [path, refPath] = [wasm, reference].map(descend);
+  console.log(`leave-one-out MSE over the 50 training samples, w -= ${learningRate} * dLoss/dw, from w = 1 (wasm engine):\n`);
+  console.log(`${'step'.padStart(6)} ${'w'.padStart(8)} ${'loss'.padStart(9)} ${'dLoss/dw'.padStart(10)}`);
+  path.forEach(({ w, loss, dLossDw }, step) => {
+    console.log(`${String(step).padStart(6)} ${w.toFixed(4).padStart(8)} ${loss.toFixed(5).padStart(9)} ${dLossDw.toFixed(5).padStart(10)}`);
+  });
+  const learned = path[steps].w;
+  const gap = (key) => Math.max(...path.map((p, i) => Math.abs(p[key] - refPath[i][key])));
+  console.log(
+    `\nlearned w = ${learned.toFixed(4)} (reference engine, the same steps: w = ${refPath[steps].w.toFixed(4)}; ` +
+      `largest difference in loss ${gap('loss').toExponential(1)}, in dLoss/dw ${gap('dLossDw').toExponential(1)})`,
+  );
+  const fitted = wasm.kernelRegression(queries, keys, values, { w: learned }).output.data;
+  console.log(`MSE against the true curve: w = 1 ${mse(preds[1]).toFixed(4)}, learned w = ${learned.toFixed(2)} ${mse(fitted).toFixed(4)}`);
+
+  // The fitted curve next to the non-parametric one, as an SVG like the heatmaps of section 6.
+  const xs = Array.from({ length: 101 }, (_, i) => i / 20); // 0, 0.05, ..., 5
+  const curve = (w) => Array.from(wasm.kernelRegression(tensor(xs, [xs.length]), keys, values, { w }).output.data);
+  writeFileSync('kernel-regression-fit.svg', lineChart({
+    width: 560, height: 340, xRange: [0, 5], yRange: [-1.5, 5],
+    lines: [
+      { xs, ys: xs.map(f), color: '#737373', dash: '5 4' },
+      { xs, ys: curve(1), color: '#2171b5' },
+      { xs, ys: curve(learned), color: '#cb181d' },
+    ],
+    points: xTrain.map((x, j) => ({ x, y: yTrain[j], color: '#969696', r: 3 })),
+    legend: [
+      { label: 'truth: 2 sin(x) + x^0.8', color: '#737373', dash: '5 4' },
+      { label: 'non-parametric, w = 1', color: '#2171b5' },
+      { label: `learned, w = ${learned.toFixed(2)}`, color: '#cb181d' },
+      { label: 'training samples', color: '#969696', point: true },
+    ],
+    xTitle: 'x', yTitle: 'y',
+  }));
+  console.log('wrote kernel-regression-fit.svg: the learned fit next to the non-parametric one');
 }
 
 // =============================================================================================
-// 3. Every attention variant on both engines
+// 4. Every attention variant on both engines
 // =============================================================================================
-rule('3. Attention variants: reference vs wasm');
+rule('4. Attention variants: reference vs wasm');
 
 const results = [];
 const header =
@@ -331,7 +396,7 @@ console.log('maskedSoftmax rows (batch 0 keeps 2 positions, batch 1 keeps 3):');
 maskedRows.forEach((r, i) => console.log(`  batch ${i >> 1}, row ${i & 1}:  ${r}`));
 
 // =============================================================================================
-// 4. Summary
+// Summary
 // =============================================================================================
 const worst = results.reduce((a, b) => (b.diff > a.diff ? b : a));
 console.log(
@@ -339,9 +404,9 @@ console.log(
 );
 
 // =============================================================================================
-// 4. Serving: threads, a prepared layer decoding into a KV cache
+// 5. Serving: threads, a prepared layer decoding into a KV cache
 // =============================================================================================
-rule('4. Serving: threads, a prepared layer, a KV cache');
+rule('5. Serving: threads, a prepared layer, a KV cache');
 
 {
   // The same call on one thread and on every core: results are bit-identical, only faster.
@@ -376,9 +441,9 @@ rule('4. Serving: threads, a prepared layer, a KV cache');
 }
 
 // =============================================================================================
-// 5. Pictures: attention weights as SVG heatmaps (open them in a browser)
+// 6. Pictures: attention weights as SVG heatmaps (open them in a browser)
 // =============================================================================================
-rule('5. Heatmaps of attention weights');
+rule('6. Heatmaps of attention weights');
 
 {
   // Kernel regression, as in d2l: rows are test inputs, columns sorted training inputs. A wider

@@ -7,10 +7,12 @@ import { execFileSync } from 'node:child_process';
 /**
  * Budgets, in bytes: 275 KB packed, 1,034 KB unpacked on 2026-12-01 with the serving API (paged
  * attention in three storage formats, rotary, KV pools, the grouped-query layer, skinny matmuls),
- * up from 153 / 582 KB before it; about 10% headroom.
+ * up from 153 / 582 KB before it; 314 / 1,142 KB later that day with the int8 and binary16 fast
+ * paths and the kernel-regression gradient (each .wasm 74 -> 83 KB, counted four times and twice
+ * more as base64 in qkv/inline); about 10% headroom.
  */
-const PACKED_BUDGET = 300_000;
-const UNPACKED_BUDGET = 1_150_000;
+const PACKED_BUDGET = 345_000;
+const UNPACKED_BUDGET = 1_260_000;
 const REQUIRED = [
   'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'types/wasm-url.d.ts',
   'dist/index.d.ts', 'dist/inline.d.ts', 'dist/bundle/qkv.js', 'dist/bundle/inline.js',

@@ -37,7 +37,10 @@ export interface HeatmapOptions {
   panelTitles?: ArrayLike<string>;
   /** Panels per row for `[H, Lq, Lk]`. Default `min(H, 4)`. */
   columns?: number;
-  /** Side of one cell in px. Default: what makes a panel about 240 px wide, between 2 and 24. */
+  /**
+   * Side of one cell in px. Default: what makes a panel about 320 px wide (240 px when there are
+   * several panels), between 2 and 24.
+   */
   cellSize?: number;
   /** `'reds'` (default, matplotlib's Reds as in d2l), `'blues'`, `'viridis'`, or a function of t in [0, 1]. */
   colormap?: 'reds' | 'blues' | 'viridis' | Colormap;
@@ -242,19 +245,25 @@ export function attentionHeatmap(
 
   // layout, in px
   const fs = options.fontSize ?? 12;
-  const cell = options.cellSize ?? Math.max(2, Math.min(24, Math.floor(240 / Math.max(lq, lk, 1))));
+  const cell = options.cellSize ?? Math.max(2, Math.min(24, Math.floor((panels > 1 ? 240 : 320) / Math.max(lq, lk, 1))));
   const panelW = lk * cell, panelH = lq * cell;
-  const labelFs = Math.min(fs, Math.max(cell, 8)); // labels shrink with small cells, to 8 px at least
-  const every = (labels: string[] | null, round: boolean): number => {
-    const k = labels === null ? 1 : Math.max(1, Math.ceil(labelFs * 1.1 / cell));
-    if (!round || k === 1) return k;
+  // index ticks keep a readable size and are thinned to round steps (0, 5, 10, …) at least two labels
+  // apart; the caller's labels shrink with small cells, to 8 px at least, so that more of them show
+  const axisFs = (round: boolean): number => (round ? Math.max(8, fs - 1) : Math.min(fs, Math.max(cell, 8)));
+  const rowFs = axisFs(roundRows), colFs = axisFs(roundCols);
+  const every = (labels: string[] | null, round: boolean, size: number, along: 'rows' | 'columns'): number => {
+    if (labels === null) return 1;
+    if (!round) return Math.max(1, Math.ceil(size * 1.1 / cell));
+    const widest = along === 'columns' ? Math.max(0, ...labels.map((l) => textWidth(l, size))) + 6 : 0;
+    const k = Math.max(1, Math.ceil(Math.max(2 * size, widest) / cell));
     const power = 10 ** Math.floor(Math.log10(k));
     return [1, 2, 5, 10].map((m) => m * power).find((s) => s >= k)!;
   };
-  const rowEvery = every(rowLabels, roundRows), colEvery = every(colLabels, roundCols);
-  const rowLabelW = rowLabels === null ? 0 : Math.max(0, ...rowLabels.map((l) => textWidth(l, labelFs))) + 6;
-  const colLabelsTurned = colLabels !== null && colLabels.some((l) => textWidth(l, labelFs) > cell * colEvery - 2);
-  const colLabelH = colLabels === null ? 0 : (colLabelsTurned ? Math.max(0, ...colLabels.map((l) => textWidth(l, labelFs))) : labelFs) + 6;
+  const rowEvery = every(rowLabels, roundRows, rowFs, 'rows'), colEvery = every(colLabels, roundCols, colFs, 'columns');
+  const tick = 3; // tick marks outside the panel at every labelled row and column
+  const rowLabelW = rowLabels === null ? 0 : Math.max(0, ...rowLabels.map((l) => textWidth(l, rowFs))) + tick + 6;
+  const colLabelsTurned = colLabels !== null && colLabels.some((l) => textWidth(l, colFs) > cell * colEvery - 2);
+  const colLabelH = colLabels === null ? 0 : (colLabelsTurned ? Math.max(0, ...colLabels.map((l) => textWidth(l, colFs))) : colFs) + tick + 6;
   const xLabel = options.xLabel ?? 'Keys', yLabel = options.yLabel ?? 'Queries';
   const titleH = options.title ? fs * 1.2 + 8 : 0;
   const panelTitleH = panelTitles === null ? 0 : fs + 6;
@@ -265,13 +274,13 @@ export function attentionHeatmap(
   const top = pad + Math.max(titleH, fs / 2); // room for the colour bar's top tick
   const gridW = columns * panelW + (columns - 1) * gap;
   const gridH = rows * (panelTitleH + panelH) + Math.max(0, rows - 1) * gap;
-  const barH = Math.max(60, Math.min(gridH - panelTitleH, 240));
+  const barH = Math.max(60, Math.min(gridH - panelTitleH, 320));
   // fewer ticks on a short bar: 3 or more on the shortest (60 px), 5 or more on a tall one
   const ticks = niceTicks(min, max, Math.min(6, Math.max(3, Math.floor(barH / (1.25 * fs)))));
   const tickStep = ticks.length > 1 ? ticks[1] - ticks[0] : 0;
   const tickW = Math.max(...[...ticks.map((v) => formatTick(v, tickStep)), ...(hasNaN ? ['NaN'] : [])].map((t) => textWidth(t, fs)));
   const barW = options.colorbar === false ? 0 : 16 + 12 + 4 + tickW;
-  const width = Math.ceil(left + gridW + barW + pad + (colLabelsTurned ? labelFs : 0));
+  const width = Math.ceil(left + gridW + barW + pad + (colLabelsTurned ? colFs : 0));
   const barBottom = options.colorbar === false ? 0 : top + panelTitleH + barH + (hasNaN ? 24 : fs / 2);
   const yLabelBottom = yLabel ? top + textWidth(yLabel, fs) : 0; // a rotated y label longer than the grid
   const height = Math.ceil(Math.max(top + gridH + colLabelH + (xLabel ? fs * 1.2 + 4 : 0), barBottom, yLabelBottom) + pad);
@@ -301,16 +310,19 @@ export function attentionHeatmap(
     out.push(`<rect x="${px(x0)}" y="${px(y0)}" width="${px(panelW)}" height="${px(panelH)}" fill="none" stroke="#555" stroke-width="0.5"/>`);
     if (rowLabels !== null && c === 0) {
       for (let i = 0; i < lq; i += rowEvery) {
-        out.push(`<text x="${px(x0 - 4)}" y="${px(y0 + (i + 0.5) * cell)}" text-anchor="end" dominant-baseline="central" font-size="${px(labelFs)}">${escapeXml(rowLabels[i])}</text>`);
+        const y = y0 + (i + 0.5) * cell;
+        out.push(`<line class="tick" x1="${px(x0 - tick)}" y1="${px(y)}" x2="${px(x0)}" y2="${px(y)}" stroke="#555" stroke-width="0.75"/>`);
+        out.push(`<text x="${px(x0 - tick - 2)}" y="${px(y)}" text-anchor="end" dominant-baseline="central" font-size="${px(rowFs)}">${escapeXml(rowLabels[i])}</text>`);
       }
     }
     const lastInColumn = r === rows - 1 || p + columns >= panels;
     if (colLabels !== null && lastInColumn) {
       for (let j = 0; j < lk; j += colEvery) {
-        const x = x0 + (j + 0.5) * cell, y = y0 + panelH + 4;
+        const x = x0 + (j + 0.5) * cell, y = y0 + panelH + tick + 3;
+        out.push(`<line class="tick" x1="${px(x)}" y1="${px(y0 + panelH)}" x2="${px(x)}" y2="${px(y0 + panelH + tick)}" stroke="#555" stroke-width="0.75"/>`);
         out.push(colLabelsTurned
-          ? `<text transform="translate(${px(x)} ${px(y)}) rotate(90)" dominant-baseline="central" font-size="${px(labelFs)}">${escapeXml(colLabels[j])}</text>`
-          : `<text x="${px(x)}" y="${px(y + labelFs)}" text-anchor="middle" font-size="${px(labelFs)}">${escapeXml(colLabels[j])}</text>`);
+          ? `<text transform="translate(${px(x)} ${px(y)}) rotate(90)" dominant-baseline="central" font-size="${px(colFs)}">${escapeXml(colLabels[j])}</text>`
+          : `<text x="${px(x)}" y="${px(y + colFs)}" text-anchor="middle" font-size="${px(colFs)}">${escapeXml(colLabels[j])}</text>`);
       }
     }
   }

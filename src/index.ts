@@ -10,7 +10,7 @@ export { createEngine } from './wasm/engine.js';
 export { attentionHeatmap } from './heatmap.js';
 export type { Tensor, Mask } from './core/tensor.js';
 export type {
-  Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, AdditiveParams, AdditiveOptions,
+  Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, KernelRegressionLossOptions, KernelRegressionLossResult, AdditiveParams, AdditiveOptions,
   AttentionOptions, AttentionResult, MultiHeadParams, MultiHeadOptions, OutputWithWeights, WithWeights, CausalMode,
   KVCache, KVCacheOptions, MultiHeadAttentionLayer, EngineTensor, OutOptions,
 } from './core/types.js';

@@ -36,6 +36,12 @@ const cases: fc.Arbitrary<Case> = fc.oneof(
   fc.record({ n: size, m: size, d: size, w: value, rw: value, s: seed }).map(({ n, m, d, w, rw, s }) => ({
     op: 'kernelRegression', run: (e: Engine) => e.kernelRegression(make([n, d], s), make([m, d], s + 1), make([m], s + 2), { w: w as number, returnWeights: rw as boolean }),
   })),
+  fc.record({ n: size, m: size, d: size, t: size, w: value, loo: value, red: fc.constantFrom<unknown>(undefined, 'mean', 'sum', 'none', 1), s: seed })
+    .map(({ n, m, d, t, w, loo, red, s }) => ({
+      op: 'kernelRegressionLoss',
+      run: (e: Engine) => e.kernelRegressionLoss(make([n, d], s), make([m, d], s + 1), make([m], s + 2), make([t], s + 3),
+        { w: w as number, leaveOneOut: loo as boolean, reduction: red as 'mean' }).output,
+    })),
   fc.record({ q: shape(4), lk: size, scale: value, softcap: value, left: value, right: value, causal: fc.constantFrom<unknown>(undefined, true, 'bottom-right', 'x', 1), lens: value, rw: value, s: seed })
     .map(({ q, lk, scale, softcap, left, right, causal, lens, rw, s }) => ({
       op: 'scaledDotProductAttention',

@@ -133,12 +133,37 @@ describe('attentionHeatmap', () => {
 
   it('without labels ticks the row and column indices, at round steps when cells are small; false draws none', () => {
     expect(texts(attentionHeatmap(tensor(new Array(15).fill(0), [3, 5])))).toEqual(expect.arrayContaining(['0', '1', '2', '3', '4']));
-    const n = 50; // 4 px cells: a tick every 5
+    const n = 50; // 6 px cells: a tick every 5, labels at least two label heights apart
     const ticks = texts(attentionHeatmap(tensor(new Array(n * n).fill(0), [n, n]), { colorbar: false })).filter((s) => /^\d+$/.test(s)).map(Number);
     expect([...new Set(ticks)].sort((a, b) => a - b)).toEqual([0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
     expect(ticks.filter((t) => t === 45)).toHaveLength(2); // one on each axis
+    const tall = texts(attentionHeatmap(tensor(new Array(200 * 3).fill(0), [200, 3]), { colorbar: false })).filter((s) => /^\d+$/.test(s)).map(Number);
+    expect(tall.filter((t) => t > 2)).toEqual([20, 40, 60, 80, 100, 120, 140, 160, 180]); // 2 px cells: every 20 rows
     const bare = texts(attentionHeatmap(tensor(new Array(15).fill(0), [3, 5]), { rowLabels: false, colLabels: false }));
     expect(bare.filter((s) => /^[34]$/.test(s))).toEqual([]); // 0..1 may still be colour-bar ticks, 3 and 4 are not
+  });
+
+  it('marks every labelled row and column with a tick, and draws a 50 x 50 map at a size that reads', () => {
+    const n = 50;
+    const els = parseXml(attentionHeatmap(tensor(new Array(n * n).fill(0.5), [n, n])));
+    const panel = els.find((e) => e.name === 'rect' && e.attrs.fill === 'none' && e.attrs.stroke === '#555')!;
+    expect(Number(panel.attrs.width)).toBeGreaterThanOrEqual(300); // 6 px cells, not 4
+    const ticks = els.filter((e) => e.name === 'line' && e.attrs.class === 'tick');
+    expect(ticks).toHaveLength(20); // 0, 5, …, 45 on each axis
+    const rows = ticks.filter((t) => t.attrs.y1 === t.attrs.y2), cols = ticks.filter((t) => t.attrs.x1 === t.attrs.x2);
+    expect([rows.length, cols.length]).toEqual([10, 10]);
+    // each tick sits at the centre of its row and leaves the panel's edge outwards
+    const x0 = Number(panel.attrs.x), y0 = Number(panel.attrs.y), cell = Number(panel.attrs.width) / n;
+    expect(rows.map((t) => (Number(t.attrs.y1) - y0) / cell - 0.5).map((r) => Math.round(r * 1e6) / 1e6)).toEqual([0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
+    expect(rows.every((t) => Number(t.attrs.x2) === x0 && Number(t.attrs.x1) < x0)).toBe(true);
+    expect(cols.every((t) => Number(t.attrs.y1) === y0 + Number(panel.attrs.height) && Number(t.attrs.y2) > Number(t.attrs.y1))).toBe(true);
+    // index labels keep a readable size however small the cells
+    const sizes = els.filter((e) => e.name === 'text' && /^\d+$/.test(e.text) && e.attrs['font-size']).map((e) => Number(e.attrs['font-size']));
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(10);
+    // the caller's labels get ticks too; false draws neither
+    const words = ['a', 'b', 'c'];
+    expect(parseXml(attentionHeatmap(tensor(new Array(9).fill(0), [3, 3]), { rowLabels: words, colLabels: words })).filter((e) => e.attrs.class === 'tick')).toHaveLength(6);
+    expect(parseXml(attentionHeatmap(tensor(new Array(9).fill(0), [3, 3]), { rowLabels: false, colLabels: false })).filter((e) => e.attrs.class === 'tick')).toHaveLength(0);
   });
 
   it('labels every row and column when there is room, and thins them out when cells are small', () => {

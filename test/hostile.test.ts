@@ -67,6 +67,8 @@ describe.each(engines)('hostile input on %s', (name, engine) => {
     const empty = tensor([], [1, 1, 2 ** 29, 0]);
     expect(engine.scaledDotProductAttention(empty, empty, empty).output.shape).toEqual([1, 1, 2 ** 29, 0]);
     expect(engine.kernelRegression(tensor([], [2 ** 29, 0]), tensor([], [2 ** 29, 0]), tensor([], [2 ** 29, 0])).output.shape).toEqual([2 ** 29, 0]);
+    const huge = tensor([], [2 ** 29, 0]);
+    expect(engine.kernelRegressionLoss(huge, huge, huge, huge, { leaveOneOut: true }).output.shape).toEqual([2 ** 29, 0]);
     health.expectHealthy(name);
   }, 10_000);
 

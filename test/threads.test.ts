@@ -78,6 +78,15 @@ const cases: Record<string, (e: Engine) => Record<string, Tensor | undefined>> =
     const r = e.kernelRegression(random([301], 13, 3), random([5001], 14, 3), random([5001, 3], 15), { returnWeights: true, w: 2 });
     return { output: r.output, weights: r.weights };
   },
+  'kernel regression loss, leave-one-out (every share masks its own keys)': (e) => {
+    const x = random([601], 30, 3), y = random([601], 31, 2), v = random([601, 5], 32);
+    const loo = e.kernelRegressionLoss(x, x, v, random([601, 5], 33, 2), { w: 1.5, leaveOneOut: true });
+    const flat = e.kernelRegressionLoss(x, x, y, random([601], 38, 2), { w: 1.5, leaveOneOut: true });
+    const wide = e.kernelRegressionLoss(random([301, 2], 34), random([997, 2], 35), random([997, 5], 36), random([301, 5], 37), { w: 0.7 });
+    // loss and dLossDw are float64 numbers: compared exactly through a Float64Array
+    const numbers = (r: { loss: number; dLossDw: number }) => ({ data: new Float64Array([r.loss, r.dLossDw]) as unknown as Float32Array, shape: [2] });
+    return { output: loo.output, loss: numbers(loo), flat: flat.output, flatLoss: numbers(flat), wide: wide.output, wideLoss: numbers(wide) };
+  },
   'additive attention': (e) => {
     const r = e.additiveAttention(random([2, 65, 16], 16), random([2, 129, 8], 17), random([2, 129, 12], 18),
       { Wq: random([32, 16], 19), Wk: random([32, 8], 20), wv: random([1, 32], 21) }, { validLens: [100, 129], returnWeights: true });

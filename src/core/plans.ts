@@ -100,36 +100,55 @@ export function planMaskedSoftmax(x: unknown, validLens: unknown, options?: unkn
   return { x: X, rows: B * Lq, n: Lk, rowLens, out };
 }
 
-export interface KernelRegressionPlan {
+/** The tensors of a kernel regression, checked, and their sizes (shared with kernelRegressionLoss). */
+export interface KernelRegressionInputs {
   queries: Checked; keys: Checked; values: Checked;
   n: number; m: number; d: number; dv: number;
-  w: number;
-  returnWeights: boolean;
-  outputShape: readonly number[]; weightsShape: readonly number[];
-  out: Out | undefined;
+  /** `[n]` for values `[m]`, else `[n, dv]`. */
+  outputShape: readonly number[];
 }
 
-export function planKernelRegression(queries: unknown, keys: unknown, values: unknown, options?: KernelRegressionOptions): KernelRegressionPlan {
-  const op = 'kernelRegression';
+/** Reads queries, keys and values once each and checks that they fit together. */
+export function checkKernelRegressionInputs(op: string, queries: unknown, keys: unknown, values: unknown): KernelRegressionInputs {
   const q = checkTensor(`${op}: queries`, queries, [1, 2]);
   const k = checkTensor(`${op}: keys`, keys, [1, 2]);
   const v = checkTensor(`${op}: values`, values, [1, 2]);
-  const o = checkOptions<KernelRegressionOptions>(op, options, ['w', 'returnWeights', 'out']);
   // [n] is read as [n, 1]: one feature
   const n = q.shape[0], d = q.shape.length === 2 ? q.shape[1] : 1;
   const m = k.shape[0], dk = k.shape.length === 2 ? k.shape[1] : 1;
   if (dk !== d) throw new RangeError(`${op}: keys ${formatShape(k.shape)} must have the feature size of queries ${formatShape(q.shape)} (${d}), got ${dk}`);
   expectShape(`${op}: values`, [v.shape[0]], [m], `one value per key; keys are ${formatShape(k.shape)}`);
   const dv = v.shape.length === 2 ? v.shape[1] : 1;
-  // the kernel depends on w² only, so a negative w is almost surely a sign error upstream
-  // the kernel computes with -w²/2 in float32: w² must neither overflow nor vanish
-  const w = checkFloat32(`${op}: options.w`, o.w, 0, 63, 63) ?? 1;
+  return { queries: q, keys: k, values: v, n, m, d, dv, outputShape: v.shape.length === 2 ? [n, dv] : [n] };
+}
+
+/**
+ * `options.w` of the kernel regressions. The kernel depends on w² only, so a negative w is almost
+ * surely a sign error upstream; the kernels compute with -w²/2 in float32, so w² must neither
+ * overflow nor vanish.
+ */
+export function checkKernelWidth(op: string, w: unknown): number {
+  return checkFloat32(`${op}: options.w`, w, 0, 63, 63) ?? 1;
+}
+
+export interface KernelRegressionPlan extends KernelRegressionInputs {
+  w: number;
+  returnWeights: boolean;
+  weightsShape: readonly number[];
+  out: Out | undefined;
+}
+
+export function planKernelRegression(queries: unknown, keys: unknown, values: unknown, options?: KernelRegressionOptions): KernelRegressionPlan {
+  const op = 'kernelRegression';
+  const inputs = checkKernelRegressionInputs(op, queries, keys, values);
+  const { n, m } = inputs;
+  const o = checkOptions<KernelRegressionOptions>(op, options, ['w', 'returnWeights', 'out']);
+  const w = checkKernelWidth(op, o.w);
   const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
-  const outputShape = v.shape.length === 2 ? [n, dv] : [n];
   const weightsShape = returnWeights ? checkShape(`${op}: the weights`, [n, m]) : [n, m];
-  const out = checkOut(op, o.out, outputShape);
-  checkIntact(op, q, k, v, out?.checked);
-  return { queries: q, keys: k, values: v, n, m, d, dv, w, returnWeights, outputShape, weightsShape, out };
+  const out = checkOut(op, o.out, inputs.outputShape);
+  checkIntact(op, inputs.queries, inputs.keys, inputs.values, out?.checked);
+  return { ...inputs, w, returnWeights, weightsShape, out };
 }
 
 export interface AdditivePlan {

@@ -39,6 +39,37 @@ export interface KernelRegressionOptions {
   out?: Tensor;
 }
 
+/** Options of {@link Engine.kernelRegressionLoss}. */
+export interface KernelRegressionLossOptions {
+  /** Width parameter of the Gaussian kernel, the parameter that `dLossDw` is the derivative for. Default 1. */
+  w?: number;
+  /**
+   * Leave one out: query i is predicted from every key but key i (its own weight is masked out), as
+   * when a model is fitted to its training points. Needs as many queries as keys. Default `false`.
+   */
+  leaveOneOut?: boolean;
+  /**
+   * `'mean'` (default, as PyTorch's `MSELoss`): the loss is the mean of the squared errors over the
+   * n · dv outputs (NaN when there are none); `'sum'`: their sum (d2l sums them).
+   */
+  reduction?: 'mean' | 'sum';
+  /**
+   * Write the predictions into this tensor (of the output's shape) instead of a fresh one.
+   * An engine tensor (`engine.tensor(shape)`) lives in the engine's memory, so nothing is allocated.
+   */
+  out?: Tensor;
+}
+
+/** What {@link Engine.kernelRegressionLoss} returns. */
+export interface KernelRegressionLossResult {
+  /** The predictions, as `kernelRegression` returns them (`[n]` or `[n, dv]`). */
+  output: Tensor;
+  /** The mean (or sum, see `reduction`) of the squared errors `(output - targets)²`, in float64. */
+  loss: number;
+  /** ∂loss/∂w at the given `w`: a step of gradient descent is `w -= learningRate * dLossDw`. */
+  dLossDw: number;
+}
+
 /** Parameters of {@link Engine.additiveAttention}, in PyTorch `nn.Linear` layout (no biases). */
 export interface AdditiveParams {
   /** `[h, Dq]`: projects queries to the hidden size h. */
@@ -279,6 +310,18 @@ export interface Engine {
    * queries `[n]` or `[n, d]`; keys `[m]` or `[m, d]`; values `[m]` or `[m, dv]`; output `[n]` or `[n, dv]`.
    */
   kernelRegression(queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights;
+  /**
+   * Kernel regression and its squared-error loss against `targets`, with the derivative of the loss
+   * with respect to the kernel width `w`: what fitting `w` by gradient descent needs (d2l's parametric
+   * Nadaraya–Watson). With `leaveOneOut`, query i is predicted from every key but key i. For query i
+   * (weights `a_ij` over the keys it may use, distances `D_ij = ||queries[i] - keys[j]||²`):
+   * `output[i] = Σ_j a_ij values[j]`, `∂output[i]/∂w = -w Σ_j a_ij (D_ij - D̄_i)(values[j] - output[i])`
+   * with `D̄_i = Σ_j a_ij D_ij`; `loss = r Σ (output - targets)²`, `dLossDw = 2r Σ (output - targets) ∂output/∂w`,
+   * r = 1/(n·dv) (`'mean'`) or 1 (`'sum'`). A query with no key left predicts 0. NaN or Infinity in
+   * the targets makes `loss` and `dLossDw` NaN (or infinite) and leaves `output` as it is.
+   * queries `[n]` or `[n, d]`; keys `[m]` or `[m, d]`; values `[m]` or `[m, dv]`; targets of the output's shape.
+   */
+  kernelRegressionLoss(queries: Tensor, keys: Tensor, values: Tensor, targets: Tensor, options?: KernelRegressionLossOptions): KernelRegressionLossResult;
   /** With `returnWeights: true` the result has `weights` (typed as present); otherwise as the signature below. */
   additiveAttention(query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options: AdditiveOptions & { returnWeights: true }): WithWeights<OutputWithWeights>;
   /**

@@ -4,6 +4,7 @@ import { checkShape, sizeOf } from '../core/tensor.js';
 import type { Engine, EngineTensor, Implementation } from '../core/types.js';
 import { additiveAttention } from './additiveAttention.js';
 import { kernelRegression } from './kernelRegression.js';
+import { kernelRegressionLoss } from './kernelRegressionLoss.js';
 import { matmul } from './matmul.js';
 import { ReferenceKVCache } from './kvCache.js';
 import { layerWith, multiHeadAttentionWith } from './multiHeadAttention.js';
@@ -25,6 +26,7 @@ const engine: Implementation<Engine> = {
   softmax,
   maskedSoftmax,
   kernelRegression,
+  kernelRegressionLoss,
   additiveAttention,
   scaledDotProductAttention,
   multiHeadAttention: (query, key, value, params, options) => multiHeadAttentionWith(ops, query, key, value, params, options),

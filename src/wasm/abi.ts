@@ -32,6 +32,7 @@ export interface Kernels {
   ): void;
   flash_scratch_f32(lk: number, e: number, ev: number): number;
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
+  kernel_regression_grad_f32(out: number, stats: number, scratch: number, q: number, k: number, v: number, y: number, n: number, m: number, d: number, dv: number, w: number, masked: number): void;
   additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number, rowStart: number, rowEnd: number): void;
   exp_f32(out: number, x: number, n: number): void;
   exp_softmax_f32(out: number, x: number, n: number): void;
@@ -85,7 +86,7 @@ export const KERNEL_ARITY = {
   softmax_rows_f32: 6,
   attention_f32: 29,
   flash_attention_f32: 28, flash_scratch_f32: 3,
-  kernel_regression_f32: 11,
+  kernel_regression_f32: 11, kernel_regression_grad_f32: 13,
   additive_scores_f32: 10, weighted_rows_f32: 9,
   rotary_f32: 11,
   rms_norm_rows_f32: 5,

@@ -9,6 +9,7 @@ import { scaledDotProductAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
 import { LAYOUT_OFFSETS, type Kernels } from './abi.js';
+import { kernelRegressionLoss } from './kernelRegressionLoss.js';
 import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels } from './loader.js';
 import { matmul } from './matmul.js';
 import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
@@ -203,6 +204,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     softmax: (x, opts) => softmax(context(), x, opts),
     maskedSoftmax: (x, validLens, opts) => maskedSoftmax(context(), x, validLens, opts),
     kernelRegression: (...a) => kernelRegression(context(), ...a),
+    kernelRegressionLoss: (...a) => kernelRegressionLoss(context(), ...a),
     additiveAttention: (...a) => additiveAttention(context(), ...a),
     multiHeadAttention: (query, key, value, params, opts) => multiHeadAttention(context(), query, key, value, params, opts),
     selfAttention: (x, params, opts) => multiHeadAttention(context(), x, x, x, params, opts, 'selfAttention'),

@@ -28,6 +28,18 @@ engine.kernelRegression(waists, waists, weights, { returnWeights: maybe }).weigh
 const fromBoolean: OutputWithWeights = engine.kernelRegression(waists, waists, weights, { returnWeights: maybe });
 console.log(fromBoolean.weights?.shape);
 
+// ---- Learning the kernel width
+{
+  let w = 1;
+  for (let step = 0; step < 15; step++) {
+    const { loss, dLossDw } = engine.kernelRegressionLoss(waists, waists, weights, weights, { w, leaveOneOut: true });
+    w -= 2 * dLossDw;
+    console.log(loss.toFixed(4));
+  }
+  // @ts-expect-error reduction is 'mean' or 'sum'
+  engine.kernelRegressionLoss(waists, waists, weights, weights, { reduction: 'none' });
+}
+
 // ---- Pictures: attention heatmaps
 const words = ['the', 'cat', 'sat'];
 const x = tensor([1, 0, 0, 1, 1, 1], [1, 3, 2]);
