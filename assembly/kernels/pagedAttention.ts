@@ -314,28 +314,40 @@ const INT8_DOT_CHUNK = 2048;
   }
 }
 
+/** 2^-112: a rebiased binary16 weight times this is the weight. */
+// @ts-ignore: decorator
+@inline const HALF_UNBIAS: f32 = 1.925929944387236e-34;
+
+/** Whether any of the n row flags at p is set (binary16 rows holding Infinity or NaN). */
+// @ts-ignore: decorator
+@inline function anyFlagged(p: usize, n: i32): bool {
+  let j = 0;
+  let any = i32x4.splat(0);
+  for (; j + 4 <= n; j += 4) any = v128.or(any, v128.load(p + (<usize>j << 2)));
+  if (v128.any_true(any)) return true;
+  for (; j < n; j++) if (load<f32>(p + (<usize>j << 2)) != 0) return true;
+  return false;
+}
+
 /**
  * out[0 .. ev) += sum_j w[j] · v_j over n rows of ev elements of type T at v (one block run), skipping
  * zero weights (a NaN value with no weight cannot leak). The weights are first put in the form the
- * loops take, in place: int8's times the row scale; binary16's times the 2^112 rebias, except rows
- * holding Infinity or NaN, which are added here exactly and then left out. Columns 32 at a time in 8
+ * loops take, in place: int8's times the row scale; binary16's come times the 2^112 rebias from the
+ * softmax, and rows holding Infinity or NaN are added here exactly and then left out. Columns 32 at a time in 8
  * accumulators (one weight splat serves 8 vectors), then 16, 4 and single ones.
  */
 // @ts-ignore: decorator
 @inline function accumulateRun<T>(out: usize, w: usize, v: usize, n: i32, ev: i32, rowScales: usize): void {
   const row = <usize>ev * sizeof<T>();
   if (sizeof<T>() == 1) for (let j = 0; j < n; j++) store<f32>(w + (<usize>j << 2), load<f32>(w + (<usize>j << 2)) * load<f32>(rowScales + (<usize>j << 2)));
-  if (sizeof<T>() == 2) {
+  if (sizeof<T>() == 2 && anyFlagged(rowScales, n)) {
+    // the weights carry the 2^112 rebias already (the softmax put it in); flagged rows are added exactly
     for (let j = 0; j < n; j++) {
       const wj = load<f32>(w + (<usize>j << 2));
-      if (wj == 0) continue;
-      if (load<f32>(rowScales + (<usize>j << 2)) != 0) {
-        const vj = v + <usize>j * row;
-        for (let c = 0; c < ev; c++) store<f32>(out + (<usize>c << 2), load<f32>(out + (<usize>c << 2)) + wj * load1<u16>(vj, c));
-        store<f32>(w + (<usize>j << 2), 0);
-      } else {
-        store<f32>(w + (<usize>j << 2), wj * HALF_REBIAS);
-      }
+      if (wj == 0 || load<f32>(rowScales + (<usize>j << 2)) == 0) continue;
+      const vj = v + <usize>j * row, wt = wj * HALF_UNBIAS;
+      for (let c = 0; c < ev; c++) store<f32>(out + (<usize>c << 2), load<f32>(out + (<usize>c << 2)) + wt * load1<u16>(vj, c));
+      store<f32>(w + (<usize>j << 2), 0);
     }
   }
   let c = 0;
@@ -439,11 +451,12 @@ const INT8_DOT_CHUNK = 2048;
 }
 
 /**
- * Softmax of one head's n scores in place, with an optional sink logit in the denominator. Returns
- * 0 when the row has weights, 1 when nothing is allowed (a zero row), 2 when a NaN makes it NaN.
+ * Softmax of one head's n scores in place, times `post` (a power of two, so the weights' bits are
+ * the softmax's times it), with an optional sink logit in the denominator. Returns 0 when the row has
+ * weights, 1 when nothing is allowed (a zero row), 2 when a NaN makes it NaN.
  */
 // @ts-ignore: decorator
-@inline function softmaxWithSink(s: usize, n: i32, hasSink: bool, sink: f32): i32 {
+@inline function softmaxWithSink(s: usize, n: i32, hasSink: bool, sink: f32, post: f32): i32 {
   let m = rowMax(s, n);
   if (m == -Infinity) {
     // rowMax may skip NaN lanes; a NaN score makes the row NaN, as in scaledDotProductAttention
@@ -453,7 +466,7 @@ const INT8_DOT_CHUNK = 2048;
   m = max<f32>(m, sink);
   let sum = expShiftSum(s, s, m, n, 0, 0, 0, 0, 1);
   if (hasSink) sum += exp1(sink - m);
-  scale(s, 1.0 / sum, n);
+  scale(s, post / sum, n);
   return 0;
 }
 
@@ -536,7 +549,8 @@ const INT8_DOT_CHUNK = 2048;
           store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (lo + j)));
         }
       }
-      const state = softmaxWithSink(s, n, sinks != 0, sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) : -Infinity);
+      // binary16 values are read times 2^-112: their weights take the 2^112 here, in the softmax's scaling pass
+      const state = softmaxWithSink(s, n, sinks != 0, sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) : -Infinity, sizeof<T>() == 2 ? HALF_REBIAS : 1);
       // a row with no weights is left out of the values' pass: zeros, or NaN
       if (state == 2) for (let c = 0; c < ev; c++) store<f32>(o0 + (<usize>(x * ev + c) << 2), NaN);
       store<i32>(done + (<usize>x << 2), state != 0 ? 1 : 0);
