@@ -1,7 +1,7 @@
 // Engine tensors read and written where they are: with inputs and `out` in engine memory, the
 // kernels read the inputs in place and write straight into out (Arena.result is handed out's own
 // address, so it copies nothing), for matmul, attention (both kernels, and with weights),
-// kernelRegression and additiveAttention; an out that overlaps an input, or lives outside engine
+// kernelRegression, additiveAttention and rotaryEmbedding (also into its own x); an out that overlaps an input, or lives outside engine
 // memory, is written through a block of the call's own and gets the same result.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { reference, type Engine, type Tensor } from '../src/index.js';
@@ -36,6 +36,7 @@ const q = random([1, 4, 19, 16], 3), k = random([1, 2, 23, 16], 4), v = random([
 const kq = random([9, 3], 6), kk = random([30, 3], 7), kv = random([30, 5], 8);
 const aq = random([2, 5, 6], 9), ak = random([2, 7, 4], 10), av = random([2, 7, 3], 11);
 const params = { Wq: random([8, 6], 12), Wk: random([8, 4], 13), wv: random([1, 8], 14) };
+const rx = random([5, 3, 10], 19), rp = [0, 7, 3, 100, 2];
 
 /** Each op: its inputs, the call with options (the out among them) and the reference's result. */
 const ops: [string, Tensor[], number[], (e: Engine, xs: Tensor[], out: Tensor) => Tensor, () => Tensor][] = [
@@ -49,6 +50,7 @@ const ops: [string, Tensor[], number[], (e: Engine, xs: Tensor[], out: Tensor) =
   ['kernelRegression', [kq, kk, kv], [9, 5], (e, [x, y, z], out) => e.kernelRegression(x, y, z, { out }).output, () => reference.kernelRegression(kq, kk, kv).output],
   ['additiveAttention', [aq, ak, av], [2, 5, 3], (e, [x, y, z], out) => e.additiveAttention(x, y, z, params, { out }).output,
     () => reference.additiveAttention(aq, ak, av, params).output],
+  ['rotaryEmbedding', [rx], [5, 3, 10], (e, [x], out) => e.rotaryEmbedding(x, { positions: rp, dim: 8, out }), () => reference.rotaryEmbedding(rx, { positions: rp, dim: 8 })],
 ];
 
 describe.each(ops)('%s on engine tensors', (_, inputs, outShape, op, want) => {
@@ -73,6 +75,14 @@ describe.each(ops)('%s on engine tensors', (_, inputs, outShape, op, want) => {
 });
 
 describe('an out that overlaps an input', () => {
+  it('rotaryEmbedding into its own x turns it in place', () => {
+    const X = resident(wasm, rx);
+    const seen = watch(() => wasm.rotaryEmbedding(X, { positions: rp, dim: 8, out: X }));
+    expect(seen.resultFrom).toEqual([X.data.byteOffset]);
+    expectClose(X, reference.rotaryEmbedding(rx, { positions: rp, dim: 8 }));
+    (X as unknown as { dispose(): void }).dispose();
+  });
+
   it('matmul into its own a ([n, n] · [n, n]) reads a before out is written', () => {
     const sa = random([24, 24], 15), sb = random([24, 24], 16);
     const A = resident(wasm, sa), B = resident(wasm, sb);

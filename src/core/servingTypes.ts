@@ -22,6 +22,8 @@ export interface RotaryOptions {
 export interface RotaryEmbeddingOptions extends RotaryOptions {
   /** `[L]` or [B, L] for x [B, H, L, D] (default 0..L-1); [T] for token-major x [T, H, D] (default 0..T-1). */
   positions?: ArrayLike<number> | Tensor;
+  /** Where the result goes, shaped like x (an engine tensor is written in place; x itself may be given). */
+  out?: Tensor;
 }
 
 /** Options of createKVPool. */

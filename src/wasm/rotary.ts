@@ -37,7 +37,8 @@ export function rotaryEmbedding(ctx: WasmContext, x: Tensor, options?: RotaryEmb
   arena.checkOut(p.out);
   return arena.call(() => formatCall('rotaryEmbedding', { x: p.x.shape }), () => {
     const px = arena.input(p.x, 'x');
-    const pout = arena.allocF32(p.rows * p.D);
+    // straight into an engine-tensor out, x itself included: the kernel reads each pair before it writes it
+    const pout = arena.outputAt(p.out, p.x) || arena.allocF32(p.rows * p.D);
     rotaryAt(ctx, p.rotary, pout, px, p.rows, p.D, p.positions, p.rowPosition);
     return arena.result(pout, p.rows * p.D, p.x.shape, p.out);
   });
