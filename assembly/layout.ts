@@ -19,3 +19,19 @@ export const STRIDE_HEAD: i32 = 4;
 export const STRIDE_ROW: i32 = 8;
 /** Bytes of the whole block. */
 export const LAYOUT_BYTES: i32 = 48;
+
+// The paged attention kernel's row block (assembly/kernels/pagedAttention.ts): four i32 per row of the
+// call, built by src/wasm/batchAttention.ts.
+//
+//   byte  0       4          8          12
+//         token   tableAt    kvLength   position
+//
+// token: the row's index in q and out; tableAt: where its sequence's block indices start in the
+// tables; kvLength: the positions the sequence holds; position: the row's own position.
+
+export const PAGED_ROW_TOKEN: i32 = 0;
+export const PAGED_ROW_TABLE_AT: i32 = 4;
+export const PAGED_ROW_KV_LENGTH: i32 = 8;
+export const PAGED_ROW_POSITION: i32 = 12;
+/** Bytes of one row's block. */
+export const PAGED_ROW_BYTES: i32 = 16;

@@ -9,7 +9,7 @@
 //
 //   pool block b, kv head g, slot s  at  pool + (g · headRows + b · bs + s) · d elements  (keys d = e, values
 //                                    d = ev; headRows = blocks · bs: each kv head's blocks side by side)
-//   rowInfo[r] = (token, tableAt, kvLength, position): row r of the call is token `token` of q and out;
+//   rowInfo[r] = (token, tableAt, kvLength, position) (assembly/layout.ts names the offsets): row r of the call is token `token` of q and out;
 //                its sequence holds kvLength positions, whose blocks are tables[tableAt ..]; the token
 //                itself is at `position`
 //
@@ -21,6 +21,7 @@ import { HALF_REBIAS, halfHighScaled, halfLowScaled, int8Quarter0, int8Quarter1,
 import { softcapRow } from '../inline/scores';
 import { keyHi, keyLo, CAUSAL_NONE, CAUSAL_TOP_LEFT } from '../inline/keyRange';
 import { exp1 } from '../inline/exp';
+import { PAGED_ROW_BYTES, PAGED_ROW_KV_LENGTH, PAGED_ROW_POSITION, PAGED_ROW_TABLE_AT, PAGED_ROW_TOKEN } from '../layout';
 
 /**
  * Floats of scratch one thread needs: the scores of the longest sequence for each of `group` query
@@ -500,8 +501,9 @@ const INT8_DOT_CHUNK = 2048;
   const qScales = q16 + <usize>group * q16Row;
   for (let unit = unitStart; unit < unitEnd; unit++) {
     const g = unit % hkv, h0 = g * group;
-    const info = rowInfo + (<usize>(unit / hkv) << 4);
-    const t = load<i32>(info), tableAt = load<i32>(info, 4), length = load<i32>(info, 8), p = load<i32>(info, 12);
+    const info = rowInfo + <usize>(unit / hkv) * PAGED_ROW_BYTES;
+    const t = load<i32>(info + PAGED_ROW_TOKEN), tableAt = load<i32>(info + PAGED_ROW_TABLE_AT);
+    const length = load<i32>(info + PAGED_ROW_KV_LENGTH), p = load<i32>(info + PAGED_ROW_POSITION);
     const o0 = out + (<usize>(t * hq + h0) * <usize>ev << 2), q0 = q + (<usize>(t * hq + h0) * <usize>e << 2);
     zero(o0, group * ev);
     const lo = keyLo(p, left), hi = keyHi(p, causal == 0 ? CAUSAL_NONE : CAUSAL_TOP_LEFT, length, right);

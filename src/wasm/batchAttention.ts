@@ -5,6 +5,7 @@
 import { appendBatch, outputSize, planBatchAttention, type BatchPlan } from '../core/batchPlan.js';
 import { formatCall, type Tensor } from '../core/tensor.js';
 import type { BatchAttentionOptions } from '../core/servingTypes.js';
+import { LAYOUT_OFFSETS } from './abi.js';
 import type { WasmContext } from './context.js';
 import { poolBlocks } from './kvPool.js';
 import { rotaryTables, rotaryWithTables } from './rotary.js';
@@ -46,7 +47,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
     tableLength += Math.ceil((p.pastLens[i] + p.queryLens[i]) / bs);
     if (!fused[i]) pagedRows += p.queryLens[i];
   });
-  const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * 4);
+  const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * (LAYOUT_OFFSETS.PAGED_ROW_BYTES >> 2));
   // what the appends take (a slots buffer per sequence), with the caller's later buffers
   const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, D, Hq / Hkv), parallel.threads);
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
@@ -54,7 +55,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   // every buffer is taken (and room for the appends' slots and the caller's): nothing fails from here on, and the pool changes
   arena.ensure(laterBytes + 4 * T + 16 * p.sequences.length);
   appendBatch(p, kr, pv);
-  const tables = new Int32Array(arena.memory.buffer, ptables, tableLength), info = new Int32Array(arena.memory.buffer, pinfo, pagedRows * 4);
+  const tables = new Int32Array(arena.memory.buffer, ptables, tableLength), info = new Int32Array(arena.memory.buffer, pinfo, pagedRows * (LAYOUT_OFFSETS.PAGED_ROW_BYTES >> 2));
   p.sequences.forEach((s, i) => tables.set(s.table, tableAt[i]));
   // rows in an order whose every stretch costs about the same (longest, shortest, next longest, …),
   // so that the equal shares of units the threads take are equal in work too; each unit's result is
@@ -63,9 +64,11 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   for (let t = 0; t < T; t++) if (!fused[p.rowSequence[t]]) rows.push(t);
   const cost = (t: number) => (p.causal ? p.positions[t] + 1 : p.sequences[p.rowSequence[t]].length);
   rows.sort((a, b) => cost(b) - cost(a) || a - b);
+  const { PAGED_ROW_TOKEN, PAGED_ROW_TABLE_AT, PAGED_ROW_KV_LENGTH, PAGED_ROW_POSITION, PAGED_ROW_BYTES } = LAYOUT_OFFSETS;
   for (let r = 0, lo = 0, hi = rows.length - 1; lo <= hi; r++) {
-    const t = r % 2 === 0 ? rows[lo++] : rows[hi--], s = p.rowSequence[t];
-    info[4 * r] = t; info[4 * r + 1] = tableAt[s]; info[4 * r + 2] = p.sequences[s].length; info[4 * r + 3] = p.positions[t];
+    const t = r % 2 === 0 ? rows[lo++] : rows[hi--], s = p.rowSequence[t], at = (r * PAGED_ROW_BYTES) >> 2;
+    info[at + (PAGED_ROW_TOKEN >> 2)] = t; info[at + (PAGED_ROW_TABLE_AT >> 2)] = tableAt[s];
+    info[at + (PAGED_ROW_KV_LENGTH >> 2)] = p.sequences[s].length; info[at + (PAGED_ROW_POSITION >> 2)] = p.positions[t];
   }
   const { k, v, ks, vs, format } = poolBlocks(arena, pool)!;
   // a unit is one row's group of Hq / Hkv query heads over about half the longest sequence, on average
