@@ -101,3 +101,51 @@ describe('an out that overlaps an input', () => {
     [Q, K].forEach((t) => (t as unknown as { dispose(): void }).dispose());
   });
 });
+
+describe('batchAttention on engine tensors', () => {
+  const Hq = 4, Hkv = 2, D = 8;
+  const setup = (past: number, blocks = 16) => {
+    const pool = wasm.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: 4 });
+    const seqs = [pool.sequence(), pool.sequence()];
+    if (past > 0) seqs.forEach((s, i) => s.append(random([past, Hkv, D], 30 + i), random([past, Hkv, D], 40 + i)));
+    return { pool, seqs };
+  };
+
+  it('a decode step reads q, k and v where they are and writes straight into out', () => {
+    const { pool, seqs } = setup(9);
+    const [q, k, v] = [random([2, Hq, D], 50), random([2, Hkv, D], 51), random([2, Hkv, D], 52)];
+    const Q = resident(wasm, q), K = resident(wasm, k), V = resident(wasm, v), out = wasm.tensor([2, Hq, D]);
+    const seen = watch(() => wasm.batchAttention(Q, K, V, { sequences: seqs, queryLens: [1, 1], out }).output);
+    expect(seen.resultFrom).toEqual([out.data.byteOffset]);
+    for (const x of [Q, K, V]) expect(seen.inputs).toContain(x.data.byteOffset);
+    const ref = setupReference(9);
+    expectClose(out, reference.batchAttention(q, k, v, { sequences: ref.seqs, queryLens: [1, 1] }).output);
+    [Q, K, V, out].forEach((t) => (t as unknown as { dispose(): void }).dispose());
+    pool.dispose(); ref.pool.dispose();
+  });
+
+  it('a fresh prompt for the fused kernel goes through a block of its own, and a refused call leaves out as it was', () => {
+    const { pool, seqs } = setup(0, 12);
+    const n = 20, q = random([2 * n, Hq, D], 53), k = random([2 * n, Hkv, D], 54), v = random([2 * n, Hkv, D], 55);
+    const out = wasm.tensor([2 * n, Hq, D]);
+    const seen = watch(() => wasm.batchAttention(q, k, v, { sequences: seqs, queryLens: [n, n], out }).output);
+    expect(seen.resultFrom[0]).not.toBe(out.data.byteOffset);
+    const ref = setupReference(0, 12);
+    expectClose(out, reference.batchAttention(q, k, v, { sequences: ref.seqs, queryLens: [n, n] }).output);
+    // the 40 positions take 10 of the 12 blocks; 8 more rows a sequence (not a fresh prompt: written
+    // straight into out) need 4 blocks more, so the call is refused before anything is written
+    const more = random([2 * 8, Hq, D], 56), mk = random([2 * 8, Hkv, D], 57), out2 = wasm.tensor([2 * 8, Hq, D]);
+    out2.data.fill(7);
+    expect(() => wasm.batchAttention(more, mk, mk, { sequences: seqs, queryLens: [8, 8], out: out2 })).toThrow(/free blocks/);
+    expect(Array.from(out2.data).every((x) => x === 7)).toBe(true);
+    [out, out2].forEach((t) => (t as unknown as { dispose(): void }).dispose());
+    pool.dispose(); ref.pool.dispose();
+  });
+
+  const setupReference = (past: number, blocks = 16) => {
+    const pool = reference.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: 4 });
+    const seqs = [pool.sequence(), pool.sequence()];
+    if (past > 0) seqs.forEach((s, i) => s.append(random([past, Hkv, D], 30 + i), random([past, Hkv, D], 40 + i)));
+    return { pool, seqs };
+  };
+});

@@ -37,7 +37,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   // a fresh prompt's queries attend over its own new keys only: the fused kernel runs them from the
   // call's rows, before the pool changes (a float32 pool stores those rows as they are; a narrower one
   // is read as stored, by the paged kernel); every other row goes to the paged kernel
-  const fused = p.sequences.map((_, i) => pool.dtype === 'float32' && p.pastLens[i] === 0 && p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks);
+  const fused = fusedPrompts(p);
   p.sequences.forEach((_, i) => { if (fused[i]) prefill(ctx, p, i, qr, kr, pv, pout); });
   // the block tables after the call, one run per sequence, and each paged row's (token, tableAt, kvLength, position)
   const tableAt = new Int32Array(p.sequences.length);
@@ -82,6 +82,12 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
 /** Rows of a fresh prompt at or above this count go to the fused kernel (src/wasm/attention.ts picks within). */
 const FUSED_MIN_ROWS = 16;
 
+/** Which sequences' rows are a fresh prompt the fused kernel runs (before the pool changes). */
+function fusedPrompts(p: BatchPlan): boolean[] {
+  const pool = p.pool;
+  return p.sequences.map((_, i) => pool?.dtype === 'float32' && p.pastLens[i] === 0 && p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks);
+}
+
 /**
  * Sequence i's prompt (no past) attending over its own n new rows, token-major in the call's buffers:
  * runAttention over [n, H, D] views (head stride D, row stride H·D), causal top-left from position 0.
@@ -103,7 +109,10 @@ export function batchAttention(ctx: WasmContext, query: Tensor, key: Tensor, val
   arena.checkOut(p.out);
   return arena.call(() => formatCall('batchAttention', { query: p.query.shape, key: p.key.shape, value: p.value.shape }), () => {
     const pq = arena.input(p.query, 'query'), pk = arena.input(p.key, 'key'), pv = arena.input(p.value, 'value');
-    const pout = arena.allocF32(outputSize(p));
+    // straight into an engine-tensor out when no fresh prompt is computed before the call's last
+    // allocation (the fused kernel writes those rows first): a refused call then leaves out as it was
+    const direct = !fusedPrompts(p).some(Boolean) && arena.outputApart(p.out, p.query, p.key, p.value, p.alibiSlopes, p.sinks);
+    const pout = direct || arena.allocF32(outputSize(p));
     batchAttentionAt(ctx, p, pq, pk, pv, pout);
     return { output: arena.result(pout, outputSize(p), [p.T, p.Hq, p.Dv], p.out) };
   });
