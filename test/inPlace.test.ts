@@ -1,7 +1,8 @@
 // Engine tensors read and written where they are: with inputs and `out` in engine memory, the
 // kernels read the inputs in place and write straight into out (Arena.result is handed out's own
 // address, so it copies nothing), for matmul, attention (both kernels, and with weights),
-// kernelRegression, additiveAttention and rotaryEmbedding (also into its own x); an out that overlaps an input, or lives outside engine
+// kernelRegression, additiveAttention, rotaryEmbedding (also into its own x), batchAttention's decode
+// steps and the grouped-query layer's forward; an out that overlaps an input, or lives outside engine
 // memory, is written through a block of the call's own and gets the same result.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { reference, type Engine, type Tensor } from '../src/index.js';
@@ -148,4 +149,24 @@ describe('batchAttention on engine tensors', () => {
     if (past > 0) seqs.forEach((s, i) => s.append(random([past, Hkv, D], 30 + i), random([past, Hkv, D], 40 + i)));
     return { pool, seqs };
   };
+});
+
+describe('a grouped-query layer on engine tensors', () => {
+  it('reads x where it is and writes its output straight into out', () => {
+    const E = 32, Hq = 4, Hkv = 2, D = 8;
+    const params = {
+      numHeads: Hq, numKvHeads: Hkv, headDim: D, rotary: {},
+      qProjWeight: random([Hq * D, E], 60, 0.3), kProjWeight: random([Hkv * D, E], 61, 0.3),
+      vProjWeight: random([Hkv * D, E], 62, 0.3), oProjWeight: random([E, Hq * D], 63, 0.3),
+    };
+    const layer = wasm.createGroupedQueryAttention(params), ref = reference.createGroupedQueryAttention(params);
+    const pool = wasm.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 8, blockSize: 4 }), refPool = reference.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 8, blockSize: 4 });
+    const x = random([3, E], 64), X = resident(wasm, x), out = wasm.tensor([3, E]);
+    const seen = watch(() => layer.forward(X, { sequences: [pool.sequence()], queryLens: [3], out }).output);
+    expect(seen.resultFrom).toEqual([out.data.byteOffset]);
+    expect(seen.inputs).toContain(X.data.byteOffset);
+    expectClose(out, ref.forward(x, { sequences: [refPool.sequence()], queryLens: [3] }).output);
+    [X, out].forEach((t) => (t as unknown as { dispose(): void }).dispose());
+    layer.dispose(); pool.dispose(); refPool.dispose();
+  });
 });

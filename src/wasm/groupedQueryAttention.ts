@@ -59,7 +59,8 @@ export function createWasmGroupedQuery(context: () => WasmContext, params: Group
         };
         norm(qp, T * Hq, weights.qn);
         norm(kp, T * Hkv, weights.kn);
-        const heads = c.arena.allocF32(T * Hq * D), out = c.arena.allocF32(T * E);
+        // the output projection writes straight into an engine-tensor out apart from x: it is the last step
+        const heads = c.arena.allocF32(T * Hq * D), out = c.arena.outputApart(f.out, f.x) || c.arena.allocF32(T * E);
         // room for the output projection's scratch is made before the pool changes: nothing fails after the appends
         batchAttentionAt(c, f.batch, qp, kp, vp, heads, (c.kernels.gemm_packed_scratch_f32() * 4 + 16) * c.parallel.threads);
         gemmPacked(c, out, heads, weights.wo, T, E, Hq * D, weights.bo);
