@@ -1,8 +1,8 @@
 // Engine tensors read and written where they are: with inputs and `out` in engine memory, the
 // kernels read the inputs in place and write straight into out (Arena.result is handed out's own
 // address, so it copies nothing), for matmul, attention (both kernels, and with weights),
-// kernelRegression, additiveAttention, rotaryEmbedding (also into its own x), batchAttention's decode
-// steps and the grouped-query layer's forward; an out that overlaps an input, or lives outside engine
+// kernelRegression, additiveAttention, multiHeadAttention and its prepared layer, rotaryEmbedding
+// (also into its own x), batchAttention's decode steps and the grouped-query layer's forward; an out that overlaps an input, or lives outside engine
 // memory, is written through a block of the call's own and gets the same result.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { reference, type Engine, type Tensor } from '../src/index.js';
@@ -38,6 +38,8 @@ const kq = random([9, 3], 6), kk = random([30, 3], 7), kv = random([30, 5], 8);
 const aq = random([2, 5, 6], 9), ak = random([2, 7, 4], 10), av = random([2, 7, 3], 11);
 const params = { Wq: random([8, 6], 12), Wk: random([8, 4], 13), wv: random([1, 8], 14) };
 const rx = random([5, 3, 10], 19), rp = [0, 7, 3, 100, 2];
+const mq = random([2, 5, 16], 20), mk = random([2, 7, 16], 21), mv = random([2, 7, 16], 22);
+const mparams = { numHeads: 4, inProjWeight: random([48, 16], 23, 0.3), inProjBias: random([48], 24, 0.1), outProjWeight: random([16, 16], 25, 0.3) };
 
 /** Each op: its inputs, the call with options (the out among them) and the reference's result. */
 const ops: [string, Tensor[], number[], (e: Engine, xs: Tensor[], out: Tensor) => Tensor, () => Tensor][] = [
@@ -51,6 +53,10 @@ const ops: [string, Tensor[], number[], (e: Engine, xs: Tensor[], out: Tensor) =
   ['kernelRegression', [kq, kk, kv], [9, 5], (e, [x, y, z], out) => e.kernelRegression(x, y, z, { out }).output, () => reference.kernelRegression(kq, kk, kv).output],
   ['additiveAttention', [aq, ak, av], [2, 5, 3], (e, [x, y, z], out) => e.additiveAttention(x, y, z, params, { out }).output,
     () => reference.additiveAttention(aq, ak, av, params).output],
+  ['multiHeadAttention', [mq, mk, mv], [2, 5, 16], (e, [x, y, z], out) => e.multiHeadAttention(x, y, z, mparams, { out }).output,
+    () => reference.multiHeadAttention(mq, mk, mv, mparams).output],
+  ['a prepared multi-head layer', [mq, mk, mv], [2, 5, 16], (e, [x, y, z], out) => e.createMultiHeadAttention(mparams).forward(x, y, z, { out }).output,
+    () => reference.multiHeadAttention(mq, mk, mv, mparams).output],
   ['rotaryEmbedding', [rx], [5, 3, 10], (e, [x], out) => e.rotaryEmbedding(x, { positions: rp, dim: 8, out }), () => reference.rotaryEmbedding(rx, { positions: rp, dim: 8 })],
 ];
 

@@ -95,7 +95,9 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
       causal, Lpast: Ltotal - L2, windowLeft: -1, windowRight: -1,
       layout: arena.write(layoutArray({ q: [Lq * E, D, E], k: kvLayout, v: kvLayout, out: [Lq * E, D, E] })),
     });
-    const out = arena.allocF32(B * Lq * E);
+    // the output projection writes straight into an engine-tensor out apart from the inputs (nothing
+    // after it can fail: its scratch is taken before it writes)
+    const out = arena.outputApart(target, p.q, p.k, p.v) || arena.allocF32(B * Lq * E);
     project(out, heads, w.wo, B * Lq, E, E, w.bo);
     const result: OutputWithWeights = { output: arena.result(out, B * Lq * E, [B, Lq, E], target) };
     if (pw) {
