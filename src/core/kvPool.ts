@@ -44,8 +44,8 @@ export function checkKVPoolOptions(options: unknown): PoolDims {
   const dtype = o.dtype ?? 'float32';
   if (typeof dtype !== 'string') throw new TypeError(`${op}: options.dtype must be 'float32', 'float16' or 'int8', got ${describeValue(dtype)}`);
   if (!KV_DTYPES.includes(dtype as KVDtype)) throw new RangeError(`${op}: options.dtype must be 'float32', 'float16' or 'int8', got '${dtype}'`);
-  checkShape(`${op}: the keys`, [blocks, kvHeads, blockSize, headDim]);
-  checkShape(`${op}: the values`, [blocks, kvHeads, blockSize, valueDim]);
+  checkShape(`${op}: the keys`, [kvHeads, blocks, blockSize, headDim]);
+  checkShape(`${op}: the values`, [kvHeads, blocks, blockSize, valueDim]);
   return { kvHeads, headDim, valueDim, blocks, blockSize, dtype: dtype as KVDtype };
 }
 

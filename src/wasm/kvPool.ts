@@ -32,7 +32,7 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
   const d = checkKVPoolOptions(options);
   const { format, bytes } = FORMATS[d.dtype];
   const rows = d.blocks * d.kvHeads * d.blockSize, H = d.kvHeads, headRows = d.blocks * d.blockSize;
-  const describe = () => formatCall('createKVPool', { keys: [d.blocks, d.kvHeads, d.blockSize, d.headDim], values: [d.blocks, d.kvHeads, d.blockSize, d.valueDim] });
+  const describe = () => formatCall('createKVPool', { keys: [d.kvHeads, d.blocks, d.blockSize, d.headDim], values: [d.kvHeads, d.blocks, d.blockSize, d.valueDim] });
   const held: number[] = [];
   const hold = (n: number) => { const ptr = arena.hold(n, 'cache', describe); held.push(ptr); return ptr; };
   let b: PoolBlocks;
