@@ -75,6 +75,13 @@ describe.each(['float32', 'float16', 'int8'] as const)('paged attention over %s 
     expectClose(run(wasm2, dtype, c, false), want, `${name}, 2 threads`);
   });
 
+  it('2 threads give the same bits as 1 (a call big enough to be split: 6 units of about 0.4 M multiply-adds)', () => {
+    const c: Case = { Hq: 14, Hkv: 2, D: 64, Dv: 64, blockSize: 16, past: [900, 700, 5] };
+    const one = run(wasm1, dtype, c, true), two = run(wasm2, dtype, c, true);
+    expect(Array.from(two.data)).toEqual(Array.from(one.data));
+    expectClose(one, run(reference, dtype, c, true));
+  });
+
   it.each(cases.slice(0, 4))('%s: stored keys and values that are NaN or beyond binary16 (read as Infinity there)', (name, c) => {
     for (const stored of ['keys', 'values'] as const) {
       expectClose(run(wasm1, dtype, c, false, stored), run(reference, dtype, c, false, stored), `${name}, ${stored}`);
