@@ -6,7 +6,7 @@
 // Take the bench lock.
 import { createEngine } from 'qkv';
 import { benchCases, random } from './cases.js';
-import { flag, value } from './args.js';
+import { flag, now, value } from './args.js';
 
 const dir = process.argv[2];
 if (!dir || dir.startsWith('--')) throw new Error('usage: node bench/ab.js DIR [--filter REGEX] [--runs N]');
@@ -16,13 +16,8 @@ const base = await import(new URL(`file://${dir.replace(/\/$/, '')}/dist/bundle/
 const engines = { before: await base.createEngine(), after: await createEngine() };
 let sink = 0;
 
-/**
- * `--cpu`: time by this process's CPU time (user + system, process.cpuUsage) instead of the wall
- * clock. On a machine whose cores other jobs share, a call's wall time includes the time it waited
- * for a core; its CPU time does not (memory and cache contention still count).
- */
+/** `--cpu`: time by this process's CPU time (args.js, `now`). */
 const cpu = flag('--cpu');
-const now = cpu ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; } : () => performance.now();
 
 /** Median and min ms of each function, called in turn RUNS times after 3 warm-up rounds. */
 function interleaved(fs) {

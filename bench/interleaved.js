@@ -6,13 +6,12 @@
 import { createEngine } from 'qkv';
 import { benchCases } from './cases.js';
 import { loadPeers } from './peers/index.js';
-import { flag, value } from './args.js';
+import { flag, now, value } from './args.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : /^softmax/;
 const RUNS = Number(value('--runs') ?? 15);
-/** `--cpu`: time by the process's CPU time (user + system), which other jobs on the machine disturb less than the wall clock. */
+/** `--cpu`: time by the process's CPU time (args.js, `now`). */
 const cpu = flag('--cpu');
-const now = cpu ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; } : () => performance.now();
 const engine = await createEngine();
 const peers = await loadPeers(value('--peers') ?? 'all');
 for (const peer of peers) console.log(`peer: ${await peer.init({ threads: 1 })}`);

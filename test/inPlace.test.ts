@@ -111,8 +111,9 @@ describe('an out that overlaps an input', () => {
 
 describe('batchAttention on engine tensors', () => {
   const Hq = 4, Hkv = 2, D = 8;
-  const setup = (past: number, blocks = 16) => {
-    const pool = wasm.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: 4 });
+  /** A pool of `blocks` blocks of 4 on `engine`, with two sequences of `past` positions each. */
+  const setup = (past: number, blocks = 16, engine: Engine = wasm) => {
+    const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: 4 });
     const seqs = [pool.sequence(), pool.sequence()];
     if (past > 0) seqs.forEach((s, i) => s.append(random([past, Hkv, D], 30 + i), random([past, Hkv, D], 40 + i)));
     return { pool, seqs };
@@ -125,7 +126,7 @@ describe('batchAttention on engine tensors', () => {
     const seen = watch(() => wasm.batchAttention(Q, K, V, { sequences: seqs, queryLens: [1, 1], out }).output);
     expect(seen.resultFrom).toEqual([out.data.byteOffset]);
     for (const x of [Q, K, V]) expect(seen.inputs).toContain(x.data.byteOffset);
-    const ref = setupReference(9);
+    const ref = setup(9, 16, reference);
     expectClose(out, reference.batchAttention(q, k, v, { sequences: ref.seqs, queryLens: [1, 1] }).output);
     [Q, K, V, out].forEach((t) => (t as unknown as { dispose(): void }).dispose());
     pool.dispose(); ref.pool.dispose();
@@ -137,7 +138,7 @@ describe('batchAttention on engine tensors', () => {
     const out = wasm.tensor([2 * n, Hq, D]);
     const seen = watch(() => wasm.batchAttention(q, k, v, { sequences: seqs, queryLens: [n, n], out }).output);
     expect(seen.resultFrom[0]).not.toBe(out.data.byteOffset);
-    const ref = setupReference(0, 12);
+    const ref = setup(0, 12, reference);
     expectClose(out, reference.batchAttention(q, k, v, { sequences: ref.seqs, queryLens: [n, n] }).output);
     // the 40 positions take 10 of the 12 blocks; 8 more rows a sequence (not a fresh prompt: written
     // straight into out) need 4 blocks more, so the call is refused before anything is written
@@ -149,12 +150,6 @@ describe('batchAttention on engine tensors', () => {
     pool.dispose(); ref.pool.dispose();
   });
 
-  const setupReference = (past: number, blocks = 16) => {
-    const pool = reference.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: 4 });
-    const seqs = [pool.sequence(), pool.sequence()];
-    if (past > 0) seqs.forEach((s, i) => s.append(random([past, Hkv, D], 30 + i), random([past, Hkv, D], 40 + i)));
-    return { pool, seqs };
-  };
 });
 
 describe('a grouped-query layer on engine tensors', () => {

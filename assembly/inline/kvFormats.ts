@@ -47,8 +47,7 @@
 /** Elements t .. t+3 of a binary16 row free of Infinity and NaN, as float32 times 2^-112 (see above). */
 // @ts-ignore: decorator
 @inline export function loadScaled4(p: usize, t: i32): v128 {
-  const h = v128.load16x4_u(p + (<usize>t << 1));
-  return v128.or(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+  return halfLowScaled(v128.load64_zero(p + (<usize>t << 1)));
 }
 
 /**

@@ -1,7 +1,7 @@
 // Row primitives shared by the kernels: dot product, weighted accumulation, softmax over a range.
 // Pointers are byte addresses of f32 arrays; lengths count elements.
 import { expSoftmax4 } from './exp';
-import { hmax4, hsum4, madd4 } from './simd';
+import { hmax4, hsum4, madd4, sums4 } from './simd';
 
 /** sum_t a[t] · b[t] over n elements: four independent accumulators, then a 4-wide loop, then a scalar tail. */
 // @ts-ignore: decorator
@@ -124,10 +124,7 @@ import { hmax4, hsum4, madd4 } from './simd';
       a0 = madd4(qv, v128.load(k0 + o), a0); a1 = madd4(qv, v128.load(k1 + o), a1);
       a2 = madd4(qv, v128.load(k2 + o), a2); a3 = madd4(qv, v128.load(k3 + o), a3);
     }
-    // transpose-add: lanes of (a0, a1, a2, a3) -> one vector of their four sums
-    const u = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
-    const w = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
-    let r = f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
+    let r = sums4(a0, a1, a2, a3);
     if (e4 < e) {
       let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
       for (let t = e4; t < e; t++) {

@@ -16,7 +16,7 @@
 // Key j of the sequence is in block tables[tableAt + j / bs], slot j % bs: a block's slots for one kv
 // head are contiguous rows, so scores and value sums run over whole runs of slots.
 import { dot, expShiftSum, rowMax, scale, scoreKeys, zero } from '../inline/rows';
-import { hsum4, madd4 } from '../inline/simd';
+import { hsum4, madd4, sums4 } from '../inline/simd';
 import { HALF_REBIAS, halfHighScaled, halfLowScaled, int8Quarter0, int8Quarter1, int8Quarter2, int8Quarter3, load1, load4, loadScaled1, loadScaled4 } from '../inline/kvFormats';
 import { softcapRow } from '../inline/scores';
 import { keyHi, keyLo, CAUSAL_NONE, CAUSAL_TOP_LEFT } from '../inline/keyRange';
@@ -198,14 +198,6 @@ const INT8_DOT_CHUNK = 2048;
   return j;
 }
 
-/** The four lane sums of a0 .. a3 as one vector (a transpose-add, as in scoreKeys). */
-// @ts-ignore: decorator
-@inline function sums4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
-  const u = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
-  const w = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
-  return f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
-}
-
 /**
  * scoreKeys for two query heads at once over n float32 key rows of e elements at k: four keys and two
  * heads make eight accumulators, so each key load serves both heads (six loads for eight products,
@@ -334,8 +326,8 @@ const INT8_DOT_CHUNK = 2048;
  * out[0 .. ev) += sum_j w[j] · v_j over n rows of ev elements of type T at v (one block run), skipping
  * zero weights (a NaN value with no weight cannot leak). The weights are first put in the form the
  * loops take, in place: int8's times the row scale; binary16's come times the 2^112 rebias from the
- * softmax, and rows holding Infinity or NaN are added here exactly and then left out. Columns 32 at a time in 8
- * accumulators (one weight splat serves 8 vectors), then 16, 4 and single ones.
+ * softmax, and rows holding Infinity or NaN are added here exactly and then left out. Columns 32 at
+ * a time in 8 accumulators (one weight splat serves 8 vectors), then 16, 4 and single ones.
  */
 // @ts-ignore: decorator
 @inline function accumulateRun<T>(out: usize, w: usize, v: usize, n: i32, ev: i32, rowScales: usize): void {
