@@ -1,9 +1,14 @@
 // Byte offsets into the layout block the attention kernels (attention_f32, flash_attention_f32) take:
-// twelve i32 element strides, (batch, head, row) of q, k, v and out in that order. The caller
-// builds it (src/wasm/attention.ts, layoutArray); rows are contiguous inside.
+// twelve i32 element strides, (batch, head, row) of q, k, v and out in that order, then the KV
+// view's block table. The caller builds it (src/wasm/attention.ts, layoutArray); rows are
+// contiguous inside.
 //
-//   byte  0     4     8    | 12    16    20   | 24    28    32   | 36    40    44
-//         q.b   q.h   q.r  | k.b   k.h   k.r  | v.b   v.h   v.r  | out.b out.h out.r
+//   byte  0     4     8    | 12    16    20   | 24    28    32   | 36    40    44    | 48     52       56
+//         q.b   q.h   q.r  | k.b   k.h   k.r  | v.b   v.h   v.r  | out.b out.h out.r | table  entries  rows
+//
+// The KV view (inline/kvView.ts): without a table (0: tensors, a KVCache), key row j of (batch b,
+// kv head g) is at k + (b·k.b + g·k.h + j·k.r) floats; with one, it is at row table[b·entries +
+// j / rows]·rows + j % rows of the same head (a KV pool's blocks of `rows` positions). Values alike.
 //
 // Exported by assembly/index.ts: src/wasm/abi.ts names the same offsets, and test/abi.test.ts reads
 // these to compare.
@@ -17,8 +22,12 @@ export const LAYOUT_OUT: i32 = 36;
 export const STRIDE_BATCH: i32 = 0;
 export const STRIDE_HEAD: i32 = 4;
 export const STRIDE_ROW: i32 = 8;
+/** The KV view: the block table's address (0: none), its entries per batch row, positions per block. */
+export const LAYOUT_KV_TABLE: i32 = 48;
+export const LAYOUT_KV_TABLE_ENTRIES: i32 = 52;
+export const LAYOUT_KV_BLOCK_ROWS: i32 = 56;
 /** Bytes of the whole block. */
-export const LAYOUT_BYTES: i32 = 48;
+export const LAYOUT_BYTES: i32 = 60;
 
 // The paged attention kernel's row block (assembly/kernels/pagedAttention.ts): four i32 per row of the
 // call, built by src/wasm/batchAttention.ts.

@@ -52,7 +52,13 @@ describe('the layout block', () => {
     const at = (tensor: number, stride: number) => block[(tensor + stride) / 4];
     const { LAYOUT_K, LAYOUT_OUT, STRIDE_HEAD, STRIDE_ROW } = LAYOUT_OFFSETS;
     expect([at(LAYOUT_K, STRIDE_HEAD), at(LAYOUT_OUT, STRIDE_ROW)]).toEqual([5, 12]);
-    expect([...block]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect([...block]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0]);
+  });
+
+  it("puts the KV view's block table after the strides (0: rows in place)", () => {
+    const block = layoutArray({ q: [1, 2, 3], k: [4, 5, 6], v: [7, 8, 9], out: [10, 11, 12], kvTable: { at: 4096, entries: 5, blockRows: 16 } });
+    const { LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES, LAYOUT_KV_BLOCK_ROWS } = LAYOUT_OFFSETS;
+    expect([block[LAYOUT_KV_TABLE / 4], block[LAYOUT_KV_TABLE_ENTRIES / 4], block[LAYOUT_KV_BLOCK_ROWS / 4]]).toEqual([4096, 5, 16]);
   });
 });
 

@@ -132,21 +132,23 @@ describe('batchAttention on engine tensors', () => {
     pool.dispose(); ref.pool.dispose();
   });
 
-  it('a fresh prompt for the fused kernel goes through a block of its own, and a refused call leaves out as it was', () => {
+  it('prompts for the fused kernel are written straight into out too, and a refused call leaves out as it was', () => {
     const { pool, seqs } = setup(0, 12);
     const n = 20, q = random([2 * n, Hq, D], 53), k = random([2 * n, Hkv, D], 54), v = random([2 * n, Hkv, D], 55);
-    const out = wasm.tensor([2 * n, Hq, D]);
-    const seen = watch(() => wasm.batchAttention(q, k, v, { sequences: seqs, queryLens: [n, n], out }).output);
-    expect(seen.resultFrom[0]).not.toBe(out.data.byteOffset);
+    const Q = resident(wasm, q), out = wasm.tensor([2 * n, Hq, D]);
+    const seen = watch(() => wasm.batchAttention(Q, k, v, { sequences: seqs, queryLens: [n, n], out }).output);
+    expect(seen.resultFrom).toEqual([out.data.byteOffset]);
+    expect(seen.inputs).toContain(Q.data.byteOffset);
     const ref = setup(0, 12, reference);
     expectClose(out, reference.batchAttention(q, k, v, { sequences: ref.seqs, queryLens: [n, n] }).output);
-    // the 40 positions take 10 of the 12 blocks; 8 more rows a sequence (not a fresh prompt: written
-    // straight into out) need 4 blocks more, so the call is refused before anything is written
-    const more = random([2 * 8, Hq, D], 56), mk = random([2 * 8, Hkv, D], 57), out2 = wasm.tensor([2 * 8, Hq, D]);
+    // the 40 positions take 10 of the 12 blocks; 16 more rows a sequence (prompts continuing their
+    // sequences, for the fused kernel) need 8 blocks more, so the call is refused before anything is written
+    const more = random([2 * 16, Hq, D], 56), mk = random([2 * 16, Hkv, D], 57), out2 = wasm.tensor([2 * 16, Hq, D]);
     out2.data.fill(7);
-    expect(() => wasm.batchAttention(more, mk, mk, { sequences: seqs, queryLens: [8, 8], out: out2 })).toThrow(/free blocks/);
+    expect(() => wasm.batchAttention(more, mk, mk, { sequences: seqs, queryLens: [16, 16], out: out2 })).toThrow(/free blocks/);
     expect(Array.from(out2.data).every((x) => x === 7)).toBe(true);
-    [out, out2].forEach((t) => (t as unknown as { dispose(): void }).dispose());
+    expect(seqs.map((s) => s.length)).toEqual([n, n]);
+    [Q, out, out2].forEach((t) => (t as unknown as { dispose(): void }).dispose());
     pool.dispose(); ref.pool.dispose();
   });
 

@@ -56,18 +56,24 @@ import { hmax4, hsum4, madd4, sums4 } from './simd';
  * out[0 .. dv) = sum_j w[j] · v[j, 0 .. dv) over n rows of v (vStride floats apart), skipping rows
  * of zero weight (see weightedSum). dv == 1 goes through weightedSum, vectorized over j; otherwise 32 columns at
  * a time stay in 8 v128 accumulators while the rows stream by, then 4 columns, then single ones.
+ * `accumulate` adds to out instead, in the order one call over all the rows would: a run of rows
+ * after another (the KV view's blocks) gives the bits one run of them would.
  */
 // @ts-ignore: decorator
-@inline export function weightedRows(out: usize, w: usize, v: usize, n: i32, dv: i32, vStride: i32): void {
-  if (dv == 1 && vStride == 1) {
+@inline export function weightedRows(out: usize, w: usize, v: usize, n: i32, dv: i32, vStride: i32, accumulate: bool = false): void {
+  if (dv == 1 && vStride == 1 && !accumulate) {
     store<f32>(out, weightedSum(w, v, n));
     return;
   }
   const ldv = <usize>vStride << 2;
   let c = 0;
   for (; c + 32 <= dv; c += 32) {
-    const z = f32x4.splat(0);
+    const o = out + (<usize>c << 2), z = f32x4.splat(0);
     let a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
+    if (accumulate) {
+      a0 = v128.load(o); a1 = v128.load(o, 16); a2 = v128.load(o, 32); a3 = v128.load(o, 48);
+      a4 = v128.load(o, 64); a5 = v128.load(o, 80); a6 = v128.load(o, 96); a7 = v128.load(o, 112);
+    }
     let vr = v + (<usize>c << 2);
     for (let j = 0; j < n; j++) {
       const wj = load<f32>(w + (<usize>j << 2));
@@ -80,12 +86,11 @@ import { hmax4, hsum4, madd4, sums4 } from './simd';
       }
       vr += ldv;
     }
-    const o = out + (<usize>c << 2);
     v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
     v128.store(o, a4, 64); v128.store(o, a5, 80); v128.store(o, a6, 96); v128.store(o, a7, 112);
   }
   for (; c + 4 <= dv; c += 4) {
-    let a = f32x4.splat(0);
+    let a = accumulate ? v128.load(out + (<usize>c << 2)) : f32x4.splat(0);
     let vr = v + (<usize>c << 2);
     for (let j = 0; j < n; j++) {
       const wj = load<f32>(w + (<usize>j << 2));
@@ -95,7 +100,7 @@ import { hmax4, hsum4, madd4, sums4 } from './simd';
     v128.store(out + (<usize>c << 2), a);
   }
   for (; c < dv; c++) {
-    let a: f32 = 0;
+    let a: f32 = accumulate ? load<f32>(out + (<usize>c << 2)) : 0;
     let vr = v + (<usize>c << 2);
     for (let j = 0; j < n; j++) {
       const wj = load<f32>(w + (<usize>j << 2));

@@ -17,12 +17,15 @@
 //   O[2][ev]     = α·O + P · V[block]           2×16 register tile over the block's keys
 //
 // and at the end out = O / l. Causal and window ranges skip whole blocks: only keys in the union
-// of the two rows' ranges are visited, so a causal call costs about half a full one.
+// of the two rows' ranges are visited, so a causal call costs about half a full one. K and V are
+// read through the KV view (inline/kvView.ts): tensors and a KVCache where they lie, or a KV
+// pool's float32 blocks through a block table.
 import { exp2NonPositive4, exp2Softmax4 } from '../inline/exp';
 import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, madd4 } from '../inline/simd';
 import { packPanel } from '../inline/panels';
+import { kvBlockOf, kvBlockRows, kvBlocksSpanned, kvRow, kvRunEnd, kvRunLength, kvSlot, kvTable } from '../inline/kvView';
 import { rowMax, scale, zero } from '../inline/rows';
 import { LAYOUT_K, LAYOUT_OUT, LAYOUT_Q, LAYOUT_V, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW } from '../layout';
 
@@ -54,11 +57,24 @@ export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
 // @ts-ignore: decorator
 @inline const ROW_STATE_BYTES: i32 = 16;
 
-/** Packs K [lk, e] (rows kStride floats apart) into 16-key panels [panels][e][16], zero-padded. */
-function packKeys(kPanels: usize, k: usize, lk: i32, e: i32, kStride: i32): void {
+/**
+ * Packs one kv head's lk keys of e floats (the KV view's rows from `head`, ld bytes apart inside a
+ * run) into 16-key panels [panels][e][16], zero-padded. A panel whose 16 keys lie in one run goes
+ * through packPanel; one that straddles two blocks of a pool (block sizes that are not a multiple
+ * of 16) is gathered a key at a time.
+ */
+function packKeys(kPanels: usize, head: usize, table: usize, rows: i32, ld: usize, lk: i32, e: i32): void {
   const panels = (lk + PANEL - 1) / PANEL;
   for (let p = 0; p < panels; p++) {
-    packPanel(kPanels + <usize>p * <usize>(PANEL * e) * 4, k + <usize>(p * PANEL) * <usize>kStride * 4, min(PANEL, lk - p * PANEL), e, kStride);
+    const dst = kPanels + <usize>p * <usize>(PANEL * e) * 4, j0 = p * PANEL, n = min(PANEL, lk - j0);
+    if (kvRunEnd(table, rows, j0, j0 + n) == j0 + n) {
+      packPanel(dst, kvRow(head, table, rows, ld, j0), n, e, <i32>(ld >> 2));
+      continue;
+    }
+    for (let c = 0; c < PANEL; c++) {
+      const src = c < n ? kvRow(head, table, rows, ld, j0 + c) : 0;
+      for (let t = 0; t < e; t++) store<f32>(dst + (<usize>(t * PANEL + c) << 2), c < n ? load<f32>(src + (<usize>t << 2)) : 0);
+    }
   }
 }
 
@@ -87,13 +103,16 @@ function packKeys(kPanels: usize, k: usize, lk: i32, e: i32, kStride: i32): void
 }
 
 /**
- * O rows [o0, o1] (ev floats) = α·O + P · V over n keys, where P rows are p0, p1 and V rows start at
- * v, vStride floats apart. When `careful`, keys of zero weight are skipped row by row, so that a NaN or
- * infinite value that a row gives no weight cannot reach it.
+ * O rows [o0, o1] (ev floats) = α·O + P · V over the n keys from j0, where P rows are p0, p1 and V
+ * rows are the KV view's from `head` (ldv bytes apart inside a run; every loop over the keys goes a
+ * run at a time, its accumulators carried across, so that the sums are those of one run). When
+ * `careful`, keys of zero weight are skipped row by row, so that a NaN or infinite value that a row
+ * gives no weight cannot reach it.
  */
-function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: usize, p1: usize, v: usize, n: i32, ev: i32, vStride: i32, careful: bool): void {
-  const ldv = <usize>vStride << 2;
+function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: usize, p1: usize, head: usize, table: usize, rows: i32, ldv: usize, j0: i32, n: i32, ev: i32, careful: bool): void {
   const al0 = f32x4.splat(alpha0), al1 = f32x4.splat(alpha1);
+  // V row j0 + j is slot `slot` of block `block` (inline/kvView.ts: one run without a table)
+  const block0 = kvBlockOf(table, rows, j0), slot0 = j0 - block0 * rows;
   let c = 0;
   for (; c + 16 <= ev; c += 16) {
     const co = <usize>c << 2;
@@ -101,31 +120,35 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
     let a2 = f32x4.mul(v128.load(o0 + co, 32), al0), a3 = f32x4.mul(v128.load(o0 + co, 48), al0);
     let b0 = f32x4.mul(v128.load(o1 + co), al1), b1 = f32x4.mul(v128.load(o1 + co, 16), al1);
     let b2 = f32x4.mul(v128.load(o1 + co, 32), al1), b3 = f32x4.mul(v128.load(o1 + co, 48), al1);
-    let vr = v + co;
-    if (!careful) {
-      for (let j = 0; j < n; j++) {
-        const v0 = v128.load(vr), v1 = v128.load(vr, 16), v2 = v128.load(vr, 32), v3 = v128.load(vr, 48);
-        const x = v128.load32_splat(p0 + (<usize>j << 2)), y = v128.load32_splat(p1 + (<usize>j << 2));
-        a0 = madd4(x, v0, a0); a1 = madd4(x, v1, a1); a2 = madd4(x, v2, a2); a3 = madd4(x, v3, a3);
-        b0 = madd4(y, v0, b0); b1 = madd4(y, v1, b1); b2 = madd4(y, v2, b2); b3 = madd4(y, v3, b3);
-        vr += ldv;
-      }
-    } else {
-      for (let j = 0; j < n; j++) {
-        const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
-        if (w0 != 0 || w1 != 0) {
+    for (let j = 0, block = block0, slot = slot0; j < n; slot = 0) {
+      const len = kvRunLength(table, rows, block, slot, n - j), end = j + len;
+      let vr = kvSlot(head, table, rows, ldv, block, slot) + co;
+      if (!careful) {
+        for (; j < end; j++) {
           const v0 = v128.load(vr), v1 = v128.load(vr, 16), v2 = v128.load(vr, 32), v3 = v128.load(vr, 48);
-          if (w0 != 0) {
-            const x = f32x4.splat(w0);
-            a0 = madd4(x, v0, a0); a1 = madd4(x, v1, a1); a2 = madd4(x, v2, a2); a3 = madd4(x, v3, a3);
-          }
-          if (w1 != 0) {
-            const y = f32x4.splat(w1);
-            b0 = madd4(y, v0, b0); b1 = madd4(y, v1, b1); b2 = madd4(y, v2, b2); b3 = madd4(y, v3, b3);
-          }
+          const x = v128.load32_splat(p0 + (<usize>j << 2)), y = v128.load32_splat(p1 + (<usize>j << 2));
+          a0 = madd4(x, v0, a0); a1 = madd4(x, v1, a1); a2 = madd4(x, v2, a2); a3 = madd4(x, v3, a3);
+          b0 = madd4(y, v0, b0); b1 = madd4(y, v1, b1); b2 = madd4(y, v2, b2); b3 = madd4(y, v3, b3);
+          vr += ldv;
         }
-        vr += ldv;
+      } else {
+        for (; j < end; j++) {
+          const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
+          if (w0 != 0 || w1 != 0) {
+            const v0 = v128.load(vr), v1 = v128.load(vr, 16), v2 = v128.load(vr, 32), v3 = v128.load(vr, 48);
+            if (w0 != 0) {
+              const x = f32x4.splat(w0);
+              a0 = madd4(x, v0, a0); a1 = madd4(x, v1, a1); a2 = madd4(x, v2, a2); a3 = madd4(x, v3, a3);
+            }
+            if (w1 != 0) {
+              const y = f32x4.splat(w1);
+              b0 = madd4(y, v0, b0); b1 = madd4(y, v1, b1); b2 = madd4(y, v2, b2); b3 = madd4(y, v3, b3);
+            }
+          }
+          vr += ldv;
+        }
       }
+      block += kvBlocksSpanned(table, rows, slot, len);
     }
     v128.store(o0 + co, a0); v128.store(o0 + co, a1, 16); v128.store(o0 + co, a2, 32); v128.store(o0 + co, a3, 48);
     v128.store(o1 + co, b0); v128.store(o1 + co, b1, 16); v128.store(o1 + co, b2, 32); v128.store(o1 + co, b3, 48);
@@ -133,26 +156,30 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
   for (; c + 4 <= ev; c += 4) {
     const co = <usize>c << 2;
     let a = f32x4.mul(v128.load(o0 + co), al0), b = f32x4.mul(v128.load(o1 + co), al1);
-    let vr = v + co;
-    for (let j = 0; j < n; j++) {
-      const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
-      const vv = v128.load(vr);
-      if (!careful || w0 != 0) a = madd4(f32x4.splat(w0), vv, a);
-      if (!careful || w1 != 0) b = madd4(f32x4.splat(w1), vv, b);
-      vr += ldv;
+    for (let j = 0, block = block0, slot = slot0; j < n; slot = 0) {
+      const len = kvRunLength(table, rows, block, slot, n - j), end = j + len;
+      for (let vr = kvSlot(head, table, rows, ldv, block, slot) + co; j < end; j++, vr += ldv) {
+        const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
+        const vv = v128.load(vr);
+        if (!careful || w0 != 0) a = madd4(f32x4.splat(w0), vv, a);
+        if (!careful || w1 != 0) b = madd4(f32x4.splat(w1), vv, b);
+      }
+      block += kvBlocksSpanned(table, rows, slot, len);
     }
     v128.store(o0 + co, a); v128.store(o1 + co, b);
   }
   for (; c < ev; c++) {
     const co = <usize>c << 2;
     let a = load<f32>(o0 + co) * alpha0, b = load<f32>(o1 + co) * alpha1;
-    let vr = v + co;
-    for (let j = 0; j < n; j++) {
-      const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
-      const vv = load<f32>(vr);
-      if (!careful || w0 != 0) a += w0 * vv;
-      if (!careful || w1 != 0) b += w1 * vv;
-      vr += ldv;
+    for (let j = 0, block = block0, slot = slot0; j < n; slot = 0) {
+      const len = kvRunLength(table, rows, block, slot, n - j), end = j + len;
+      for (let vr = kvSlot(head, table, rows, ldv, block, slot) + co; j < end; j++, vr += ldv) {
+        const w0 = load<f32>(p0 + (<usize>j << 2)), w1 = load<f32>(p1 + (<usize>j << 2));
+        const vv = load<f32>(vr);
+        if (!careful || w0 != 0) a += w0 * vv;
+        if (!careful || w1 != 0) b += w1 * vv;
+      }
+      block += kvBlocksSpanned(table, rows, slot, len);
     }
     store<f32>(o0 + co, a); store<f32>(o1 + co, b);
   }
@@ -276,6 +303,8 @@ export function flash_attention_f32(
   const ksb = load<i32>(layout, LAYOUT_K + STRIDE_BATCH), ksh = load<i32>(layout, LAYOUT_K + STRIDE_HEAD), ksj = load<i32>(layout, LAYOUT_K + STRIDE_ROW);
   const vsb = load<i32>(layout, LAYOUT_V + STRIDE_BATCH), vsh = load<i32>(layout, LAYOUT_V + STRIDE_HEAD), vsj = load<i32>(layout, LAYOUT_V + STRIDE_ROW);
   const osb = load<i32>(layout, LAYOUT_OUT + STRIDE_BATCH), osh = load<i32>(layout, LAYOUT_OUT + STRIDE_HEAD), osi = load<i32>(layout, LAYOUT_OUT + STRIDE_ROW);
+  // the KV view: rows ld bytes apart inside a run, runs per block of a pool (inline/kvView.ts)
+  const ldk = <usize>ksj << 2, ldv = <usize>vsj << 2, rows = kvBlockRows(layout);
   // scores are kept in base 2 (scaled by log2 e), so that the softmax's exps are 2^x: cheaper, and
   // the same weights, since the running max and sum are taken in the same units
   const vscale = f32x4.splat(scale_ * LOG2E);
@@ -289,10 +318,15 @@ export function flash_attention_f32(
     const pair = unit % pairs, head = unit / pairs; // head = (bi · hkv + g) · group + hh = bi · hq + h
     const kvh = head / group, bi = head / hq, h = head % hq, g = h / group;
     const validLen = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
-    const vh = v + (<usize>(bi * vsb + g * vsh) << 2);
+    const vh = v + (<usize>(bi * vsb + g * vsh) << 2), table = kvTable(layout, bi);
     if (kvh != packed) {
-      packKeys(kPanels, k + (<usize>(bi * ksb + g * ksh) << 2), lk, e, ksj);
-      valuesNotFinite = anyNotFinite(vh, lk, ev, vsj);
+      packKeys(kPanels, k + (<usize>(bi * ksb + g * ksh) << 2), table, rows, ldk, lk, e);
+      valuesNotFinite = false;
+      for (let j = 0; j < lk;) {
+        const end = kvRunEnd(table, rows, j, lk);
+        valuesNotFinite = valuesNotFinite || anyNotFinite(kvRow(vh, table, rows, ldv, j), end - j, ev, vsj);
+        j = end;
+      }
       packed = kvh;
     }
     const i0 = pair * 2;
@@ -341,7 +375,7 @@ export function flash_attention_f32(
       }
       // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
       const careful = valuesNotFinite && (load<f32>(st0, ROW_ZERO) != 0 || load<f32>(st1, ROW_ZERO) != 0);
-      accumulateValues(o0, o1, load<f32>(st0, ROW_ALPHA), load<f32>(st1, ROW_ALPHA), s0, s1, vh + (<usize>(j0 * vsj) << 2), n, ev, vsj, careful);
+      accumulateValues(o0, o1, load<f32>(st0, ROW_ALPHA), load<f32>(st1, ROW_ALPHA), s0, s1, vh, table, rows, ldv, j0, n, ev, careful);
     }
     finishRow(out0, o0, load<f32>(st0, ROW_M), load<f32>(st0, ROW_L), ev);
     if (i1 != i0) finishRow(out1, o1, load<f32>(st1, ROW_M), load<f32>(st1, ROW_L), ev);

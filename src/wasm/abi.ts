@@ -52,7 +52,8 @@ export interface Kernels {
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
   /** Byte offsets into the attention kernels' layout block (assembly/layout.ts; LAYOUT_OFFSETS below). */
   LAYOUT_Q: WebAssembly.Global; LAYOUT_K: WebAssembly.Global; LAYOUT_V: WebAssembly.Global; LAYOUT_OUT: WebAssembly.Global;
-  STRIDE_BATCH: WebAssembly.Global; STRIDE_HEAD: WebAssembly.Global; STRIDE_ROW: WebAssembly.Global; LAYOUT_BYTES: WebAssembly.Global;
+  STRIDE_BATCH: WebAssembly.Global; STRIDE_HEAD: WebAssembly.Global; STRIDE_ROW: WebAssembly.Global;
+  LAYOUT_KV_TABLE: WebAssembly.Global; LAYOUT_KV_TABLE_ENTRIES: WebAssembly.Global; LAYOUT_KV_BLOCK_ROWS: WebAssembly.Global; LAYOUT_BYTES: WebAssembly.Global;
   /** Byte offsets into the paged attention kernel's row block (assembly/layout.ts). */
   PAGED_ROW_TOKEN: WebAssembly.Global; PAGED_ROW_TABLE_AT: WebAssembly.Global; PAGED_ROW_KV_LENGTH: WebAssembly.Global;
   PAGED_ROW_POSITION: WebAssembly.Global; PAGED_ROW_BYTES: WebAssembly.Global;
@@ -105,19 +106,22 @@ export const KERNEL_NAMES = Object.keys(KERNEL_ARITY) as KernelName[];
 /** The exports of Kernels that are constants (WebAssembly.Global), checked against this side's values when an engine loads. */
 export const KERNEL_GLOBALS = [
   'RELAXED_SIMD', 'CAUSAL_NONE', 'CAUSAL_TOP_LEFT', 'CAUSAL_BOTTOM_RIGHT', 'MASK_NONE', 'MASK_BOOLEAN', 'MASK_ADDITIVE',
-  'LAYOUT_Q', 'LAYOUT_K', 'LAYOUT_V', 'LAYOUT_OUT', 'STRIDE_BATCH', 'STRIDE_HEAD', 'STRIDE_ROW', 'LAYOUT_BYTES',
+  'LAYOUT_Q', 'LAYOUT_K', 'LAYOUT_V', 'LAYOUT_OUT', 'STRIDE_BATCH', 'STRIDE_HEAD', 'STRIDE_ROW',
+  'LAYOUT_KV_TABLE', 'LAYOUT_KV_TABLE_ENTRIES', 'LAYOUT_KV_BLOCK_ROWS', 'LAYOUT_BYTES',
   'PAGED_ROW_TOKEN', 'PAGED_ROW_TABLE_AT', 'PAGED_ROW_KV_LENGTH', 'PAGED_ROW_POSITION', 'PAGED_ROW_BYTES',
 ] as const satisfies readonly { [K in keyof Kernels]: Kernels[K] extends WebAssembly.Global ? K : never }[keyof Kernels][];
 
 /**
  * Byte offsets into the layout block of attention_f32 and flash_attention_f32 (twelve i32 element
- * strides, (batch, head, row) of q, k, v and out), and into the paged attention kernel's row block
+ * strides, (batch, head, row) of q, k, v and out, then the KV view's block table: its address,
+ * entries per batch row and positions per block), and into the paged attention kernel's row block
  * (token, tableAt, kvLength, position). The same names and values as assembly/layout.ts, which
  * exports them; createEngine refuses a .wasm whose values differ, and test/abi.test.ts compares.
  */
 export const LAYOUT_OFFSETS = {
   LAYOUT_Q: 0, LAYOUT_K: 12, LAYOUT_V: 24, LAYOUT_OUT: 36,
   STRIDE_BATCH: 0, STRIDE_HEAD: 4, STRIDE_ROW: 8,
-  LAYOUT_BYTES: 48,
+  LAYOUT_KV_TABLE: 48, LAYOUT_KV_TABLE_ENTRIES: 52, LAYOUT_KV_BLOCK_ROWS: 56,
+  LAYOUT_BYTES: 60,
   PAGED_ROW_TOKEN: 0, PAGED_ROW_TABLE_AT: 4, PAGED_ROW_KV_LENGTH: 8, PAGED_ROW_POSITION: 12, PAGED_ROW_BYTES: 16,
 } as const;

@@ -26,9 +26,14 @@ function concatInto(arena: Arena, past: Checked | null, next: Checked, BH: numbe
 /**
  * Element strides (batch, head, row) of q, k, v and out for the attention kernels' layout argument.
  * Contiguous [B, H, L, D] tensors by default; a [B, L, H·D] projection is read in place with
- * `{ q: [L·H·D, D, H·D] }` and the like.
+ * `{ q: [L·H·D, D, H·D] }` and the like. With `kvTable`, k and v are a KV pool's blocks: key row j
+ * of batch row b is row table[b·entries + j / blockRows]·blockRows + j % blockRows of its kv head
+ * (assembly/inline/kvView.ts).
  */
-export interface AttentionLayout { q: number[]; k: number[]; v: number[]; out: number[] }
+export interface AttentionLayout { q: number[]; k: number[]; v: number[]; out: number[]; kvTable?: KVTable }
+
+/** A block table in wasm memory: i32 block indices at `at`, `entries` per batch row, `blockRows` positions per block. */
+export interface KVTable { at: number; entries: number; blockRows: number }
 
 export function contiguousLayout(Hq: number, Hkv: number, Lq: number, Lk: number, E: number, Ev: number): AttentionLayout {
   return {
@@ -45,6 +50,11 @@ export function layoutArray(l: AttentionLayout): Int32Array {
     block[(at + STRIDE_BATCH) / 4] = batch;
     block[(at + STRIDE_HEAD) / 4] = head;
     block[(at + STRIDE_ROW) / 4] = row;
+  }
+  if (l.kvTable) {
+    block[LAYOUT_OFFSETS.LAYOUT_KV_TABLE / 4] = l.kvTable.at;
+    block[LAYOUT_OFFSETS.LAYOUT_KV_TABLE_ENTRIES / 4] = l.kvTable.entries;
+    block[LAYOUT_OFFSETS.LAYOUT_KV_BLOCK_ROWS / 4] = l.kvTable.blockRows;
   }
   return block;
 }
@@ -96,7 +106,33 @@ type SharedArgs = [
  * Runs attention on pointers: the row kernel when weights are wanted or there are few query rows per
  * kv head (decode), else the fused kernel; threads take shares of the query rows (pairs for the fused one).
  */
-export function runAttention({ kernels, arena, parallel }: WasmContext, c: AttentionCall): void {
+/** The kernel a call runs, or null when it has nothing to compute (an empty output and no weights). */
+function kernelFor(c: AttentionCall): AttentionKernel | null {
+  const { B, Hq, Hkv, Lq, Ev } = c;
+  if (B * Hq * Lq * Ev === 0 && !c.weights) return null;
+  // with weights, one query row at a time writes each row of weights; decode-like calls have too
+  // few query rows per kv head to repay packing K, so they stream K and V once
+  if (c.weights !== 0) return 'row';
+  return forced ?? (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD ? 'row' : 'fused');
+}
+
+/** Floats of scratch per thread the call's kernel takes. */
+function scratchFloats({ kernels }: WasmContext, c: AttentionCall, kernel: AttentionKernel): number {
+  if (kernel === 'fused') return kernels.flash_scratch_f32(c.Lk, c.E, c.Ev);
+  return c.weights ? 0 : c.Lk;
+}
+
+/**
+ * Bytes runAttention(c) allocates (released when it returns): a caller that must not fail once it
+ * has changed state (batchAttention, after the appends) makes room for them first.
+ */
+export function attentionScratchBytes(ctx: WasmContext, c: AttentionCall): number {
+  const kernel = kernelFor(c);
+  return kernel ? ctx.arena.perThreadBytes(scratchFloats(ctx, c, kernel), ctx.parallel.threads) : 0;
+}
+
+export function runAttention(ctx: WasmContext, c: AttentionCall): void {
+  const { arena, parallel } = ctx;
   const { B, Hq, Hkv, Lq, Lk, E, Ev } = c;
   const [msb, msh, msq, msk] = c.maskStrides;
   const shapeAndOptions: SharedArgs = [
@@ -104,19 +140,14 @@ export function runAttention({ kernels, arena, parallel }: WasmContext, c: Atten
     c.causal, c.Lpast, c.windowLeft, c.windowRight, c.layout,
   ];
   const rowWork = Lk * (E + Ev);
-  lastKernel = null;
-  // an empty output and no weights: nothing to compute, however many empty rows there are
-  if (B * Hq * Lq * Ev === 0 && !c.weights) return;
-  const row = c.weights !== 0 || (forced ?? (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD ? 'row' : 'fused')) === 'row';
-  lastKernel = row ? 'row' : 'fused';
+  const kernel = (lastKernel = kernelFor(c));
+  if (!kernel) return;
   arena.scoped(() => {
-    if (row) {
-      // with weights, one query row at a time writes each row of weights; decode-like calls have too
-      // few query rows per kv head to repay packing K, so they stream K and V once
-      const scratch = c.weights ? () => 0 : arena.perThread(Lk, parallel.threads);
+    const floats = scratchFloats(ctx, c, kernel);
+    const scratch = floats ? arena.perThread(floats, parallel.threads) : () => 0;
+    if (kernel === 'row') {
       parallel.run('attention_f32', B * Hq * Lq, rowWork, (t, r0, r1) => [c.out, c.weights, scratch(t), c.q, c.k, c.v, c.mask, c.lens, ...shapeAndOptions, r0, r1]);
     } else {
-      const scratch = arena.perThread(kernels.flash_scratch_f32(Lk, E, Ev), parallel.threads);
       const pairs = B * Hq * Math.ceil(Lq / 2);
       parallel.run('flash_attention_f32', pairs, 2 * rowWork, (t, u0, u1) => [c.out, scratch(t), c.q, c.k, c.v, c.mask, c.lens, ...shapeAndOptions, u0, u1]);
     }

@@ -1,7 +1,9 @@
 // batchAttention over assembly/kernels/pagedAttention.ts: the new rows are turned by rotary in the
 // arena, appended into the pool's blocks, and every (token, query head) attends over its sequence's
-// blocks where they lie; threads take shares of those units. Every buffer of the call is taken before
-// the pool changes, so a call refused by the memory limit leaves every sequence as it was.
+// blocks where they lie; threads take shares of those units. A prompt of many rows over a float32
+// pool (fresh, or continuing a sequence) goes to the fused kernel instead, which reads the same
+// blocks through the KV view's block table (src/wasm/attention.ts). Every buffer of the call is
+// taken before the pool changes, so a call refused by the memory limit leaves every sequence as it was.
 import { appendBatch, outputSize, planBatchAttention, type BatchPlan } from '../core/batchPlan.js';
 import { formatCall, type Tensor } from '../core/tensor.js';
 import type { BatchAttentionOptions } from '../core/servingTypes.js';
@@ -9,7 +11,7 @@ import { LAYOUT_OFFSETS } from './abi.js';
 import type { WasmContext } from './context.js';
 import { poolBlocks } from './kvPool.js';
 import { rotaryTables, rotaryWithTables } from './rotary.js';
-import { layoutArray, runAttention } from './attention.js';
+import { attentionScratchBytes, layoutArray, runAttention, type AttentionCall } from './attention.js';
 import { CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_NONE } from '../core/attentionPlan.js';
 
 /** Token-major rows of H heads turned at their tokens' positions, in a copy (or as they are, without rotary). */
@@ -34,11 +36,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const pool = p.pool, bs = pool.blockSize;
   const angles = p.rotary && p.T > 0 ? rotaryTables(ctx, p.rotary, p.positions) : null; // one set for the queries and the keys
   const qr = turnedRows(ctx, p, angles, pq, Hq), kr = turnedRows(ctx, p, angles, pk, Hkv);
-  // a fresh prompt's queries attend over its own new keys only: the fused kernel runs them from the
-  // call's rows, before the pool changes (a float32 pool stores those rows as they are; a narrower one
-  // is read as stored, by the paged kernel); every other row goes to the paged kernel
   const fused = fusedPrompts(p);
-  p.sequences.forEach((_, i) => { if (fused[i]) prefill(ctx, p, i, qr, kr, pv, pout); });
   // the block tables after the call, one run per sequence, and each paged row's (token, tableAt, kvLength, position)
   const tableAt = new Int32Array(p.sequences.length);
   let tableLength = 0, pagedRows = 0;
@@ -48,15 +46,20 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
     if (!fused[i]) pagedRows += p.queryLens[i];
   });
   const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * (LAYOUT_OFFSETS.PAGED_ROW_BYTES >> 2));
-  // what the appends take (a slots buffer per sequence), with the caller's later buffers
+  const blocks = poolBlocks(arena, pool)!;
+  // the prompts for the fused kernel, each with its layout block and room for its scratch
+  const prompts = p.sequences.flatMap((_, i) => (fused[i] ? [promptCall(ctx, p, i, qr, pout, blocks, ptables + 4 * tableAt[i])] : []));
+  const promptScratch = Math.max(0, ...prompts.map((c) => attentionScratchBytes(ctx, c)));
   const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, D, Hq / Hkv), parallel.threads);
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
   const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
-  // every buffer is taken (and room for the appends' slots and the caller's): nothing fails from here on, and the pool changes
-  arena.ensure(laterBytes + 4 * T + 16 * p.sequences.length);
+  // every buffer is taken (and room for the appends' slots, the prompts' scratch and the caller's):
+  // nothing fails from here on, and the pool changes
+  arena.ensure(laterBytes + promptScratch + 4 * T + 16 * p.sequences.length);
   appendBatch(p, kr, pv);
   const tables = new Int32Array(arena.memory.buffer, ptables, tableLength), info = new Int32Array(arena.memory.buffer, pinfo, pagedRows * (LAYOUT_OFFSETS.PAGED_ROW_BYTES >> 2));
   p.sequences.forEach((s, i) => tables.set(s.table, tableAt[i]));
+  for (const c of prompts) runAttention(ctx, c);
   // rows in an order whose every stretch costs about the same (longest, shortest, next longest, …),
   // so that the equal shares of units the threads take are equal in work too; each unit's result is
   // the same whoever computes it
@@ -70,7 +73,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
     info[at + (PAGED_ROW_TOKEN >> 2)] = t; info[at + (PAGED_ROW_TABLE_AT >> 2)] = tableAt[s];
     info[at + (PAGED_ROW_KV_LENGTH >> 2)] = p.sequences[s].length; info[at + (PAGED_ROW_POSITION >> 2)] = p.positions[t];
   }
-  const { k, v, ks, vs, format } = poolBlocks(arena, pool)!;
+  const { k, v, ks, vs, format } = blocks;
   // a unit is one row's group of Hq / Hkv query heads over about half the longest sequence, on average
   const work = Math.max(1, Math.ceil(p.maxLength / 2)) * (D + Dv) * (Hq / Hkv);
   parallel.run(`paged_attention_${format}`, pagedRows * Hkv, work, (t, u0, u1) => [
@@ -79,28 +82,36 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   ]);
 }
 
-/** Rows of a fresh prompt at or above this count go to the fused kernel (src/wasm/attention.ts picks within). */
+/** Rows of a prompt at or above this count go to the fused kernel (src/wasm/attention.ts picks within). */
 const FUSED_MIN_ROWS = 16;
 
-/** Which sequences' rows are a fresh prompt the fused kernel runs (before the pool changes). */
+/** Which sequences' rows are a prompt the fused kernel runs over the pool's blocks (float32 pools). */
 function fusedPrompts(p: BatchPlan): boolean[] {
   const pool = p.pool;
-  return p.sequences.map((_, i) => pool?.dtype === 'float32' && p.pastLens[i] === 0 && p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks);
+  return p.sequences.map((_, i) => pool?.dtype === 'float32' && p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks);
 }
 
 /**
- * Sequence i's prompt (no past) attending over its own n new rows, token-major in the call's buffers:
- * runAttention over [n, H, D] views (head stride D, row stride H·D), causal top-left from position 0.
+ * Sequence i's prompt of n rows (token-major in the call's buffers) attending over its past and its
+ * own new rows, once they are appended: runAttention over a [n, Hq, D] view of the queries and the
+ * pool's blocks as the KV view (head stride: a kv head's blocks; the sequence's block table, whose
+ * indices batchAttentionAt writes at `table` after the appends), the queries at positions past + i.
+ * Its layout block is written now, before the pool changes.
  */
-function prefill(ctx: WasmContext, p: BatchPlan, i: number, qr: number, kr: number, pv: number, pout: number): void {
-  const { Hq, Hkv, D, Dv } = p, n = p.queryLens[i], at = p.rowStart[i];
-  ctx.arena.scoped(() => runAttention(ctx, {
-    out: pout + at * Hq * Dv * 4, weights: 0, q: qr + at * Hq * D * 4, k: kr + at * Hkv * D * 4, v: pv + at * Hkv * Dv * 4,
-    mask: 0, lens: 0, B: 1, Hq, Hkv, Lq: n, Lk: n, E: D, Ev: Dv, scale: p.scale, softcap: p.softcap,
-    maskKind: MASK_NONE, maskStrides: [0, 0, 0, 0], causal: p.causal ? CAUSAL_TOP_LEFT : CAUSAL_NONE, Lpast: 0,
-    windowLeft: p.windowLeft, windowRight: p.windowRight,
-    layout: ctx.arena.write(layoutArray({ q: [n * Hq * D, D, Hq * D], k: [n * Hkv * D, D, Hkv * D], v: [n * Hkv * Dv, Dv, Hkv * Dv], out: [n * Hq * Dv, Dv, Hq * Dv] })),
-  }));
+function promptCall(ctx: WasmContext, p: BatchPlan, i: number, qr: number, pout: number, blocks: { k: number; v: number }, table: number): AttentionCall {
+  const { Hq, Hkv, D, Dv } = p, n = p.queryLens[i], at = p.rowStart[i], past = p.pastLens[i];
+  const pool = p.pool!, bs = pool.blockSize, headRows = pool.blocks * bs, Lk = past + n;
+  const layout = layoutArray({
+    q: [n * Hq * D, D, Hq * D], out: [n * Hq * Dv, Dv, Hq * Dv],
+    k: [0, headRows * D, D], v: [0, headRows * Dv, Dv],
+    kvTable: { at: table, entries: Math.ceil(Lk / bs), blockRows: bs },
+  });
+  return {
+    out: pout + at * Hq * Dv * 4, weights: 0, q: qr + at * Hq * D * 4, k: blocks.k, v: blocks.v,
+    mask: 0, lens: 0, B: 1, Hq, Hkv, Lq: n, Lk, E: D, Ev: Dv, scale: p.scale, softcap: p.softcap,
+    maskKind: MASK_NONE, maskStrides: [0, 0, 0, 0], causal: p.causal ? CAUSAL_TOP_LEFT : CAUSAL_NONE, Lpast: past,
+    windowLeft: p.windowLeft, windowRight: p.windowRight, layout: ctx.arena.write(layout),
+  };
 }
 
 export function batchAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, options: BatchAttentionOptions): { output: Tensor } {
@@ -109,9 +120,9 @@ export function batchAttention(ctx: WasmContext, query: Tensor, key: Tensor, val
   arena.checkOut(p.out);
   return arena.call(() => formatCall('batchAttention', { query: p.query.shape, key: p.key.shape, value: p.value.shape }), () => {
     const pq = arena.input(p.query, 'query'), pk = arena.input(p.key, 'key'), pv = arena.input(p.value, 'value');
-    // straight into an engine-tensor out when no fresh prompt is computed before the call's last
-    // allocation (the fused kernel writes those rows first): a refused call then leaves out as it was
-    const direct = !fusedPrompts(p).some(Boolean) && arena.outputApart(p.out, p.query, p.key, p.value, p.alibiSlopes, p.sinks);
+    // straight into an engine-tensor out: every kernel runs after the call's last allocation, so a
+    // refused call leaves out as it was
+    const direct = arena.outputApart(p.out, p.query, p.key, p.value, p.alibiSlopes, p.sinks);
     const pout = direct || arena.allocF32(outputSize(p));
     batchAttentionAt(ctx, p, pq, pk, pv, pout);
     return { output: arena.result(pout, outputSize(p), [p.T, p.Hq, p.Dv], p.out) };

@@ -172,9 +172,13 @@ export class Arena {
 
   /** `threads` scratch regions of `count` floats each (16-byte aligned); returns (thread) => address. */
   perThread(count: number, threads: number): (thread: number) => number {
-    const stride = Math.ceil(count / 4) * 16;
-    const base = this.alloc(stride * threads);
+    const base = this.alloc(this.perThreadBytes(count, threads)), stride = Math.ceil(count / 4) * 16;
     return (thread) => base + thread * stride;
+  }
+
+  /** The bytes perThread(count, threads) takes. */
+  perThreadBytes(count: number, threads: number): number {
+    return Math.ceil(count / 4) * 16 * threads;
   }
 
   /**

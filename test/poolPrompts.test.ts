@@ -1,0 +1,104 @@
+// Prompts over a float32 KV pool: a batch row of 16 or more new tokens (a fresh prompt, or one that
+// continues its sequence) runs on the attention kernels, which read the pool's blocks through the KV
+// view's block table (assembly/inline/kvView.ts), not on the paged kernel. Against the reference
+// engine, on 1 and 2 threads, on the fused kernel and (forced) on the row kernel: blocks that hold
+// whole 16-key panels and blocks that panels straddle, block tables out of order (sequences that
+// grew in turns, forks sharing blocks), past lengths at the panel and block edges, causal or not,
+// windows, softcap, grouped heads, head sizes off the SIMD steps, and stored values that are NaN or
+// infinite where the window hides them.
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, reference, tensor, type Engine, type KVSequence, type Tensor } from '../src/index.js';
+import { lastAttentionKernel, withAttentionKernel, type AttentionKernel } from '../src/wasm/attention.js';
+import { expectClose, random } from './support.js';
+
+const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
+afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
+
+interface Case {
+  Hq: number; Hkv: number; D: number; Dv: number; blockSize: number; past: number[]; news: number[];
+  causal?: boolean; window?: { left?: number; right?: number }; softcap?: number;
+  /** Append the pasts in turns of this many positions (so that the block tables interleave). */
+  turns?: number;
+  /** The last sequence is a fork of the first (their full blocks shared), past ignored for it. */
+  fork?: boolean;
+  /** Stored values of kv head 0 that are NaN or infinite at the first positions. */
+  specials?: boolean;
+}
+
+function run(engine: Engine, c: Case, kernel: AttentionKernel | null = null): Tensor {
+  const blocks = c.past.reduce((n, L, s) => n + Math.ceil((L + c.news[s]) / c.blockSize) + 1, 0);
+  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize });
+  const count = c.fork ? c.past.length - 1 : c.past.length;
+  const seqs: KVSequence[] = Array.from({ length: count }, () => pool.sequence());
+  const pasts = seqs.map((_, s) => {
+    const keys = random([c.past[s], c.Hkv, c.D], 100 + s), values = random([c.past[s], c.Hkv, c.Dv], 200 + s);
+    if (c.specials) for (let i = 0; i < Math.min(3, c.past[s]); i++) values.data[i * c.Hkv * c.Dv + i] = [NaN, Infinity, -Infinity][i];
+    return { keys, values };
+  });
+  const step = c.turns ?? Math.max(1, ...c.past);
+  for (let at = 0; at < Math.max(0, ...c.past); at += step) {
+    seqs.forEach((seq, s) => {
+      const n = Math.min(step, c.past[s] - at);
+      if (n <= 0) return;
+      const rowsOf = (t: Tensor, d: number) => tensor(t.data.slice(at * c.Hkv * d, (at + n) * c.Hkv * d), [n, c.Hkv, d]);
+      seq.append(rowsOf(pasts[s].keys, c.D), rowsOf(pasts[s].values, c.Dv));
+    });
+  }
+  if (c.fork) seqs.push(seqs[0].fork());
+  const T = c.news.reduce((a, b) => a + b, 0);
+  const call = () => engine.batchAttention(random([T, c.Hq, c.D], 1), random([T, c.Hkv, c.D], 2), random([T, c.Hkv, c.Dv], 3), {
+    sequences: seqs, queryLens: c.news, causal: c.causal ?? true, window: c.window, softcap: c.softcap,
+  });
+  const { output } = kernel ? withAttentionKernel(kernel, call) : call();
+  pool.dispose();
+  return tensor(output.data.slice(), output.shape);
+}
+
+const cases: [string, Case][] = [
+  ['a fresh prompt, blocks of 16 (one panel a block)', { Hq: 4, Hkv: 2, D: 64, Dv: 64, blockSize: 16, past: [0], news: [40] }],
+  ['prompts continuing their sequences, pasts at the panel edges', { Hq: 4, Hkv: 2, D: 64, Dv: 64, blockSize: 16, past: [15, 16, 17], news: [16, 17, 33] }],
+  ['blocks of 5 (panels straddle blocks), D 17, Dv 33', { Hq: 4, Hkv: 2, D: 17, Dv: 33, blockSize: 5, past: [23, 1], news: [19, 16] }],
+  ['blocks of 1', { Hq: 2, Hkv: 1, D: 8, Dv: 8, blockSize: 1, past: [9], news: [18] }],
+  ['blocks of 24 and 32, tables interleaved (sequences grown in turns)', { Hq: 6, Hkv: 2, D: 32, Dv: 16, blockSize: 24, past: [70, 50], news: [20, 16], turns: 7 }],
+  ['blocks of 7 in turns, GQA 7:1, D 9, Dv 65', { Hq: 7, Hkv: 1, D: 9, Dv: 65, blockSize: 7, past: [40, 12], news: [16, 21], turns: 3 }],
+  ['a fork sharing its blocks, both continuing', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 4, past: [22, 0], news: [17, 18], fork: true }],
+  ['not causal, with a window and softcap', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 6, past: [50], news: [20], causal: false, window: { left: 13, right: 2 }, softcap: 5 }],
+  ['a sliding window hiding NaN and infinite stored values', { Hq: 2, Hkv: 1, D: 8, Dv: 8, blockSize: 4, past: [30], news: [16], window: { left: 8 }, specials: true }],
+  ['NaN and infinite stored values in view (rows that see them)', { Hq: 2, Hkv: 1, D: 8, Dv: 8, blockSize: 4, past: [30], news: [16], specials: true }],
+  ['a prompt and decode rows in one batch', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 8, past: [5, 30, 0], news: [1, 24, 1], turns: 4 }],
+];
+
+describe('prompts over a float32 pool, through the KV view', () => {
+  it.each(cases)('%s: the fused kernel on 1 and 2 threads, and the row kernel, equal the reference', (name, c) => {
+    const want = run(reference, c);
+    expectClose(run(wasm1, c, 'row'), want, `${name}, row kernel`);
+    expect(lastAttentionKernel()).toBe('row');
+    expectClose(run(wasm1, c), want, `${name}, 1 thread`);
+    expect(lastAttentionKernel()).toBe('fused');
+    expectClose(run(wasm2, c), want, `${name}, 2 threads`);
+  });
+
+  it('2 threads give the same bits as 1 (prompts long enough to be split)', () => {
+    const c: Case = { Hq: 8, Hkv: 2, D: 64, Dv: 64, blockSize: 16, past: [300, 77], news: [64, 40], turns: 16 };
+    const one = run(wasm1, c), two = run(wasm2, c);
+    expect(Array.from(two.data)).toEqual(Array.from(one.data));
+    expectClose(one, run(reference, c));
+  });
+
+  it('gives every row the output it gets from decoding the same tokens one at a time', () => {
+    // the fused kernel over the pool against the paged kernel over the same positions
+    const Hq = 4, Hkv = 2, D = 16, n = 20, past = 13;
+    const pool = wasm1.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 24, blockSize: 3 });
+    const a = pool.sequence(), b = pool.sequence();
+    const pk = random([past, Hkv, D], 7), pv = random([past, Hkv, D], 8);
+    a.append(pk, pv); b.append(pk, pv);
+    const q = random([n, Hq, D], 9), k = random([n, Hkv, D], 10), v = random([n, Hkv, D], 11);
+    const once = wasm1.batchAttention(q, k, v, { sequences: [a], queryLens: [n] }).output;
+    const slice = (t: Tensor, i: number) => tensor(t.data.slice((i * t.data.length) / n, ((i + 1) * t.data.length) / n), [1, ...t.shape.slice(1)]);
+    for (let i = 0; i < n; i++) {
+      const step = wasm1.batchAttention(slice(q, i), slice(k, i), slice(v, i), { sequences: [b], queryLens: [1] }).output;
+      expectClose(step, slice(once, i), `row ${i}`);
+    }
+    pool.dispose();
+  });
+});
