@@ -1,4 +1,4 @@
-// Serving many sequences at once (`npm run bench -- --filter batch`, or `node bench/batch-serving.js`):
+// Serving many sequences at once (`node bench/batch-serving.js [--batch-only | --prompt-only | --long-only]`, after `npm run build`):
 // continuous batching over qkv's paged KV pool against onnxruntime-web's GroupQueryAttention, the only
 // web engine with a serving attention op. One decode step for 16 sequences whose past lengths are
 // spread over 256..2048 (Hq = 14, Hkv = 2, d = 64: Qwen2.5-0.5B's attention), rotary included:
@@ -8,6 +8,8 @@
 //   block        qkv createGroupedQueryAttention forward, E = 896            vs  ORT MatMul x3 + GQA + MatMul
 //   16 at once   one 16-token forward  vs  sixteen one-token forwards (qkv)
 //   threads      the attention step on 2 threads against 1
+//   next turn    one sequence's 256-token prompt after 2048 positions: qkv (the fused kernel over the
+//                pool's blocks) vs ORT GroupQueryAttention with the past
 //
 // Every implementation runs in this process, interleaved round by round; figures are medians, and
 // the ratios compare medians of the same run. The outputs of both engines are compared first.
@@ -172,6 +174,51 @@ export async function batchServing({ rounds = 15, markdown = false } = {}) {
 
 
 /**
+ * A chat's next turn: one sequence holding a past of `past` positions takes a prompt of `prompt` new
+ * tokens in one call (Hq = 14, Hkv = 2, d = 64, rotary, causal). qkv's batchAttention runs it on the
+ * fused kernel over the pool's blocks (blocks of 16, interleaved with another sequence's, as
+ * continuous batching leaves them); onnxruntime-web's GroupQueryAttention takes the past as
+ * past_key/past_value [1, Hkv, past, D] and returns the present.
+ */
+export async function promptAfterPast({ past = MAX_PAST, prompt = 256, rounds = 15 } = {}) {
+  const engine = await createEngine();
+  const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 2 * Math.ceil((past + prompt) / BLOCK) + 2, blockSize: BLOCK });
+  const seq = pool.sequence(), other = pool.sequence();
+  const pastK = random([past, Hkv, D], 300), pastV = random([past, Hkv, D], 301);
+  for (let at = 0; at < past; at += BLOCK) {
+    const rows = (t) => tensor(t.data.subarray(at * Hkv * D, Math.min(past, at + BLOCK) * Hkv * D), [Math.min(BLOCK, past - at), Hkv, D]);
+    seq.append(rows(pastK), rows(pastV));
+    other.append(rows(pastK), rows(pastV));
+  }
+  const q = random([prompt, Hq, D], 302), k = random([prompt, Hkv, D], 303), v = random([prompt, Hkv, D], 304);
+  const out = engine.tensor([prompt, Hq, D]);
+  const qkvStep = () => { engine.batchAttention(q, k, v, { sequences: [seq], queryLens: [prompt], rotary: {}, out }); seq.truncate(past); };
+  const headMajor = (t) => {
+    const o = new Float32Array(Hkv * past * D);
+    for (let l = 0; l < past; l++) for (let g = 0; g < Hkv; g++) o.set(t.data.subarray((l * Hkv + g) * D, (l * Hkv + g + 1) * D), (g * past + l) * D);
+    return o;
+  };
+  const { cos, sin } = ropeTables(past + prompt);
+  const f32 = (d, dims) => new ort.Tensor('float32', d, dims);
+  const feeds = {
+    query: f32(q.data, [1, prompt, Hq * D]), key: f32(k.data, [1, prompt, Hkv * D]), value: f32(v.data, [1, prompt, Hkv * D]),
+    past_key: f32(headMajor(pastK), [1, Hkv, past, D]), past_value: f32(headMajor(pastV), [1, Hkv, past, D]),
+    seqlens_k: new ort.Tensor('int32', Int32Array.from([past + prompt - 1]), [1]),
+    total_sequence_length: new ort.Tensor('int32', Int32Array.from([past + prompt]), []),
+    cos_cache: f32(cos, [past + prompt, D / 2]), sin_cache: f32(sin, [past + prompt, D / 2]),
+  };
+  const gqa = await ort.InferenceSession.create(groupQueryAttentionModel({ numHeads: Hq, kvHeads: Hkv, headSize: D }), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  qkvStep();
+  const { worst, scale } = maxDiff(out.data, (await gqa.run(feeds)).output.data);
+  if (!(worst <= 1e-4 + 1e-4 * scale)) throw new Error(`prompt after past: qkv and onnxruntime-web disagree (${worst})`);
+  const t = await race({ qkv: qkvStep, ort: () => gqa.run(feeds) }, rounds);
+  const flops = 4 * Hq * D * prompt * (past + (prompt + 1) / 2);
+  console.log(`a chat's next turn: ${prompt} new tokens after ${past} positions, Hq=${Hq}, Hkv=${Hkv}, d=${D}, rotary, causal (outputs agree to ${worst.toExponential(1)})`);
+  console.log(`  qkv ${fmt(t.qkv)} ms (${(flops / t.qkv / 1e6).toFixed(1)} GFLOP/s), onnxruntime-web GQA ${fmt(t.ort)} ms: qkv ${(t.ort / t.qkv).toFixed(2)}x`);
+  out.dispose(); pool.dispose(); engine.dispose(); await gqa.release();
+}
+
+/**
  * A decode step over a long context for each storage format: one sequence of `positions` positions,
  * 8 query heads over 8 kv heads of 64 (no rotary), float32 vs float16 vs int8 pools, interleaved.
  * Reports the step time, bytes per position (keys and values, all heads) and the pool's memory.
@@ -209,6 +256,7 @@ export async function longContext({ positions = 32768, rounds = 11 } = {}) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rounds = Number(value('--rounds') ?? 15);
-  if (!flag('--long-only')) await batchServing({ rounds, markdown: flag('--markdown') });
-  if (!flag('--batch-only')) await longContext({ rounds });
+  if (!flag('--long-only') && !flag('--prompt-only')) await batchServing({ rounds, markdown: flag('--markdown') });
+  if (!flag('--long-only') && !flag('--batch-only')) await promptAfterPast({ rounds });
+  if (!flag('--batch-only') && !flag('--prompt-only')) await longContext({ rounds });
 }
