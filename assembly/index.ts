@@ -1,7 +1,7 @@
 // The wasm module's exports: this file only re-exports the kernel families.
 export { heap_base } from './memory';
 export { RELAXED_SIMD } from './build';
-export { LAYOUT_Q, LAYOUT_K, LAYOUT_V, LAYOUT_OUT, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW, LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES, LAYOUT_KV_BLOCK_ROWS, LAYOUT_BYTES } from './layout';
+export { LAYOUT_Q, LAYOUT_K, LAYOUT_V, LAYOUT_OUT, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW, LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES, LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_FORMAT, LAYOUT_KV_K_SCALES, LAYOUT_KV_V_SCALES, LAYOUT_BYTES, KV_F32, KV_F16, KV_I8 } from './layout';
 export { PAGED_ROW_TOKEN, PAGED_ROW_TABLE_AT, PAGED_ROW_KV_LENGTH, PAGED_ROW_POSITION, PAGED_ROW_BYTES } from './layout';
 export { gemm_f32, gemm_scratch_f32, gemm_pack_f32, gemm_packed_f32, gemm_packed_scratch_f32, gemm_packed_size_f32 } from './kernels/matmul';
 export { gemv_f32 } from './kernels/gemv';

@@ -52,13 +52,17 @@ describe('the layout block', () => {
     const at = (tensor: number, stride: number) => block[(tensor + stride) / 4];
     const { LAYOUT_K, LAYOUT_OUT, STRIDE_HEAD, STRIDE_ROW } = LAYOUT_OFFSETS;
     expect([at(LAYOUT_K, STRIDE_HEAD), at(LAYOUT_OUT, STRIDE_ROW)]).toEqual([5, 12]);
-    expect([...block]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0]);
+    expect([...block]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0, 0, 0, 0]);
   });
 
-  it("puts the KV view's block table after the strides (0: rows in place)", () => {
-    const block = layoutArray({ q: [1, 2, 3], k: [4, 5, 6], v: [7, 8, 9], out: [10, 11, 12], kvTable: { at: 4096, entries: 5, blockRows: 16 } });
-    const { LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES, LAYOUT_KV_BLOCK_ROWS } = LAYOUT_OFFSETS;
-    expect([block[LAYOUT_KV_TABLE / 4], block[LAYOUT_KV_TABLE_ENTRIES / 4], block[LAYOUT_KV_BLOCK_ROWS / 4]]).toEqual([4096, 5, 16]);
+  it("puts the KV view's block table and element type after the strides (0: rows in place, float32)", () => {
+    const block = layoutArray({
+      q: [1, 2, 3], k: [4, 5, 6], v: [7, 8, 9], out: [10, 11, 12],
+      kvTable: { at: 4096, entries: 5, blockRows: 16 }, kvFormat: { code: 2, kScales: 8192, vScales: 9216 },
+    });
+    const { LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES, LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_FORMAT, LAYOUT_KV_K_SCALES, LAYOUT_KV_V_SCALES } = LAYOUT_OFFSETS;
+    expect([LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES, LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_FORMAT, LAYOUT_KV_K_SCALES, LAYOUT_KV_V_SCALES].map((at) => block[at / 4]))
+      .toEqual([4096, 5, 16, 2, 8192, 9216]);
   });
 });
 

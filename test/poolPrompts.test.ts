@@ -1,7 +1,8 @@
-// Prompts over a float32 KV pool: a batch row of 16 or more new tokens (a fresh prompt, or one that
+// Prompts over a KV pool: a batch row of 16 or more new tokens (a fresh prompt, or one that
 // continues its sequence) runs on the attention kernels, which read the pool's blocks through the KV
-// view's block table (assembly/inline/kvView.ts), not on the paged kernel. Against the reference
-// engine, on 1 and 2 threads, on the fused kernel and (forced) on the row kernel: blocks that hold
+// view's block table and element type (assembly/inline/kvView.ts), not on the paged kernel. Against
+// the reference engine, for float32, binary16 and int8 pools, on 1 and 2 threads, on the fused
+// kernel and (float32, forced) on the row kernel: blocks that hold
 // whole 16-key panels and blocks that panels straddle, block tables out of order (sequences that
 // grew in turns, forks sharing blocks), past lengths at the panel and block edges, causal or not,
 // windows, softcap, grouped heads, head sizes off the SIMD steps, and stored values that are NaN or
@@ -25,9 +26,11 @@ interface Case {
   specials?: boolean;
 }
 
-function run(engine: Engine, c: Case, kernel: AttentionKernel | null = null): Tensor {
+type Dtype = 'float32' | 'float16' | 'int8';
+
+function run(engine: Engine, c: Case, dtype: Dtype, kernel: AttentionKernel | null = null): Tensor {
   const blocks = c.past.reduce((n, L, s) => n + Math.ceil((L + c.news[s]) / c.blockSize) + 1, 0);
-  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize });
+  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize, dtype });
   const count = c.fork ? c.past.length - 1 : c.past.length;
   const seqs: KVSequence[] = Array.from({ length: count }, () => pool.sequence());
   const pasts = seqs.map((_, s) => {
@@ -68,21 +71,35 @@ const cases: [string, Case][] = [
   ['a prompt and decode rows in one batch', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 8, past: [5, 30, 0], news: [1, 24, 1], turns: 4 }],
 ];
 
-describe('prompts over a float32 pool, through the KV view', () => {
-  it.each(cases)('%s: the fused kernel on 1 and 2 threads, and the row kernel, equal the reference', (name, c) => {
-    const want = run(reference, c);
-    expectClose(run(wasm1, c, 'row'), want, `${name}, row kernel`);
-    expect(lastAttentionKernel()).toBe('row');
-    expectClose(run(wasm1, c), want, `${name}, 1 thread`);
+describe.each(['float32', 'float16', 'int8'] as const)('prompts over a %s pool, through the KV view', (dtype) => {
+  it.each(cases)('%s: the fused kernel on 1 and 2 threads (and the row kernel over float32) equal the reference', (name, c) => {
+    const want = run(reference, c, dtype);
+    // only the fused kernel widens narrow views: asked for the row kernel, a narrow pool still gets the fused one
+    expectClose(run(wasm1, c, dtype, 'row'), want, `${name}, row kernel asked for`);
+    expect(lastAttentionKernel()).toBe(dtype === 'float32' ? 'row' : 'fused');
+    expectClose(run(wasm1, c, dtype), want, `${name}, 1 thread`);
     expect(lastAttentionKernel()).toBe('fused');
-    expectClose(run(wasm2, c), want, `${name}, 2 threads`);
+    expectClose(run(wasm2, c, dtype), want, `${name}, 2 threads`);
   });
 
   it('2 threads give the same bits as 1 (prompts long enough to be split)', () => {
     const c: Case = { Hq: 8, Hkv: 2, D: 64, Dv: 64, blockSize: 16, past: [300, 77], news: [64, 40], turns: 16 };
-    const one = run(wasm1, c), two = run(wasm2, c);
+    const one = run(wasm1, c, dtype), two = run(wasm2, c, dtype);
     expect(Array.from(two.data)).toEqual(Array.from(one.data));
-    expectClose(one, run(reference, c));
+    expectClose(one, run(reference, c, dtype));
+  });
+});
+
+describe('a prompt over a float32 pool', () => {
+  it('goes to the paged kernel past 12 MiB of keys and values a kv head (D 1024: 1,536 positions), and agrees either way', () => {
+    for (const [past, kernel] of [[1400, 'fused'], [1600, 'row']] as const) {
+      const c: Case = { Hq: 2, Hkv: 1, D: 1024, Dv: 1024, blockSize: 16, past: [past], news: [16] };
+      withAttentionKernel('row', () => wasm1.scaledDotProductAttention(random([1, 1, 1, 4], 1), random([1, 1, 1, 4], 2), random([1, 1, 1, 4], 3)));
+      const got = run(wasm1, c, 'float32');
+      // the paged kernel leaves the last attention kernel as it was
+      expect(lastAttentionKernel(), `past ${past}`).toBe(kernel);
+      expectClose(got, run(reference, c, 'float32'), `past ${past}`);
+    }
   });
 
   it('gives every row the output it gets from decoding the same tokens one at a time', () => {

@@ -8,8 +8,15 @@
 //
 // Consecutive rows of a block lie ld bytes apart, so the kernels' loops keep their stride inside a
 // run (runEnd) and look the table up only where a run starts: the contiguous case is one run, and
-// its loops are the ones they were before the view.
-import { LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES } from '../layout';
+// its loops are the ones they were before the view. Elements are float32, or (the fused kernel
+// only) a pool's binary16 or int8, read by inline/kvFormats.ts's loaders (kvFormat).
+import { LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_FORMAT, LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES } from '../layout';
+
+/** The view's element type: KV_F32, KV_F16 or KV_I8 (layout.ts). */
+// @ts-ignore: decorator
+@inline export function kvFormat(layout: usize): i32 {
+  return load<i32>(layout, LAYOUT_KV_FORMAT);
+}
 
 /** Batch row bi's block indices in the layout's KV view, or 0 when rows lie in place. */
 // @ts-ignore: decorator
@@ -27,8 +34,15 @@ import { LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES } from '
 /** The address of row j of a head whose first row is at `head`, rows `ld` bytes apart inside a run. */
 // @ts-ignore: decorator
 @inline export function kvRow(head: usize, table: usize, rows: i32, ld: usize, j: i32): usize {
-  const block = kvBlockOf(table, rows, j);
-  return kvSlot(head, table, rows, ld, block, j - block * rows);
+  return head + <usize>kvRowIndex(table, rows, j) * ld;
+}
+
+/** Row j's index among its head's rows: j without a table, else table[j / rows]·rows + j % rows (int8's scales are indexed by it). */
+// @ts-ignore: decorator
+@inline export function kvRowIndex(table: usize, rows: i32, j: i32): i32 {
+  if (table == 0) return j;
+  const block = j / rows;
+  return load<i32>(table + (<usize>block << 2)) * rows + (j - block * rows);
 }
 
 // A loop over many runs walks them by (block, slot), with no division per run:

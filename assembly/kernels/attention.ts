@@ -29,6 +29,7 @@ export { MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE } from '../inline/scores';
  * @param layout   the layout block (layout.ts): element strides (batch, head, row) of q, k, v and out,
  *                 in that order, rows contiguous inside (so [B, L, H, D] views of projections need no
  *                 transpose); then the KV view's block table, when k and v are a pool's blocks
+ *                 (float32 only: binary16 and int8 views go to flash_attention_f32)
  * @param rowStart,rowEnd  the query rows to compute, counted over [b, hq, lq] (all: 0, b·hq·lq);
  *                 threads split this range, and each row comes out the same whoever computes it
  */

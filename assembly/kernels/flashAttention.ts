@@ -19,15 +19,17 @@
 // and at the end out = O / l. Causal and window ranges skip whole blocks: only keys in the union
 // of the two rows' ranges are visited, so a causal call costs about half a full one. K and V are
 // read through the KV view (inline/kvView.ts): tensors and a KVCache where they lie, or a KV
-// pool's float32 blocks through a block table.
+// pool's blocks through a block table; binary16 and int8 keys are widened as they are packed, and
+// a kv head's values widened once into scratch (a prompt reads each value many times).
 import { exp2NonPositive4, exp2Softmax4 } from '../inline/exp';
 import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, madd4 } from '../inline/simd';
 import { packPanel } from '../inline/panels';
-import { kvBlockOf, kvBlockRows, kvBlocksSpanned, kvRow, kvRunEnd, kvRunLength, kvSlot, kvTable } from '../inline/kvView';
+import { kvBlockOf, kvBlockRows, kvBlocksSpanned, kvFormat, kvRow, kvRowIndex, kvRunEnd, kvRunLength, kvSlot, kvTable } from '../inline/kvView';
+import { load1, load4 } from '../inline/kvFormats';
 import { rowMax, scale, zero } from '../inline/rows';
-import { LAYOUT_K, LAYOUT_OUT, LAYOUT_Q, LAYOUT_V, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW } from '../layout';
+import { KV_F16, KV_F32, LAYOUT_K, LAYOUT_KV_K_SCALES, LAYOUT_KV_V_SCALES, LAYOUT_OUT, LAYOUT_Q, LAYOUT_V, STRIDE_BATCH, STRIDE_HEAD, STRIDE_ROW } from '../layout';
 
 // @ts-ignore: decorator
 @inline const PANEL: i32 = 16;
@@ -36,10 +38,14 @@ import { LAYOUT_K, LAYOUT_OUT, LAYOUT_Q, LAYOUT_V, STRIDE_BATCH, STRIDE_HEAD, ST
 // @ts-ignore: decorator
 @inline const BLOCK: i32 = 128;
 
-/** Floats of scratch flash_attention_f32 needs (per thread): the packed K of one kv head, S and O for two rows, row state. */
-export function flash_scratch_f32(lk: i32, e: i32, ev: i32): i32 {
+/**
+ * Floats of scratch flash_attention_f32 needs (per thread): the packed K of one kv head, S and O for
+ * two rows, row state; and for a view of binary16 or int8 rows (`format`), that kv head's values
+ * widened to float32.
+ */
+export function flash_scratch_f32(lk: i32, e: i32, ev: i32, format: i32): i32 {
   const panels = (lk + PANEL - 1) / PANEL;
-  return panels * PANEL * e + 2 * BLOCK + 2 * ((ev + 3) & ~3) + STATE_FLOATS;
+  return panels * PANEL * e + 2 * BLOCK + 2 * ((ev + 3) & ~3) + STATE_FLOATS + (format != KV_F32 ? lk * ev : 0);
 }
 
 /** Per-row state (m, l, zero flag, α) for two rows, then their max vectors: 16 floats. */
@@ -75,6 +81,46 @@ function packKeys(kPanels: usize, head: usize, table: usize, rows: i32, ld: usiz
       const src = c < n ? kvRow(head, table, rows, ld, j0 + c) : 0;
       for (let t = 0; t < e; t++) store<f32>(dst + (<usize>(t * PANEL + c) << 2), c < n ? load<f32>(src + (<usize>t << 2)) : 0);
     }
+  }
+}
+
+/**
+ * packKeys for a view of binary16 or int8 rows (T = u16 or i8, read by inline/kvFormats.ts's
+ * loaders; an int8 row times its float32 scale at scales + row index · 4): each key is widened once,
+ * into its panel's column.
+ */
+function packKeysWidened<T>(kPanels: usize, head: usize, scales: usize, table: usize, rows: i32, ld: usize, lk: i32, e: i32): void {
+  const panels = (lk + PANEL - 1) / PANEL, e4 = e & ~3;
+  for (let p = 0; p < panels; p++) {
+    const dst = kPanels + <usize>p * <usize>(PANEL * e) * 4, j0 = p * PANEL, n = min(PANEL, lk - j0);
+    for (let c = 0; c < PANEL; c++) {
+      const col = dst + (<usize>c << 2);
+      if (c >= n) {
+        for (let t = 0; t < e; t++) store<f32>(col + <usize>(t * PANEL) * 4, 0);
+        continue;
+      }
+      const at = kvRowIndex(table, rows, j0 + c), src = head + <usize>at * ld;
+      const sc: f32 = sizeof<T>() == 1 ? load<f32>(scales + (<usize>at << 2)) : 1;
+      let t = 0;
+      for (; t < e4; t += 4) {
+        const x = f32x4.mul(load4<T>(src, t), f32x4.splat(sc)), to = col + <usize>(t * PANEL) * 4;
+        store<f32>(to, f32x4.extract_lane(x, 0)); store<f32>(to, f32x4.extract_lane(x, 1), PANEL * 4);
+        store<f32>(to, f32x4.extract_lane(x, 2), 2 * PANEL * 4); store<f32>(to, f32x4.extract_lane(x, 3), 3 * PANEL * 4);
+      }
+      for (; t < e; t++) store<f32>(col + <usize>(t * PANEL) * 4, load1<T>(src, t) * sc);
+    }
+  }
+}
+
+/** Rows 0 .. lk of a binary16 or int8 view (as in packKeysWidened) as float32 rows of ev at dst, ev floats apart. */
+function widenRows<T>(dst: usize, head: usize, scales: usize, table: usize, rows: i32, ld: usize, lk: i32, ev: i32): void {
+  const ev4 = ev & ~3;
+  for (let j = 0; j < lk; j++) {
+    const at = kvRowIndex(table, rows, j), src = head + <usize>at * ld, to = dst + (<usize>(j * ev) << 2);
+    const sc: f32 = sizeof<T>() == 1 ? load<f32>(scales + (<usize>at << 2)) : 1;
+    let t = 0;
+    for (; t < ev4; t += 4) v128.store(to + (<usize>t << 2), f32x4.mul(load4<T>(src, t), f32x4.splat(sc)));
+    for (; t < ev; t++) store<f32>(to + (<usize>t << 2), load1<T>(src, t) * sc);
   }
 }
 
@@ -279,7 +325,8 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
 /**
  * Attention output without weights, f32, [B, H, L, D] row-major (grouped-query: head h reads kv
  * head h / (hq / hkv)). Arguments as in attention_f32 (kernels/attention.ts), plus:
- * @param scratch  f32 [flash_scratch_f32(lk, e, ev)], 16-byte aligned, one per thread
+ * @param scratch  f32 [flash_scratch_f32(lk, e, ev, the view's format)], 16-byte aligned, one per thread
+ * @param k,v      the KV view's rows (layout.ts): float32, or a pool's binary16 or int8 blocks
  * @param unitStart,unitEnd  the pairs of query rows to compute, counted over [b, hq, ceil(lq / 2)]
  *                 (all: 0, b·hq·ceil(lq/2)); each pair comes out the same whoever computes it
  */
@@ -303,8 +350,14 @@ export function flash_attention_f32(
   const ksb = load<i32>(layout, LAYOUT_K + STRIDE_BATCH), ksh = load<i32>(layout, LAYOUT_K + STRIDE_HEAD), ksj = load<i32>(layout, LAYOUT_K + STRIDE_ROW);
   const vsb = load<i32>(layout, LAYOUT_V + STRIDE_BATCH), vsh = load<i32>(layout, LAYOUT_V + STRIDE_HEAD), vsj = load<i32>(layout, LAYOUT_V + STRIDE_ROW);
   const osb = load<i32>(layout, LAYOUT_OUT + STRIDE_BATCH), osh = load<i32>(layout, LAYOUT_OUT + STRIDE_HEAD), osi = load<i32>(layout, LAYOUT_OUT + STRIDE_ROW);
-  // the KV view: rows ld bytes apart inside a run, runs per block of a pool (inline/kvView.ts)
-  const ldk = <usize>ksj << 2, ldv = <usize>vsj << 2, rows = kvBlockRows(layout);
+  // the KV view: rows ld bytes apart inside a run, runs per block of a pool, elements of `format`
+  // (inline/kvView.ts); binary16 and int8 keys are widened into the panels, their values into vWide
+  const format = kvFormat(layout), bytes: i32 = format == KV_F32 ? 4 : format == KV_F16 ? 2 : 1;
+  const ldk = <usize>(ksj * bytes), rows = kvBlockRows(layout);
+  const kScales = <usize>load<i32>(layout, LAYOUT_KV_K_SCALES), vScales = <usize>load<i32>(layout, LAYOUT_KV_V_SCALES);
+  const vWide = st0 + STATE_FLOATS * 4;
+  // the values the packed kv head's rows are read from: the view, or vWide (one run, ev floats apart)
+  let vHead: usize = 0, vTable: usize = 0, ldv = <usize>(vsj * bytes);
   // scores are kept in base 2 (scaled by log2 e), so that the softmax's exps are 2^x: cheaper, and
   // the same weights, since the running max and sum are taken in the same units
   const vscale = f32x4.splat(scale_ * LOG2E);
@@ -318,13 +371,28 @@ export function flash_attention_f32(
     const pair = unit % pairs, head = unit / pairs; // head = (bi · hkv + g) · group + hh = bi · hq + h
     const kvh = head / group, bi = head / hq, h = head % hq, g = h / group;
     const validLen = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
-    const vh = v + (<usize>(bi * vsb + g * vsh) << 2), table = kvTable(layout, bi);
     if (kvh != packed) {
-      packKeys(kPanels, k + (<usize>(bi * ksb + g * ksh) << 2), table, rows, ldk, lk, e);
+      const table = kvTable(layout, bi), kOffset = bi * ksb + g * ksh, vOffset = bi * vsb + g * vsh;
+      const kh = k + <usize>kOffset * bytes, vh = v + <usize>vOffset * bytes;
+      if (format == KV_F32) {
+        packKeys(kPanels, kh, table, rows, ldk, lk, e);
+        vHead = vh; vTable = table; ldv = <usize>vsj << 2;
+      } else {
+        // int8's scales are indexed by the row's index among the head's rows (elements / row stride)
+        const ks = kScales + (<usize>(kOffset / ksj) << 2), vs = vScales + (<usize>(vOffset / vsj) << 2);
+        if (format == KV_F16) {
+          packKeysWidened<u16>(kPanels, kh, ks, table, rows, ldk, lk, e);
+          widenRows<u16>(vWide, vh, vs, table, rows, <usize>(vsj * bytes), lk, ev);
+        } else {
+          packKeysWidened<i8>(kPanels, kh, ks, table, rows, ldk, lk, e);
+          widenRows<i8>(vWide, vh, vs, table, rows, <usize>(vsj * bytes), lk, ev);
+        }
+        vHead = vWide; vTable = 0; ldv = <usize>ev << 2;
+      }
       valuesNotFinite = false;
       for (let j = 0; j < lk;) {
-        const end = kvRunEnd(table, rows, j, lk);
-        valuesNotFinite = valuesNotFinite || anyNotFinite(kvRow(vh, table, rows, ldv, j), end - j, ev, vsj);
+        const end = kvRunEnd(vTable, rows, j, lk);
+        valuesNotFinite = valuesNotFinite || anyNotFinite(kvRow(vHead, vTable, rows, ldv, j), end - j, ev, <i32>(ldv >> 2));
         j = end;
       }
       packed = kvh;
@@ -375,7 +443,7 @@ export function flash_attention_f32(
       }
       // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
       const careful = valuesNotFinite && (load<f32>(st0, ROW_ZERO) != 0 || load<f32>(st1, ROW_ZERO) != 0);
-      accumulateValues(o0, o1, load<f32>(st0, ROW_ALPHA), load<f32>(st1, ROW_ALPHA), s0, s1, vh, table, rows, ldv, j0, n, ev, careful);
+      accumulateValues(o0, o1, load<f32>(st0, ROW_ALPHA), load<f32>(st1, ROW_ALPHA), s0, s1, vHead, vTable, rows, ldv, j0, n, ev, careful);
     }
     finishRow(out0, o0, load<f32>(st0, ROW_M), load<f32>(st0, ROW_L), ev);
     if (i1 != i0) finishRow(out1, o1, load<f32>(st1, ROW_M), load<f32>(st1, ROW_L), ev);

@@ -30,7 +30,7 @@ export interface Kernels {
     scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
     causal: number, lpast: number, left: number, right: number, layout: number, unitStart: number, unitEnd: number,
   ): void;
-  flash_scratch_f32(lk: number, e: number, ev: number): number;
+  flash_scratch_f32(lk: number, e: number, ev: number, format: number): number;
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
   kernel_regression_grad_f32(out: number, stats: number, scratch: number, q: number, k: number, v: number, y: number, n: number, m: number, d: number, dv: number, w: number, masked: number): void;
   additive_scores_f32(out: number, qp: number, kp: number, wv: number, b: number, lq: number, lk: number, h: number, rowStart: number, rowEnd: number): void;
@@ -53,7 +53,9 @@ export interface Kernels {
   /** Byte offsets into the attention kernels' layout block (assembly/layout.ts; LAYOUT_OFFSETS below). */
   LAYOUT_Q: WebAssembly.Global; LAYOUT_K: WebAssembly.Global; LAYOUT_V: WebAssembly.Global; LAYOUT_OUT: WebAssembly.Global;
   STRIDE_BATCH: WebAssembly.Global; STRIDE_HEAD: WebAssembly.Global; STRIDE_ROW: WebAssembly.Global;
-  LAYOUT_KV_TABLE: WebAssembly.Global; LAYOUT_KV_TABLE_ENTRIES: WebAssembly.Global; LAYOUT_KV_BLOCK_ROWS: WebAssembly.Global; LAYOUT_BYTES: WebAssembly.Global;
+  LAYOUT_KV_TABLE: WebAssembly.Global; LAYOUT_KV_TABLE_ENTRIES: WebAssembly.Global; LAYOUT_KV_BLOCK_ROWS: WebAssembly.Global;
+  LAYOUT_KV_FORMAT: WebAssembly.Global; LAYOUT_KV_K_SCALES: WebAssembly.Global; LAYOUT_KV_V_SCALES: WebAssembly.Global; LAYOUT_BYTES: WebAssembly.Global;
+  KV_F32: WebAssembly.Global; KV_F16: WebAssembly.Global; KV_I8: WebAssembly.Global;
   /** Byte offsets into the paged attention kernel's row block (assembly/layout.ts). */
   PAGED_ROW_TOKEN: WebAssembly.Global; PAGED_ROW_TABLE_AT: WebAssembly.Global; PAGED_ROW_KV_LENGTH: WebAssembly.Global;
   PAGED_ROW_POSITION: WebAssembly.Global; PAGED_ROW_BYTES: WebAssembly.Global;
@@ -89,7 +91,7 @@ export const KERNEL_ARITY = {
   gemv_f32: 12,
   softmax_rows_f32: 6,
   attention_f32: 29,
-  flash_attention_f32: 28, flash_scratch_f32: 3,
+  flash_attention_f32: 28, flash_scratch_f32: 4,
   kernel_regression_f32: 11, kernel_regression_grad_f32: 13,
   additive_scores_f32: 10, weighted_rows_f32: 9,
   rotary_f32: 11,
@@ -107,14 +109,15 @@ export const KERNEL_NAMES = Object.keys(KERNEL_ARITY) as KernelName[];
 export const KERNEL_GLOBALS = [
   'RELAXED_SIMD', 'CAUSAL_NONE', 'CAUSAL_TOP_LEFT', 'CAUSAL_BOTTOM_RIGHT', 'MASK_NONE', 'MASK_BOOLEAN', 'MASK_ADDITIVE',
   'LAYOUT_Q', 'LAYOUT_K', 'LAYOUT_V', 'LAYOUT_OUT', 'STRIDE_BATCH', 'STRIDE_HEAD', 'STRIDE_ROW',
-  'LAYOUT_KV_TABLE', 'LAYOUT_KV_TABLE_ENTRIES', 'LAYOUT_KV_BLOCK_ROWS', 'LAYOUT_BYTES',
+  'LAYOUT_KV_TABLE', 'LAYOUT_KV_TABLE_ENTRIES', 'LAYOUT_KV_BLOCK_ROWS', 'LAYOUT_KV_FORMAT', 'LAYOUT_KV_K_SCALES', 'LAYOUT_KV_V_SCALES', 'LAYOUT_BYTES',
+  'KV_F32', 'KV_F16', 'KV_I8',
   'PAGED_ROW_TOKEN', 'PAGED_ROW_TABLE_AT', 'PAGED_ROW_KV_LENGTH', 'PAGED_ROW_POSITION', 'PAGED_ROW_BYTES',
 ] as const satisfies readonly { [K in keyof Kernels]: Kernels[K] extends WebAssembly.Global ? K : never }[keyof Kernels][];
 
 /**
  * Byte offsets into the layout block of attention_f32 and flash_attention_f32 (twelve i32 element
  * strides, (batch, head, row) of q, k, v and out, then the KV view's block table: its address,
- * entries per batch row and positions per block), and into the paged attention kernel's row block
+ * entries per batch row and positions per block; its element type and int8's row scales), and into the paged attention kernel's row block
  * (token, tableAt, kvLength, position). The same names and values as assembly/layout.ts, which
  * exports them; createEngine refuses a .wasm whose values differ, and test/abi.test.ts compares.
  */
@@ -122,6 +125,11 @@ export const LAYOUT_OFFSETS = {
   LAYOUT_Q: 0, LAYOUT_K: 12, LAYOUT_V: 24, LAYOUT_OUT: 36,
   STRIDE_BATCH: 0, STRIDE_HEAD: 4, STRIDE_ROW: 8,
   LAYOUT_KV_TABLE: 48, LAYOUT_KV_TABLE_ENTRIES: 52, LAYOUT_KV_BLOCK_ROWS: 56,
-  LAYOUT_BYTES: 60,
+  LAYOUT_KV_FORMAT: 60, LAYOUT_KV_K_SCALES: 64, LAYOUT_KV_V_SCALES: 68,
+  LAYOUT_BYTES: 72,
   PAGED_ROW_TOKEN: 0, PAGED_ROW_TABLE_AT: 4, PAGED_ROW_KV_LENGTH: 8, PAGED_ROW_POSITION: 12, PAGED_ROW_BYTES: 16,
 } as const;
+
+/** The KV view's element types (assembly/layout.ts), by the pool format names of src/wasm/kvPool.ts. */
+export const KV_FORMATS = { KV_F32: 0, KV_F16: 1, KV_I8: 2 } as const;
+export const KV_FORMAT_CODE = { f32: KV_FORMATS.KV_F32, f16: KV_FORMATS.KV_F16, i8: KV_FORMATS.KV_I8 } as const;

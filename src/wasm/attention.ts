@@ -2,7 +2,7 @@
 import { planAttention } from '../core/attentionPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
-import { LAYOUT_OFFSETS } from './abi.js';
+import { KV_FORMATS, LAYOUT_OFFSETS } from './abi.js';
 import type { WasmContext } from './context.js';
 import type { Arena } from './memory.js';
 import type { Checked } from '../core/validate.js';
@@ -30,10 +30,16 @@ function concatInto(arena: Arena, past: Checked | null, next: Checked, BH: numbe
  * of batch row b is row table[b·entries + j / blockRows]·blockRows + j % blockRows of its kv head
  * (assembly/inline/kvView.ts).
  */
-export interface AttentionLayout { q: number[]; k: number[]; v: number[]; out: number[]; kvTable?: KVTable }
+export interface AttentionLayout { q: number[]; k: number[]; v: number[]; out: number[]; kvTable?: KVTable; kvFormat?: KVFormat }
 
 /** A block table in wasm memory: i32 block indices at `at`, `entries` per batch row, `blockRows` positions per block. */
 export interface KVTable { at: number; entries: number; blockRows: number }
+
+/**
+ * Keys and values stored narrower than float32 (a pool's binary16 or int8 blocks): `code` from
+ * KV_FORMATS, and int8's float32 row scales (indexed as the rows are; 0 for binary16).
+ */
+export interface KVFormat { code: number; kScales: number; vScales: number }
 
 export function contiguousLayout(Hq: number, Hkv: number, Lq: number, Lk: number, E: number, Ev: number): AttentionLayout {
   return {
@@ -55,6 +61,11 @@ export function layoutArray(l: AttentionLayout): Int32Array {
     block[LAYOUT_OFFSETS.LAYOUT_KV_TABLE / 4] = l.kvTable.at;
     block[LAYOUT_OFFSETS.LAYOUT_KV_TABLE_ENTRIES / 4] = l.kvTable.entries;
     block[LAYOUT_OFFSETS.LAYOUT_KV_BLOCK_ROWS / 4] = l.kvTable.blockRows;
+  }
+  if (l.kvFormat) {
+    block[LAYOUT_OFFSETS.LAYOUT_KV_FORMAT / 4] = l.kvFormat.code;
+    block[LAYOUT_OFFSETS.LAYOUT_KV_K_SCALES / 4] = l.kvFormat.kScales;
+    block[LAYOUT_OFFSETS.LAYOUT_KV_V_SCALES / 4] = l.kvFormat.vScales;
   }
   return block;
 }
@@ -91,8 +102,10 @@ export interface AttentionCall {
   B: number; Hq: number; Hkv: number; Lq: number; Lk: number; E: number; Ev: number;
   scale: number; softcap: number; maskKind: number; maskStrides: number[];
   causal: number; Lpast: number; windowLeft: number; windowRight: number;
-  /** Pointer to the 12 i32 strides of layoutArray(). */
+  /** Pointer to the block of layoutArray(): strides and the KV view. */
   layout: number;
+  /** The KV view's element type (KV_FORMATS; float32 when absent), as written in the layout. */
+  kvFormat?: number;
 }
 
 /** The arguments attention_f32 and flash_attention_f32 share, from `b` to `layout`. */
@@ -113,12 +126,14 @@ function kernelFor(c: AttentionCall): AttentionKernel | null {
   // with weights, one query row at a time writes each row of weights; decode-like calls have too
   // few query rows per kv head to repay packing K, so they stream K and V once
   if (c.weights !== 0) return 'row';
+  // only the fused kernel widens binary16 and int8 views (the caller sends it prompts, not decode rows)
+  if ((c.kvFormat ?? KV_FORMATS.KV_F32) !== KV_FORMATS.KV_F32) return 'fused';
   return forced ?? (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD ? 'row' : 'fused');
 }
 
 /** Floats of scratch per thread the call's kernel takes. */
 function scratchFloats({ kernels }: WasmContext, c: AttentionCall, kernel: AttentionKernel): number {
-  if (kernel === 'fused') return kernels.flash_scratch_f32(c.Lk, c.E, c.Ev);
+  if (kernel === 'fused') return kernels.flash_scratch_f32(c.Lk, c.E, c.Ev, c.kvFormat ?? KV_FORMATS.KV_F32);
   return c.weights ? 0 : c.Lk;
 }
 

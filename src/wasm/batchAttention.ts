@@ -1,15 +1,15 @@
 // batchAttention over assembly/kernels/pagedAttention.ts: the new rows are turned by rotary in the
 // arena, appended into the pool's blocks, and every (token, query head) attends over its sequence's
-// blocks where they lie; threads take shares of those units. A prompt of many rows over a float32
-// pool (fresh, or continuing a sequence) goes to the fused kernel instead, which reads the same
-// blocks through the KV view's block table (src/wasm/attention.ts). Every buffer of the call is
+// blocks where they lie; threads take shares of those units. A prompt of many rows (fresh, or
+// continuing a sequence) goes to the fused kernel instead, which reads the same blocks through the
+// KV view's block table and element type (src/wasm/attention.ts). Every buffer of the call is
 // taken before the pool changes, so a call refused by the memory limit leaves every sequence as it was.
 import { appendBatch, outputSize, planBatchAttention, type BatchPlan } from '../core/batchPlan.js';
 import { formatCall, type Tensor } from '../core/tensor.js';
 import type { BatchAttentionOptions } from '../core/servingTypes.js';
-import { LAYOUT_OFFSETS } from './abi.js';
+import { KV_FORMAT_CODE, LAYOUT_OFFSETS } from './abi.js';
 import type { WasmContext } from './context.js';
-import { poolBlocks } from './kvPool.js';
+import { poolBlocks, type PoolBlocks } from './kvPool.js';
 import { rotaryTables, rotaryWithTables } from './rotary.js';
 import { attentionScratchBytes, layoutArray, runAttention, type AttentionCall } from './attention.js';
 import { CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_NONE } from '../core/attentionPlan.js';
@@ -85,10 +85,21 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
 /** Rows of a prompt at or above this count go to the fused kernel (src/wasm/attention.ts picks within). */
 const FUSED_MIN_ROWS = 16;
 
-/** Which sequences' rows are a prompt the fused kernel runs over the pool's blocks (float32 pools). */
+/**
+ * The most bytes of float32 keys and values per kv head for which a prompt goes to the fused kernel.
+ * It reads them again for every pair of query rows, where the paged kernel reads them once per
+ * token for all the heads of a group: measured with 14 query heads over 2 kv heads of 64 (blocks of
+ * 16), the fused kernel ran 16 or 64 new tokens 1.24-1.33x faster after 16,384 positions (8 MiB a
+ * head) and 0.73-0.84x as fast after 32,768. Over binary16 and int8 it widens each key and value
+ * once, where the paged kernel's widening is its bottleneck: 1.3-2.7x faster up to 32,768 positions.
+ */
+const FUSED_MAX_F32_KV_BYTES = 12 << 20;
+
+/** Which sequences' rows are a prompt the fused kernel runs over the pool's blocks. */
 function fusedPrompts(p: BatchPlan): boolean[] {
-  const pool = p.pool;
-  return p.sequences.map((_, i) => pool?.dtype === 'float32' && p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks);
+  const kvBytes = (i: number) => (p.pastLens[i] + p.queryLens[i]) * (p.D + p.Dv) * 4;
+  return p.sequences.map((_, i) => p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks
+    && (p.pool?.dtype !== 'float32' || kvBytes(i) <= FUSED_MAX_F32_KV_BYTES));
 }
 
 /**
@@ -98,19 +109,20 @@ function fusedPrompts(p: BatchPlan): boolean[] {
  * indices batchAttentionAt writes at `table` after the appends), the queries at positions past + i.
  * Its layout block is written now, before the pool changes.
  */
-function promptCall(ctx: WasmContext, p: BatchPlan, i: number, qr: number, pout: number, blocks: { k: number; v: number }, table: number): AttentionCall {
+function promptCall(ctx: WasmContext, p: BatchPlan, i: number, qr: number, pout: number, blocks: PoolBlocks, table: number): AttentionCall {
   const { Hq, Hkv, D, Dv } = p, n = p.queryLens[i], at = p.rowStart[i], past = p.pastLens[i];
   const pool = p.pool!, bs = pool.blockSize, headRows = pool.blocks * bs, Lk = past + n;
   const layout = layoutArray({
     q: [n * Hq * D, D, Hq * D], out: [n * Hq * Dv, Dv, Hq * Dv],
     k: [0, headRows * D, D], v: [0, headRows * Dv, Dv],
     kvTable: { at: table, entries: Math.ceil(Lk / bs), blockRows: bs },
+    kvFormat: { code: KV_FORMAT_CODE[blocks.format], kScales: blocks.format === 'i8' ? blocks.ks : 0, vScales: blocks.format === 'i8' ? blocks.vs : 0 },
   });
   return {
     out: pout + at * Hq * Dv * 4, weights: 0, q: qr + at * Hq * D * 4, k: blocks.k, v: blocks.v,
     mask: 0, lens: 0, B: 1, Hq, Hkv, Lq: n, Lk, E: D, Ev: Dv, scale: p.scale, softcap: p.softcap,
     maskKind: MASK_NONE, maskStrides: [0, 0, 0, 0], causal: p.causal ? CAUSAL_TOP_LEFT : CAUSAL_NONE, Lpast: past,
-    windowLeft: p.windowLeft, windowRight: p.windowRight, layout: ctx.arena.write(layout),
+    windowLeft: p.windowLeft, windowRight: p.windowRight, layout: ctx.arena.write(layout), kvFormat: KV_FORMAT_CODE[blocks.format],
   };
 }
 

@@ -8,7 +8,7 @@ import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
 import type { WasmContext } from './context.js';
 import { kernelRegression } from './kernelRegression.js';
-import { LAYOUT_OFFSETS, type Kernels } from './abi.js';
+import { KV_FORMATS, LAYOUT_OFFSETS, type Kernels } from './abi.js';
 import { kernelRegressionLoss } from './kernelRegressionLoss.js';
 import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels } from './loader.js';
 import { matmul } from './matmul.js';
@@ -102,7 +102,7 @@ function checkConstants(k: Kernels): void {
   if (!(k.RELAXED_SIMD instanceof WebAssembly.Global) || (k.RELAXED_SIMD.value !== 0 && k.RELAXED_SIMD.value !== 1)) {
     throw new Error('qkv: the .wasm does not match this version of qkv (RELAXED_SIMD); rebuild it with npm run build:wasm');
   }
-  const expected = { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE, ...LAYOUT_OFFSETS };
+  const expected = { CAUSAL_NONE, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, MASK_NONE, MASK_BOOLEAN, MASK_ADDITIVE, ...LAYOUT_OFFSETS, ...KV_FORMATS };
   for (const [name, value] of Object.entries(expected)) {
     const g = k[name as keyof typeof expected];
     if (!(g instanceof WebAssembly.Global) || g.value !== value) {
