@@ -24,6 +24,8 @@ interface Case {
   fork?: boolean;
   /** Stored values of kv head 0 that are NaN or infinite at the first positions. */
   specials?: boolean;
+  /** ALiBi slopes and sink logits per query head (scaled by these), as GPT-OSS and ALiBi models use. */
+  alibi?: number; sinks?: number;
 }
 
 type Dtype = 'float32' | 'float16' | 'int8';
@@ -51,6 +53,7 @@ function run(engine: Engine, c: Case, dtype: Dtype, kernel: AttentionKernel | nu
   const T = c.news.reduce((a, b) => a + b, 0);
   const call = () => engine.batchAttention(random([T, c.Hq, c.D], 1), random([T, c.Hkv, c.D], 2), random([T, c.Hkv, c.Dv], 3), {
     sequences: seqs, queryLens: c.news, causal: c.causal ?? true, window: c.window, softcap: c.softcap,
+    alibiSlopes: c.alibi ? random([c.Hq], 4, c.alibi) : undefined, sinks: c.sinks ? random([c.Hq], 5, c.sinks) : undefined,
   });
   const { output } = kernel ? withAttentionKernel(kernel, call) : call();
   pool.dispose();
@@ -68,15 +71,19 @@ const cases: [string, Case][] = [
   ['not causal, with a window and softcap', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 6, past: [50], news: [20], causal: false, window: { left: 13, right: 2 }, softcap: 5 }],
   ['a sliding window hiding NaN and infinite stored values', { Hq: 2, Hkv: 1, D: 8, Dv: 8, blockSize: 4, past: [30], news: [16], window: { left: 8 }, specials: true }],
   ['NaN and infinite stored values in view (rows that see them)', { Hq: 2, Hkv: 1, D: 8, Dv: 8, blockSize: 4, past: [30], news: [16], specials: true }],
+  ['sinks (GPT-OSS), with a window', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 8, past: [30, 0], news: [17, 20], window: { left: 11 }, sinks: 2 }],
+  ['sinks far above every score (weights near 0)', { Hq: 2, Hkv: 1, D: 8, Dv: 8, blockSize: 4, past: [9], news: [16], sinks: 40 }],
+  ['ALiBi slopes after softcap, not causal', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 5, past: [25], news: [18], causal: false, softcap: 3, alibi: 0.5 }],
+  ['ALiBi and sinks, grouped heads 7:1', { Hq: 7, Hkv: 1, D: 9, Dv: 17, blockSize: 16, past: [40], news: [33], alibi: 0.2, sinks: 1 }],
   ['a prompt and decode rows in one batch', { Hq: 4, Hkv: 2, D: 16, Dv: 16, blockSize: 8, past: [5, 30, 0], news: [1, 24, 1], turns: 4 }],
 ];
 
 describe.each(['float32', 'float16', 'int8'] as const)('prompts over a %s pool, through the KV view', (dtype) => {
-  it.each(cases)('%s: the fused kernel on 1 and 2 threads (and the row kernel over float32) equal the reference', (name, c) => {
+  it.each(cases)('%s: the fused kernel on 1 and 2 threads (and the row kernel where it applies) equal the reference', (name, c) => {
     const want = run(reference, c, dtype);
-    // only the fused kernel widens narrow views: asked for the row kernel, a narrow pool still gets the fused one
+    // only the fused kernel widens narrow views and takes ALiBi and sinks: asked for the row kernel, those still get the fused one
     expectClose(run(wasm1, c, dtype, 'row'), want, `${name}, row kernel asked for`);
-    expect(lastAttentionKernel()).toBe(dtype === 'float32' ? 'row' : 'fused');
+    expect(lastAttentionKernel()).toBe(dtype === 'float32' && !c.alibi && !c.sinks ? 'row' : 'fused');
     expectClose(run(wasm1, c, dtype), want, `${name}, 1 thread`);
     expect(lastAttentionKernel()).toBe('fused');
     expectClose(run(wasm2, c, dtype), want, `${name}, 2 threads`);
@@ -87,6 +94,27 @@ describe.each(['float32', 'float16', 'int8'] as const)('prompts over a %s pool, 
     const one = run(wasm1, c, dtype), two = run(wasm2, c, dtype);
     expect(Array.from(two.data)).toEqual(Array.from(one.data));
     expectClose(one, run(reference, c, dtype));
+  });
+});
+
+describe('sinks that are not finite, on the fused kernel and the paged one', () => {
+  it('give what the reference gives: NaN rows for NaN and +Infinity, no sink for -Infinity', () => {
+    const Hq = 4, Hkv = 1, D = 8, sinks = tensor(Float32Array.from([NaN, Infinity, -Infinity, 0.5]), [Hq]);
+    for (const n of [16, 2]) { // 16 new rows: the fused kernel; 2: the paged one
+      const outs = [wasm1, reference].map((engine) => {
+        const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 12, blockSize: 4 });
+        const seq = pool.sequence();
+        seq.append(random([9, Hkv, D], 20), random([9, Hkv, D], 21));
+        const { output } = engine.batchAttention(random([n, Hq, D], 22), random([n, Hkv, D], 23), random([n, Hkv, D], 24), { sequences: [seq], queryLens: [n], sinks });
+        pool.dispose();
+        return tensor(output.data.slice(), output.shape);
+      });
+      expectClose(outs[0], outs[1], `${n} rows`);
+      for (let t = 0; t < n; t++) for (let h = 0; h < Hq; h++) {
+        const x = outs[0].data[(t * Hq + h) * D];
+        expect(h < 2 ? Number.isNaN(x) : Number.isFinite(x), `${n} rows: row ${t} head ${h}: ${x}`).toBe(true);
+      }
+    }
   });
 });
 

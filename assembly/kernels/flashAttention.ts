@@ -327,6 +327,10 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
  * head h / (hq / hkv)). Arguments as in attention_f32 (kernels/attention.ts), plus:
  * @param scratch  f32 [flash_scratch_f32(lk, e, ev, the view's format)], 16-byte aligned, one per thread
  * @param k,v      the KV view's rows (layout.ts): float32, or a pool's binary16 or int8 blocks
+ * @param alibi    f32 [hq] ALiBi slopes (after softcap, scores -= slope · |p − j| at the query's
+ *                 position p), or 0
+ * @param sinks    f32 [hq] sink logits (one more term in each row's softmax denominator, with no
+ *                 value), or 0
  * @param unitStart,unitEnd  the pairs of query rows to compute, counted over [b, hq, ceil(lq / 2)]
  *                 (all: 0, b·hq·ceil(lq/2)); each pair comes out the same whoever computes it
  */
@@ -334,7 +338,7 @@ export function flash_attention_f32(
   out: usize, scratch: usize, q: usize, k: usize, v: usize, mask: usize, lens: usize,
   b: i32, hq: i32, hkv: i32, lq: i32, lk: i32, e: i32, ev: i32,
   scale_: f32, softcap: f32, maskKind: i32, msb: i32, msh: i32, msq: i32, msk: i32,
-  causal: i32, lpast: i32, left: i32, right: i32, layout: usize, unitStart: i32, unitEnd: i32,
+  causal: i32, lpast: i32, left: i32, right: i32, layout: usize, alibi: usize, sinks: usize, unitStart: i32, unitEnd: i32,
 ): void {
   const group = hq / hkv;
   const panels = (lk + PANEL - 1) / PANEL;
@@ -344,7 +348,7 @@ export function flash_attention_f32(
   const o0 = s1 + BLOCK * 4, o1 = o0 + <usize>evPad * 4;
   // per-row state: m, l, any-zero flag, α; then the two rows' max vectors
   const st0 = o1 + <usize>evPad * 4, st1 = st0 + ROW_STATE_BYTES, mx = st0 + 2 * ROW_STATE_BYTES;
-  const plain = softcap <= 0 && maskKind == MASK_NONE;
+  const plain = softcap <= 0 && maskKind == MASK_NONE && alibi == 0;
   // element strides (batch, head, row) of q, k, v, out
   const qsb = load<i32>(layout, LAYOUT_Q + STRIDE_BATCH), qsh = load<i32>(layout, LAYOUT_Q + STRIDE_HEAD), qsi = load<i32>(layout, LAYOUT_Q + STRIDE_ROW);
   const ksb = load<i32>(layout, LAYOUT_K + STRIDE_BATCH), ksh = load<i32>(layout, LAYOUT_K + STRIDE_HEAD), ksj = load<i32>(layout, LAYOUT_K + STRIDE_ROW);
@@ -412,8 +416,11 @@ export function flash_attention_f32(
       zero(out0, ev); zero(out1, ev);
       continue;
     }
-    store<f32>(st0, -Infinity, ROW_M); store<f32>(st0, 0, ROW_L);
-    store<f32>(st1, -Infinity, ROW_M); store<f32>(st1, 0, ROW_L);
+    // a sink starts each row's softmax as its first logit: m = sink, l = 2^(sink - m) = 1, no value
+    const sink2: f32 = sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) * LOG2E : -Infinity;
+    store<f32>(st0, sink2, ROW_M); store<f32>(st0, sinks != 0 ? 1 : 0, ROW_L);
+    store<f32>(st1, sink2, ROW_M); store<f32>(st1, sinks != 0 ? 1 : 0, ROW_L);
+    const slope2: f32 = alibi != 0 ? load<f32>(alibi + (<usize>h << 2)) * LOG2E : 0;
     zero(o0, ev); zero(o1, ev);
     for (let j0 = jlo & ~(PANEL - 1); j0 < jhi; j0 += BLOCK) {
       const n = min(BLOCK, jhi - j0);
@@ -431,8 +438,8 @@ export function flash_attention_f32(
       if (inside) {
         mb0 = hmax4(v128.load(mx)); mb1 = hmax4(v128.load(mx, 16));
       } else {
-        prepareRow(s0, n, j0, lo0, hi0, cap2, mask, maskKind, bi * msb + h * msh + i0 * msq, msk);
-        prepareRow(s1, n, j0, lo1, hi1, cap2, mask, maskKind, bi * msb + h * msh + i1 * msq, msk);
+        prepareRow(s0, n, j0, lo0, hi0, cap2, mask, maskKind, bi * msb + h * msh + i0 * msq, msk, slope2, p0);
+        prepareRow(s1, n, j0, lo1, hi1, cap2, mask, maskKind, bi * msb + h * msh + i1 * msq, msk, slope2, p1);
         mb0 = rowMax(s0, n); mb1 = rowMax(s1, n);
       }
       const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
@@ -451,16 +458,22 @@ export function flash_attention_f32(
 }
 
 /**
- * Softcap, mask and key range of one row of one block: s[0 .. n) holds keys j0 .. j0 + n, in base 2
- * (softcap comes already multiplied by log2 e).
+ * Softcap, mask, ALiBi and key range of one row of one block: s[0 .. n) holds keys j0 .. j0 + n, in
+ * base 2 (softcap and the ALiBi slope come already multiplied by log2 e; p is the query's position).
  */
 // @ts-ignore: decorator
-@inline function prepareRow(s: usize, n: i32, j0: i32, lo: i32, hi: i32, softcap: f32, mask: usize, maskKind: i32, mrow: i32, msk: i32): void {
+@inline function prepareRow(s: usize, n: i32, j0: i32, lo: i32, hi: i32, softcap: f32, mask: usize, maskKind: i32, mrow: i32, msk: i32, slope: f32, p: i32): void {
   if (softcap > 0) softcapRow(s, n, softcap);
+  const t0 = max(0, lo - j0), t1 = min(n, hi - j0);
   if (maskKind != MASK_NONE) {
-    const t0 = max(0, lo - j0), t1 = min(n, hi - j0);
     // scores are in base 2
     if (t1 > t0) applyMask(s + (<usize>t0 << 2), t1 - t0, mask, maskKind, mrow + (j0 + t0) * msk, msk, LOG2E);
+  }
+  if (slope != 0) {
+    for (let t = t0; t < t1; t++) {
+      const at = s + (<usize>t << 2);
+      store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (j0 + t)));
+    }
   }
   // keys outside [lo, hi)
   const a = min(n, max(0, lo - j0));

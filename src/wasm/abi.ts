@@ -28,7 +28,7 @@ export interface Kernels {
     out: number, scratch: number, q: number, k: number, v: number, mask: number, lens: number,
     b: number, hq: number, hkv: number, lq: number, lk: number, e: number, ev: number,
     scale: number, softcap: number, maskKind: number, msb: number, msh: number, msq: number, msk: number,
-    causal: number, lpast: number, left: number, right: number, layout: number, unitStart: number, unitEnd: number,
+    causal: number, lpast: number, left: number, right: number, layout: number, alibi: number, sinks: number, unitStart: number, unitEnd: number,
   ): void;
   flash_scratch_f32(lk: number, e: number, ev: number, format: number): number;
   kernel_regression_f32(out: number, weights: number, scratch: number, q: number, k: number, v: number, n: number, m: number, d: number, dv: number, w: number): void;
@@ -91,7 +91,7 @@ export const KERNEL_ARITY = {
   gemv_f32: 12,
   softmax_rows_f32: 6,
   attention_f32: 29,
-  flash_attention_f32: 28, flash_scratch_f32: 4,
+  flash_attention_f32: 30, flash_scratch_f32: 4,
   kernel_regression_f32: 11, kernel_regression_grad_f32: 13,
   additive_scores_f32: 10, weighted_rows_f32: 9,
   rotary_f32: 11,

@@ -106,6 +106,8 @@ export interface AttentionCall {
   layout: number;
   /** The KV view's element type (KV_FORMATS; float32 when absent), as written in the layout. */
   kvFormat?: number;
+  /** f32 [Hq] ALiBi slopes and sink logits (batchAttention's options), or 0 / absent: the fused kernel only. */
+  alibi?: number; sinks?: number;
 }
 
 /** The arguments attention_f32 and flash_attention_f32 share, from `b` to `layout`. */
@@ -126,8 +128,9 @@ function kernelFor(c: AttentionCall): AttentionKernel | null {
   // with weights, one query row at a time writes each row of weights; decode-like calls have too
   // few query rows per kv head to repay packing K, so they stream K and V once
   if (c.weights !== 0) return 'row';
-  // only the fused kernel widens binary16 and int8 views (the caller sends it prompts, not decode rows)
-  if ((c.kvFormat ?? KV_FORMATS.KV_F32) !== KV_FORMATS.KV_F32) return 'fused';
+  // only the fused kernel widens binary16 and int8 views and takes ALiBi and sinks (the caller sends
+  // it prompts, not decode rows)
+  if ((c.kvFormat ?? KV_FORMATS.KV_F32) !== KV_FORMATS.KV_F32 || c.alibi || c.sinks) return 'fused';
   return forced ?? (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD ? 'row' : 'fused');
 }
 
@@ -164,7 +167,7 @@ export function runAttention(ctx: WasmContext, c: AttentionCall): void {
       parallel.run('attention_f32', B * Hq * Lq, rowWork, (t, r0, r1) => [c.out, c.weights, scratch(t), c.q, c.k, c.v, c.mask, c.lens, ...shapeAndOptions, r0, r1]);
     } else {
       const pairs = B * Hq * Math.ceil(Lq / 2);
-      parallel.run('flash_attention_f32', pairs, 2 * rowWork, (t, u0, u1) => [c.out, scratch(t), c.q, c.k, c.v, c.mask, c.lens, ...shapeAndOptions, u0, u1]);
+      parallel.run('flash_attention_f32', pairs, 2 * rowWork, (t, u0, u1) => [c.out, scratch(t), c.q, c.k, c.v, c.mask, c.lens, ...shapeAndOptions, c.alibi ?? 0, c.sinks ?? 0, u0, u1]);
     }
   });
 }

@@ -48,11 +48,11 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * (LAYOUT_OFFSETS.PAGED_ROW_BYTES >> 2));
   const blocks = poolBlocks(arena, pool)!;
   // the prompts for the fused kernel, each with its layout block and room for its scratch
-  const prompts = p.sequences.flatMap((_, i) => (fused[i] ? [promptCall(ctx, p, i, qr, pout, blocks, ptables + 4 * tableAt[i])] : []));
-  const promptScratch = Math.max(0, ...prompts.map((c) => attentionScratchBytes(ctx, c)));
-  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, D, Hq / Hkv), parallel.threads);
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
   const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
+  const prompts = p.sequences.flatMap((_, i) => (fused[i] ? [{ ...promptCall(ctx, p, i, qr, pout, blocks, ptables + 4 * tableAt[i]), alibi: palibi, sinks: psinks }] : []));
+  const promptScratch = Math.max(0, ...prompts.map((c) => attentionScratchBytes(ctx, c)));
+  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, D, Hq / Hkv), parallel.threads);
   // every buffer is taken (and room for the appends' slots, the prompts' scratch and the caller's):
   // nothing fails from here on, and the pool changes
   arena.ensure(laterBytes + promptScratch + 4 * T + 16 * p.sequences.length);
@@ -98,8 +98,7 @@ const FUSED_MAX_F32_KV_BYTES = 12 << 20;
 /** Which sequences' rows are a prompt the fused kernel runs over the pool's blocks. */
 function fusedPrompts(p: BatchPlan): boolean[] {
   const kvBytes = (i: number) => (p.pastLens[i] + p.queryLens[i]) * (p.D + p.Dv) * 4;
-  return p.sequences.map((_, i) => p.queryLens[i] >= FUSED_MIN_ROWS && !p.alibiSlopes && !p.sinks
-    && (p.pool?.dtype !== 'float32' || kvBytes(i) <= FUSED_MAX_F32_KV_BYTES));
+  return p.sequences.map((_, i) => p.queryLens[i] >= FUSED_MIN_ROWS && (p.pool?.dtype !== 'float32' || kvBytes(i) <= FUSED_MAX_F32_KV_BYTES));
 }
 
 /**
