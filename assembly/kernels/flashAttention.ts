@@ -17,7 +17,11 @@
 //   O[2][ev]     = α·O + P · V[block]           2×16 register tile over the block's keys
 //
 // and at the end out = O / l. Causal and window ranges skip whole blocks: only keys in the union
-// of the two rows' ranges are visited, so a causal call costs about half a full one. K and V are
+// of the two rows' ranges are visited, so a causal call costs about half a full one. When a kv
+// head's packed keys and values outgrow the cache (more than CHUNK_BYTES), the keys go in chunks
+// of that size and a segment of up to SEGMENT_UNITS pairs goes through each chunk before the next,
+// each pair's O and row state kept in scratch: the chunk is read from the cache by every pair of
+// the segment, not from memory by each (the bits of a pair do not depend on its segment). K and V are
 // read through the KV view (inline/kvView.ts): tensors and a KVCache where they lie, or a KV
 // pool's blocks through a block table; binary16 and int8 keys are widened as they are packed, and
 // a kv head's values widened once into scratch (a prompt reads each value many times).
@@ -45,12 +49,31 @@ import { KV_F16, KV_F32, LAYOUT_K, LAYOUT_KV_K_SCALES, LAYOUT_KV_V_SCALES, LAYOU
  */
 export function flash_scratch_f32(lk: i32, e: i32, ev: i32, format: i32): i32 {
   const panels = (lk + PANEL - 1) / PANEL;
-  return panels * PANEL * e + 2 * BLOCK + 2 * ((ev + 3) & ~3) + STATE_FLOATS + (format != KV_F32 ? lk * ev : 0);
+  const wide = format != KV_F32 ? (lk * ev + 3) & ~3 : 0, segment = lk > chunkKeys(e, ev) ? SEGMENT_UNITS * (slotBytes(ev) >> 2) : 0;
+  return panels * PANEL * e + 2 * BLOCK + (slotBytes(ev) >> 2) + 8 + wide + segment;
 }
 
-/** Per-row state (m, l, zero flag, α) for two rows, then their max vectors: 16 floats. */
+/**
+ * Keys per chunk: as many blocks as keep a chunk's packed keys and values (e + ev floats a key)
+ * within CHUNK_BYTES, so that the pairs of a segment read them from the cache.
+ */
 // @ts-ignore: decorator
-@inline const STATE_FLOATS: i32 = 16;
+@inline function chunkKeys(e: i32, ev: i32): i32 {
+  return max(BLOCK, CHUNK_BYTES / ((e + ev) << 2) / BLOCK * BLOCK);
+}
+
+/** Bytes of one pair's state: O for both rows (ev floats each, padded to 4), then two rows' (m, l, zero flag, α). */
+// @ts-ignore: decorator
+@inline function slotBytes(ev: i32): i32 {
+  return 8 * ((ev + 3) & ~3) + 2 * ROW_STATE_BYTES;
+}
+
+/** The bytes of packed keys and values a chunk of keys may take (see chunkKeys). */
+// @ts-ignore: decorator
+@inline const CHUNK_BYTES: i32 = 512 << 10;
+/** Pairs of query rows that go through each chunk of keys together, each with its state in scratch. */
+// @ts-ignore: decorator
+@inline const SEGMENT_UNITS: i32 = 64;
 /** Byte offsets in one row's state: the running max m, the running sum l, the any-zero flag, α = e^(m_old - m). */
 // @ts-ignore: decorator
 @inline const ROW_M: i32 = 0;
@@ -345,9 +368,9 @@ export function flash_attention_f32(
   const kPanels = scratch;
   const s0 = kPanels + <usize>(panels * PANEL * e) * 4, s1 = s0 + BLOCK * 4;
   const evPad = (ev + 3) & ~3;
-  const o0 = s1 + BLOCK * 4, o1 = o0 + <usize>evPad * 4;
-  // per-row state: m, l, any-zero flag, α; then the two rows' max vectors
-  const st0 = o1 + <usize>evPad * 4, st1 = st0 + ROW_STATE_BYTES, mx = st0 + 2 * ROW_STATE_BYTES;
+  // one pair's state when the keys are one chunk: O for both rows, then per-row state (m, l, any-zero
+  // flag, α); then the two rows' max vectors
+  const fixed = s1 + BLOCK * 4, mx = fixed + <usize>slotBytes(ev);
   const plain = softcap <= 0 && maskKind == MASK_NONE && alibi == 0;
   // element strides (batch, head, row) of q, k, v, out
   const qsb = load<i32>(layout, LAYOUT_Q + STRIDE_BATCH), qsh = load<i32>(layout, LAYOUT_Q + STRIDE_HEAD), qsi = load<i32>(layout, LAYOUT_Q + STRIDE_ROW);
@@ -359,9 +382,13 @@ export function flash_attention_f32(
   const format = kvFormat(layout), bytes: i32 = format == KV_F32 ? 4 : format == KV_F16 ? 2 : 1;
   const ldk = <usize>(ksj * bytes), rows = kvBlockRows(layout);
   const kScales = <usize>load<i32>(layout, LAYOUT_KV_K_SCALES), vScales = <usize>load<i32>(layout, LAYOUT_KV_V_SCALES);
-  const vWide = st0 + STATE_FLOATS * 4;
+  const vWide = mx + 32;
   // the values the packed kv head's rows are read from: the view, or vWide (one run, ev floats apart)
   let vHead: usize = 0, vTable: usize = 0, ldv = <usize>(vsj * bytes);
+  // keys in chunks that stay in cache (their panels and values) while a segment of pairs goes
+  // through them, each pair's state in its slot; one chunk (and one pair a segment) when lk fits
+  const chunked = lk > chunkKeys(e, ev), chunk = chunked ? chunkKeys(e, ev) : max(lk, 1);
+  const slots = vWide + (format != KV_F32 ? <usize>((lk * ev + 3) & ~3) * 4 : 0);
   // scores are kept in base 2 (scaled by log2 e), so that the softmax's exps are 2^x: cheaper, and
   // the same weights, since the running max and sum are taken in the same units
   const vscale = f32x4.splat(scale_ * LOG2E);
@@ -371,10 +398,10 @@ export function flash_attention_f32(
   let valuesNotFinite = false;
   // one unit of work is one pair of query rows: unit = ((bi · hkv + g) · group + hh) · pairs + pair,
   // so a contiguous range of units (a thread's share) packs each kv head's keys once
-  for (let unit = unitStart; unit < unitEnd; unit++) {
-    const pair = unit % pairs, head = unit / pairs; // head = (bi · hkv + g) · group + hh = bi · hq + h
-    const kvh = head / group, bi = head / hq, h = head % hq, g = h / group;
-    const validLen = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+  for (let u = unitStart; u < unitEnd;) {
+    // a segment: units of one kv head (at most SEGMENT_UNITS; one when the keys are one chunk)
+    const kvh = u / pairs / group, bi = kvh / hkv, g = kvh % hkv;
+    const uEnd = chunked ? min(unitEnd, min((kvh + 1) * group * pairs, u + SEGMENT_UNITS)) : u + 1;
     if (kvh != packed) {
       const table = kvTable(layout, bi), kOffset = bi * ksb + g * ksh, vOffset = bi * vsb + g * vsh;
       const kh = k + <usize>kOffset * bytes, vh = v + <usize>vOffset * bytes;
@@ -401,59 +428,78 @@ export function flash_attention_f32(
       }
       packed = kvh;
     }
-    const i0 = pair * 2;
-    const i1 = min(i0 + 1, lq - 1); // an odd last row is computed twice and written once
-    const p0 = queryPosition(i0, causal, validLen, lq, lpast), p1 = queryPosition(i1, causal, validLen, lq, lpast);
-    const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, validLen, right);
-    const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, validLen, right);
-    const qh = q + (<usize>(bi * qsb + h * qsh) << 2), oh = out + (<usize>(bi * osb + h * osh) << 2);
-    const q0 = qh + (<usize>(i0 * qsi) << 2), q1 = qh + (<usize>(i1 * qsi) << 2);
-    const out0 = oh + (<usize>(i0 * osi) << 2), out1 = oh + (<usize>(i1 * osi) << 2);
-    // the union of the two ranges (an empty range does not widen it)
-    const jlo = lo0 >= hi0 ? lo1 : lo1 >= hi1 ? lo0 : min(lo0, lo1);
-    const jhi = lo0 >= hi0 ? hi1 : lo1 >= hi1 ? hi0 : max(hi0, hi1);
-    if (jlo >= jhi) {
-      zero(out0, ev); zero(out1, ev);
-      continue;
+    // every chunk once (lk = 0 too: one pass, which zeroes the outputs)
+    for (let c0 = 0; c0 == 0 || c0 < lk; c0 += chunk) {
+      const last = c0 + chunk >= lk;
+      for (let unit = u; unit < uEnd; unit++) {
+        const pair = unit % pairs, head = unit / pairs; // head = (bi · hkv + g) · group + hh = bi · hq + h
+        const h = head % hq;
+        const validLen = lens == 0 ? lk : load<i32>(lens + (<usize>bi << 2));
+        const i0 = pair * 2;
+        const i1 = min(i0 + 1, lq - 1); // an odd last row is computed twice and written once
+        const p0 = queryPosition(i0, causal, validLen, lq, lpast), p1 = queryPosition(i1, causal, validLen, lq, lpast);
+        const lo0 = keyLo(p0, left), hi0 = keyHi(p0, causal, validLen, right);
+        const lo1 = keyLo(p1, left), hi1 = keyHi(p1, causal, validLen, right);
+        const qh = q + (<usize>(bi * qsb + h * qsh) << 2), oh = out + (<usize>(bi * osb + h * osh) << 2);
+        const q0 = qh + (<usize>(i0 * qsi) << 2), q1 = qh + (<usize>(i1 * qsi) << 2);
+        const out0 = oh + (<usize>(i0 * osi) << 2), out1 = oh + (<usize>(i1 * osi) << 2);
+        // the union of the two ranges (an empty range does not widen it)
+        const jlo = lo0 >= hi0 ? lo1 : lo1 >= hi1 ? lo0 : min(lo0, lo1);
+        const jhi = lo0 >= hi0 ? hi1 : lo1 >= hi1 ? hi0 : max(hi0, hi1);
+        if (jlo >= jhi) {
+          if (c0 == 0) { zero(out0, ev); zero(out1, ev); }
+          continue;
+        }
+        // the pair's O rows and row states
+        const o0 = chunked ? slots + <usize>(unit - u) * <usize>slotBytes(ev) : fixed, o1 = o0 + <usize>evPad * 4;
+        const st0 = o1 + <usize>evPad * 4, st1 = st0 + ROW_STATE_BYTES;
+        const slope2: f32 = alibi != 0 ? load<f32>(alibi + (<usize>h << 2)) * LOG2E : 0;
+        if (c0 == 0) {
+          // a sink starts each row's softmax as its first logit: m = sink, l = 2^(sink - m) = 1, no value
+          const sink2: f32 = sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) * LOG2E : -Infinity;
+          store<f32>(st0, sink2, ROW_M); store<f32>(st0, sinks != 0 ? 1 : 0, ROW_L);
+          store<f32>(st1, sink2, ROW_M); store<f32>(st1, sinks != 0 ? 1 : 0, ROW_L);
+          zero(o0, ev); zero(o1, ev);
+        }
+        // this chunk's blocks of the pair's keys, from a panel's start
+        const to = min(jhi, c0 + chunk);
+        for (let j0 = max(jlo & ~(PANEL - 1), c0); j0 < to; j0 += BLOCK) {
+          const n = min(BLOCK, to - j0);
+          const np = (n + PANEL - 1) / PANEL;
+          v128.store(mx, f32x4.splat(-Infinity)); v128.store(mx, f32x4.splat(-Infinity), 16);
+          for (let p = 0; p < np; p++) {
+            scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
+              kPanels + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
+          }
+          store<f32>(st0, 0, ROW_ZERO); store<f32>(st1, 0, ROW_ZERO);
+          // a block of whole panels that both rows may fully see, with nothing to add: the maxima
+          // folded in while scoring are the row maxima
+          const inside = plain && n == np * PANEL && j0 >= max(lo0, lo1) && j0 + n <= min(hi0, hi1);
+          let mb0: f32, mb1: f32;
+          if (inside) {
+            mb0 = hmax4(v128.load(mx)); mb1 = hmax4(v128.load(mx, 16));
+          } else {
+            prepareRow(s0, n, j0, lo0, hi0, cap2, mask, maskKind, bi * msb + h * msh + i0 * msq, msk, slope2, p0);
+            prepareRow(s1, n, j0, lo1, hi1, cap2, mask, maskKind, bi * msb + h * msh + i1 * msq, msk, slope2, p1);
+            mb0 = rowMax(s0, n); mb1 = rowMax(s1, n);
+          }
+          const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
+          if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1, valuesNotFinite);
+          else {
+            if (live0) store<f32>(st0, load<f32>(st0, ROW_ALPHA) * load<f32>(st0, ROW_L) + expRow(s0, n, load<f32>(st0, ROW_M), st0), ROW_L);
+            if (live1) store<f32>(st1, load<f32>(st1, ROW_ALPHA) * load<f32>(st1, ROW_L) + expRow(s1, n, load<f32>(st1, ROW_M), st1), ROW_L);
+          }
+          // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
+          const careful = valuesNotFinite && (load<f32>(st0, ROW_ZERO) != 0 || load<f32>(st1, ROW_ZERO) != 0);
+          accumulateValues(o0, o1, load<f32>(st0, ROW_ALPHA), load<f32>(st1, ROW_ALPHA), s0, s1, vHead, vTable, rows, ldv, j0, n, ev, careful);
+        }
+        if (last) {
+          finishRow(out0, o0, load<f32>(st0, ROW_M), load<f32>(st0, ROW_L), ev);
+          if (i1 != i0) finishRow(out1, o1, load<f32>(st1, ROW_M), load<f32>(st1, ROW_L), ev);
+        }
+      }
     }
-    // a sink starts each row's softmax as its first logit: m = sink, l = 2^(sink - m) = 1, no value
-    const sink2: f32 = sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) * LOG2E : -Infinity;
-    store<f32>(st0, sink2, ROW_M); store<f32>(st0, sinks != 0 ? 1 : 0, ROW_L);
-    store<f32>(st1, sink2, ROW_M); store<f32>(st1, sinks != 0 ? 1 : 0, ROW_L);
-    const slope2: f32 = alibi != 0 ? load<f32>(alibi + (<usize>h << 2)) * LOG2E : 0;
-    zero(o0, ev); zero(o1, ev);
-    for (let j0 = jlo & ~(PANEL - 1); j0 < jhi; j0 += BLOCK) {
-      const n = min(BLOCK, jhi - j0);
-      const np = (n + PANEL - 1) / PANEL;
-      v128.store(mx, f32x4.splat(-Infinity)); v128.store(mx, f32x4.splat(-Infinity), 16);
-      for (let p = 0; p < np; p++) {
-        scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
-          kPanels + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx);
-      }
-      store<f32>(st0, 0, ROW_ZERO); store<f32>(st1, 0, ROW_ZERO);
-      // a block of whole panels that both rows may fully see, with nothing to add: the maxima
-      // folded in while scoring are the row maxima
-      const inside = plain && n == np * PANEL && j0 >= max(lo0, lo1) && j0 + n <= min(hi0, hi1);
-      let mb0: f32, mb1: f32;
-      if (inside) {
-        mb0 = hmax4(v128.load(mx)); mb1 = hmax4(v128.load(mx, 16));
-      } else {
-        prepareRow(s0, n, j0, lo0, hi0, cap2, mask, maskKind, bi * msb + h * msh + i0 * msq, msk, slope2, p0);
-        prepareRow(s1, n, j0, lo1, hi1, cap2, mask, maskKind, bi * msb + h * msh + i1 * msq, msk, slope2, p1);
-        mb0 = rowMax(s0, n); mb1 = rowMax(s1, n);
-      }
-      const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
-      if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1, valuesNotFinite);
-      else {
-        if (live0) store<f32>(st0, load<f32>(st0, ROW_ALPHA) * load<f32>(st0, ROW_L) + expRow(s0, n, load<f32>(st0, ROW_M), st0), ROW_L);
-        if (live1) store<f32>(st1, load<f32>(st1, ROW_ALPHA) * load<f32>(st1, ROW_L) + expRow(s1, n, load<f32>(st1, ROW_M), st1), ROW_L);
-      }
-      // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
-      const careful = valuesNotFinite && (load<f32>(st0, ROW_ZERO) != 0 || load<f32>(st1, ROW_ZERO) != 0);
-      accumulateValues(o0, o1, load<f32>(st0, ROW_ALPHA), load<f32>(st1, ROW_ALPHA), s0, s1, vHead, vTable, rows, ldv, j0, n, ev, careful);
-    }
-    finishRow(out0, o0, load<f32>(st0, ROW_M), load<f32>(st0, ROW_L), ev);
-    if (i1 != i0) finishRow(out1, o1, load<f32>(st1, ROW_M), load<f32>(st1, ROW_L), ev);
+    u = uEnd;
   }
 }
 

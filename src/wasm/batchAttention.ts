@@ -82,23 +82,17 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   ]);
 }
 
-/** Rows of a prompt at or above this count go to the fused kernel (src/wasm/attention.ts picks within). */
-const FUSED_MIN_ROWS = 16;
-
 /**
- * The most bytes of float32 keys and values per kv head for which a prompt goes to the fused kernel.
- * It reads them again for every pair of query rows, where the paged kernel reads them once per
- * token for all the heads of a group: measured with 14 query heads over 2 kv heads of 64 (blocks of
- * 16), the fused kernel ran 16 or 64 new tokens 1.24-1.33x faster after 16,384 positions (8 MiB a
- * head) and 0.73-0.84x as fast after 32,768. Over binary16 and int8 it widens each key and value
- * once, where the paged kernel's widening is its bottleneck: 1.3-2.7x faster up to 32,768 positions.
+ * Rows of a prompt at or above this count go to the fused kernel (src/wasm/attention.ts picks
+ * within), whatever the pool's dtype and the sequence's length: measured with 14 query heads over 2
+ * kv heads of 64, it ran 16 to 256 new tokens after 2,048 to 32,768 positions 1.05-1.6x faster than
+ * the paged kernel over float32, 1.2-2.7x over binary16 and int8.
  */
-const FUSED_MAX_F32_KV_BYTES = 12 << 20;
+const FUSED_MIN_ROWS = 16;
 
 /** Which sequences' rows are a prompt the fused kernel runs over the pool's blocks. */
 function fusedPrompts(p: BatchPlan): boolean[] {
-  const kvBytes = (i: number) => (p.pastLens[i] + p.queryLens[i]) * (p.D + p.Dv) * 4;
-  return p.sequences.map((_, i) => p.queryLens[i] >= FUSED_MIN_ROWS && (p.pool?.dtype !== 'float32' || kvBytes(i) <= FUSED_MAX_F32_KV_BYTES));
+  return p.sequences.map((_, i) => p.queryLens[i] >= FUSED_MIN_ROWS);
 }
 
 /**
