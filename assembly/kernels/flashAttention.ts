@@ -17,14 +17,24 @@
 //   O[2][ev]     = α·O + P · V[block]           2×16 register tile over the block's keys
 //
 // and at the end out = O / l. Causal and window ranges skip whole blocks: only keys in the union
-// of the two rows' ranges are visited, so a causal call costs about half a full one. When a kv
-// head's packed keys and values outgrow the cache (more than CHUNK_BYTES), the keys go in chunks
-// of that size and a segment of up to SEGMENT_UNITS pairs goes through each chunk before the next,
-// each pair's O and row state kept in scratch: the chunk is read from the cache by every pair of
-// the segment, not from memory by each (the bits of a pair do not depend on its segment). K and V are
-// read through the KV view (inline/kvView.ts): tensors and a KVCache where they lie, or a KV
-// pool's blocks through a block table; binary16 and int8 keys are widened as they are packed, and
-// a kv head's values widened once into scratch (a prompt reads each value many times).
+// of the two rows' ranges are visited, so a causal call costs about half a full one.
+//
+// When a kv head's packed keys and values outgrow CHUNK_BYTES, the keys go in chunks of that size,
+// and a segment of up to SEGMENT_UNITS pairs goes through each chunk before the next, each pair's O
+// and row state kept in its slot of scratch: a chunk is read from the cache by every pair of the
+// segment, not from memory by each pair.
+//
+//                 chunk 0        chunk 1        chunk 2
+//   pair u      [blocks.....] [blocks.....] [blocks..]  -> out      slot u: O[2][ev], m, l, ...
+//   pair u + 1  [blocks.....] [blocks.....] [blocks..]  -> out      slot u + 1
+//   ...         (down a chunk first, then the next chunk)
+//
+// A pair's blocks split at chunk boundaries only, the same whichever thread computes it, so its bits
+// do not depend on the thread count; one chunk (a head that fits) is one pair a segment.
+//
+// K and V are read through the KV view (inline/kvView.ts): tensors and a KVCache where they lie, or
+// a KV pool's blocks through a block table; binary16 and int8 keys are widened as they are packed,
+// and a kv head's values widened once into scratch (a prompt reads each value many times).
 import { exp2NonPositive4, exp2Softmax4 } from '../inline/exp';
 import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
