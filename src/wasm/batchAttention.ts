@@ -36,6 +36,8 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const pool = p.pool, bs = pool.blockSize;
   const angles = p.rotary && p.T > 0 ? rotaryTables(ctx, p.rotary, p.positions) : null; // one set for the queries and the keys
   const qr = turnedRows(ctx, p, angles, pq, Hq), kr = turnedRows(ctx, p, angles, pk, Hkv);
+  // prompts of many rows go to the fused kernel over the pool's blocks once they are appended; every
+  // other row goes to the paged kernel
   const fused = fusedPrompts(p);
   // the block tables after the call, one run per sequence, and each paged row's (token, tableAt, kvLength, position)
   const tableAt = new Int32Array(p.sequences.length);
@@ -47,9 +49,9 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   });
   const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * (LAYOUT_OFFSETS.PAGED_ROW_BYTES >> 2));
   const blocks = poolBlocks(arena, pool)!;
-  // the prompts for the fused kernel, each with its layout block and room for its scratch
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
   const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
+  // the prompts for the fused kernel, each with its layout block written now and room made for its scratch
   const prompts = p.sequences.flatMap((_, i) => (fused[i] ? [{ ...promptCall(ctx, p, i, qr, pout, blocks, ptables + 4 * tableAt[i]), alibi: palibi, sinks: psinks }] : []));
   const promptScratch = Math.max(0, ...prompts.map((c) => attentionScratchBytes(ctx, c)));
   const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, D, Hq / Hkv), parallel.threads);
