@@ -118,6 +118,19 @@ describe('sinks that are not finite, on the fused kernel and the paged one', () 
   });
 });
 
+describe('a prompt whose fused call would take over 64 MiB of scratch', () => {
+  it('goes to the paged kernel (int8, D 4096: 32 KiB a position), and agrees either way', () => {
+    for (const [past, kernel] of [[1950, 'fused'], [2100, 'row']] as const) {
+      const c: Case = { Hq: 1, Hkv: 1, D: 4096, Dv: 4096, blockSize: 64, past: [past], news: [16] };
+      withAttentionKernel('row', () => wasm1.scaledDotProductAttention(random([1, 1, 1, 4], 1), random([1, 1, 1, 4], 2), random([1, 1, 1, 4], 3)));
+      const got = run(wasm1, c, 'int8');
+      // the paged kernel leaves the last attention kernel as it was
+      expect(lastAttentionKernel(), `past ${past}`).toBe(kernel);
+      expectClose(got, run(reference, c, 'int8'), `past ${past}`);
+    }
+  });
+});
+
 describe('a prompt over a float32 pool', () => {
   it('gives every row the output it gets from decoding the same tokens one at a time', () => {
     // the fused kernel over the pool against the paged kernel over the same positions

@@ -38,7 +38,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const qr = turnedRows(ctx, p, angles, pq, Hq), kr = turnedRows(ctx, p, angles, pk, Hkv);
   // prompts of many rows go to the fused kernel over the pool's blocks once they are appended; every
   // other row goes to the paged kernel
-  const fused = fusedPrompts(p);
+  const fused = fusedPrompts(ctx, p);
   // the block tables after the call, one run per sequence, and each paged row's (token, tableAt, kvLength, position)
   const tableAt = new Int32Array(p.sequences.length);
   let tableLength = 0, pagedRows = 0;
@@ -92,9 +92,20 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
  */
 const FUSED_MIN_ROWS = 16;
 
+/**
+ * The most scratch (all threads) a prompt's fused call may take: it packs a kv head's keys for the
+ * whole sequence (and widens binary16 or int8 values), 256 bytes a position for keys of 64 (512 with
+ * values of 64 widened), where the paged kernel needs 4 bytes a position per head of a group. Longer
+ * sequences (262,144 positions of such float32 keys on one thread, 131,072 of binary16 or int8, half
+ * on two threads) keep the paged kernel, so that a long context still fits the engine's memory.
+ */
+const FUSED_MAX_SCRATCH_BYTES = 64 << 20;
+
 /** Which sequences' rows are a prompt the fused kernel runs over the pool's blocks. */
-function fusedPrompts(p: BatchPlan): boolean[] {
-  return p.sequences.map((_, i) => p.queryLens[i] >= FUSED_MIN_ROWS);
+function fusedPrompts(ctx: WasmContext, p: BatchPlan): boolean[] {
+  const code = KV_FORMAT_CODE[poolBlocks(ctx.arena, p.pool!)!.format];
+  const scratch = (i: number) => ctx.arena.perThreadBytes(ctx.kernels.flash_scratch_f32(p.pastLens[i] + p.queryLens[i], p.D, p.Dv, code), ctx.parallel.threads);
+  return p.sequences.map((_, i) => p.queryLens[i] >= FUSED_MIN_ROWS && scratch(i) <= FUSED_MAX_SCRATCH_BYTES);
 }
 
 /**
