@@ -9,10 +9,12 @@ import { execFileSync } from 'node:child_process';
  * attention in three storage formats, rotary, KV pools, the grouped-query layer, skinny matmuls),
  * up from 153 / 582 KB before it; 314 / 1,142 KB later that day with the int8 and binary16 fast
  * paths and the kernel-regression gradient (each .wasm 74 -> 83 KB, counted four times and twice
- * more as base64 in qkv/inline); about 10% headroom.
+ * more as base64 in qkv/inline); 344 / 1,233 KB after the KV view for the attention kernels
+ * (prompts over every pool format, ALiBi and sinks on the fused kernel, chunks of keys) and the
+ * binary16 group widening of the paged kernel (each .wasm 83 -> 94 KB); about 10% headroom.
  */
-const PACKED_BUDGET = 345_000;
-const UNPACKED_BUDGET = 1_260_000;
+const PACKED_BUDGET = 380_000;
+const UNPACKED_BUDGET = 1_360_000;
 const REQUIRED = [
   'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'types/wasm-url.d.ts',
   'dist/index.d.ts', 'dist/inline.d.ts', 'dist/bundle/qkv.js', 'dist/bundle/inline.js',

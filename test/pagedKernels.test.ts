@@ -1,6 +1,7 @@
 // The paged attention kernels' inner loops, each storage format against the reference engine (the
 // readable definition): two query heads at once over float32 blocks, the int8 scores through 16-bit
-// queries and integer dot products (chunked past 2048 elements), binary16 widened eight at a time.
+// queries and integer dot products (chunked past 2048 elements), binary16 widened eight at a time
+// (or, for 4+ query heads a kv head, each run widened once into float32 rows, 16 at a time).
 // Sizes sit at and around the loops' steps (4 keys, 8 and 16 elements, 2 heads), and the queries hold
 // the rows those loops must hand to a slower path: Infinity, NaN, zero, too small to scale, huge.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -59,6 +60,7 @@ function run(engine: Engine, dtype: Dtype, c: Case, specials: boolean, stored: '
 
 const cases: [string, Case][] = [
   ['GQA 7:1 (three pairs and one), D 64', { Hq: 7, Hkv: 1, D: 64, Dv: 64, blockSize: 16, past: [37, 5] }],
+  ['GQA 4:1, block 40 (binary16 runs widened 16 rows at a time), D 13, Dv 21', { Hq: 8, Hkv: 2, D: 13, Dv: 21, blockSize: 40, past: [93, 40, 7] }],
   ['GQA 2:1, block 5 (runs of 1..5 keys), D 17, Dv 33', { Hq: 4, Hkv: 2, D: 17, Dv: 33, blockSize: 5, past: [23, 4, 1] }],
   ['GQA 6:1, D 8, Dv 16, three new rows over a past', { Hq: 6, Hkv: 1, D: 8, Dv: 16, blockSize: 4, past: [13], news: [3] }],
   ['GQA 3:1, D 7, Dv 15', { Hq: 3, Hkv: 1, D: 7, Dv: 15, blockSize: 3, past: [11] }],

@@ -27,8 +27,32 @@ import { PAGED_ROW_BYTES, PAGED_ROW_KV_LENGTH, PAGED_ROW_POSITION, PAGED_ROW_TAB
  * Floats of scratch one thread needs: the scores of the longest sequence for each of `group` query
  * heads, a flag per head, and for int8 pools each head's query rounded to 16 bits with its scale.
  */
-export function paged_scratch_f32(maxLength: i32, e: i32, group: i32): i32 {
-  return group * ((maxLength + 3) & ~3) + group + 1 + 4 + group * (((e + 7) & ~7) >> 1) + group;
+export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): i32 {
+  return group * ((maxLength + 3) & ~3) + group + 1 + 4 + group * (((e + 7) & ~7) >> 1) + group + 4 + WIDE_ROWS * max(e, ev);
+}
+
+/**
+ * Query heads per kv head from which a binary16 pool's runs are widened once into float32 rows of
+ * scratch (WIDE_ROWS at a time, in L1) and read by the float32 loops, two heads at a time: widening
+ * in registers repeats for every head, which made a group of 7 heads 1.5x slower over binary16 than
+ * over float32. Smaller groups widen in registers, as the issue's memory-bound decode wants.
+ */
+// @ts-ignore: decorator
+@inline const WIDEN_MIN_GROUP: i32 = 4;
+/** Rows of a run widened at a time (see WIDEN_MIN_GROUP). */
+// @ts-ignore: decorator
+@inline const WIDE_ROWS: i32 = 16;
+
+/** n binary16 rows of d elements at src as float32 rows at dst, d floats apart: exact, Infinity and NaN included. */
+// @ts-ignore: decorator
+@inline function widenHalfRows(dst: usize, src: usize, n: i32, d: i32): void {
+  const d4 = d & ~3;
+  for (let r = 0; r < n; r++) {
+    const from = src + (<usize>(r * d) << 1), to = dst + (<usize>(r * d) << 2);
+    let t = 0;
+    for (; t < d4; t += 4) v128.store(to + (<usize>t << 2), load4<u16>(from, t));
+    for (; t < d; t++) store<f32>(to + (<usize>t << 2), load1<u16>(from, t));
+  }
 }
 
 /**
@@ -464,6 +488,40 @@ const INT8_DOT_CHUNK = 2048;
 }
 
 /**
+ * Scores of the first `heads` query heads of a group (rows of e floats at q, one after another)
+ * against n float32 key rows at k: two heads at a time (scorePairF32), an odd last one alone; head x's
+ * scores go to s + x · stride. Returns `heads`. For binary16 runs widened to float32 (a call per 16
+ * rows, not inlined: the float32 pools' own loops stay inline in pagedAttention).
+ */
+function scoreGroupF32(s: usize, stride: usize, q: usize, k: usize, n: i32, e: i32, heads: i32, scale_: f32): i32 {
+  let x = 0;
+  for (; x + 2 <= heads; x += 2) {
+    const sx = s + <usize>x * stride, qx = q + (<usize>(x * e) << 2);
+    scorePairF32(sx, sx + stride, qx, qx + (<usize>e << 2), k, n, e, scale_);
+  }
+  if (x < heads) scoreKeys(s + <usize>x * stride, q + (<usize>(x * e) << 2), k, n, e, e, scale_);
+  return heads;
+}
+
+/**
+ * out rows of the group's heads (ev floats each, one after another) += weights (head x's at w + x ·
+ * stride) times n float32 value rows at v: two heads at a time while neither is done (a row with no
+ * weights: done[x] != 0), then one at a time.
+ */
+function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v: usize, n: i32, ev: i32, group: i32): void {
+  let x = 0;
+  for (; x + 2 <= group; x += 2) {
+    if (load<i32>(done + (<usize>x << 2)) != 0 || load<i32>(done + (<usize>x << 2), 4) != 0) break;
+    const wx = w + <usize>x * stride, ox = out + (<usize>(x * ev) << 2);
+    accumulatePairF32(ox, ox + (<usize>ev << 2), wx, wx + stride, v, n, ev);
+  }
+  for (; x < group; x++) {
+    if (load<i32>(done + (<usize>x << 2)) != 0) continue;
+    accumulateRun<f32>(out + (<usize>(x * ev) << 2), w + <usize>x * stride, v, n, ev, 0);
+  }
+}
+
+/**
  * @param out      f32 [t, hq, ev]
  * @param scratch  f32 [paged_scratch_f32(longest kvLength, ev, hq / hkv)]
  * @param q        f32 [t, hq, e] (already turned by rotary)
@@ -491,6 +549,9 @@ const INT8_DOT_CHUNK = 2048;
   // int8 pools: each head's query in 16 bits (rows of e rounded up to 8), then the heads' scales
   const q16 = (done + (<usize>(group + 1) << 2) + 15) & ~15, q16Row = <usize>((e + 7) & ~7) << 1;
   const qScales = q16 + <usize>group * q16Row;
+  // binary16 with many heads a kv head: each run widened once, WIDE_ROWS rows at a time, here
+  const widen = sizeof<T>() == 2 && group >= WIDEN_MIN_GROUP;
+  const wide = (qScales + (<usize>group << 2) + 15) & ~15;
   for (let unit = unitStart; unit < unitEnd; unit++) {
     const g = unit % hkv, h0 = g * group;
     const info = rowInfo + <usize>(unit / hkv) * PAGED_ROW_BYTES;
@@ -513,6 +574,15 @@ const INT8_DOT_CHUNK = 2048;
       if (j + run < hi) {
         const nextBlock = load<i32>(table + (<usize>((j + run) / bs) << 2)), next = g * headRows + nextBlock * bs;
         if (nextBlock != block + 1) touched += touch(kPool + <usize>(next * e) * sizeof<T>(), <usize>(min(bs, hi - j - run) * e) * sizeof<T>());
+      }
+      if (widen) {
+        for (let r = 0; r < run; r += WIDE_ROWS) {
+          const m = min(WIDE_ROWS, run - r);
+          widenHalfRows(wide, k + (<usize>(r * e) << 1), m, e);
+          scoreGroupF32(scratch + (<usize>(j - lo + r) << 2), stride, q0, wide, m, e, group, scale_);
+        }
+        j += run;
+        continue;
       }
       let x = 0;
       if (sizeof<T>() == 4) {
@@ -543,8 +613,8 @@ const INT8_DOT_CHUNK = 2048;
           store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (lo + j)));
         }
       }
-      // binary16 values are read times 2^-112: their weights take the 2^112 here, in the softmax's scaling pass
-      const state = softmaxWithSink(s, n, sinks != 0, sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) : -Infinity, sizeof<T>() == 2 ? HALF_REBIAS : 1);
+      // binary16 values are read times 2^-112 (unless widened): their weights take the 2^112 here, in the softmax's scaling pass
+      const state = softmaxWithSink(s, n, sinks != 0, sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) : -Infinity, sizeof<T>() == 2 && !widen ? HALF_REBIAS : 1);
       // a row with no weights is left out of the values' pass: zeros, or NaN
       if (state == 2) for (let c = 0; c < ev; c++) store<f32>(o0 + (<usize>(x * ev + c) << 2), NaN);
       store<i32>(done + (<usize>x << 2), state != 0 ? 1 : 0);
@@ -559,17 +629,25 @@ const INT8_DOT_CHUNK = 2048;
         const nextBlock = load<i32>(table + (<usize>((j + run) / bs) << 2)), next = g * headRows + nextBlock * bs;
         if (nextBlock != block + 1) touched += touch(vPool + <usize>(next * ev) * sizeof<T>(), <usize>(min(bs, hi - j - run) * ev) * sizeof<T>());
       }
-      let x = 0;
-      if (sizeof<T>() == 4) {
-        for (; x + 2 <= group; x += 2) {
-          if (load<i32>(done + (<usize>x << 2)) != 0 || load<i32>(done + (<usize>x << 2), 4) != 0) break;
-          const w = scratch + <usize>x * stride + (<usize>(j - lo) << 2), ox = o0 + (<usize>(x * ev) << 2);
-          accumulatePairF32(ox, ox + (<usize>ev << 2), w, w + stride, v, run, ev);
+      if (widen) {
+        for (let r = 0; r < run; r += WIDE_ROWS) {
+          const m = min(WIDE_ROWS, run - r);
+          widenHalfRows(wide, v + (<usize>(r * ev) << 1), m, ev);
+          accumulateGroupF32(o0, scratch + (<usize>(j - lo + r) << 2), stride, done, wide, m, ev, group);
         }
-      }
-      for (; x < group; x++) {
-        if (load<i32>(done + (<usize>x << 2)) != 0) continue;
-        accumulateRun<T>(o0 + (<usize>(x * ev) << 2), scratch + <usize>x * stride + (<usize>(j - lo) << 2), v, run, ev, vs);
+      } else {
+        let x = 0;
+        if (sizeof<T>() == 4) {
+          for (; x + 2 <= group; x += 2) {
+            if (load<i32>(done + (<usize>x << 2)) != 0 || load<i32>(done + (<usize>x << 2), 4) != 0) break;
+            const w = scratch + <usize>x * stride + (<usize>(j - lo) << 2), ox = o0 + (<usize>(x * ev) << 2);
+            accumulatePairF32(ox, ox + (<usize>ev << 2), w, w + stride, v, run, ev);
+          }
+        }
+        for (; x < group; x++) {
+          if (load<i32>(done + (<usize>x << 2)) != 0) continue;
+          accumulateRun<T>(o0 + (<usize>(x * ev) << 2), scratch + <usize>x * stride + (<usize>(j - lo) << 2), v, run, ev, vs);
+        }
       }
       j += run;
     }

@@ -46,7 +46,7 @@ export interface Kernels {
   paged_attention_i8: PagedAttentionKernel;
   kv_store_f32: KVStoreKernel; kv_store_f16: KVStoreKernel; kv_store_i8: KVStoreKernel;
   kv_load_f32: KVLoadKernel; kv_load_f16: KVLoadKernel; kv_load_i8: KVLoadKernel;
-  paged_scratch_f32(maxLength: number, e: number, group: number): number;
+  paged_scratch_f32(maxLength: number, e: number, ev: number, group: number): number;
   rms_norm_rows_f32(x: number, n: number, d: number, w: number, eps: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
@@ -97,7 +97,7 @@ export const KERNEL_ARITY = {
   rotary_f32: 11,
   rms_norm_rows_f32: 5,
 
-  paged_attention_f32: 25, paged_attention_f16: 25, paged_attention_i8: 25, paged_scratch_f32: 3,
+  paged_attention_f32: 25, paged_attention_f16: 25, paged_attention_i8: 25, paged_scratch_f32: 4,
   kv_store_f32: 8, kv_store_f16: 8, kv_store_i8: 8, kv_load_f32: 8, kv_load_f16: 8, kv_load_i8: 8,
   exp_f32: 3, exp_softmax_f32: 3, exp2_nonpositive_f32: 3, exp2_softmax_f32: 3, tanh_f32: 3,
 } as const satisfies { [K in KernelName]: Parameters<Kernels[K]>['length'] };

@@ -54,7 +54,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   // the prompts for the fused kernel, each with its layout block written now and room made for its scratch
   const prompts = p.sequences.flatMap((_, i) => (fused[i] ? [{ ...promptCall(ctx, p, i, qr, pout, blocks, ptables + 4 * tableAt[i]), alibi: palibi, sinks: psinks }] : []));
   const promptScratch = Math.max(0, ...prompts.map((c) => attentionScratchBytes(ctx, c)));
-  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, D, Hq / Hkv), parallel.threads);
+  const scratch = arena.perThread(kernels.paged_scratch_f32(p.maxLength, D, Dv, Hq / Hkv), parallel.threads);
   // every buffer is taken (and room for the appends' slots, the prompts' scratch and the caller's):
   // nothing fails from here on, and the pool changes
   arena.ensure(laterBytes + promptScratch + 4 * T + 16 * p.sequences.length);
