@@ -72,6 +72,16 @@ export function layoutArray(l: AttentionLayout): Int32Array {
 
 /** Below this many query rows per kv head, the row kernel beats the packed flash kernel (measured: bench). */
 const FLASH_MIN_ROWS_PER_KV_HEAD = 8;
+/**
+ * Over this many keys, FLASH_MIN_QUERIES_LONG_KEYS query rows (of one head) already repay packing K:
+ * the row kernel reads K and V again for every row, the fused one packs once and reads a chunk from
+ * the cache for every pair. Measured (8 heads of 64, one kv head each, 4 query rows, interleaved):
+ * fused 0.98x the row kernel at 2,048 keys, 1.07x at 4,096, 1.27x at 8,192, 1.35x at 16,384, 1.43x
+ * at 32,768. Pairs go along the query axis, so a single query row per head (grouped-query decode)
+ * stays on the row kernel: fused was 0.72-0.82x there, computing each row twice.
+ */
+const FLASH_LONG_KEYS = 4096;
+const FLASH_MIN_QUERIES_LONG_KEYS = 4;
 
 /** The attention kernels: the fused one (flash_attention_f32) and the row one (attention_f32). */
 export type AttentionKernel = 'fused' | 'row';
@@ -131,7 +141,8 @@ function kernelFor(c: AttentionCall): AttentionKernel | null {
   // only the fused kernel widens binary16 and int8 views and takes ALiBi and sinks (the caller sends
   // it prompts, not decode rows)
   if ((c.kvFormat ?? KV_FORMATS.KV_F32) !== KV_FORMATS.KV_F32 || c.alibi || c.sinks) return 'fused';
-  return forced ?? (Lq / Math.max(Hkv, 1) * Hq < FLASH_MIN_ROWS_PER_KV_HEAD ? 'row' : 'fused');
+  const fusedPays = Lq / Math.max(Hkv, 1) * Hq >= FLASH_MIN_ROWS_PER_KV_HEAD || (Lq >= FLASH_MIN_QUERIES_LONG_KEYS && c.Lk >= FLASH_LONG_KEYS);
+  return forced ?? (fusedPays ? 'fused' : 'row');
 }
 
 /** Floats of scratch per thread the call's kernel takes. */
