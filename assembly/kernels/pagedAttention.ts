@@ -490,17 +490,16 @@ const INT8_DOT_CHUNK = 2048;
 /**
  * Scores of the first `heads` query heads of a group (rows of e floats at q, one after another)
  * against n float32 key rows at k: two heads at a time (scorePairF32), an odd last one alone; head x's
- * scores go to s + x · stride. Returns `heads`. For binary16 runs widened to float32 (a call per 16
+ * scores go to s + x · stride. For binary16 runs widened to float32 (a call per 16
  * rows, not inlined: the float32 pools' own loops stay inline in pagedAttention).
  */
-function scoreGroupF32(s: usize, stride: usize, q: usize, k: usize, n: i32, e: i32, heads: i32, scale_: f32): i32 {
+function scoreGroupF32(s: usize, stride: usize, q: usize, k: usize, n: i32, e: i32, heads: i32, scale_: f32): void {
   let x = 0;
   for (; x + 2 <= heads; x += 2) {
     const sx = s + <usize>x * stride, qx = q + (<usize>(x * e) << 2);
     scorePairF32(sx, sx + stride, qx, qx + (<usize>e << 2), k, n, e, scale_);
   }
   if (x < heads) scoreKeys(s + <usize>x * stride, q + (<usize>(x * e) << 2), k, n, e, e, scale_);
-  return heads;
 }
 
 /**

@@ -36,9 +36,10 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const pool = p.pool, bs = pool.blockSize;
   const angles = p.rotary && p.T > 0 ? rotaryTables(ctx, p.rotary, p.positions) : null; // one set for the queries and the keys
   const qr = turnedRows(ctx, p, angles, pq, Hq), kr = turnedRows(ctx, p, angles, pk, Hkv);
+  const blocks = poolBlocks(arena, pool)!;
   // prompts of many rows go to the fused kernel over the pool's blocks once they are appended; every
   // other row goes to the paged kernel
-  const fused = fusedPrompts(ctx, p);
+  const fused = fusedPrompts(ctx, p, KV_FORMAT_CODE[blocks.format]);
   // the block tables after the call, one run per sequence, and each paged row's (token, tableAt, kvLength, position)
   const tableAt = new Int32Array(p.sequences.length);
   let tableLength = 0, pagedRows = 0;
@@ -48,7 +49,6 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
     if (!fused[i]) pagedRows += p.queryLens[i];
   });
   const ptables = arena.allocF32(tableLength), pinfo = arena.allocF32(pagedRows * (LAYOUT_OFFSETS.PAGED_ROW_BYTES >> 2));
-  const blocks = poolBlocks(arena, pool)!;
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
   const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
   // the prompts for the fused kernel, each with its layout block written now and room made for its scratch
@@ -101,9 +101,8 @@ const FUSED_MIN_ROWS = 16;
  */
 const FUSED_MAX_SCRATCH_BYTES = 64 << 20;
 
-/** Which sequences' rows are a prompt the fused kernel runs over the pool's blocks. */
-function fusedPrompts(ctx: WasmContext, p: BatchPlan): boolean[] {
-  const code = KV_FORMAT_CODE[poolBlocks(ctx.arena, p.pool!)!.format];
+/** Which sequences' rows are a prompt the fused kernel runs over the pool's blocks (of format `code`, KV_FORMATS). */
+function fusedPrompts(ctx: WasmContext, p: BatchPlan, code: number): boolean[] {
   const scratch = (i: number) => ctx.arena.perThreadBytes(ctx.kernels.flash_scratch_f32(p.pastLens[i] + p.queryLens[i], p.D, p.Dv, code), ctx.parallel.threads);
   return p.sequences.map((_, i) => p.queryLens[i] >= FUSED_MIN_ROWS && scratch(i) <= FUSED_MAX_SCRATCH_BYTES);
 }
@@ -118,17 +117,18 @@ function fusedPrompts(ctx: WasmContext, p: BatchPlan): boolean[] {
 function promptCall(ctx: WasmContext, p: BatchPlan, i: number, qr: number, pout: number, blocks: PoolBlocks, table: number): AttentionCall {
   const { Hq, Hkv, D, Dv } = p, n = p.queryLens[i], at = p.rowStart[i], past = p.pastLens[i];
   const pool = p.pool!, bs = pool.blockSize, headRows = pool.blocks * bs, Lk = past + n;
+  const code = KV_FORMAT_CODE[blocks.format], i8 = blocks.format === 'i8';
   const layout = layoutArray({
     q: [n * Hq * D, D, Hq * D], out: [n * Hq * Dv, Dv, Hq * Dv],
     k: [0, headRows * D, D], v: [0, headRows * Dv, Dv],
     kvTable: { at: table, entries: Math.ceil(Lk / bs), blockRows: bs },
-    kvFormat: { code: KV_FORMAT_CODE[blocks.format], kScales: blocks.format === 'i8' ? blocks.ks : 0, vScales: blocks.format === 'i8' ? blocks.vs : 0 },
+    kvFormat: { code, kScales: i8 ? blocks.ks : 0, vScales: i8 ? blocks.vs : 0 },
   });
   return {
     out: pout + at * Hq * Dv * 4, weights: 0, q: qr + at * Hq * D * 4, k: blocks.k, v: blocks.v,
     mask: 0, lens: 0, B: 1, Hq, Hkv, Lq: n, Lk, E: D, Ev: Dv, scale: p.scale, softcap: p.softcap,
     maskKind: MASK_NONE, maskStrides: [0, 0, 0, 0], causal: p.causal ? CAUSAL_TOP_LEFT : CAUSAL_NONE, Lpast: past,
-    windowLeft: p.windowLeft, windowRight: p.windowRight, layout: ctx.arena.write(layout), kvFormat: KV_FORMAT_CODE[blocks.format],
+    windowLeft: p.windowLeft, windowRight: p.windowRight, layout: ctx.arena.write(layout), kvFormat: code,
   };
 }
 
