@@ -34,14 +34,21 @@ export const CONTROL_BYTES = ERROR_AT + ERROR_BYTES;
  * Below this much work (in multiply-adds, roughly) a call runs on the calling thread alone. Measured
  * with bench/parallel-threshold.js on the 2-core Zen 5 machine. With workers sleeping in Atomics.wait
  * between jobs, a round trip took 12-60 µs and two threads lost below ~4 M (gemm n = 128, 2.1 M:
- * 0.8x). With workers polling for 0.2 ms after each job (SPIN_MS) back-to-back jobs round-trip in
+ * 0.8x). With workers polling for a while after each job (SPIN_MS) back-to-back jobs round-trip in
  * about 6 µs: gemm n = 64 (0.26 M) 1.33x, n = 128 1.76x, n = 256 1.83x, n = 512 1.92x. 1 M keeps a
  * margin for the first call after a pause, which still pays the wake-up.
  */
 export const MIN_PARALLEL_WORK = 1_000_000;
 
-/** How long a worker polls for the next job before it sleeps in Atomics.wait (ms). */
-const SPIN_MS = 0.2;
+/**
+ * How long a worker polls for the next job before it sleeps in Atomics.wait (ms). It must outlast
+ * the calling thread's own work between two calls, or every call pays the wake-up (0.1-0.4 ms on
+ * the 2-core VM): a serving step (batchAttention over 16 sequences) plans, turns and appends for
+ * about 0.2 ms before its kernel runs. Measured over back-to-back decode steps (bench/batch-serving.js):
+ * 2 threads against 1 went from 1.80-1.83x with 0.2 ms to 1.89-1.92x with 1 ms. The price is up to
+ * 1 ms of one core's time after a burst of calls ends.
+ */
+const SPIN_MS = 1;
 
 /** Builds the arguments of kernel K for thread t's share [start, end). */
 export type ArgsFor<K extends KernelName> = (thread: number, start: number, end: number) => KernelArgs<K>;
@@ -201,8 +208,8 @@ export function serveJobs(kernels: Kernels, control: SharedArrayBuffer, index: n
   Atomics.add(ctrl, READY, 1);
   Atomics.notify(ctrl, READY);
   for (;;) {
-    // calls often come back to back (a layer's projections, then its attention): poll briefly before
-    // sleeping, since waking from Atomics.wait took 10-50 µs on the 2-core machine
+    // calls often come back to back (a layer's projections, then its attention): poll for SPIN_MS
+    // before sleeping, since waking from Atomics.wait takes 10-400 µs on the 2-core machine
     const until = performance.now() + SPIN_MS;
     while (Atomics.load(ctrl, GEN) === generation && performance.now() < until);
     Atomics.wait(ctrl, GEN, generation);
