@@ -64,7 +64,8 @@ const cases = [
   ...benchCases().map((c) => ({ op: c.op, shape: c.shape, setup: (e, inputs) => () => c.qkv(e, inputs).data, inputs: c.inputs })),
   engineTensorCase(8192, 1024), engineTensorCase(65536, 128),
   ...benchCases().filter((c) => c.op === 'matmul' && !c.normalShape).map((c) => residentCase(c, (e, { a, b }, out) => e.matmul(a, b, { out }))),
-  ...benchCases().filter((c) => c.op === 'attention' && !c.normalShape).map((c) => residentCase(c, (e, { q, k, v }, out) => e.scaledDotProductAttention(q, k, v, { causal: c.params.causal, out }).output)),
+  ...benchCases().filter((c) => (c.op === 'attention' || c.op === 'grouped-query decode') && !c.normalShape)
+    .map((c) => residentCase(c, (e, { q, k, v }, out) => e.scaledDotProductAttention(q, k, v, { causal: c.params.causal, out }).output)),
   ...benchCases().filter((c) => c.op === 'kernel regression').map((c) => residentCase(c, (e, { q, k, v }, out) => e.kernelRegression(q, k, v, { out }).output)),
 ].filter((c) => !filter || filter.test(`${c.op} ${c.shape}`));
 console.log(`before: ${dir}; after: this checkout; median (min) ms${cpu ? ' of CPU time' : ''} of ${RUNS} interleaved calls`);

@@ -17,7 +17,7 @@ import { tensor } from 'qkv';
  */
 export const TOLERANCE = {
   matmul: 1e-4, 'skinny matmul': 1e-4, softmax: 1e-4, 'masked softmax': 1e-4, attention: 1e-4,
-  'attention with weights': 1e-4, 'multi-head attention': 1e-4, 'kernel regression': 1e-4, 'kernel regression loss': 1e-4,
+  'attention with weights': 1e-4, 'grouped-query decode': 1e-4, 'multi-head attention': 1e-4, 'kernel regression': 1e-4, 'kernel regression loss': 1e-4,
 };
 
 /**
@@ -124,6 +124,21 @@ export function attentionCase(label, { B = 1, H = 8, Lq, Lk = Lq, d = 64, causal
   };
 }
 
+/**
+ * One decode step of grouped-query attention (q [B, Hq, 1, d] over k, v [B, Hkv, Lk, d], Hq / Hkv
+ * query heads a kv head): the paged kernel, which reads each kv head once for its whole group; qkv
+ * only (the peers' attention ops take Hq = Hkv; bench/batch-serving.js races onnxruntime-web's
+ * GroupQueryAttention). GB/s from the K and V bytes read.
+ */
+export function groupedDecodeCase(Lk, { B = 1, Hq = 32, Hkv = 8, d = 64 } = {}) {
+  return {
+    op: 'grouped-query decode', shape: `Lk=${Lk} (B=${B} Hq=${Hq} Hkv=${Hkv} d=${d})`, bytes: 2 * 4 * B * Hkv * Lk * d,
+    params: { B, Hq, Hkv, Lk, d },
+    inputs: () => ({ q: random([B, Hq, 1, d], 7), k: random([B, Hkv, Lk, d], 8), v: random([B, Hkv, Lk, d], 9) }),
+    qkv: (e, { q, k, v }) => e.scaledDotProductAttention(q, k, v).output,
+  };
+}
+
 /** Attention that also returns its softmax weights [B, H, L, L] (the row kernel); qkv only. */
 export function attentionWeightsCase(L, { B = 1, H = 8, d = 64 } = {}) {
   return {
@@ -175,6 +190,7 @@ export const familyNotes = {
   'masked softmax': 'GB/s: one float32 read and one write of the input; valid lengths spread over [n/2, n]',
   'attention with weights': 'GFLOP/s from 4*B*H*L^2*d FLOPs; the [B, H, L, L] weights are returned too',
   attention: 'GFLOP/s from 4*B*H*Lq*Lk*d FLOPs, halved when causal: the work that must be done',
+  'grouped-query decode': 'GB/s of K and V read once (every query head of a group reads its kv head together); qkv only: the peers\' attention ops want as many kv heads as query heads',
   'skinny matmul': 'GB/s of B (the weights) read once per call; stateless calls copy B in as well, resident ones read it in place',
   'kernel regression loss': 'GFLOP/s from 15*n*m FLOPs: the forward pass (8 per query and key) and the derivative in w (7 more)',
   'multi-head attention': 'GFLOP/s from B*(8*L*E^2 + 4*L^2*E) FLOPs: four projections and the attention',
@@ -193,6 +209,7 @@ export function benchCases({ full = false } = {}) {
     attentionCase('L=512', { Lq: 512, subnormal: true }),
     attentionCase('causal L=1024', { Lq: 1024, causal: true }),
     attentionCase('decode Lq=1 Lk=2048', { Lq: 1, Lk: 2048 }),
+    groupedDecodeCase(4096),
     attentionWeightsCase(512),
     multiHeadCase({ B: 8, L: 128, E: 512, H: 8 }),
     kernelRegressionCase(1000, 10000),

@@ -28,9 +28,9 @@ describe('the test hook that forces an attention kernel', () => {
     expect(lastAttentionKernel()).toBe('fused');
   });
 
-  it('four query rows a head over 4,096 keys or more take the fused kernel; one row a head stays on the row kernel', () => {
+  it('four query rows a head over 4,096 keys or more take the fused kernel; one row a head takes the paged kernel when heads share a kv head, else the row kernel', () => {
     const keys = (L: number, H: number) => [random([1, H, L, 8], 5), random([1, H, L, 8], 6)] as const;
-    for (const [Lq, L, H, Hkv, kernel] of [[4, 4096, 2, 2, 'fused'], [4, 4095, 2, 2, 'row'], [3, 8192, 2, 2, 'row'], [1, 8192, 7, 1, 'row']] as const) {
+    for (const [Lq, L, H, Hkv, kernel] of [[4, 4096, 2, 2, 'fused'], [4, 4095, 2, 2, 'row'], [3, 8192, 2, 2, 'row'], [1, 8192, 7, 1, 'paged'], [1, 8192, 2, 2, 'row']] as const) {
       const [k2, v2] = keys(L, Hkv), q2 = random([1, H, Lq, 8], 7);
       const got = wasm.scaledDotProductAttention(q2, k2, v2).output;
       expect(lastAttentionKernel(), `${Lq} rows, ${L} keys, ${H} heads over ${Hkv}`).toBe(kernel);

@@ -39,6 +39,14 @@ export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): 
  */
 // @ts-ignore: decorator
 @inline const WIDEN_MIN_GROUP: i32 = 4;
+/**
+ * The most rows a run takes (a run: consecutive slots of one block, which every head of the group
+ * scores, then weighs, while they are in L1). Blocks larger than this (a KVCache or tensor read as
+ * one block per kv head, src/wasm/decodeAttention.ts; a pool of large blocks) go in runs of this
+ * many rows: the values' pass reads a run once per 16 columns.
+ */
+// @ts-ignore: decorator
+@inline const RUN_ROWS: i32 = 64;
 /** Rows of a run widened at a time (see WIDEN_MIN_GROUP). */
 // @ts-ignore: decorator
 @inline const WIDE_ROWS: i32 = 16;
@@ -566,11 +574,11 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
     // scores, block run by block run, every head of the group against the run while it is in cache
     let touched: f32 = 0;
     for (let j = lo; j < hi;) {
-      const slot = j % bs, run = min(bs - slot, hi - j);
+      const slot = j % bs, run = min(min(bs - slot, hi - j), RUN_ROWS);
       const block = load<i32>(table + (<usize>(j / bs) << 2));
       const at = g * headRows + block * bs + slot;
       const k = kPool + <usize>(at * e) * sizeof<T>(), ks = kScales + (<usize>at << 2);
-      if (j + run < hi) {
+      if (slot + run == bs && j + run < hi) {
         const nextBlock = load<i32>(table + (<usize>((j + run) / bs) << 2)), next = g * headRows + nextBlock * bs;
         if (nextBlock != block + 1) touched += touch(kPool + <usize>(next * e) * sizeof<T>(), <usize>(min(bs, hi - j - run) * e) * sizeof<T>());
       }
@@ -620,11 +628,11 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
     }
     // output = sum_j w_j v_j, block run by block run (a zero weight skips its value, so a NaN there cannot leak)
     for (let j = lo; j < hi;) {
-      const slot = j % bs, run = min(bs - slot, hi - j);
+      const slot = j % bs, run = min(min(bs - slot, hi - j), RUN_ROWS);
       const block = load<i32>(table + (<usize>(j / bs) << 2));
       const at = g * headRows + block * bs + slot;
       const v = vPool + <usize>(at * ev) * sizeof<T>(), vs = vScales + (<usize>at << 2);
-      if (j + run < hi) {
+      if (slot + run == bs && j + run < hi) {
         const nextBlock = load<i32>(table + (<usize>((j + run) / bs) << 2)), next = g * headRows + nextBlock * bs;
         if (nextBlock != block + 1) touched += touch(vPool + <usize>(next * ev) * sizeof<T>(), <usize>(min(bs, hi - j - run) * ev) * sizeof<T>());
       }

@@ -7,6 +7,7 @@ import type { WasmContext } from './context.js';
 import type { Arena } from './memory.js';
 import type { Checked } from '../core/validate.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
+import { decodeScratchFloats, decodeView, runDecode } from './decodeAttention.js';
 
 /** past ++ new along the length axis ([BH, Lpast, D] and [BH, Lnew, D]) in wasm memory: the new rows where they are when there is no past. */
 function concatInto(arena: Arena, past: Checked | null, next: Checked, BH: number, Lpast: number, Lnew: number, D: number, names: [string, string]): number {
@@ -83,15 +84,19 @@ const FLASH_MIN_ROWS_PER_KV_HEAD = 8;
 const FLASH_LONG_KEYS = 4096;
 const FLASH_MIN_QUERIES_LONG_KEYS = 4;
 
-/** The attention kernels: the fused one (flash_attention_f32) and the row one (attention_f32). */
-export type AttentionKernel = 'fused' | 'row';
+/**
+ * The attention kernels: the fused one (flash_attention_f32), the row one (attention_f32), and the
+ * paged one for grouped-query decode rows (src/wasm/decodeAttention.ts).
+ */
+export type AttentionKernel = 'fused' | 'row' | 'paged';
 let forced: AttentionKernel | null = null;
 let lastKernel: AttentionKernel | null = null;
 
 /**
  * For tests (src/index.ts does not export it): runs `fn` with every attention call that asks for no
  * weights on `kernel`, whatever its rows per kv head, so that a test of one kernel's tile edges
- * cannot end up testing the other when the threshold moves. Weights always take the row kernel.
+ * cannot end up testing the other when the threshold moves. Weights always take the row kernel;
+ * 'paged' throws for a call it cannot run (decodeView).
  */
 export function withAttentionKernel<T>(kernel: AttentionKernel, fn: () => T): T {
   const before = forced;
@@ -129,25 +134,30 @@ type SharedArgs = [
 
 /**
  * Runs attention on pointers: the row kernel when weights are wanted or there are few query rows per
- * kv head (decode), else the fused kernel; threads take shares of the query rows (pairs for the fused one).
+ * kv head, the paged kernel for one query row per head of a grouped-query call, else the fused
+ * kernel; threads take shares of the query rows (pairs for the fused one, kv heads for the paged one).
  */
 /** The kernel a call runs, or null when it has nothing to compute (an empty output and no weights). */
-function kernelFor(c: AttentionCall): AttentionKernel | null {
+function kernelFor(ctx: WasmContext, c: AttentionCall): AttentionKernel | null {
   const { B, Hq, Hkv, Lq, Ev } = c;
   if (B * Hq * Lq * Ev === 0 && !c.weights) return null;
   // with weights, one query row at a time writes each row of weights; decode-like calls have too
   // few query rows per kv head to repay packing K, so they stream K and V once
   if (c.weights !== 0) return 'row';
+  if (forced === 'paged' && !decodeView(ctx, c)) throw new Error('qkv (tests): withAttentionKernel(\'paged\') on a call the paged kernel cannot run');
   // only the fused kernel widens binary16 and int8 views and takes ALiBi and sinks (the caller sends
   // it prompts, not decode rows)
-  if ((c.kvFormat ?? KV_FORMATS.KV_F32) !== KV_FORMATS.KV_F32 || c.alibi || c.sinks) return 'fused';
+  if ((c.kvFormat ?? KV_FORMATS.KV_F32) !== KV_FORMATS.KV_F32 || c.alibi || c.sinks) return forced === 'paged' ? 'paged' : 'fused';
+  if (forced) return forced;
+  if (decodeView(ctx, c)) return 'paged';
   const fusedPays = Lq / Math.max(Hkv, 1) * Hq >= FLASH_MIN_ROWS_PER_KV_HEAD || (Lq >= FLASH_MIN_QUERIES_LONG_KEYS && c.Lk >= FLASH_LONG_KEYS);
-  return forced ?? (fusedPays ? 'fused' : 'row');
+  return fusedPays ? 'fused' : 'row';
 }
 
 /** Floats of scratch per thread the call's kernel takes. */
-function scratchFloats({ kernels }: WasmContext, c: AttentionCall, kernel: AttentionKernel): number {
-  if (kernel === 'fused') return kernels.flash_scratch_f32(c.Lk, c.E, c.Ev, c.kvFormat ?? KV_FORMATS.KV_F32);
+function scratchFloats(ctx: WasmContext, c: AttentionCall, kernel: AttentionKernel): number {
+  if (kernel === 'fused') return ctx.kernels.flash_scratch_f32(c.Lk, c.E, c.Ev, c.kvFormat ?? KV_FORMATS.KV_F32);
+  if (kernel === 'paged') return decodeScratchFloats(ctx, c);
   return c.weights ? 0 : c.Lk;
 }
 
@@ -156,7 +166,7 @@ function scratchFloats({ kernels }: WasmContext, c: AttentionCall, kernel: Atten
  * has changed state (batchAttention, after the appends) makes room for them first.
  */
 export function attentionScratchBytes(ctx: WasmContext, c: AttentionCall): number {
-  const kernel = kernelFor(c);
+  const kernel = kernelFor(ctx, c);
   return kernel ? ctx.arena.perThreadBytes(scratchFloats(ctx, c, kernel), ctx.parallel.threads) : 0;
 }
 
@@ -169,8 +179,12 @@ export function runAttention(ctx: WasmContext, c: AttentionCall): void {
     c.causal, c.Lpast, c.windowLeft, c.windowRight, c.layout,
   ];
   const rowWork = Lk * (E + Ev);
-  const kernel = (lastKernel = kernelFor(c));
+  const kernel = (lastKernel = kernelFor(ctx, c));
   if (!kernel) return;
+  if (kernel === 'paged') {
+    arena.scoped(() => runDecode(ctx, c, decodeView(ctx, c)!));
+    return;
+  }
   arena.scoped(() => {
     const floats = scratchFloats(ctx, c, kernel);
     const scratch = floats ? arena.perThread(floats, parallel.threads) : () => 0;
