@@ -1,6 +1,6 @@
 // Grouped-query decode rows on the paged kernel (src/wasm/decodeAttention.ts): one query row per
 // head, several query heads per kv head, over tensors, past ++ new and a KVCache, against the
-// reference. The shapes walk the loops' edges: the paged kernel's runs of 64 keys, the score pairs
+// reference. The shapes walk the loops' edges: the paged kernel's runs of 256 keys, the score pairs
 // of two heads (odd groups leave one), SIMD tails of E and Ev; every option the route takes, and
 // the calls it must leave to the other kernels.
 import { describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ function check(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions | undefined,
 }
 
 const GROUPS = [2, 3, 4, 7, 8, 16];
-const LENGTHS = [1, 2, 5, 63, 64, 65, 127, 128, 129, 200];
+const LENGTHS = [1, 2, 5, 63, 64, 65, 129, 255, 256, 257, 513];
 const FEATURES: [number, number][] = [[8, 8], [3, 5], [17, 65], [64, 64], [1, 16]];
 
 describe('grouped-query decode on the paged kernel', () => {
@@ -135,11 +135,11 @@ describe('grouped-query decode on the paged kernel', () => {
 });
 
 describe('a KV pool of blocks longer than a run of the paged kernel', () => {
-  it.each([65, 100, 130, 200])('blocks of %i positions, decode and a prompt, against the reference', (blockSize) => {
+  it.each([100, 256, 257, 300])('blocks of %i positions, decode and a prompt, against the reference', (blockSize) => {
     const Hkv = 2, Hq = 6, D = 16;
-    const pools = [reference, wasm, wasm2].map((e) => e.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 12, blockSize }));
+    const pools = [reference, wasm, wasm2].map((e) => e.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 16, blockSize }));
     const seqs = pools.map((p) => [p.sequence(), p.sequence()]);
-    const past = random([300, Hkv, D], 24), pastV = random([300, Hkv, D], 25);
+    const past = random([700, Hkv, D], 24), pastV = random([700, Hkv, D], 25);
     seqs.forEach(([a, b]) => { a.append(past, pastV); b.append(random([7, Hkv, D], 26), random([7, Hkv, D], 27)); });
     for (const [step, queryLens] of [[0, [1, 1]], [1, [3, 1]], [2, [1, 20]]] as const) {
       const T = queryLens[0] + queryLens[1];
