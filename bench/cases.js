@@ -190,7 +190,7 @@ export const familyNotes = {
   'masked softmax': 'GB/s: one float32 read and one write of the input; valid lengths spread over [n/2, n]',
   'attention with weights': 'GFLOP/s from 4*B*H*L^2*d FLOPs; the [B, H, L, L] weights are returned too',
   attention: 'GFLOP/s from 4*B*H*Lq*Lk*d FLOPs, halved when causal: the work that must be done',
-  'grouped-query decode': 'GB/s of K and V read once (every query head of a group reads its kv head together); qkv only: the peers\' attention ops want as many kv heads as query heads',
+  'grouped-query decode': 'GB/s of K and V, which a stateless call copies into the engine and then reads once (every query head of a group with its kv head); bench/ab.js also times them in engine memory. qkv only: the peers\' attention ops want as many kv heads as query heads',
   'skinny matmul': 'GB/s of B (the weights) read once per call; stateless calls copy B in as well, resident ones read it in place',
   'kernel regression loss': 'GFLOP/s from 15*n*m FLOPs: the forward pass (8 per query and key) and the derivative in w (7 more)',
   'multi-head attention': 'GFLOP/s from B*(8*L*E^2 + 4*L^2*E) FLOPs: four projections and the attention',
