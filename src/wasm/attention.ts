@@ -7,7 +7,7 @@ import type { WasmContext } from './context.js';
 import type { Arena } from './memory.js';
 import type { Checked } from '../core/validate.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
-import { decodeScratchFloats, decodeView, runDecode } from './decodeAttention.js';
+import { decodeBytes, decodeView, runDecode } from './decodeAttention.js';
 
 /** past ++ new along the length axis ([BH, Lpast, D] and [BH, Lnew, D]) in wasm memory: the new rows where they are when there is no past. */
 function concatInto(arena: Arena, past: Checked | null, next: Checked, BH: number, Lpast: number, Lnew: number, D: number, names: [string, string]): number {
@@ -155,9 +155,8 @@ function kernelFor(ctx: WasmContext, c: AttentionCall): AttentionKernel | null {
 }
 
 /** Floats of scratch per thread the call's kernel takes. */
-function scratchFloats(ctx: WasmContext, c: AttentionCall, kernel: AttentionKernel): number {
-  if (kernel === 'fused') return ctx.kernels.flash_scratch_f32(c.Lk, c.E, c.Ev, c.kvFormat ?? KV_FORMATS.KV_F32);
-  if (kernel === 'paged') return decodeScratchFloats(ctx, c);
+function scratchFloats({ kernels }: WasmContext, c: AttentionCall, kernel: 'fused' | 'row'): number {
+  if (kernel === 'fused') return kernels.flash_scratch_f32(c.Lk, c.E, c.Ev, c.kvFormat ?? KV_FORMATS.KV_F32);
   return c.weights ? 0 : c.Lk;
 }
 
@@ -167,6 +166,7 @@ function scratchFloats(ctx: WasmContext, c: AttentionCall, kernel: AttentionKern
  */
 export function attentionScratchBytes(ctx: WasmContext, c: AttentionCall): number {
   const kernel = kernelFor(ctx, c);
+  if (kernel === 'paged') return decodeBytes(ctx, c);
   return kernel ? ctx.arena.perThreadBytes(scratchFloats(ctx, c, kernel), ctx.parallel.threads) : 0;
 }
 

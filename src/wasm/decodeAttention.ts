@@ -46,8 +46,14 @@ export function decodeView({ arena }: WasmContext, c: AttentionCall): DecodeView
 }
 
 /** Floats of scratch per thread the paged kernel takes for call `c`. */
-export function decodeScratchFloats({ kernels }: WasmContext, c: AttentionCall): number {
+function decodeScratchFloats({ kernels }: WasmContext, c: AttentionCall): number {
   return kernels.paged_scratch_f32(c.Lk, c.E, c.Ev, c.Hq / c.Hkv);
+}
+
+/** Bytes runDecode(c) allocates in the arena: the table, the rows' info and every thread's scratch (16-byte aligned each). */
+export function decodeBytes(ctx: WasmContext, c: AttentionCall): number {
+  const { PAGED_ROW_BYTES } = LAYOUT_OFFSETS, aligned = (bytes: number) => Math.ceil(bytes / 16) * 16;
+  return aligned(4 * c.B) + aligned(PAGED_ROW_BYTES * c.B) + ctx.arena.perThreadBytes(decodeScratchFloats(ctx, c), ctx.parallel.threads);
 }
 
 /** Runs call `c` (decodeView(c) = view) on the paged kernel, inside the caller's arena scope. */
