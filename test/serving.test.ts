@@ -36,6 +36,26 @@ describe.each(engines)('rotaryEmbedding on %s', (_, engine) => {
     }
   });
 
+  it('one call after another with the same positions, then another base, dim, positions or tables: each its own angles', () => {
+    // the wasm engine keeps the last angles it computed (src/wasm/rotary.ts): none may serve a call they do not fit
+    const D = 8, x = random([4, 2, D], 11);
+    const calls: { positions: number[]; base?: number; dim?: number; tables?: boolean }[] = [
+      { positions: [3, 9, 9, 40] }, { positions: [3, 9, 9, 40] }, { positions: [3, 9, 9, 40], base: 500 }, { positions: [3, 9, 9, 40], dim: 4 },
+      { positions: [3, 9, 9, 41] }, { positions: [3, 9, 9, 40], tables: true }, { positions: [3, 9, 9, 40] }, { positions: [40, 9, 9, 3] },
+    ];
+    const cos = random([64, D / 2], 12), sin = random([64, D / 2], 13);
+    for (const [i, c] of calls.entries()) {
+      const options = { positions: c.positions, base: c.base, dim: c.dim, ...(c.tables ? { cos, sin } : {}) };
+      const got = engine.rotaryEmbedding(x, options);
+      const want = new Float32Array(x.data.length);
+      for (let r = 0; r < 8; r++) {
+        const p = c.positions[Math.floor(r / 2)];
+        want.set(ropeRow(x.data.subarray(r * D, (r + 1) * D), p, c.dim ?? D, c.base ?? 10000, false, c.tables ? { cos, sin } : undefined), r * D);
+      }
+      expectClose(got, { data: want, shape: x.shape }, `call ${i}: ${JSON.stringify(c)}`);
+    }
+  });
+
   it('takes positions [L], [B, L] and token-major [T, H, D] with positions [T], and cos/sin tables', () => {
     const D = 8, x = random([2, 2, 3, D], 7);
     const perBatch = [4, 9, 1, 0, 2, 30];

@@ -15,10 +15,36 @@ export function rotaryAt(ctx: WasmContext, plan: RotaryPlan, out: number, x: num
   rotaryWithTables(ctx, plan, rotaryTables(ctx, plan, positions), out, x, rows, D, rowPosition, xStride, outStride);
 }
 
+/**
+ * The last angles computed without given tables: a model's layers turn the same positions one after
+ * another in a step (each layer's batchAttention), so the next call with the same base, dim and
+ * positions takes them from here instead of 2 · positions · dim / 2 cosines and sines again.
+ */
+let lastAngles: { base: number; dim: number; positions: Int32Array; cos: Float32Array; sin: Float32Array } | null = null;
+
+function sameValues(a: Int32Array, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** cos θ and sin θ (rotaryAngles, src/core/rotary.ts) rounded to float32. */
+function anglesF32(plan: RotaryPlan, positions: ArrayLike<number>): { cos: Float32Array; sin: Float32Array } {
+  if (plan.cos) {
+    const { cos, sin } = rotaryAngles(plan, positions);
+    return { cos: new Float32Array(cos), sin: new Float32Array(sin) };
+  }
+  const last = lastAngles;
+  if (last && last.base === plan.base && last.dim === plan.dim && sameValues(last.positions, positions)) return last;
+  const { cos, sin } = rotaryAngles(plan, positions);
+  lastAngles = { base: plan.base, dim: plan.dim, positions: Int32Array.from(positions), cos: new Float32Array(cos), sin: new Float32Array(sin) };
+  return lastAngles;
+}
+
 /** The float32 cos and sin tables [positions, dim / 2] in the arena (byte addresses), for rotaryWithTables. */
 export function rotaryTables({ arena }: WasmContext, plan: RotaryPlan, positions: ArrayLike<number>): { pc: number; ps: number } {
-  const { cos, sin } = rotaryAngles(plan, positions);
-  return { pc: arena.write(Float32Array.from(cos)), ps: arena.write(Float32Array.from(sin)) };
+  const { cos, sin } = anglesF32(plan, positions);
+  return { pc: arena.write(cos), ps: arena.write(sin) };
 }
 
 /** rotaryAt with tables already in the arena (rows that share positions, as a call's queries and keys do, share them). */
