@@ -42,10 +42,11 @@ export const MIN_PARALLEL_WORK = 1_000_000;
 
 /**
  * How long a worker polls for the next job before it sleeps in Atomics.wait (ms). It must outlast
- * the calling thread's own work between two calls, or every call pays the wake-up (0.1-0.4 ms on
- * the 2-core VM): a serving step (batchAttention over 16 sequences) plans, turns and appends for
- * about 0.2 ms before its kernel runs. Measured over back-to-back decode steps (bench/batch-serving.js):
- * 2 threads against 1 went from 1.80-1.83x with 0.2 ms to 1.89-1.92x with 1 ms. The price is up to
+ * the gap between two calls' kernels, or every call pays the wake-up (0.1-0.4 ms on the 2-core VM):
+ * between two serving steps' kernels (batchAttention over 16 sequences) come the calling thread's
+ * last rows, the caller's own code, and the next step's planning, rotary and appends, which often
+ * took longer than 0.2 ms. Measured over back-to-back decode steps: 2 threads against 1 went from
+ * 1.80-1.83x with 0.2 ms to 1.89-1.92x with 1 ms (three engines in one process). The price is up to
  * 1 ms of one core's time after a burst of calls ends.
  */
 const SPIN_MS = 1;
