@@ -3,10 +3,11 @@
 // reference. The shapes walk the loops' edges: the paged kernel's runs of 256 keys, the score pairs
 // of two heads (odd groups leave one), SIMD tails of E and Ev; every option the route takes, and
 // the calls it must leave to the other kernels.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createEngine, mask, reference, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, random, wasmEngine } from './support.js';
+import { expectClose, random, rng, wasmEngine } from './support.js';
 
 const wasm = await wasmEngine();
 const wasm2 = await createEngine({ threads: 2 });
@@ -149,5 +150,42 @@ describe('a KV pool of blocks longer than a run of the paged kernel', () => {
       expect(Array.from(outs[2].data), '2 threads').toEqual(Array.from(outs[1].data));
     }
     pools.forEach((p) => p.dispose());
+  });
+});
+
+describe('grouped-query decode: random calls (fast-check)', () => {
+  const RUNS = Number(process.env.FC_RUNS ?? 60), SEED = Number(process.env.FC_SEED ?? 20261201);
+  const decodeCase = fc.record({
+    B: fc.integer({ min: 1, max: 3 }), Hkv: fc.integer({ min: 1, max: 3 }), group: fc.integer({ min: 2, max: 9 }),
+    Lnew: fc.integer({ min: 1, max: 300 }), Lpast: fc.constantFrom(0, 0, 5, 256), E: fc.integer({ min: 1, max: 20 }), Ev: fc.integer({ min: 1, max: 20 }),
+    causal: fc.constantFrom<AttentionOptions['causal']>(undefined, true, 'bottom-right'),
+    left: fc.option(fc.integer({ min: 0, max: 300 }), { nil: undefined }), right: fc.option(fc.integer({ min: 0, max: 40 }), { nil: undefined }),
+    softcap: fc.constantFrom(0, 0, 0.7, 5), validLens: fc.boolean(), scaleBig: fc.boolean(), cache: fc.boolean(), seed: fc.integer({ min: 1, max: 1e9 }),
+  });
+  it('equals the reference, over tensors, past ++ new and a KVCache, 2 threads with the same bits', () => {
+    fc.assert(fc.property(decodeCase, (c) => {
+      const Hq = c.Hkv * c.group, Lk = c.Lpast + c.Lnew, r = rng(c.seed);
+      const q = random([c.B, Hq, 1, c.E], c.seed, c.scaleBig ? 30 : 1), k = random([c.B, c.Hkv, c.Lnew, c.E], c.seed + 1), v = random([c.B, c.Hkv, c.Lnew, c.Ev], c.seed + 2);
+      const o: AttentionOptions = { causal: c.causal, softcap: c.softcap };
+      if (c.left !== undefined || c.right !== undefined) o.window = { left: c.left, right: c.right };
+      if (c.validLens && !c.cache) o.validLens = Array.from({ length: c.B }, () => Math.floor(r() * (Lk + 1)));
+      const past = c.Lpast > 0 ? [random([c.B, c.Hkv, c.Lpast, c.E], c.seed + 3), random([c.B, c.Hkv, c.Lpast, c.Ev], c.seed + 4)] as const : null;
+      if (!c.cache) {
+        const opts = past ? { ...o, pastKey: past[0], pastValue: past[1] } : o;
+        check(q, k, v, opts, JSON.stringify(c));
+        return;
+      }
+      // the cache holds the past (and a prompt of Lpast rows put it there), then the new rows
+      const results = [reference, wasm, wasm2].map((e) => {
+        const cache = e.createKVCache({ batch: c.B, kvHeads: c.Hkv, headDim: c.E, valueDim: c.Ev, capacity: Lk + 3 });
+        if (past) e.scaledDotProductAttention(random([c.B, Hq, c.Lpast, c.E], c.seed + 5), past[0], past[1], { cache });
+        const output = e.scaledDotProductAttention(q, k, v, { ...o, cache }).output;
+        if (e !== reference) expect(lastAttentionKernel(), 'kernel').toBe('paged');
+        cache.dispose();
+        return output;
+      });
+      expectClose(results[1], results[0], JSON.stringify(c));
+      expect(Array.from(results[2].data), '2 threads').toEqual(Array.from(results[1].data));
+    }), { numRuns: RUNS, seed: SEED });
   });
 });
