@@ -54,13 +54,25 @@ export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): 
 // @ts-ignore: decorator
 @inline const WIDE_ROWS: i32 = 16;
 
-/** n binary16 rows of d elements at src as float32 rows at dst, d floats apart: exact, Infinity and NaN included. */
+/**
+ * n binary16 rows of d elements at src as float32 rows at dst, d floats apart: exact, Infinity and
+ * NaN included. A row its flag (at flags, one float32 a row) says is free of Infinity and NaN is
+ * widened eight lanes a load by halfLowScaled/halfHighScaled and one multiply by 2^112 (the same
+ * bits: both steps are exact), four operations per four values where load4 takes twelve.
+ */
 // @ts-ignore: decorator
-@inline function widenHalfRows(dst: usize, src: usize, n: i32, d: i32): void {
-  const d4 = d & ~3;
+@inline function widenHalfRows(dst: usize, src: usize, flags: usize, n: i32, d: i32): void {
+  const d4 = d & ~3, d8 = d & ~7, rebias = f32x4.splat(HALF_REBIAS);
   for (let r = 0; r < n; r++) {
     const from = src + (<usize>(r * d) << 1), to = dst + (<usize>(r * d) << 2);
     let t = 0;
+    if (load<f32>(flags + (<usize>r << 2)) == 0) {
+      for (; t < d8; t += 8) {
+        const h = v128.load(from + (<usize>t << 1));
+        v128.store(to + (<usize>t << 2), f32x4.mul(halfLowScaled(h), rebias));
+        v128.store(to + (<usize>t << 2), f32x4.mul(halfHighScaled(h), rebias), 16);
+      }
+    }
     for (; t < d4; t += 4) v128.store(to + (<usize>t << 2), load4<u16>(from, t));
     for (; t < d; t++) store<f32>(to + (<usize>t << 2), load1<u16>(from, t));
   }
@@ -588,7 +600,7 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
       if (widen) {
         for (let r = 0; r < run; r += WIDE_ROWS) {
           const m = min(WIDE_ROWS, run - r);
-          widenHalfRows(wide, k + (<usize>(r * e) << 1), m, e);
+          widenHalfRows(wide, k + (<usize>(r * e) << 1), ks + (<usize>r << 2), m, e);
           scoreGroupF32(scratch + (<usize>(j - lo + r) << 2), stride, q0, wide, m, e, group, scale_);
         }
         j += run;
@@ -642,7 +654,7 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
       if (widen) {
         for (let r = 0; r < run; r += WIDE_ROWS) {
           const m = min(WIDE_ROWS, run - r);
-          widenHalfRows(wide, v + (<usize>(r * ev) << 1), m, ev);
+          widenHalfRows(wide, v + (<usize>(r * ev) << 1), vs + (<usize>r << 2), m, ev);
           accumulateGroupF32(o0, scratch + (<usize>(j - lo + r) << 2), stride, done, wide, m, ev, group);
         }
       } else {
