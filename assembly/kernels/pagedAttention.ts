@@ -25,7 +25,8 @@ import { PAGED_ROW_BYTES, PAGED_ROW_KV_LENGTH, PAGED_ROW_POSITION, PAGED_ROW_TAB
 
 /**
  * Floats of scratch one thread needs: the scores of the longest sequence for each of `group` query
- * heads, a flag per head, and for int8 pools each head's query rounded to 16 bits with its scale.
+ * heads, a flag per head, for int8 pools each head's query rounded to 16 bits with its scale, and
+ * WIDE_ROWS rows of a narrow pool's run widened to float32 (see WIDEN_MIN_GROUP).
  */
 export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): i32 {
   return group * ((maxLength + 3) & ~3) + group + 1 + 4 + group * (((e + 7) & ~7) >> 1) + group + 4 + WIDE_ROWS * max(e, ev);
@@ -540,7 +541,7 @@ const INT8_DOT_CHUNK = 2048;
 /**
  * Scores of the first `heads` query heads of a group (rows of e floats at q, one after another)
  * against n float32 key rows at k: two heads at a time (scorePairF32), an odd last one alone; head x's
- * scores go to s + x · stride. For binary16 runs widened to float32 (a call per 16
+ * scores go to s + x · stride. For binary16 and int8 runs widened to float32 (a call per 16
  * rows, not inlined: the float32 pools' own loops stay inline in pagedAttention).
  */
 function scoreGroupF32(s: usize, stride: usize, q: usize, k: usize, n: i32, e: i32, heads: i32, scale_: f32): void {
@@ -598,7 +599,7 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
   // int8 pools: each head's query in 16 bits (rows of e rounded up to 8), then the heads' scales
   const q16 = (done + (<usize>(group + 1) << 2) + 15) & ~15, q16Row = <usize>((e + 7) & ~7) << 1;
   const qScales = q16 + <usize>group * q16Row;
-  // binary16 with many heads a kv head: each run widened once, WIDE_ROWS rows at a time, here
+  // binary16 or int8 with many heads a kv head: each run widened once, WIDE_ROWS rows at a time, here
   const widen = sizeof<T>() != 4 && group >= WIDEN_MIN_GROUP;
   const wide = (qScales + (<usize>group << 2) + 15) & ~15;
   for (let unit = unitStart; unit < unitEnd; unit++) {

@@ -144,12 +144,16 @@ function kernelFor(ctx: WasmContext, c: AttentionCall): AttentionKernel | null {
   // with weights, one query row at a time writes each row of weights; decode-like calls have too
   // few query rows per kv head to repay packing K, so they stream K and V once
   if (c.weights !== 0) return 'row';
-  if (forced === 'paged' && !decodeView(ctx, c)) throw new Error('qkv (tests): withAttentionKernel(\'paged\') on a call the paged kernel cannot run');
-  // only the fused kernel widens binary16 and int8 views and takes ALiBi and sinks (the caller sends
-  // it prompts, not decode rows)
-  if ((c.kvFormat ?? KV_FORMATS.KV_F32) !== KV_FORMATS.KV_F32 || c.alibi || c.sinks) return forced === 'paged' ? 'paged' : 'fused';
+  const paged = decodeView(ctx, c) !== null;
+  if (forced === 'paged') {
+    if (!paged) throw new Error('qkv (tests): withAttentionKernel(\'paged\') on a call the paged kernel cannot run');
+    return 'paged';
+  }
+  // of the other two, only the fused kernel widens binary16 and int8 views and takes ALiBi and sinks
+  // (the caller sends it prompts, not decode rows)
+  if ((c.kvFormat ?? KV_FORMATS.KV_F32) !== KV_FORMATS.KV_F32 || c.alibi || c.sinks) return 'fused';
   if (forced) return forced;
-  if (decodeView(ctx, c)) return 'paged';
+  if (paged) return 'paged';
   const fusedPays = Lq / Math.max(Hkv, 1) * Hq >= FLASH_MIN_ROWS_PER_KV_HEAD || (Lq >= FLASH_MIN_QUERIES_LONG_KEYS && c.Lk >= FLASH_LONG_KEYS);
   return fusedPays ? 'fused' : 'row';
 }
@@ -182,7 +186,7 @@ export function runAttention(ctx: WasmContext, c: AttentionCall): void {
   const kernel = (lastKernel = kernelFor(ctx, c));
   if (!kernel) return;
   if (kernel === 'paged') {
-    arena.scoped(() => runDecode(ctx, c, decodeView(ctx, c)!));
+    arena.scoped(() => runDecode(ctx, c));
     return;
   }
   arena.scoped(() => {

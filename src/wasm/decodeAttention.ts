@@ -56,8 +56,10 @@ export function decodeBytes(ctx: WasmContext, c: AttentionCall): number {
   return aligned(4 * c.B) + aligned(PAGED_ROW_BYTES * c.B) + ctx.arena.perThreadBytes(decodeScratchFloats(ctx, c), ctx.parallel.threads);
 }
 
-/** Runs call `c` (decodeView(c) = view) on the paged kernel, inside the caller's arena scope. */
-export function runDecode(ctx: WasmContext, c: AttentionCall, view: DecodeView): void {
+/** Runs call `c` (one decodeView accepts) on the paged kernel, inside the caller's arena scope. */
+export function runDecode(ctx: WasmContext, c: AttentionCall): void {
+  const view = decodeView(ctx, c);
+  if (!view) throw new Error('qkv: runDecode on a call the paged kernel cannot run');
   const { arena, parallel } = ctx;
   const { B, Hq, Hkv, Lk, E, Ev } = c;
   const { PAGED_ROW_TOKEN, PAGED_ROW_TABLE_AT, PAGED_ROW_KV_LENGTH, PAGED_ROW_POSITION, PAGED_ROW_BYTES } = LAYOUT_OFFSETS;
