@@ -62,14 +62,18 @@ function qkvAttention(engine, data) {
   };
 }
 
+/** The first L token-major rows [L, Hkv, D] of t into out as ORT's head-major past [Hkv, rows, D], from element `at`. */
+function headMajorInto(out, t, L, rows = L, at = 0) {
+  for (let l = 0; l < L; l++) for (let g = 0; g < Hkv; g++) {
+    out.set(t.data.subarray((l * Hkv + g) * D, (l * Hkv + g + 1) * D), at + (g * rows + l) * D);
+  }
+  return out;
+}
+
 /** [L, Hkv, D] token-major rows of each sequence into ORT's BNSH past [S, Hkv, MAX_PAST, D], zero padded. */
 function paddedPast(rows) {
   const out = new Float32Array(S * Hkv * MAX_PAST * D);
-  rows.forEach((t, s) => {
-    for (let l = 0; l < pasts[s]; l++) for (let g = 0; g < Hkv; g++) {
-      out.set(t.data.subarray((l * Hkv + g) * D, (l * Hkv + g + 1) * D), ((s * Hkv + g) * MAX_PAST + l) * D);
-    }
-  });
+  rows.forEach((t, s) => headMajorInto(out, t, pasts[s], MAX_PAST, s * Hkv * MAX_PAST * D));
   return out;
 }
 
@@ -203,11 +207,7 @@ export async function promptAfterPast({ past = MAX_PAST, prompt = 256, rounds = 
   const q = random([prompt, Hq, D], 302), k = random([prompt, Hkv, D], 303), v = random([prompt, Hkv, D], 304);
   const out = engine.tensor([prompt, Hq, D]);
   const qkvStep = () => { engine.batchAttention(q, k, v, { sequences: [seq], queryLens: [prompt], rotary: {}, out }); seq.truncate(past); };
-  const headMajor = (t) => {
-    const o = new Float32Array(Hkv * past * D);
-    for (let l = 0; l < past; l++) for (let g = 0; g < Hkv; g++) o.set(t.data.subarray((l * Hkv + g) * D, (l * Hkv + g + 1) * D), (g * past + l) * D);
-    return o;
-  };
+  const headMajor = (t) => headMajorInto(new Float32Array(Hkv * past * D), t, past);
   const { cos, sin } = ropeTables(past + prompt);
   const f32 = (d, dims) => new ort.Tensor('float32', d, dims);
   const feeds = {
