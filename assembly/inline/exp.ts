@@ -96,6 +96,16 @@ import { madd4 } from './simd';
   return exp2Softmax4(f32x4.mul(x, f32x4.splat(LOG2E)));
 }
 
+/** 2^r for r in [-1/2, 1/2], four lanes: expSoftmax4's degree-4 fit (relative error 2.6e-6). */
+// @ts-ignore: decorator
+@inline function exp2Fraction(r: v128): v128 {
+  let p = madd4(f32x4.splat(9.570101877639584e-3), r, f32x4.splat(5.5917861782476576e-2));
+  p = madd4(p, r, f32x4.splat(2.4024744841446682e-1));
+  p = madd4(p, r, f32x4.splat(6.931218145594340e-1));
+  p = madd4(p, r, f32x4.splat(9.999992614376441e-1));
+  return p;
+}
+
 /**
  * 2^x for x <= 0 (and -Infinity, NaN), four lanes, by expSoftmax4's polynomial: the fused attention
  * kernel's softmax, whose scores are in base 2 already. Relative error below 7e-6 over [-126, 0]
@@ -109,12 +119,30 @@ import { madd4 } from './simd';
   const magic = f32x4.splat(ROUND_MAGIC + 127.0);
   const tm = f32x4.add(t, magic);
   const r = f32x4.sub(t, f32x4.sub(tm, magic));
-  let p = madd4(f32x4.splat(9.570101877639584e-3), r, f32x4.splat(5.5917861782476576e-2));
-  p = madd4(p, r, f32x4.splat(2.4024744841446682e-1));
-  p = madd4(p, r, f32x4.splat(6.931218145594340e-1));
-  p = madd4(p, r, f32x4.splat(9.999992614376441e-1));
   // 2^n: (bits of tm) << 23 is (n + 127) << 23, the exponent field; n = -127 gives +0
-  return f32x4.mul(p, i32x4.shl(tm, 23));
+  return f32x4.mul(exp2Fraction(r), i32x4.shl(tm, 23));
+}
+
+/**
+ * 2^(x - m) for an integer m with |m| <= 2^21, by exp2Softmax4's polynomial, given c = ROUND_MAGIC +
+ * 127 - m and lo = m - 127 (splatted; shiftedExpMagic gives c): the subtraction is folded into the
+ * rounding, since adding c to x rounds it to an integer n' and leaves n' - m + 127 in the low bits,
+ * and r = x - n' is exact. One operation fewer than exp2Softmax4(x - m), and x - m is never rounded.
+ * For x - m in [-127, 8] (the fused kernel's lazy running max lets weights reach 2^8); below, 0
+ * (x is clamped to lo, as exp2Softmax4 clamps); NaN gives NaN.
+ */
+// @ts-ignore: decorator
+@inline export function exp2Shifted4(x: v128, c: v128, lo: v128): v128 {
+  const t = f32x4.pmax(x, lo); // NaN stays NaN
+  const tm = f32x4.add(t, c);
+  const r = f32x4.sub(t, f32x4.sub(tm, c));
+  return f32x4.mul(exp2Fraction(r), i32x4.shl(tm, 23));
+}
+
+/** The c of exp2Shifted4 for the integer m. */
+// @ts-ignore: decorator
+@inline export function shiftedExpMagic(m: f32): f32 {
+  return ROUND_MAGIC + 127.0 - m;
 }
 
 /** e^x for one value, by the same approximation as exp4 (scalar tails agree with SIMD bodies). */
