@@ -17,4 +17,4 @@ export { rotary_f32 } from './kernels/rotary';
 export { rms_norm_rows_f32 } from './kernels/norm';
 export { paged_attention_f32, paged_attention_f16, paged_attention_i8, paged_scratch_f32 } from './kernels/pagedAttention';
 export { kv_store_f32, kv_store_f16, kv_store_i8, kv_load_f32, kv_load_f16, kv_load_i8 } from './kernels/kvStore';
-export { exp_f32, exp_softmax_f32, exp2_nonpositive_f32, exp2_softmax_f32, tanh_f32 } from './kernels/elementwise';
+export { exp_f32, exp_softmax_f32, exp2_nonpositive_f32, exp2_softmax_f32, exp2_shifted_f32, tanh_f32 } from './kernels/elementwise';

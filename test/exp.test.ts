@@ -99,6 +99,35 @@ describe('exp approximation', () => {
     }
   });
 
+  it('has a shifted variant for the fused attention\'s one-pass weights: 2^(x - m) for an integer m, within 7e-6 over [m - 126, m + 8]', () => {
+    for (const m of [0, 5, -1000, 123_456, 2 ** 21, -(2 ** 21)]) {
+      // x in float32 (near 2^21 its steps are 1/4); the exact value from the float32 x, in float64
+      const xs = grid(m - 126, m + 8, 100_003);
+      const ys = arena.scoped(() => {
+        const p = arena.write(xs);
+        kernels.exp2_shifted_f32(p, p, xs.length, m);
+        return arena.read(p, xs.length);
+      });
+      let worst = 0;
+      for (let i = 0; i < xs.length; i++) worst = Math.max(worst, Math.abs(ys[i] / 2 ** (xs[i] - m) - 1));
+      expect(worst, `m = ${m}`).toBeLessThan(7e-6);
+      for (const n of [1, 3, 4, 5, 7]) {
+        const edges = Float32Array.from({ length: n }, (_, i) => [m, m - 127, -Infinity, NaN, m - 1, m - 200, m + 8][i % 7]);
+        const out = arena.scoped(() => {
+          const p = arena.write(edges);
+          kernels.exp2_shifted_f32(p, p, n, m);
+          return arena.read(p, n);
+        });
+        for (let i = 0; i < n; i++) {
+          const x = edges[i];
+          if (Number.isNaN(x)) expect(Number.isNaN(out[i])).toBe(true);
+          else if (x - m < -126.5) expect(out[i], `m = ${m}, x - m = ${x - m}`).toBe(0);
+          else expect(Math.abs(out[i] / 2 ** (x - m) - 1), `m = ${m}, x - m = ${x - m}`).toBeLessThan(7e-6);
+        }
+      }
+    }
+  });
+
   it('is within 1 ulp over [0, 88] and 5 ulp over (88, 88.72]', () => {
     expect(worstUlps(0, 88, 200_001)).toBeLessThanOrEqual(1);
     expect(worstUlps(88, 88.72, 10_001)).toBeLessThanOrEqual(5);

@@ -38,6 +38,7 @@ export interface Kernels {
   exp_softmax_f32(out: number, x: number, n: number): void;
   exp2_nonpositive_f32(out: number, x: number, n: number): void;
   exp2_softmax_f32(out: number, x: number, n: number): void;
+  exp2_shifted_f32(out: number, x: number, n: number, m: number): void;
   tanh_f32(out: number, x: number, n: number): void;
   weighted_rows_f32(out: number, w: number, v: number, b: number, lq: number, lk: number, dv: number, rowStart: number, rowEnd: number): void;
   rotary_f32(out: number, x: number, n: number, d: number, rot: number, interleaved: number, cos: number, sin: number, tableRow: number, xStride: number, outStride: number): void;
@@ -99,7 +100,7 @@ export const KERNEL_ARITY = {
 
   paged_attention_f32: 25, paged_attention_f16: 25, paged_attention_i8: 25, paged_scratch_f32: 4,
   kv_store_f32: 8, kv_store_f16: 8, kv_store_i8: 8, kv_load_f32: 8, kv_load_f16: 8, kv_load_i8: 8,
-  exp_f32: 3, exp_softmax_f32: 3, exp2_nonpositive_f32: 3, exp2_softmax_f32: 3, tanh_f32: 3,
+  exp_f32: 3, exp_softmax_f32: 3, exp2_nonpositive_f32: 3, exp2_softmax_f32: 3, exp2_shifted_f32: 4, tanh_f32: 3,
 } as const satisfies { [K in KernelName]: Parameters<Kernels[K]>['length'] };
 
 /** The kernels by index, in KERNEL_ARITY's order (a worker's job slot holds the index, not the name). */
