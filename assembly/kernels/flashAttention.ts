@@ -227,8 +227,9 @@ function widenRows<T>(dst: usize, head: usize, scales: usize, table: usize, rows
  * panels' sum, and the zero flag (when `trackZeros`, over the whole block).
  */
 function finishLazyBlock(s: usize, np: i32, raw: i32, state: usize, rawMax: f32, fitSum: v128, trackZeros: bool): void {
-  const m = load<f32>(state, ROW_M), mNew = max(m, Mathf.ceil(rawMax));
-  const alpha = f32x4.extract_lane(exp2NonPositive4(f32x4.splat(m - mNew)), 0);
+  // m is set (scorePanel's lazy blocks need it), so beginRow only moves it and stores α
+  beginRow(s, np * PANEL, state, rawMax);
+  const mNew = load<f32>(state, ROW_M), alpha = load<f32>(state, ROW_ALPHA);
   const va = f32x4.splat(alpha), vm = f32x4.splat(mNew), z = f32x4.splat(0);
   let sum = f32x4.splat(0), zeros = z;
   for (let p = 0; p < np; p++) {
@@ -241,8 +242,6 @@ function finishLazyBlock(s: usize, np: i32, raw: i32, state: usize, rawMax: f32,
       if (trackZeros) zeros = v128.or(zeros, f32x4.eq(w, z));
     }
   }
-  store<f32>(state, mNew, ROW_M);
-  store<f32>(state, alpha, ROW_ALPHA);
   store<f32>(state, alpha * (load<f32>(state, ROW_L) + hsum4(fitSum)) + hsum4(sum), ROW_L);
   if (v128.any_true(zeros)) store<f32>(state, 1, ROW_ZERO);
 }
@@ -331,10 +330,10 @@ function accumulateValues(o0: usize, o1: usize, alpha0: f32, alpha1: f32, p0: us
 }
 
 /**
- * Softmax bookkeeping of one row over one block whose max is mb: updates state (m at +0, l at +4),
- * sets the zero flag (+8) when some weight is 0, and stores α = e^(m - m') at +12. Returns false
- * when the row has no allowed key in this block: its S is then zeroed (P = 0), α = 1, and a NaN
- * score (which rowMax may skip) makes l NaN.
+ * Softmax bookkeeping of one row over one block whose max is mb: moves the state's m (at +0) to
+ * m' = max(m, ⌈mb⌉), kept an integer, and stores α = e^(m - m') at +12. Returns false when the row
+ * has no allowed key in this block: its S is then zeroed (P = 0, the zero flag at +8 set), α = 1,
+ * and a NaN score (which rowMax may skip) makes l NaN.
  */
 // @ts-ignore: decorator
 @inline function beginRow(s: usize, n: i32, state: usize, mb: f32): bool {
