@@ -4,16 +4,12 @@
 import { describe, expect, it } from 'vitest';
 import { mask, reference, tensor, type AttentionOptions, type Tensor } from '../src/index.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, random, wasmEngine } from './support.js';
+import { expectClose, fusedAttention, random, wasmEngine } from './support.js';
 
 const wasm = await wasmEngine();
 
-/** The wasm engine's attention on the fused kernel, whatever the rows per kv head; checks that it ran. */
-const fused = (q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions) => withAttentionKernel('fused', () => {
-  const result = wasm.scaledDotProductAttention(q, k, v, o);
-  expect(lastAttentionKernel()).toBe('fused');
-  return result;
-});
+/** The wasm engine's attention output on the fused kernel, whatever the rows per kv head; checks that it ran. */
+const fused = (q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions) => fusedAttention(wasm, q, k, v, o);
 const EDGES = [1, 2, 15, 16, 17, 63, 64, 65, 127, 128, 129];
 
 describe('the test hook that forces an attention kernel', () => {
@@ -61,7 +57,7 @@ describe('fused attention at tile edges', () => {
     for (const Lq of [Lk === 1 ? 8 : 9, 16]) {
       const q = random([1, 2, Lq, 8], Lq + Lk, 2), k = random([1, 2, Lk, 8], Lk, 2), v = random([1, 2, Lk, 5], Lk + 1);
       for (const o of [{}, { causal: true }, { causal: 'bottom-right' }] as AttentionOptions[]) {
-        expectClose(fused(q, k, v, o).output, reference.scaledDotProductAttention(q, k, v, o).output, `Lq=${Lq} ${JSON.stringify(o)}`);
+        expectClose(fused(q, k, v, o), reference.scaledDotProductAttention(q, k, v, o).output, `Lq=${Lq} ${JSON.stringify(o)}`);
       }
     }
   });
@@ -73,7 +69,7 @@ describe('fused attention at tile edges', () => {
     for (const left of [0, 1, 15, 16, 17, 63, 64, 65, undefined]) {
       for (const right of [0, 3, 64, undefined]) {
         for (const o of [{ window: { left, right } }, { window: { left, right }, causal: true }, { window: { left, right }, ...past }] as AttentionOptions[]) {
-          expectClose(fused(q, k, v, o).output, reference.scaledDotProductAttention(q, k, v, o).output, `left=${left} right=${right}`);
+          expectClose(fused(q, k, v, o), reference.scaledDotProductAttention(q, k, v, o).output, `left=${left} right=${right}`);
         }
       }
     }
@@ -83,7 +79,7 @@ describe('fused attention at tile edges', () => {
     const B = 6, Lq = 10, Lk = 130;
     const q = random([B, 2, Lq, 8], 6, 2), k = random([B, 2, Lk, 8], 7, 2), v = random([B, 2, Lk, 16], 8);
     const o: AttentionOptions = { validLens: [0, 5, 16, 64, 65, 130], causal: 'bottom-right' };
-    expectClose(fused(q, k, v, o).output, reference.scaledDotProductAttention(q, k, v, o).output);
+    expectClose(fused(q, k, v, o), reference.scaledDotProductAttention(q, k, v, o).output);
   });
 
   it('a NaN in a value that no query may see does not leak into the fused output', () => {
@@ -93,7 +89,7 @@ describe('fused attention at tile edges', () => {
     vd[20 * 16 + 19 * 16] = Infinity; // head 1, key 19: beyond validLens
     const m = mask(Array.from({ length: 20 }, (_, j) => (j === 3 ? 0 : 1)), [20]);
     const o: AttentionOptions = { mask: m, validLens: [19], causal: 'bottom-right' };
-    const got = fused(q, k, tensor(vd, v.shape), o).output;
+    const got = fused(q, k, tensor(vd, v.shape), o);
     expect(got.data.every(Number.isFinite)).toBe(true);
     expectClose(got, reference.scaledDotProductAttention(q, k, tensor(vd, v.shape), o).output);
   });
@@ -102,14 +98,14 @@ describe('fused attention at tile edges', () => {
     const q = random([1, 1, 16, 8], 12), k = random([1, 1, 100, 8], 13), v = random([1, 1, 100, 4], 14);
     const qd = Float32Array.from(q.data);
     qd[5 * 8] = NaN;
-    const got = fused(tensor(qd, q.shape), k, v).output;
+    const got = fused(tensor(qd, q.shape), k, v);
     for (let r = 0; r < 16; r++) expect(Array.from(got.data.subarray(r * 4, r * 4 + 4)).every(Number.isNaN)).toBe(r === 5);
   });
 
   it('grouped-query heads share one packed K', () => {
     const q = random([2, 8, 17, 16], 15), k = random([2, 2, 70, 16], 16), v = random([2, 2, 70, 16], 17);
     for (const o of [{}, { causal: true }, { softcap: 2, mask: mask(random([17, 70], 18, 3).data, [17, 70]) }] as AttentionOptions[]) {
-      expectClose(fused(q, k, v, o).output, reference.scaledDotProductAttention(q, k, v, o).output);
+      expectClose(fused(q, k, v, o), reference.scaledDotProductAttention(q, k, v, o).output);
     }
   });
 });

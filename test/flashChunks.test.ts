@@ -6,18 +6,11 @@
 // misses some chunks (causal, windows, valid lengths), masks, softcap, sinks, and NaN and infinite
 // values; against the reference on 1 and 2 threads (which split the segments elsewhere: same bits).
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type AttentionOptions, type Tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, random } from './support.js';
+import { createEngine, reference, tensor, type AttentionOptions } from '../src/index.js';
+import { expectClose, fusedAttention, random } from './support.js';
 
 const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
 afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
-
-const fused = (engine: typeof wasm1, q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions) => withAttentionKernel('fused', () => {
-  const { output } = engine.scaledDotProductAttention(q, k, v, o);
-  expect(lastAttentionKernel()).toBe('fused');
-  return tensor(output.data.slice(), output.shape);
-});
 
 interface Case { B?: number; Hq: number; Hkv: number; Lq: number; Lk: number; E?: number; Ev?: number; options?: AttentionOptions; specials?: boolean }
 
@@ -45,7 +38,7 @@ describe('fused attention over chunks of keys', () => {
   it.each(cases)('%s: equals the reference on 1 and 2 threads, with the same bits', (name, c) => {
     const { q, k, v, options } = inputs(c, 10);
     const want = reference.scaledDotProductAttention(q, k, v, options).output;
-    const one = fused(wasm1, q, k, v, options), two = fused(wasm2, q, k, v, options);
+    const one = fusedAttention(wasm1, q, k, v, options), two = fusedAttention(wasm2, q, k, v, options);
     expectClose(one, want, `${name}, 1 thread`);
     expect(Array.from(two.data), `${name}, 2 threads`).toEqual(Array.from(one.data));
   });

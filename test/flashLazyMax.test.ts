@@ -5,25 +5,18 @@
 // and infinities in later blocks, so that both ways and their mix within a pair of rows are taken;
 // against the reference, on 1 and 2 threads with the same bits.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, random } from './support.js';
+import { createEngine, reference, tensor, type AttentionOptions, type Tensor } from '../src/index.js';
+import { expectClose, fusedAttention, random } from './support.js';
 
 const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
 afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
 
 const E = 8, Ev = 12, LK = 700; // blocks of 128 keys: five whole ones and a partial one
 
-const fused = (engine: Engine, q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions) => withAttentionKernel('fused', () => {
-  const { output } = engine.scaledDotProductAttention(q, k, v, o);
-  expect(lastAttentionKernel()).toBe('fused');
-  return tensor(output.data.slice(), output.shape);
-});
-
 /** Both engines against the reference, and 2 threads bit for bit with 1. */
 function check(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions = {}, label = '') {
   const want = reference.scaledDotProductAttention(q, k, v, o).output;
-  const one = fused(wasm1, q, k, v, o), two = fused(wasm2, q, k, v, o);
+  const one = fusedAttention(wasm1, q, k, v, o), two = fusedAttention(wasm2, q, k, v, o);
   expectClose(one, want, `${label}, 1 thread`);
   expect(Array.from(two.data), `${label}, 2 threads`).toEqual(Array.from(one.data));
   return one;

@@ -1,6 +1,7 @@
 // Shared test support: tolerances (declared once), the comparison, seeded random data, the engines.
 import { expect } from 'vitest';
-import { createEngine, reference, tensor, type Engine, type Tensor } from '../src/index.js';
+import { createEngine, reference, tensor, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
+import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 import { formatShape } from '../src/core/tensor.js';
 
 /** The README's tolerance (API section): |a - b| <= ABS_TOL + REL_TOL · |b| against a float64 evaluation of the same definition. */
@@ -64,4 +65,13 @@ export function rows(t: Tensor, cols = t.shape[t.shape.length - 1]): number[][] 
   const out: number[][] = [];
   for (let i = 0; i < t.data.length; i += cols) out.push(Array.from(t.data.subarray(i, i + cols)));
   return out;
+}
+
+/** `engine`'s attention output on the fused kernel, whatever the rows per kv head (checked), as a copy. */
+export function fusedAttention(engine: Engine, q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions): Tensor {
+  return withAttentionKernel('fused', () => {
+    const { output } = engine.scaledDotProductAttention(q, k, v, o);
+    expect(lastAttentionKernel()).toBe('fused');
+    return tensor(output.data.slice(), output.shape);
+  });
 }
