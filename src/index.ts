@@ -18,5 +18,6 @@ export type {
   RotaryOptions, RotaryEmbeddingOptions, KVPool, KVPoolOptions, KVSequence, BatchAttentionOptions,
   GroupedQueryParams, GroupedQueryAttentionLayer,
 } from './core/servingTypes.js';
+export type { RmsNormOptions, LinearDtype, LinearOptions, LinearLayer, GatedActivation, GatedActivationOptions } from './core/modelTypes.js';
 export type { EngineOptions } from './wasm/engine.js';
 export type { HeatmapOptions, Colormap } from './heatmap.js';

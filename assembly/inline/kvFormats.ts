@@ -12,6 +12,20 @@
 //
 // `t` counts elements from `p`.
 
+/** float32 x as binary16 bits, rounded to nearest even (src/reference/kvFormats.ts toFloat16Bits: the same bits). */
+// @ts-ignore: decorator
+@inline export function toHalf(x: f32): u16 {
+  let bits = reinterpret<u32>(x);
+  const sign = (bits >>> 16) & 0x8000;
+  bits &= 0x7fffffff;
+  let out: u32;
+  if (bits >= 0x7f800000) out = bits > 0x7f800000 ? 0x7e00 : 0x7c00;
+  else if (bits >= 0x477ff000) out = 0x7c00;
+  else if (bits < 0x38800000) out = <u32>nearest<f32>(abs<f32>(x) * 16777216.0); // 2^24: subnormal units, exact
+  else out = ((bits + 0xc8000fff + ((bits >>> 13) & 1)) >>> 13) & 0x7fff;
+  return <u16>(out | sign);
+}
+
 /** Four binary16 values (as the low halves of i32 lanes) as float32. */
 // @ts-ignore: decorator
 @inline function halfToFloat4(h: v128): v128 {

@@ -7,26 +7,12 @@
 //               a sequence's consecutive blocks are one stream for the kernels); scales [h, blocks, bs]
 //               float32: int8's row scales; for binary16, 1 where the row holds an Infinity or a NaN
 //               (read exactly), else 0. headRows = blocks · bs
-import { load1 } from '../inline/kvFormats';
+import { load1, toHalf } from '../inline/kvFormats';
 
 /** Element index of (slot, head) rows of d elements; scales use d = 1. */
 // @ts-ignore: decorator
 @inline function rowAt(si: i32, g: i32, headRows: i32, d: i32): i32 {
   return (g * headRows + si) * d;
-}
-
-/** float32 x as binary16 bits, rounded to nearest even. */
-// @ts-ignore: decorator
-@inline function toHalf(x: f32): u16 {
-  let bits = reinterpret<u32>(x);
-  const sign = (bits >>> 16) & 0x8000;
-  bits &= 0x7fffffff;
-  let out: u32;
-  if (bits >= 0x7f800000) out = bits > 0x7f800000 ? 0x7e00 : 0x7c00;
-  else if (bits >= 0x477ff000) out = 0x7c00;
-  else if (bits < 0x38800000) out = <u32>nearest<f32>(abs<f32>(x) * 16777216.0); // 2^24: subnormal units, exact
-  else out = ((bits + 0xc8000fff + ((bits >>> 13) & 1)) >>> 13) & 0x7fff;
-  return <u16>(out | sign);
 }
 
 export function kv_store_f32(pool: usize, scales: usize, src: usize, n: i32, h: i32, d: i32, slots: usize, headRows: i32): void {

@@ -2,6 +2,7 @@ import type { Mask, Tensor } from './tensor.js';
 import type {
   BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams, KVPool, KVPoolOptions, RotaryEmbeddingOptions,
 } from './servingTypes.js';
+import type { GatedActivationOptions, LinearLayer, LinearOptions, RmsNormOptions } from './modelTypes.js';
 
 /** How causal masking lines up queries with keys. `true` means `'top-left'`. */
 export type CausalMode = boolean | 'top-left' | 'bottom-right';
@@ -376,6 +377,23 @@ export interface Engine {
   batchAttention(query: Tensor, key: Tensor, value: Tensor, options: BatchAttentionOptions): { output: Tensor };
   /** The attention block of Llama, Mistral, Qwen and Gemma over a KV pool, weights copied in once. */
   createGroupedQueryAttention(params: GroupedQueryParams): GroupedQueryAttentionLayer;
+
+  /**
+   * RMSNorm along the last axis: `x / sqrt(mean(x²) + eps) · w`, or `· (1 + w)` with `unitOffset`
+   * (Gemma). x `[..., D]`, weight `[D]`.
+   */
+  rmsNorm(x: Tensor, weight: Tensor, options?: RmsNormOptions): Tensor;
+  /** A linear layer `y = x Wᵀ + b` whose weight `[out, in]` is copied into the engine once, stored as `dtype`. */
+  createLinear(weight: Tensor, options?: LinearOptions): LinearLayer;
+  /** `a + b`, elementwise, same shapes (a residual add: `out` may be `a` itself). */
+  add(a: Tensor, b: Tensor, options?: OutOptions): Tensor;
+  /**
+   * The gated MLP's middle: x `[..., 2I]` (the gate's I features, then the up projection's I)
+   * -> `[..., I]`, `act(gate) · up`.
+   */
+  gatedActivation(x: Tensor, options?: GatedActivationOptions): Tensor;
+  /** `cap · tanh(x / cap)` elementwise (Gemma 2's final logit softcap); cap > 0. */
+  softcap(x: Tensor, cap: number, options?: OutOptions): Tensor;
 }
 
 /** A tensor whose data an engine holds (engine.tensor). */

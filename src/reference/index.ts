@@ -15,6 +15,9 @@ import { batchAttention } from './batchAttention.js';
 import { groupedQueryLayer } from './groupedQueryAttention.js';
 import { createKVPool } from './kvPool.js';
 import { rotaryEmbedding } from './rotaryEmbedding.js';
+import { rmsNorm } from './rmsNorm.js';
+import { add, gatedActivation, softcap } from './elementwise.js';
+import { createLinear } from './linear.js';
 
 const ops = { matmul, scaledDotProductAttention };
 
@@ -39,6 +42,11 @@ const engine: Implementation<Engine> = {
   createKVPool,
   batchAttention,
   createGroupedQueryAttention: (params) => groupedQueryLayer({ matmul, batchAttention }, params),
+  rmsNorm,
+  createLinear,
+  add,
+  gatedActivation,
+  softcap,
 };
 
 /** The reference engine's engine tensor: a plain zero-filled tensor, whose data dispose() takes away. */

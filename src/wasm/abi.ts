@@ -49,6 +49,17 @@ export interface Kernels {
   kv_load_f32: KVLoadKernel; kv_load_f16: KVLoadKernel; kv_load_i8: KVLoadKernel;
   paged_scratch_f32(maxLength: number, e: number, ev: number, group: number): number;
   rms_norm_rows_f32(x: number, n: number, d: number, w: number, eps: number): void;
+  rms_norm_f32(out: number, x: number, w: number, rows: number, d: number, eps: number, unitOffset: number): void;
+  add_f32(out: number, a: number, b: number, n: number): void;
+  gated_silu_f32(out: number, x: number, rows: number, i: number): void;
+  gated_gelu_tanh_f32(out: number, x: number, rows: number, i: number): void;
+  softcap_f32(out: number, x: number, n: number, cap: number): void;
+  /** assembly/kernels/linearF16.ts: a linear layer's binary16 weight in gemm_pack_f32's panels, the product, and rows of packed weights. */
+  linear_pack_f16(bp: number, w: number, n: number, k: number): number;
+  linear_f16(c: number, a: number, bp: number, bias: number, m: number, n: number, k: number, ldc: number, panels: number, jp0: number, special: number, scratch: number): void;
+  linear_f16_scratch(k: number): number;
+  linear_rows_f32(dst: number, bp: number, ids: number, count: number, n: number, k: number, scale: number): void;
+  linear_rows_f16(dst: number, bp: number, ids: number, count: number, n: number, k: number, scale: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
   /** Byte offsets into the attention kernels' layout block (assembly/layout.ts; LAYOUT_OFFSETS below). */
@@ -101,6 +112,8 @@ export const KERNEL_ARITY = {
   paged_attention_f32: 25, paged_attention_f16: 25, paged_attention_i8: 25, paged_scratch_f32: 4,
   kv_store_f32: 8, kv_store_f16: 8, kv_store_i8: 8, kv_load_f32: 8, kv_load_f16: 8, kv_load_i8: 8,
   exp_f32: 3, exp_softmax_f32: 3, exp2_nonpositive_f32: 3, exp2_softmax_f32: 3, exp2_shifted_f32: 4, tanh_f32: 3,
+  rms_norm_f32: 7, add_f32: 4, gated_silu_f32: 4, gated_gelu_tanh_f32: 4, softcap_f32: 4,
+  linear_pack_f16: 4, linear_f16: 12, linear_f16_scratch: 1, linear_rows_f32: 7, linear_rows_f16: 7,
 } as const satisfies { [K in KernelName]: Parameters<Kernels[K]>['length'] };
 
 /** The kernels by index, in KERNEL_ARITY's order (a worker's job slot holds the index, not the name). */

@@ -21,6 +21,9 @@ import { batchAttention } from './batchAttention.js';
 import { createWasmGroupedQuery } from './groupedQueryAttention.js';
 import { createWasmKVPool } from './kvPool.js';
 import { rotaryEmbedding } from './rotary.js';
+import { rmsNorm } from './rmsNorm.js';
+import { add, gatedActivation, softcap } from './elementwise.js';
+import { createWasmLinear } from './linear.js';
 
 /** Options of {@link createEngine}. */
 export interface EngineOptions {
@@ -216,6 +219,11 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     createKVPool: (opts) => createWasmKVPool(context(), opts, context),
     batchAttention: (query, key, value, opts) => batchAttention(context(), query, key, value, opts),
     createGroupedQueryAttention: (params) => createWasmGroupedQuery(context, params),
+    rmsNorm: (x, weight, opts) => rmsNorm(context(), x, weight, opts),
+    createLinear: (weight, opts) => createWasmLinear(context, weight, opts),
+    add: (a, b, opts) => add(context(), a, b, opts),
+    gatedActivation: (x, opts) => gatedActivation(context(), x, opts),
+    softcap: (x, cap, opts) => softcap(context(), x, cap, opts),
   };
   return Object.freeze(engine) as Engine;
 }

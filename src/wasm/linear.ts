@@ -1,0 +1,113 @@
+// A linear layer y = x Wᵀ + b whose weight lives in engine memory, packed once into the GEMM's panels
+// (./packed.ts; assembly/kernels/linearF16.ts draws the layout): a forward reads the weight front to
+// back as one stream, whatever T.
+//
+//   'float32'  gemm_pack_f32's panels, products by gemm_packed_f32 (gemmPacked)
+//   'float16'  the same panels of binary16 values (linear_pack_f16, rounded to nearest even as
+//              src/reference/kvFormats.ts does), products by linear_f16, widened in registers
+//
+// lookup() reads rows of the stored weight out of its panels (linear_rows_f32 / linear_rows_f16), so
+// an embedding table and a tied LM head are one stored matrix. The bias is held beside the weight in
+// float32.
+import { LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
+import type { LinearLayer, LinearOptions } from '../core/modelTypes.js';
+import { formatCall, fromData, type Tensor } from '../core/tensor.js';
+import type { WasmContext } from './context.js';
+import { gemmPacked, holdPacked, PANEL, packedBytes } from './packed.js';
+
+/**
+ * Up to this many rows of x, threads split the output panels (so that a decode step runs on every
+ * thread); above it, pairs of rows. As gemmPacked's.
+ */
+const COLUMN_SPLIT_ROWS = 16;
+
+/** C[m, n] = A[m, k] · Wᵀ (+ bias) with W packed by linear_pack_f16; pointers into the arena, bias 0 for none. */
+function gemmHalf({ kernels, arena, parallel }: WasmContext, c: number, a: number, w: number, m: number, n: number, k: number, bias: number, special: number): void {
+  const panels = Math.ceil(n / PANEL);
+  arena.scoped(() => {
+    const scratch = arena.perThread(kernels.linear_f16_scratch(k), parallel.threads);
+    if (m <= COLUMN_SPLIT_ROWS) {
+      parallel.run('linear_f16', panels, m * k * PANEL, (t, p0, p1) => [
+        c + p0 * PANEL * 4, a, w, bias === 0 ? 0 : bias + p0 * PANEL * 4,
+        m, Math.min(n, p1 * PANEL) - p0 * PANEL, k, n, panels, p0, special, scratch(t),
+      ]);
+    } else {
+      parallel.run('linear_f16', m, n * k, (t, r0, r1) => [c + r0 * n * 4, a + r0 * k * 4, w, bias, r1 - r0, n, k, n, panels, 0, special, scratch(t)], 2);
+    }
+  });
+}
+
+/** `context` throws once the engine is disposed (as createWasmGroupedQuery's). */
+export function createWasmLinear(context: () => WasmContext, weight: Tensor, options?: LinearOptions): LinearLayer {
+  const plan = planLinear(weight, options);
+  const { inFeatures: K, outFeatures: N, dtype } = plan;
+  const ctx = context();
+  const { arena, kernels } = ctx;
+  const describe = () => formatCall(LINEAR_CREATE, plan.bias ? { weight: plan.W.shape, bias: plan.bias.shape } : { weight: plan.W.shape });
+  const blocks: number[] = [];
+  let w = 0, b = 0, special = 0;
+  try {
+    if (dtype === 'float32') {
+      w = holdPacked(ctx, plan.W, `${LINEAR_CREATE}: weight`, describe);
+      blocks.push(w);
+    } else {
+      w = arena.hold(packedBytes(ctx, N, K) / 2, 'weights', describe);
+      blocks.push(w);
+      const at = w;
+      arena.call(describe, () => { special = kernels.linear_pack_f16(at, arena.input(plan.W, `${LINEAR_CREATE}: weight`), N, K); });
+    }
+    if (plan.bias) {
+      b = arena.holdCopy(plan.bias, 'weights', describe);
+      blocks.push(b);
+    }
+  } catch (error) {
+    blocks.forEach((p) => arena.free(p));
+    throw error;
+  }
+  const bytes = (dtype === 'float32' ? packedBytes(ctx, N, K) : packedBytes(ctx, N, K) / 2) + (plan.bias ? N * 4 : 0);
+  let live = true;
+  /** The engine's context while both the layer and the engine live. */
+  const use = (): WasmContext => {
+    if (!live) throw new Error('qkv: this linear layer has been disposed');
+    return context();
+  };
+  return {
+    inFeatures: K,
+    outFeatures: N,
+    dtype,
+    bytes,
+    forward(x, options) {
+      const c = use();
+      const f = planLinearForward(K, N, x, options);
+      c.arena.checkOut(f.out);
+      const { T } = f;
+      if (T === 0) return f.out ? f.out.tensor : fromData(new Float32Array(0), [0, N]);
+      return c.arena.call(() => formatCall(LINEAR_FORWARD, { x: f.x.shape }), () => {
+        const px = c.arena.input(f.x, `${LINEAR_FORWARD}: x`);
+        const py = c.arena.outputApart(f.out, f.x) || c.arena.allocF32(T * N);
+        if (dtype === 'float32') gemmPacked(c, py, px, w, T, N, K, b);
+        else gemmHalf(c, py, px, w, T, N, K, b, special);
+        return c.arena.result(py, T * N, [T, N], f.out);
+      });
+    },
+    lookup(ids, options) {
+      const c = use();
+      const l = planLinearLookup(K, N, ids, options);
+      c.arena.checkOut(l.out);
+      const n = l.ids.length;
+      if (n === 0) return l.out ? l.out.tensor : fromData(new Float32Array(0), [0, K]);
+      return c.arena.call(() => formatCall(LINEAR_LOOKUP, { ids: [n] }), () => {
+        const pids = c.arena.write(l.ids);
+        const py = c.arena.outputApart(l.out) || c.arena.allocF32(n * K);
+        if (dtype === 'float32') c.kernels.linear_rows_f32(py, w, pids, n, N, K, l.scale);
+        else c.kernels.linear_rows_f16(py, w, pids, n, N, K, l.scale);
+        return c.arena.result(py, n * K, [n, K], l.out);
+      });
+    },
+    dispose() {
+      if (!live) return;
+      live = false;
+      blocks.forEach((p) => arena.free(p));
+    },
+  };
+}
