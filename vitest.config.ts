@@ -24,6 +24,7 @@ export default defineConfig({
   resolve: {
     alias: {
       '#fetch-bytes': fileURLToPath(new URL('./src/platform/fetchBytes.node.ts', import.meta.url)),
+      '#checkpoint-files': fileURLToPath(new URL('./src/platform/checkpointFiles.node.ts', import.meta.url)),
       // workers start from a plain JavaScript file, so threads always come from the build
       '#threads': fileURLToPath(new URL('./dist/platform/threads.node.js', import.meta.url)),
     },

@@ -1,6 +1,7 @@
 // Bundles the compiled entries (dist/) with esbuild, run by `npm run build` after tsc:
 //   dist/bundle/qkv.js     dist/index.js and everything it imports, as one ES module (loading some
-//                          30 small modules cost 15 ms of a cold start); #threads, #fetch-bytes and
+//                          30 small modules cost 15 ms of a cold start); #threads, #fetch-bytes,
+//                          #checkpoint-files and
 //                          @assemblyscript/loader stay imports, resolved by the "node" condition or
 //                          the user's bundler
 //   dist/bundle/inline.js  dist/inline.js and the base64 wasm, importing the API from ./qkv.js: an app
@@ -15,7 +16,7 @@ const common = {
   format: 'esm',
   platform: 'neutral',
   logLevel: 'warning',
-  external: ['#threads', '#fetch-bytes', '@assemblyscript/loader'],
+  external: ['#threads', '#fetch-bytes', '#checkpoint-files', '@assemblyscript/loader'],
 };
 
 await esbuild.build({ ...common, entryPoints: [here('../dist/index.js')], outfile: here('../dist/bundle/qkv.js') });
