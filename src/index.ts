@@ -8,6 +8,8 @@ export { tensor, mask } from './core/tensor.js';
 export { reference } from './reference/index.js';
 export { createEngine } from './wasm/engine.js';
 export { attentionHeatmap } from './heatmap.js';
+export { loadDecoder } from './models/load.js';
+export { sample } from './models/sample.js';
 export type { Tensor, Mask } from './core/tensor.js';
 export type {
   Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, KernelRegressionLossOptions, KernelRegressionLossResult, AdditiveParams, AdditiveOptions,
@@ -19,5 +21,9 @@ export type {
   GroupedQueryParams, GroupedQueryAttentionLayer,
 } from './core/servingTypes.js';
 export type { RmsNormOptions, LinearDtype, LinearOptions, LinearLayer, GatedActivation, GatedActivationOptions } from './core/modelTypes.js';
+export type {
+  Decoder, DecoderConfig, DecoderOptions, DecoderSequence, ForwardOptions, GenerateOptions, SamplingOptions,
+} from './models/types.js';
+export type { CheckpointSource } from './models/checkpoint.js';
 export type { EngineOptions } from './wasm/engine.js';
 export type { HeatmapOptions, Colormap } from './heatmap.js';

@@ -1,0 +1,240 @@
+// loadDecoder: config.json -> a plan; every tensor the plan needs is checked (present, of its shape)
+// before anything is allocated; then tensors are read one at a time straight into an engine tensor,
+// turned into the layer that keeps them (a linear layer stores its own format; a norm weight stays
+// as it is) and the staging tensor is let go, so loading holds the weights plus one tensor.
+// Anything that fails (a read, an abort, the engine's memory) disposes what was built.
+import type { Tensor } from '../core/tensor.js';
+import type { Engine, EngineTensor } from '../core/types.js';
+import type { LinearDtype, LinearLayer } from '../core/modelTypes.js';
+import { describeValue } from '../core/validate.js';
+import { openCheckpoint, type Checkpoint, type CheckpointSource } from './checkpoint.js';
+import { planDecoder, type DecoderPlan } from './config.js';
+import { ModelDecoder, type DecoderLayer, type DecoderParts } from './decoder.js';
+import type { Decoder, DecoderOptions } from './types.js';
+
+const OP = 'loadDecoder';
+const LINEAR_DTYPES: readonly LinearDtype[] = ['float32', 'float16', 'int8', 'int4'];
+const KV_DTYPES = ['float32', 'float16', 'int8'] as const;
+
+interface LoadOptions {
+  engine: Engine;
+  weights: LinearDtype;
+  groupSize: number | undefined;
+  kvDtype: (typeof KV_DTYPES)[number];
+  blockSize: number;
+  maxTokens: number;
+}
+
+function checkOptions(options: DecoderOptions): LoadOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${OP}: options must be an object { engine, weights?, kv?, maxTokens?, … }`);
+  const { engine, weights = 'float32', groupSize, kv = {}, maxTokens = 8192 } = options;
+  if (engine === null || typeof engine !== 'object' || typeof (engine as Engine).createLinear !== 'function') {
+    throw new TypeError(`${OP}: options.engine must be an engine (reference or createEngine()), got ${describeValue(engine)}`);
+  }
+  if (!LINEAR_DTYPES.includes(weights)) throw new RangeError(`${OP}: options.weights must be one of ${LINEAR_DTYPES.join(', ')}, got ${String(weights)}`);
+  if (kv === null || typeof kv !== 'object') throw new TypeError(`${OP}: options.kv must be an object { dtype?, blockSize? }`);
+  const { dtype: kvDtype = 'float32', blockSize = 16 } = kv;
+  if (!KV_DTYPES.includes(kvDtype)) throw new RangeError(`${OP}: options.kv.dtype must be one of ${KV_DTYPES.join(', ')}, got ${String(kvDtype)}`);
+  for (const [name, v] of [['kv.blockSize', blockSize], ['maxTokens', maxTokens]] as const) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new RangeError(`${OP}: options.${name} must be a positive integer, got ${String(v)}`);
+  }
+  return { engine, weights, groupSize, kvDtype, blockSize, maxTokens };
+}
+
+/** Reads the named tensors of `ckpt` into engine memory, checked and staged. */
+class Stager {
+  constructor(private readonly ckpt: Checkpoint, private readonly engine: Engine, private readonly signal: AbortSignal | undefined) {}
+
+  /** Throws unless the checkpoint holds `name` of `shape`. */
+  expect(name: string, shape: readonly number[]): void {
+    const t = this.ckpt.tensors.get(name);
+    if (!t) throw new Error(`${OP}: the checkpoint has no tensor "${name}"`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`${OP}: ${t.file}: tensor "${name}" has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.ckpt.tensors.has(name);
+  }
+
+  /** The tensors `names` (each of `rows[i]` rows of `cols`), one after another in one engine tensor. */
+  async read(names: readonly string[], rows: readonly number[], cols: number | null): Promise<EngineTensor> {
+    const total = rows.reduce((a, b) => a + b, 0);
+    const t = this.engine.tensor(cols === null ? [total] : [total, cols]);
+    try {
+      let at = 0;
+      for (let i = 0; i < names.length; i++) {
+        this.signal?.throwIfAborted();
+        const n = rows[i] * (cols ?? 1);
+        // a view made now: reading awaits, and nothing else may grow this engine's memory meanwhile
+        await this.ckpt.read(names[i], t.data.subarray(at, at + n));
+        at += n;
+      }
+      this.signal?.throwIfAborted();
+      return t;
+    } catch (error) {
+      t.dispose();
+      throw error;
+    }
+  }
+}
+
+/** Tensor names of layer i, as transformers saves them. */
+const layerName = (i: number, part: string) => `model.layers.${i}.${part}`;
+
+/** The tensors the plan needs, each with its shape, so that all are checked before anything is read. */
+function expectAll(stage: Stager, plan: DecoderPlan): void {
+  const { vocabSize: V, hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, numLayers } = plan.config;
+  const { arch } = plan;
+  stage.expect('model.embed_tokens.weight', [V, E]);
+  stage.expect('model.norm.weight', [E]);
+  if (!plan.config.tieWordEmbeddings) stage.expect('lm_head.weight', [V, E]);
+  for (let i = 0; i < numLayers; i++) {
+    const n = (part: string, shape: number[]) => stage.expect(layerName(i, part), shape);
+    for (const norm of normNames(plan)) if (norm) n(`${norm}.weight`, [E]);
+    if (arch.fusedProjections) {
+      n('self_attn.qkv_proj.weight', [(Hq + 2 * Hkv) * D, E]);
+      n('mlp.gate_up_proj.weight', [2 * I, E]);
+    } else {
+      n('self_attn.q_proj.weight', [Hq * D, E]);
+      n('self_attn.k_proj.weight', [Hkv * D, E]);
+      n('self_attn.v_proj.weight', [Hkv * D, E]);
+      n('mlp.gate_proj.weight', [I, E]);
+      n('mlp.up_proj.weight', [I, E]);
+      if (plan.qkvBias) for (const [p, rows] of [['q', Hq], ['k', Hkv], ['v', Hkv]] as const) n(`self_attn.${p}_proj.bias`, [rows * D]);
+      if (plan.mlpBias) for (const p of ['gate', 'up']) n(`mlp.${p}_proj.bias`, [I]);
+    }
+    n('self_attn.o_proj.weight', [E, Hq * D]);
+    n('mlp.down_proj.weight', [E, I]);
+    if (plan.mlpBias) n('mlp.down_proj.bias', [E]);
+    if (arch.qkNorm) {
+      n('self_attn.q_norm.weight', [D]);
+      n('self_attn.k_norm.weight', [D]);
+    }
+  }
+}
+
+/** The layer norms' names: input, on the attention's output, the MLP's input, on the MLP's output. */
+function normNames(plan: DecoderPlan): [string, string | null, string, string | null] {
+  return plan.arch.postNorms
+    ? ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm']
+    : ['input_layernorm', null, 'post_attention_layernorm', null];
+}
+
+/** What a failed load must give back. */
+type Disposable = { dispose(): void };
+
+async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, built: Disposable[]): Promise<DecoderParts> {
+  const { engine } = o;
+  const { vocabSize: V, hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, numLayers } = plan.config;
+  const keep = <T extends Disposable>(x: T): T => {
+    built.push(x);
+    return x;
+  };
+  const linear = (weight: Tensor, dtype: LinearDtype, bias?: Tensor): LinearLayer => keep(engine.createLinear(weight, { dtype, bias, groupSize: o.groupSize }));
+  /** Reads tensors into one staging tensor, makes what keeps them, lets the staging go. */
+  const staged = async <T>(names: string[], rows: number[], cols: number | null, make: (t: EngineTensor) => T): Promise<T> => {
+    const t = await stage.read(names, rows, cols);
+    try {
+      return make(t);
+    } finally {
+      t.dispose();
+    }
+  };
+  const bias = async (names: string[], rows: number[]) => stage.read(names, rows, null);
+  const rowsOf = (t: EngineTensor, from: number, to: number, cols: number): Tensor => ({ data: t.data.subarray(from * cols, to * cols), shape: [to - from, cols] });
+
+  // untied embedding tables keep the checkpoint's values (float16 when the weights are float16)
+  const tableDtype: LinearDtype = plan.config.tieWordEmbeddings ? o.weights : o.weights === 'float16' ? 'float16' : 'float32';
+  const embedding = await staged(['model.embed_tokens.weight'], [V], E, (t) => linear(t, tableDtype));
+  const lmHead = plan.config.tieWordEmbeddings ? embedding : await staged(['lm_head.weight'], [V], E, (t) => linear(t, o.weights));
+  /** A norm's weight [size], kept as an engine tensor that rmsNorm reads in place. */
+  const norm = async (name: string, size = E) => keep(await stage.read([name], [size], null));
+  const layers: DecoderLayer[] = [];
+  const blocks = Math.ceil(o.maxTokens / o.blockSize);
+  let poolBytes = 0;
+  const poolWidth = o.kvDtype === 'float32' ? 4 : o.kvDtype === 'float16' ? 2 : 1;
+  for (let i = 0; i < numLayers; i++) {
+    const n = (part: string) => layerName(i, part);
+    const [inName, attnOutName, mlpInName, mlpOutName] = normNames(plan);
+    const inputNorm = await norm(n(`${inName}.weight`));
+    const attentionOutNorm = attnOutName ? await norm(n(`${attnOutName}.weight`)) : null;
+    const mlpNorm = await norm(n(`${mlpInName}.weight`));
+    const mlpOutNorm = mlpOutName ? await norm(n(`${mlpOutName}.weight`)) : null;
+    let q: LinearLayer, k: LinearLayer, v: LinearLayer, gateUp: LinearLayer;
+    if (plan.arch.fusedProjections) {
+      [q, k, v] = await staged([n('self_attn.qkv_proj.weight')], [(Hq + 2 * Hkv) * D], E, (t) => [
+        linear(rowsOf(t, 0, Hq * D, E), o.weights),
+        linear(rowsOf(t, Hq * D, (Hq + Hkv) * D, E), o.weights),
+        linear(rowsOf(t, (Hq + Hkv) * D, (Hq + 2 * Hkv) * D, E), o.weights),
+      ]);
+      gateUp = await staged([n('mlp.gate_up_proj.weight')], [2 * I], E, (t) => linear(t, o.weights));
+    } else {
+      const projection = async (p: string, rows: number) => {
+        const b = plan.qkvBias ? await bias([n(`self_attn.${p}_proj.bias`)], [rows]) : null;
+        try {
+          return await staged([n(`self_attn.${p}_proj.weight`)], [rows], E, (t) => linear(t, o.weights, b ?? undefined));
+        } finally {
+          b?.dispose();
+        }
+      };
+      q = await projection('q', Hq * D);
+      k = await projection('k', Hkv * D);
+      v = await projection('v', Hkv * D);
+      const b = plan.mlpBias ? await bias([n('mlp.gate_proj.bias'), n('mlp.up_proj.bias')], [I, I]) : null;
+      try {
+        gateUp = await staged([n('mlp.gate_proj.weight'), n('mlp.up_proj.weight')], [I, I], E, (t) => linear(t, o.weights, b ?? undefined));
+      } finally {
+        b?.dispose();
+      }
+    }
+    const o_ = await staged([n('self_attn.o_proj.weight')], [E], Hq * D, (t) => linear(t, o.weights));
+    const downBias = plan.mlpBias ? await bias([n('mlp.down_proj.bias')], [E]) : null;
+    let down: LinearLayer;
+    try {
+      down = await staged([n('mlp.down_proj.weight')], [E], I, (t) => linear(t, o.weights, downBias ?? undefined));
+    } finally {
+      downBias?.dispose();
+    }
+    // Gemma 3's q/k norms multiply by 1 + w like its other norms: rmsNorm's unitOffset does that
+    const qNorm = plan.arch.qkNorm ? await norm(n('self_attn.q_norm.weight'), D) : null;
+    const kNorm = plan.arch.qkNorm ? await norm(n('self_attn.k_norm.weight'), D) : null;
+    const pool = keep(engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: o.blockSize, dtype: o.kvDtype }));
+    poolBytes += blocks * o.blockSize * Hkv * (2 * D * poolWidth + (o.kvDtype === 'int8' ? 8 : 0));
+    layers.push({ inputNorm, attentionOutNorm, mlpNorm, mlpOutNorm, q, k, v, o: o_, qNorm, kNorm, gateUp, down, pool });
+  }
+  const finalNorm = await norm('model.norm.weight');
+  return { embedding, layers, finalNorm, lmHead, poolBytes };
+}
+
+/**
+ * Loads a Hugging Face checkpoint (a folder path or URL with config.json and model.safetensors, or
+ * model.safetensors.index.json and its shards; or the same files by name) into a decoder whose
+ * every layer runs on `options.engine`.
+ */
+export async function loadDecoder(source: CheckpointSource, options: DecoderOptions): Promise<Decoder> {
+  const o = checkOptions(options);
+  const { signal, onProgress } = options;
+  const ckpt = await openCheckpoint(source, { signal, onProgress });
+  const built: Disposable[] = [];
+  try {
+    const generation = await ckpt.text('generation_config.json').then((t) => (t === null ? null : JSON.parse(t) as Record<string, unknown>)).catch(() => null);
+    const plan = planDecoder(ckpt.config, o.maxTokens, generation);
+    const stage = new Stager(ckpt, o.engine, signal);
+    expectAll(stage, plan);
+    const parts = await buildParts(stage, plan, o, built);
+    return new ModelDecoder(o.engine, plan, parts);
+  } catch (error) {
+    for (const x of built.reverse()) {
+      try {
+        x.dispose();
+      } catch {
+        // the engine itself was disposed: nothing is left to give back
+      }
+    }
+    throw error;
+  } finally {
+    await ckpt.close();
+  }
+}
