@@ -4,9 +4,13 @@
 //
 // Every op runs on both engines: `reference` (readable pure TypeScript) and the WebAssembly
 // engine from `createEngine()`. The tour prints how far apart they are and how fast each one is.
+// It ends where attention is used today: a decoder, loaded from a Hugging Face checkpoint shipped
+// in examples/model/ (a toy trained on one page about attention), turning a prompt into text.
 
-import { writeFileSync } from 'node:fs';
-import { tensor, mask, reference, createEngine, attentionHeatmap } from 'qkv';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { tensor, mask, reference, createEngine, attentionHeatmap, loadDecoder } from 'qkv';
 import { lineChart } from './vite/src/plot.js'; // the SVG line chart of the Vite app's essay page
 
 // ---------------------------------------------------------------------------------------------
@@ -470,6 +474,48 @@ rule('6. Heatmaps of attention weights');
   const perHead = tensor(weights.data, weights.shape.slice(1)); // [1, H, L, L] -> [H, L, L]
   writeFileSync('heatmap-multi-head.svg', attentionHeatmap(perHead, { rowLabels: words, colLabels: words, title: `causal self-attention, ${heads} heads` }));
   console.log(`wrote heatmap-multi-head.svg: weights ${fmtShape(perHead.shape)}`);
+}
+
+// =============================================================================================
+// 7. A decoder: from a Hugging Face checkpoint to text
+// =============================================================================================
+rule('7. A decoder generating text from a checkpoint');
+
+{
+  // examples/model/ is what the Hugging Face Hub serves for a model: config.json, model.safetensors,
+  // tokenizer.json. Its weights are a toy's (see its README): a character-level Llama trained on one
+  // page about attention. loadDecoder reads the config, checks every tensor, and puts each layer on
+  // the engine: the embedding and LM head, and per layer RMSNorm, grouped-query attention over a
+  // paged KV pool with rotary embeddings, and the SwiGLU MLP.
+  const folder = new URL('./model/', import.meta.url);
+  const json = (file) => JSON.parse(readFileSync(new URL(file, folder), 'utf8'));
+  const tokenizer = new Tokenizer(json('tokenizer.json'), json('tokenizer_config.json'));
+  const decoder = await loadDecoder(fileURLToPath(folder), { engine: wasm, maxTokens: 1024 });
+  const c = decoder.config;
+  console.log(`${c.architecture}: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.numHeads} query heads over ${c.numKvHeads} kv heads of ${c.headDim}, vocabulary ${c.vocabSize}; ${(decoder.bytes / 1024).toFixed(0)} KiB in the engine`);
+  const slow = await loadDecoder(fileURLToPath(folder), { engine: reference, maxTokens: 1024 });
+  for (const prompt of ['Attention ', 'The waist ']) {
+    const ids = tokenizer.encode(prompt).ids;
+    // generate yields tokens as they come: print each one's text at once
+    process.stdout.write(`\n  ${prompt}`);
+    const tokens = [];
+    const t0 = performance.now();
+    for await (const token of decoder.generate(ids, { maxNewTokens: 80 })) {
+      tokens.push(token);
+      process.stdout.write(tokenizer.decode([token]).replace('\n', ' '));
+    }
+    const ms = performance.now() - t0;
+    const same = [];
+    for await (const token of slow.generate(ids, { maxNewTokens: 80 })) same.push(token);
+    console.log(`\n  (${tokens.length} tokens in ${fmtMs(ms)} ms on the wasm engine, ${(tokens.length / (ms / 1000)).toFixed(0)} tokens/s; the reference engine chose ${same.every((t, i) => t === tokens[i]) && same.length === tokens.length ? 'the same tokens' : 'other tokens'})`);
+  }
+  // sampling instead of the most likely token: seeded, so the tour prints the same text every run
+  const ids = tokenizer.encode('Attention ').ids;
+  const sampled = [];
+  for await (const token of decoder.generate(ids, { maxNewTokens: 60, temperature: 0.8, topP: 0.9, seed: 7 })) sampled.push(token);
+  console.log(`\n  sampled (temperature 0.8, top-p 0.9, seed 7): Attention ${tokenizer.decode(sampled).replaceAll('\n', ' ')}`);
+  decoder.dispose();
+  slow.dispose();
 }
 
 wasm.dispose(); // release the wasm memory
