@@ -1,0 +1,261 @@
+// Whole decoders on qkv: `node bench/decoder.js [--model Qwen2.5-0.5B|SmolLM2-135M|all]
+// [--weights float32,float16] [--threads 1,2] [--prompt 512] [--decode 32] [--rounds 3] [--cpu] [--load]`
+//
+// Random-weight checkpoints of real models' shapes (bench/lib/randomCheckpoint.js, written once into
+// the system's temp folder), loaded with loadDecoder and timed in one process:
+//   prefill   one forward of a `--prompt`-token prompt (tokens/s, and GFLOP/s over the model's FLOPs
+//             with attention, against the float32 GEMM's GFLOP/s measured in the same run)
+//   decode    one-token forwards and greedy sampling after the prompt (tokens/s)
+//   parts     a decode step's time by part (linear layers, attention, norms and activations, LM head,
+//             embedding lookup, sampling, and the JavaScript around them), timed by wrapping the engine
+//   bytes     the weights' bytes, and the GB/s at which the linear layers read them, against a bare
+//             float32 GEMV (engine-resident [N, K] times a row) over as many bytes
+// Engines with 1 and 2 threads are created side by side and their steps interleaved, so their ratio
+// comes from the same minutes. With `--cpu`, steps and parts are timed by the process's CPU time, which
+// counts every thread's: compare threads by wall time (the default). `--load` measures loading instead: each (format, dtype) in a child
+// process, its time and its peak RSS against the weights' bytes.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEngine, loadDecoder, sample } from 'qkv';
+import { flag, now, value } from './args.js';
+import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
+
+const models = (value('--model') ?? 'Qwen2.5-0.5B') === 'all' ? Object.keys(SHAPES) : (value('--model') ?? 'Qwen2.5-0.5B').split(',');
+const formats = (value('--weights') ?? 'float32,float16').split(',');
+const threadCounts = (value('--threads') ?? '1,2').split(',').map(Number);
+const PROMPT = Number(value('--prompt') ?? 512), DECODE = Number(value('--decode') ?? 32), ROUNDS = Number(value('--rounds') ?? 3);
+
+/** The checkpoint of a shape, written once per dtype into the temp folder. */
+function checkpoint(name, dtype = 'F32') {
+  const dir = join(tmpdir(), 'qkv-bench-checkpoints', `${name}-${dtype}`);
+  if (!existsSync(join(dir, 'model.safetensors'))) {
+    mkdirSync(dir, { recursive: true });
+    const t0 = performance.now();
+    writeRandomCheckpoint(dir, SHAPES[name], { dtype });
+    console.error(`wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  return dir;
+}
+
+/**
+ * An engine whose ops and linear layers add their time to `times` by part. Linear layers of the
+ * vocabulary's width are the LM head; their lookups the embedding.
+ */
+function profiled(engine, vocab, times) {
+  const timed = (part, f) => (...a) => {
+    const t0 = now();
+    try {
+      return f(...a);
+    } finally {
+      times[part] = (times[part] ?? 0) + now() - t0;
+    }
+  };
+  // the engine is frozen, so a Proxy may not change its methods: a new object delegates to it
+  const wrapped = {};
+  for (const key of Object.keys(engine)) {
+    const v = engine[key];
+    if (typeof v !== 'function') {
+      Object.defineProperty(wrapped, key, { get: () => engine[key], enumerable: true });
+    } else if (key === 'createLinear') {
+      wrapped.createLinear = (weight, options) => {
+        const layer = engine.createLinear(weight, options);
+        const head = weight.shape[0] === vocab;
+        return {
+          get inFeatures() { return layer.inFeatures; }, get outFeatures() { return layer.outFeatures; },
+          get dtype() { return layer.dtype; }, get bytes() { return layer.bytes; },
+          forward: timed(head ? 'LM head' : 'linear layers', (x, o) => layer.forward(x, o)),
+          lookup: timed('embedding', (ids, o) => layer.lookup(ids, o)),
+          dispose: () => layer.dispose(),
+        };
+      };
+    } else if (key === 'batchAttention') {
+      wrapped[key] = timed('attention', v.bind(engine));
+    } else if (['rmsNorm', 'add', 'gatedActivation', 'softcap'].includes(key)) {
+      wrapped[key] = timed('norms, adds, activation', v.bind(engine));
+    } else {
+      wrapped[key] = v.bind(engine);
+    }
+  }
+  return wrapped;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const prompt = (n, vocab) => Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab);
+
+/** Model FLOPs of a forward of T new tokens after `past` positions: 2 per weight per token, plus attention. */
+function flops(config, T, past) {
+  const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, numLayers: L, vocabSize: V } = config;
+  const perToken = L * (2 * E * (Hq + 2 * Hkv) * D + 2 * Hq * D * E + 2 * 3 * E * I) + 2 * E * V;
+  let attention = 0;
+  for (let t = 0; t < T; t++) attention += L * Hq * 4 * D * (past + t + 1);
+  return perToken * T + attention;
+}
+
+/** The float32 GEMM's GFLOP/s on the prefill's biggest product ([T, E] x [I, E]ᵀ), engine-resident. */
+function gemmRate(engine, T, K, N) {
+  const a = engine.tensor([T, K]), b = engine.tensor([N, K]), out = engine.tensor([T, N]);
+  a.data.fill(0.01);
+  b.data.fill(0.02);
+  const ts = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = now();
+    engine.matmul(a, b, { transposeB: true, out });
+    ts.push(now() - t0);
+  }
+  [a, b, out].forEach((t) => t.dispose());
+  return (2 * T * K * N) / (median(ts.slice(1)) * 1e6);
+}
+
+/** A bare float32 GEMV's GB/s: one row times an engine-resident [N, K] (transposed), over `bytes` of weights. */
+function gemvRate(engine, K, bytes) {
+  const N = Math.round(bytes / 4 / K / 16) * 16;
+  const x = engine.tensor([1, K]), w = engine.tensor([N, K]), out = engine.tensor([1, N]);
+  x.data.fill(0.01);
+  w.data.fill(0.02);
+  const ts = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = now();
+    engine.matmul(x, w, { transposeB: true, out });
+    ts.push(now() - t0);
+  }
+  [x, w, out].forEach((t) => t.dispose());
+  return (N * K * 4) / (median(ts.slice(2)) * 1e6);
+}
+
+function benchModel(name) {
+  const dir = checkpoint(name);
+  return (async () => {
+    const runs = [];
+    for (const weights of formats) {
+      const engines = [];
+      for (const threads of threadCounts) {
+        const engine = await createEngine({ threads });
+        const times = {};
+        const t0 = performance.now();
+        const decoder = await loadDecoder(dir, { engine: profiled(engine, SHAPES[name].vocab_size, times), weights, maxTokens: PROMPT + DECODE + 64 });
+        engines.push({ threads, engine, decoder, times, load: performance.now() - t0, prefill: [], decode: [], parts: [] });
+      }
+      const { config } = engines[0].decoder;
+      const tokens = prompt(PROMPT, config.vocabSize);
+      for (let r = 0; r < ROUNDS + 1; r++) {
+        for (const e of engines) {
+          const seq = e.decoder.sequence();
+          let t0 = now();
+          let logits = e.decoder.forward(tokens, { sequences: [seq], queryLens: [PROMPT] });
+          if (r > 0) e.prefill.push(now() - t0);
+          // decode: steps timed one by one, the parts of each step from the profiling engine
+          for (let i = 0; i < DECODE; i++) {
+            for (const k of Object.keys(e.times)) e.times[k] = 0;
+            t0 = now();
+            const s0 = now();
+            const token = sample(logits)[0];
+            const sampling = now() - s0;
+            logits = e.decoder.forward([token], { sequences: [seq], queryLens: [1] });
+            const step = now() - t0;
+            if (r > 0) {
+              e.decode.push(step);
+              e.parts.push({ ...e.times, sampling, step });
+            }
+          }
+          seq.free();
+        }
+      }
+      const gemm = gemmRate(engines[0].engine, PROMPT, config.hiddenSize, config.intermediateSize);
+      for (const e of engines) {
+        const step = median(e.decode);
+        const part = (k) => median(e.parts.map((p) => p[k] ?? 0));
+        const linear = part('linear layers') + part('LM head');
+        const weightBytes = weightBytesOf(e.decoder, weights);
+        const gemv = gemvRate(e.engine, config.hiddenSize, Math.min(weightBytes, 512 * 2 ** 20));
+        const prefillMs = median(e.prefill);
+        runs.push({
+          model: name, weights, threads: e.threads, load: e.load,
+          prefillTokS: PROMPT / (prefillMs / 1000),
+          prefillGflops: flops(config, PROMPT, 0) / (prefillMs * 1e6), gemmGflops: gemm,
+          decodeTokS: 1000 / step, stepMs: step, linearMs: linear,
+          parts: Object.fromEntries(['linear layers', 'LM head', 'attention', 'norms, adds, activation', 'embedding', 'sampling'].map((k) => [k, part(k)])),
+          weightBytes, linearGBs: weightBytes / (linear * 1e6), gemvGBs: gemv, bytes: e.decoder.bytes,
+        });
+        e.decoder.dispose();
+        e.engine.dispose();
+      }
+    }
+    return runs;
+  })();
+}
+
+/** Bytes of the weights one decode step reads: every linear layer's stored weight (the embedding's rows aside). */
+function weightBytesOf(decoder, weights) {
+  const c = decoder.config;
+  const per = { float32: 4, float16: 2 }[weights] ?? 4;
+  const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, numLayers: L, vocabSize: V } = c;
+  return per * (L * (E * (Hq + 2 * Hkv) * D + Hq * D * E + 3 * E * I) + V * E);
+}
+
+/** `--load`: each checkpoint dtype loaded in a child process; its time and peak RSS. */
+function benchLoad(name) {
+  const rows = [];
+  for (const dtype of ['F32', 'BF16']) {
+    const dir = checkpoint(name, dtype);
+    const fileBytes = statSync(join(dir, 'model.safetensors')).size;
+    for (const weights of formats) {
+      const script = `
+        import { createEngine, loadDecoder } from 'qkv';
+        const engine = await createEngine();
+        const base = process.resourceUsage().maxRSS * 1024;
+        const t0 = performance.now();
+        const d = await loadDecoder(${JSON.stringify(dir)}, { engine, weights: ${JSON.stringify(weights)}, maxTokens: 16 });
+        const ms = performance.now() - t0;
+        console.log(JSON.stringify({ ms, bytes: d.bytes, peak: process.resourceUsage().maxRSS * 1024, base }));`;
+      // a cold read: drop this file from the page cache first where we may (root), so the disk is read
+      spawnSync('sh', ['-c', `sync; echo 1 > /proc/sys/vm/drop_caches`], { stdio: 'ignore' });
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      if (r.status !== 0) throw new Error(r.stderr);
+      const m = JSON.parse(r.stdout.trim().split('\n').pop());
+      rows.push({ model: name, file: dtype, weights, fileGB: fileBytes / 1e9, seconds: m.ms / 1000, fileGBs: fileBytes / (m.ms * 1e6), engineGB: m.bytes / 1e9, peakGB: m.peak / 1e9, peakRatio: m.peak / m.bytes });
+    }
+  }
+  // the disk's own rate on the same file, cold
+  const dir = checkpoint(name, 'BF16');
+  spawnSync('sh', ['-c', `sync; echo 1 > /proc/sys/vm/drop_caches`], { stdio: 'ignore' });
+  const t0 = performance.now();
+  const bytes = spawnSync('sh', ['-c', `cat ${join(dir, 'model.safetensors')} | wc -c`], { encoding: 'utf8' }).stdout.trim();
+  rows.push({ model: name, file: 'BF16 (cat)', weights: '-', fileGB: Number(bytes) / 1e9, seconds: (performance.now() - t0) / 1000, fileGBs: Number(bytes) / ((performance.now() - t0) * 1e6) });
+  return rows;
+}
+
+const fixed = (x, d = 1) => (x === undefined ? '' : x.toFixed(d));
+console.log(`# qkv decoders — ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.versions.node}${flag('--cpu') ? ', CPU time' : ''}`);
+console.log(`prompt ${PROMPT} tokens, ${DECODE} decode steps a round, ${ROUNDS} rounds (medians); random weights of the named model's shape\n`);
+if (flag('--load')) {
+  console.log('| model | file | weights | file GB | load s | file GB/s | engine GB | peak RSS GB | peak / engine |\n|---|---|---|---|---|---|---|---|---|');
+  for (const name of models) {
+    for (const r of benchLoad(name)) console.log(`| ${r.model} | ${r.file} | ${r.weights} | ${fixed(r.fileGB, 2)} | ${fixed(r.seconds, 2)} | ${fixed(r.fileGBs, 2)} | ${fixed(r.engineGB, 2)} | ${fixed(r.peakGB, 2)} | ${fixed(r.peakRatio, 2)} |`);
+  }
+} else {
+  console.log('| model | weights | threads | prefill tok/s | prefill GFLOP/s (GEMM) | decode tok/s | step ms | linear ms | step / linear | linear GB/s (bare GEMV) |\n|---|---|---|---|---|---|---|---|---|---|');
+  const all = [];
+  for (const name of models) {
+    const runs = await benchModel(name);
+    all.push(...runs);
+    for (const r of runs) {
+      console.log(`| ${r.model} | ${r.weights} | ${r.threads} | ${fixed(r.prefillTokS)} | ${fixed(r.prefillGflops)} (${fixed(r.gemmGflops)}) | ${fixed(r.decodeTokS, 2)} | ${fixed(r.stepMs, 2)} | ${fixed(r.linearMs, 2)} | ${fixed(r.stepMs / r.linearMs, 2)} | ${fixed(r.linearGBs)} (${fixed(r.gemvGBs)}) |`);
+    }
+  }
+  console.log('\nA decode step by part (ms, medians):\n');
+  const keys = ['linear layers', 'LM head', 'attention', 'norms, adds, activation', 'embedding', 'sampling'];
+  console.log(`| model | weights | threads | ${keys.join(' | ')} | JavaScript and the rest |\n|${'---|'.repeat(keys.length + 4)}`);
+  for (const r of all) {
+    const sum = keys.reduce((n, k) => n + r.parts[k], 0);
+    console.log(`| ${r.model} | ${r.weights} | ${r.threads} | ${keys.map((k) => fixed(r.parts[k], 3)).join(' | ')} | ${fixed(r.stepMs - sum, 3)} |`);
+  }
+  const byThreads = (w, m) => all.filter((r) => r.weights === w && r.model === m);
+  for (const m of models) {
+    for (const w of formats) {
+      const [one, two] = [1, 2].map((t) => byThreads(w, m).find((r) => r.threads === t));
+      if (one && two) console.log(`\n${m} ${w}: 2 threads / 1 thread: prefill ${fixed(two.prefillTokS / one.prefillTokS, 2)}x, decode ${fixed(two.decodeTokS / one.decodeTokS, 2)}x`);
+    }
+  }
+}
