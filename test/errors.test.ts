@@ -250,9 +250,10 @@ const calls: Call[] = [
   ['createKVCache options type', TypeError, /^createKVCache: options must be an object, got a number/, (e) => e.createKVCache(4 as never)],
   ['createKVCache capacity missing', TypeError, /^createKVCache: options.capacity is required/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4 } as never)],
   ['createKVCache size type', TypeError, /^createKVCache: options.kvHeads must be a number, got a string/, (e) => e.createKVCache({ batch: 1, kvHeads: '2' as never, headDim: 4, capacity: 8 })],
-  ['createKVCache size negative', RangeError, /^createKVCache: options.capacity must be a non-negative integer, got -1/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: -1 })],
-  ['createKVCache size fractional', RangeError, /^createKVCache: options.headDim must be a non-negative integer, got 2.5/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 2.5, capacity: 8 })],
-  ['createKVCache valueDim NaN', RangeError, /^createKVCache: options.valueDim must be a non-negative integer, got NaN/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, valueDim: NaN, capacity: 8 })],
+  ['createKVCache size negative', RangeError, /^createKVCache: options.capacity must be a positive integer, got -1/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: -1 })],
+  ['createKVCache size fractional', RangeError, /^createKVCache: options.headDim must be a positive integer, got 2.5/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 2.5, capacity: 8 })],
+  ['createKVCache valueDim NaN', RangeError, /^createKVCache: options.valueDim must be a positive integer, got NaN/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, valueDim: NaN, capacity: 8 })],
+  ['createKVCache capacity 0', RangeError, /^createKVCache: options.capacity must be a positive integer, got 0/, (e) => e.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: 0 })],
   ['KVCache.append key type', TypeError, /^KVCache.append: key: expected a Tensor/, (e) => held(e).kvEmpty.append([1, 2] as never, v)],
   ['KVCache.append value rank', RangeError, /^KVCache.append: value: expected a 4-D tensor, got shape \[1, 5, 6\]/, (e) => held(e).kvEmpty.append(k, v3)],
   ['KVCache.append shapes', RangeError, /^KVCache.append: expected key \[1, 2, L, 4\] and value \[1, 2, L, 6\], got \[1, 1, 5, 4\] and \[1, 2, 5, 7\]/, (e) => held(e).kvEmpty.append(k1154, v1157)],
@@ -352,8 +353,8 @@ describe.each(all.map((e) => [e.name, e] as const))('edge input accepted on %s',
     ["multi-head attention with PyTorch's [B·H, Lq, Lk] mask, H = 1", (e) => e.selfAttention(x2, { numHeads: 1, inProjWeight: mha.inProjWeight, outProjWeight: w44 }, { mask: boolMask([2, 2, 2]) }).output],
     ["multi-head attention with a [B·H, 1, Lk] mask", (e) => e.selfAttention(x2, mha, { mask: boolMask([4, 1, 2]) }).output],
     ['positionalEncoding of size 0', (e) => e.positionalEncoding(0, 0)],
-    ['a KV cache of capacity 0, attended with no new keys', (e) => {
-      const cache = e.createKVCache({ batch: 1, kvHeads: 2, headDim: 4, valueDim: 6, capacity: 0 });
+    ['an empty KV cache, attended with no new keys', (e) => {
+      const cache = e.createKVCache({ batch: 1, kvHeads: 2, headDim: 4, valueDim: 6, capacity: 1 });
       try { return e.scaledDotProductAttention(q, random([1, 2, 0, 4], 1), random([1, 2, 0, 6], 2), { cache }).output; } finally { cache.dispose(); }
     }],
     ['an engine tensor of size 0', (e) => {

@@ -1,10 +1,12 @@
 // Hostile and careless input (docs/VALIDATION.md): sizes whose arithmetic overflows, integers past
 // 32 bits, floats past float32, arguments whose getters change between reads, objects disposed in
-// the middle of a call, empty but huge shapes, markup in colours. Every case runs on the reference
-// engine and on wasm engines of 1 and 2 threads, and ends with the engine checked healthy.
+// the middle of a call, empty but huge shapes (which every op finishes at once), factory counts of 0,
+// a wrong options.out beside inputs that would take seconds to compute, markup in colours. Every case
+// runs on the reference engine and on wasm engines of 1 and 2 threads, and ends with the engine
+// checked healthy.
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { attentionHeatmap, createEngine, reference, tensor, type Engine, type Tensor } from '../src/index.js';
+import { attentionHeatmap, createEngine, mask, reference, tensor, type Engine, type Tensor } from '../src/index.js';
 import { expectClose, random } from './support.js';
 
 const engines: [string, Engine][] = [['reference', reference], ['wasm, 1 thread', await createEngine()], ['wasm, 2 threads', await createEngine({ threads: 2 })]];
@@ -36,6 +38,43 @@ function canaries(e: Engine) {
 }
 
 const q4 = random([1, 2, 5, 4], 11), k4 = random([1, 2, 7, 4], 12), v4 = random([1, 2, 7, 3], 13);
+
+/** A tensor of no elements, however large its other sizes. */
+const none = (shape: number[]): Tensor => ({ data: new Float32Array(0), shape });
+/** A tensor of zeros (made at once, unlike random values: the large inputs below only need a size). */
+const zeros = (shape: number[]): Tensor => ({ data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape });
+/**
+ * A bound on calls that must return at once: generous, far above what they take (a few
+ * milliseconds), far below what computing would take (seconds). A guard against hangs, not a benchmark.
+ */
+const AT_ONCE_MS = 1000;
+function timed<T>(label: string, call: () => T): T {
+  const start = performance.now();
+  const result = call();
+  expect(performance.now() - start, `${label}: milliseconds`).toBeLessThan(AT_ONCE_MS);
+  return result;
+}
+function timedThrow(label: string, call: () => unknown, error: RegExp): void {
+  const start = performance.now();
+  expect(call, label).toThrow(error);
+  expect(performance.now() - start, `${label}: milliseconds to refuse`).toBeLessThan(AT_ONCE_MS);
+}
+/** The shapes of what an op returned: its tensor, or its output and weights. */
+function shapesOf(r: Tensor | { output: Tensor; weights?: Tensor }): [readonly number[], (readonly number[])?] {
+  return 'output' in r ? [r.output.shape, r.weights?.shape] : [r.shape];
+}
+
+// Large inputs for the options.out checks below: what computing them would take on the reference
+// engine (seconds) is what a refusal must not take. Zeros, made once for every engine.
+const big = {
+  a: zeros([800, 800]), x: zeros([1024, 1024]), x3: zeros([1, 1024, 1024]),
+  kq: zeros([20000, 1]), kv: zeros([20000]),
+  aq: zeros([1, 2000, 1]), additive: { Wq: zeros([64, 1]), Wk: zeros([64, 1]), wv: zeros([1, 64]) },
+  q: zeros([1, 1, 8192, 8]), x8: zeros([1, 8192, 8]), padding: mask(new Uint8Array(8192), [1, 8192]),
+  mha: { numHeads: 2, inProjWeight: zeros([24, 8]), outProjWeight: zeros([8, 8]) },
+  rows: zeros([1, 1, 65536, 64]), t: zeros([4096, 1, 8]), t8: zeros([4096, 8]),
+  gqa: { numHeads: 1, numKvHeads: 1, headDim: 8, qProjWeight: zeros([8, 8]), kProjWeight: zeros([8, 8]), vProjWeight: zeros([8, 8]), oProjWeight: zeros([8, 8]) },
+};
 
 describe.each(engines)('hostile input on %s', (name, engine) => {
   let health: ReturnType<typeof canaries>;
@@ -71,6 +110,121 @@ describe.each(engines)('hostile input on %s', (name, engine) => {
     expect(engine.kernelRegressionLoss(huge, huge, huge, huge, { leaveOneOut: true }).output.shape).toEqual([2 ** 29, 0]);
     health.expectHealthy(name);
   }, 10_000);
+
+  it('finishes at once on an empty input, whatever its other sizes, in every op, with the empty result of the right shape', () => {
+    const G = 2 ** 29, N = 1e9;
+    const mha = { numHeads: 1, inProjWeight: none([0, 0]), outProjWeight: none([0, 0]) };
+    const additive = { Wq: none([0, 0]), Wk: none([0, 0]), wv: none([1, 0]) };
+    const layer = engine.createMultiHeadAttention(mha);
+    const pool = engine.createKVPool({ kvHeads: 1, headDim: 4, blocks: 1 });
+    const sequence = pool.sequence();
+    // [label, call, the output's shape, the weights' shape when they are asked for]
+    const calls: [string, () => Tensor | { output: Tensor; weights?: Tensor }, number[], number[]?][] = [
+      ['maskedSoftmax [1e9, 1, 0]', () => engine.maskedSoftmax({ data: new Float32Array(0), shape: [1e9, 1, 0] }), [N, 1, 0]],
+      ['maskedSoftmax, a valid length per batch', () => engine.maskedSoftmax(none([1, N, 0]), [0]), [1, N, 0]],
+      ['maskedSoftmax, no batch', () => engine.maskedSoftmax(none([0, N, 1]), []), [0, N, 1]],
+      ['softmax', () => engine.softmax(none([N, 0])), [N, 0]],
+      ['matmul', () => engine.matmul(none([G, 0, 0]), none([0, 1])), [G, 0, 1]],
+      ['matmul, no rows', () => engine.matmul(none([0, G]), none([G, 0])), [0, 0]],
+      ['kernelRegression', () => engine.kernelRegression(none([G, 0]), none([0, 0]), none([0, 0]), { returnWeights: true }), [G, 0], [G, 0]],
+      ['kernelRegressionLoss', () => engine.kernelRegressionLoss(none([G, 0]), none([G, 0]), none([G, 0]), none([G, 0]), { leaveOneOut: true }), [G, 0]],
+      ['additiveAttention', () => engine.additiveAttention(none([G, 1, 0]), none([G, 1, 0]), none([G, 1, 0]), additive), [G, 1, 0]],
+      ['additiveAttention, weights and validLens', () => engine.additiveAttention(none([1, G, 0]), none([1, 0, 0]), none([1, 0, 0]), additive, { returnWeights: true, validLens: [0] }), [1, G, 0], [1, G, 0]],
+      ['scaledDotProductAttention', () => engine.scaledDotProductAttention(none([G, 1, 0]), none([G, 1, 0]), none([G, 1, 0])), [G, 1, 0]],
+      ['scaledDotProductAttention, weights', () => engine.scaledDotProductAttention(none([1, G, 0]), none([1, 0, 0]), none([1, 0, 0]), { returnWeights: true }), [1, G, 0], [1, G, 0]],
+      ['scaledDotProductAttention, no heads', () => engine.scaledDotProductAttention(none([G, 0, 1, 1]), none([G, 0, 1, 1]), none([G, 0, 1, 1])), [G, 0, 1, 1]],
+      ['scaledDotProductAttention, past keys', () => engine.scaledDotProductAttention(none([G, 1, 1, 0]), none([G, 1, 0, 0]), none([G, 1, 0, 0]),
+        { pastKey: none([G, 1, 1, 0]), pastValue: none([G, 1, 1, 0]) }), [G, 1, 1, 0]],
+      ['scaledDotProductAttention, a mask, validLens, causal', () => engine.scaledDotProductAttention(none([1, G, 0]), none([1, 1, 0]), none([1, 1, 0]),
+        { mask: mask([1], [1, 1]), validLens: [1], causal: true }), [1, G, 0]],
+      ['multiHeadAttention', () => engine.multiHeadAttention(none([G, 1, 0]), none([G, 1, 0]), none([G, 1, 0]), mha), [G, 1, 0]],
+      ['multiHeadAttention, key padding, causal, a zero position', () => engine.multiHeadAttention(none([1, G, 0]), none([1, 1, 0]), none([1, 1, 0]),
+        { ...mha, addZeroAttn: true }, { causal: true, keyPaddingMask: mask([0], [1, 1]) }), [1, G, 0]],
+      ['multiHeadAttention, weights of every head', () => engine.multiHeadAttention(none([2 ** 27, 0, 4]), none([2 ** 27, 0, 4]), none([2 ** 27, 0, 4]),
+        { numHeads: 2, inProjWeight: zeros([12, 4]), outProjWeight: zeros([4, 4]), addZeroAttn: true }, { needWeights: true, averageWeights: false }),
+        [2 ** 27, 0, 4], [2 ** 27, 2, 0, 1]],
+      ['selfAttention', () => engine.selfAttention(none([G, 1, 0]), mha), [G, 1, 0]],
+      ['a multi-head layer', () => layer.forward(none([G, 1, 0]), none([G, 1, 0]), none([G, 1, 0])), [G, 1, 0]],
+      ['rotaryEmbedding', () => engine.rotaryEmbedding(none([G, 1, 1, 0])), [G, 1, 1, 0]],
+      ['rotaryEmbedding, positions [L]', () => engine.rotaryEmbedding(none([2 ** 27, 0, 2, 4]), { positions: [1, 2] }), [2 ** 27, 0, 2, 4]],
+      ['rotaryEmbedding, token-major', () => engine.rotaryEmbedding(none([2 ** 28, 0, 4])), [2 ** 28, 0, 4]],
+      ['batchAttention', () => engine.batchAttention(none([0, 2 ** 28, 4]), none([0, 1, 4]), none([0, 1, 4]), { sequences: [sequence], queryLens: [0] }), [0, 2 ** 28, 4]],
+      ['positionalEncoding(0, x)', () => engine.positionalEncoding(0, 2 ** 30), [0, 2 ** 30]],
+      ['positionalEncoding(x, 0)', () => engine.positionalEncoding(N, 0), [N, 0]],
+    ];
+    try {
+      for (const [label, call, output, weights] of calls) {
+        const [got, gotWeights] = shapesOf(timed(label, call));
+        expect(got, `${label}: the output's shape`).toEqual(output);
+        expect(gotWeights, `${label}: the weights' shape`).toEqual(weights);
+      }
+      expect(sequence.length).toBe(0);
+    } finally {
+      layer.dispose();
+      pool.dispose();
+    }
+    health.expectHealthy(name);
+  }, 60_000);
+
+  it('refuses a factory count that is not a positive integer: a pool or cache with 0 of anything holds nothing', () => {
+    expect(() => engine.createKVPool({ kvHeads: 2, headDim: 16, blocks: 0 })).toThrow(/^createKVPool: options\.blocks must be a positive integer, got 0$/);
+    const gqa = { numHeads: 2, numKvHeads: 1, headDim: 2, qProjWeight: zeros([4, 4]), kProjWeight: zeros([2, 4]), vProjWeight: zeros([2, 4]), oProjWeight: zeros([4, 4]) };
+    const factories: [string, string[], (name: string, count: number) => unknown][] = [
+      ['createKVPool: options', ['kvHeads', 'headDim', 'valueDim', 'blocks', 'blockSize'], (n, c) => engine.createKVPool({ kvHeads: 2, headDim: 16, blocks: 4, [n]: c })],
+      ['createKVCache: options', ['batch', 'kvHeads', 'headDim', 'valueDim', 'capacity'], (n, c) => engine.createKVCache({ batch: 1, kvHeads: 2, headDim: 4, capacity: 8, [n]: c })],
+      ['createGroupedQueryAttention: params', ['numHeads', 'numKvHeads', 'headDim'], (n, c) => engine.createGroupedQueryAttention({ ...gqa, [n]: c })],
+    ];
+    for (const count of [0, 1.5, NaN, Infinity, -1, -0.5]) {
+      for (const [what, names, make] of factories) {
+        for (const n of names) {
+          const message = new RegExp(`^${what}\\.${n} must be a positive integer, got ${String(count).replace('.', '\\.')}$`);
+          expect(() => make(n, count), `${what}.${n} = ${count}`).toThrow(RangeError);
+          expect(() => make(n, count), `${what}.${n} = ${count}`).toThrow(message);
+        }
+      }
+      expect(() => engine.createMultiHeadAttention({ numHeads: count, inProjWeight: zeros([12, 4]), outProjWeight: zeros([4, 4]) }), `numHeads ${count}`)
+        .toThrow(/^createMultiHeadAttention: params\.numHeads must be a positive integer that divides E = 4, got /);
+    }
+    health.expectHealthy(name);
+  });
+
+  it('checks options.out before anything is computed: a wrong out is refused at once, whatever the call would cost', () => {
+    const layer = engine.createMultiHeadAttention(big.mha);
+    const gqa = engine.createGroupedQueryAttention(big.gqa);
+    const pool = engine.createKVPool({ kvHeads: 1, headDim: 8, blocks: 300, blockSize: 16 });
+    const sequence = pool.sequence();
+    // [op, call with an out one column short, the result's shape]
+    const calls: [string, (out: Tensor) => unknown, number[]][] = [
+      ['matmul', (out) => engine.matmul(big.a, big.a, { out }), [800, 800]],
+      ['softmax', (out) => engine.softmax(big.x, { out }), [1024, 1024]],
+      ['maskedSoftmax', (out) => engine.maskedSoftmax(big.x3, [512], { out }), [1, 1024, 1024]],
+      ['kernelRegression', (out) => engine.kernelRegression(big.kq, big.kq, big.kv, { out, returnWeights: false }), [20000]],
+      ['kernelRegressionLoss', (out) => engine.kernelRegressionLoss(big.kq, big.kq, big.kv, big.kv, { out, leaveOneOut: true }), [20000]],
+      ['additiveAttention', (out) => engine.additiveAttention(big.aq, big.aq, big.aq, big.additive, { out, validLens: [1000] }), [1, 2000, 1]],
+      ['scaledDotProductAttention', (out) => engine.scaledDotProductAttention(big.q, big.q, big.q, { out, causal: true }), [1, 1, 8192, 8]],
+      ['multiHeadAttention', (out) => engine.multiHeadAttention(big.x8, big.x8, big.x8, big.mha, { out, keyPaddingMask: big.padding }), [1, 8192, 8]],
+      ['selfAttention', (out) => engine.selfAttention(big.x8, big.mha, { out, keyPaddingMask: big.padding }), [1, 8192, 8]],
+      ['MultiHeadAttentionLayer.forward', (out) => layer.forward(big.x8, big.x8, big.x8, { out, keyPaddingMask: big.padding }), [1, 8192, 8]],
+      ['rotaryEmbedding', (out) => engine.rotaryEmbedding(big.rows, { out }), [1, 1, 65536, 64]],
+      ['batchAttention', (out) => engine.batchAttention(big.t, big.t, big.t, { sequences: [sequence], queryLens: [4096], out }), [4096, 1, 8]],
+      ['GroupedQueryAttentionLayer.forward', (out) => gqa.forward(big.t8, { sequences: [sequence], queryLens: [4096], out }), [4096, 8]],
+    ];
+    try {
+      for (const [op, call, shape] of calls) {
+        const wrong = [...shape.slice(0, -1), shape[shape.length - 1] - 1];
+        const format = (s: number[]) => `\\[${s.join(', ')}\\]`;
+        const message = new RegExp(`^${op}: options\\.out: expected shape ${format(shape)} \\(the shape of the result\\), got ${format(wrong)}$`);
+        timedThrow(op, () => call(zeros(wrong)), message);
+      }
+      expect(sequence.length, 'the refused calls appended nothing').toBe(0);
+      expect(pool.freeBlocks).toBe(300);
+    } finally {
+      layer.dispose();
+      gqa.dispose();
+      pool.dispose();
+    }
+    health.expectHealthy(name);
+  });
 
   it('treats window sides past what the shapes allow as unbounded (no 32-bit wrap)', () => {
     const all = engine.scaledDotProductAttention(q4, k4, v4);
@@ -198,9 +352,15 @@ describe('the wasm engine: threads and messages', () => {
     }
   }, 60_000);
 
-  it('refuses threads of the wrong type with a TypeError', async () => {
+  it('refuses threads of the wrong type with a TypeError, and a count that is not a positive integer with a RangeError', async () => {
     await expect(createEngine({ threads: '2' as never })).rejects.toThrow(TypeError);
-    await expect(createEngine({ threads: 0 })).rejects.toThrow(RangeError);
+    for (const threads of [0, 1.5, NaN, Infinity, -1]) {
+      await expect(createEngine({ threads }), `threads ${threads}`).rejects.toThrow(RangeError);
+      await expect(createEngine({ threads })).rejects.toThrow(`createEngine: options.threads must be a positive integer or 'auto', got ${threads}`);
+    }
+    for (const maxMemoryBytes of [0, NaN, Infinity, -1]) {
+      await expect(createEngine({ maxMemoryBytes }), `maxMemoryBytes ${maxMemoryBytes}`).rejects.toThrow(RangeError);
+    }
   });
 
   it('reports a file that is not wasm without echoing its bytes', async () => {

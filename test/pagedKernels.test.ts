@@ -42,7 +42,8 @@ function withStoredSpecials(t: Tensor, Hkv: number, D: number): Tensor {
 
 function run(engine: Engine, dtype: Dtype, c: Case, specials: boolean, stored: 'keys' | 'values' | null = null): Tensor {
   const news = c.news ?? c.past.map(() => 1);
-  const blocks = c.past.reduce((n, L, s) => n + Math.ceil((L + news[s]) / c.blockSize), 0);
+  // a pool of 0 blocks is refused, and a case may need none
+  const blocks = Math.max(1, c.past.reduce((n, L, s) => n + Math.ceil((L + news[s]) / c.blockSize), 0));
   const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize, dtype });
   const seqs = c.past.map((L, s) => {
     const seq = pool.sequence();

@@ -200,7 +200,8 @@ function naiveBatch(c: BatchCase, q: Tensor, k: Tensor, v: Tensor, pasts: { keys
 
 /** Runs case `c` on `engine`: a pool with the past lengths filled in, then one batch call. */
 function runBatch(engine: Engine, c: BatchCase, seed: number) {
-  const blocks = c.past.reduce((n, L, s) => n + Math.ceil((L + c.news[s]) / c.blockSize), 0);
+  // a pool of 0 blocks is refused, and a case may need none
+  const blocks = Math.max(1, c.past.reduce((n, L, s) => n + Math.ceil((L + c.news[s]) / c.blockSize), 0));
   const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize, dtype: c.dtype });
   const seqs = c.past.map((L, s) => {
     const seq = pool.sequence();

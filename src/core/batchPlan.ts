@@ -52,8 +52,8 @@ export function planBatchAttention(op: string, query: unknown, key: unknown, val
   if (Tk !== T || Tv !== T) throw new RangeError(`${op}: query, key and value must have one row per new token (T): ${all}`);
   if (Dk !== D) throw new RangeError(`${op}: key feature size ${Dk} differs from query's ${D}: ${all}`);
   if (Hv !== Hkv) throw new RangeError(`${op}: value must have key's heads: ${all}`);
+  const out = checkOut(op, o.out, [T, Hq, Dv]); // before the plan spends any time on the rows
   const plan = planBatch(op, { T, Hq, Hkv, D, Dv }, o, ownPool, all);
-  const out = checkOut(op, o.out, [T, Hq, Dv]);
   checkIntact(op, q, k, v, out?.checked, plan.alibiSlopes, plan.sinks, plan.rotary?.cos, plan.rotary?.sin);
   return { ...plan, query: q, key: k, value: v, out };
 }

@@ -7,7 +7,7 @@ import { planRotary } from './rotary.js';
 import { formatShape } from './tensor.js';
 import type { BatchAttentionOptions, GroupedQueryParams } from './servingTypes.js';
 import {
-  checkCount, checkFloat32, checkIntact, checkNumber, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Checked, type Out,
+  checkFloat32, checkIntact, checkNumber, checkOptions, checkOut, checkPositiveCount, checkTensor, describeValue, expectShape, type Checked, type Out,
 } from './validate.js';
 
 const OP = 'createGroupedQueryAttention';
@@ -32,9 +32,8 @@ export function planGroupedQuery(params: unknown): GroupedQueryPlan {
     'vProjBias', 'oProjBias', 'qNormWeight', 'kNormWeight', 'normEps', 'rotary', 'scale', 'softcap', 'window', 'sinks', 'alibiSlopes',
   ]);
   const count = (name: 'numHeads' | 'numKvHeads' | 'headDim') => {
-    const v = checkCount(`${OP}: params.${name}`, p[name]);
+    const v = checkPositiveCount(`${OP}: params.${name}`, p[name]);
     if (v === undefined) throw new TypeError(`${OP}: params.${name} is required`);
-    if (v < 1) throw new RangeError(`${OP}: params.${name} must be at least 1, got ${v}`);
     return v;
   };
   const Hq = count('numHeads'), Hkv = count('numKvHeads'), D = count('headDim');
@@ -116,9 +115,9 @@ export function planGroupedQueryForward(layer: GroupedQueryPlan, x: unknown, opt
   }
   const o = checkOptions<{ sequences: unknown; queryLens: unknown; out?: unknown }>(op, options, ['sequences', 'queryLens', 'out']);
   const T = X.shape[0];
+  const out = checkOut(op, o.out, [T, layer.E]); // before the plan spends any time on the rows
   const batch = planBatch(op, { T, Hq: layer.Hq, Hkv: layer.Hkv, D: layer.D, Dv: layer.D },
     { ...layer.attention, sequences: o.sequences as never, queryLens: o.queryLens as never }, ownPool, `x ${formatShape(X.shape)}`);
-  const out = checkOut(op, o.out, [T, layer.E]);
   checkIntact(op, X, out?.checked);
   return { x: X, T, batch, out };
 }

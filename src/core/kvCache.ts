@@ -1,20 +1,21 @@
 // Validation shared by both engines' KV caches.
 import { checkShape, formatShape, fromData, type Tensor } from './tensor.js';
 import type { KVCache, KVCacheOptions } from './types.js';
-import { checkCount, checkIntact, checkOptions, checkTensor, describeValue, type Checked } from './validate.js';
+import { checkIntact, checkOptions, checkPositiveCount, checkTensor, describeValue, type Checked } from './validate.js';
 
 export interface CacheDims { batch: number; kvHeads: number; headDim: number; valueDim: number; capacity: number }
 
 export function checkKVCacheOptions(options: unknown): CacheDims {
   const op = 'createKVCache';
   const o = checkOptions<KVCacheOptions>(op, options, ['batch', 'kvHeads', 'headDim', 'valueDim', 'capacity']);
+  // every size at least 1: a cache with none of one of them could hold nothing
   const need = (name: keyof KVCacheOptions) => {
-    const v = checkCount(`${op}: options.${name}`, o[name]);
+    const v = checkPositiveCount(`${op}: options.${name}`, o[name]);
     if (v === undefined) throw new TypeError(`${op}: options.${name} is required`);
     return v;
   };
   const batch = need('batch'), kvHeads = need('kvHeads'), headDim = need('headDim'), capacity = need('capacity');
-  const valueDim = checkCount(`${op}: options.valueDim`, o.valueDim) ?? headDim;
+  const valueDim = checkPositiveCount(`${op}: options.valueDim`, o.valueDim) ?? headDim;
   // each of the two blocks is a tensor [batch, kvHeads, capacity, D]: sizes bounded like any shape
   checkShape(`${op}: the keys`, [batch, kvHeads, capacity, headDim]);
   checkShape(`${op}: the values`, [batch, kvHeads, capacity, valueDim]);

@@ -16,7 +16,7 @@
 import { checkShape, formatShape } from './tensor.js';
 import type { KVPool, KVPoolOptions, KVSequence } from './servingTypes.js';
 import type { Tensor } from './tensor.js';
-import { checkCount, checkIntact, checkOptions, checkTensor, describeValue, type Checked } from './validate.js';
+import { checkCount, checkIntact, checkOptions, checkPositiveCount, checkTensor, describeValue, type Checked } from './validate.js';
 
 /** How a pool stores keys and values (src/reference/kvFormats.ts defines them). */
 export type KVDtype = 'float32' | 'float16' | 'int8';
@@ -31,16 +31,15 @@ export function checkKVPoolOptions(options: unknown): PoolDims {
     throw new TypeError(`${op}: options must be an object { kvHeads, headDim, blocks, … }, got ${describeValue(options)}`);
   }
   const o = checkOptions<KVPoolOptions>(op, options, ['kvHeads', 'headDim', 'valueDim', 'blocks', 'blockSize', 'dtype']);
+  // every size at least 1: a pool with none of one of them could hold nothing
   const need = (name: 'kvHeads' | 'headDim' | 'blocks') => {
-    const v = checkCount(`${op}: options.${name}`, o[name]);
+    const v = checkPositiveCount(`${op}: options.${name}`, o[name]);
     if (v === undefined) throw new TypeError(`${op}: options.${name} is required`);
     return v;
   };
   const kvHeads = need('kvHeads'), headDim = need('headDim'), blocks = need('blocks');
-  if (kvHeads < 1) throw new RangeError(`${op}: options.kvHeads must be at least 1, got 0`);
-  const valueDim = checkCount(`${op}: options.valueDim`, o.valueDim) ?? headDim;
-  const blockSize = checkCount(`${op}: options.blockSize`, o.blockSize) ?? 16;
-  if (blockSize < 1) throw new RangeError(`${op}: options.blockSize must be at least 1, got 0`);
+  const valueDim = checkPositiveCount(`${op}: options.valueDim`, o.valueDim) ?? headDim;
+  const blockSize = checkPositiveCount(`${op}: options.blockSize`, o.blockSize) ?? 16;
   const dtype = o.dtype ?? 'float32';
   if (typeof dtype !== 'string') throw new TypeError(`${op}: options.dtype must be 'float32', 'float16' or 'int8', got ${describeValue(dtype)}`);
   if (!KV_DTYPES.includes(dtype as KVDtype)) throw new RangeError(`${op}: options.dtype must be 'float32', 'float16' or 'int8', got '${dtype}'`);
@@ -185,6 +184,7 @@ export class PagedPool implements KVPool {
     this.storage.dispose();
     this.storage = null;
   }
+
 }
 
 export class PagedSequence implements KVSequence {

@@ -5,8 +5,10 @@ import { broadcastStrides } from './broadcast.js';
 import { parseCausal, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE } from './attentionPlan.js';
 import { checkShape, formatShape, fromData, type Tensor } from './tensor.js';
 import { checkCacheType, checkRoom } from './kvCache.js';
-import type { AttentionOptions, KVCache, MultiHeadOptions, MultiHeadParams } from './types.js';
-import { checkBoolean, checkIntact, checkMask, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Checked, type Out } from './validate.js';
+import type { AttentionOptions, KVCache, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from './types.js';
+import {
+  checkBoolean, checkIntact, checkMask, checkOptions, checkOut, checkTensor, describeValue, emptyResult, expectShape, type Checked, type Out,
+} from './validate.js';
 
 /** The calls that validate through planMultiHead: every message starts with one of these names. */
 export type MultiHeadOp = 'multiHeadAttention' | 'selfAttention' | 'createMultiHeadAttention' | typeof LAYER_FORWARD;
@@ -76,7 +78,7 @@ function resolveProjections(op: MultiHeadOp, p: ReadParams, E: number, kdim: num
  * own `causal` when no position is appended (the same rule, and the kernels skip those keys), and the
  * combined mask is boolean unless the user's mask or the key padding mask is additive.
  */
-export function combineMasks(op: MultiHeadOp, o: MultiHeadOptions, B: number, H: number, Lq: number, Lk: number, extra: number): Pick<AttentionOptions, 'mask' | 'causal'> {
+export function combineMasks(op: MultiHeadOp, o: MultiHeadOptions, B: number, H: number, Lq: number, Lk: number, extra: number, build = true): Pick<AttentionOptions, 'mask' | 'causal'> {
   const causal = parseCausal(`${op}: options.causal`, o.causal);
   const user = o.mask === undefined ? null : checkMask(`${op}: options.mask`, o.mask);
   const kpm = o.keyPaddingMask === undefined ? null : checkMask(`${op}: options.keyPaddingMask`, o.keyPaddingMask);
@@ -89,6 +91,8 @@ export function combineMasks(op: MultiHeadOp, o: MultiHeadOptions, B: number, H:
   const userShape = user && user.shape.length === 3 && user.shape[0] === B * H && B * H !== 1
     ? [B, H, user.shape[1], user.shape[2]] : user?.shape;
   const us = user ? broadcastStrides(`${op}: options.mask`, userShape!, [B, H, Lq, Lk]) : [0, 0, 0, 0];
+  // checked, but not built for a call that computes nothing
+  if (!build) return { causal: passCausal };
   const Hm = us[1] !== 0 ? H : 1;
   const L2 = Lk + extra;
   const additive = user?.data instanceof Float32Array || kpm?.data instanceof Float32Array;
@@ -133,6 +137,11 @@ export interface MultiHeadPlan {
   cache: KVCache | undefined;
   /** Which of options.mask and options.keyPaddingMask were given (a cache combines with neither). */
   givenMasks: string[];
+  /**
+   * Nothing to compute or append: the output is empty, no weights or only empty ones are asked for,
+   * and no key joins a cache (see emptyMultiHead).
+   */
+  empty: boolean;
 }
 
 const MULTI_HEAD_OPTIONS = ['keyPaddingMask', 'mask', 'causal', 'needWeights', 'averageWeights', 'out', 'cache'] as const;
@@ -164,6 +173,8 @@ export function planMultiHeadRead(op: MultiHeadOp, q: Checked, k: Checked, v: Ch
   if (!Number.isInteger(H) || H < 1 || E % H !== 0) {
     throw new RangeError(`${op}: params.numHeads must be a positive integer that divides E = ${E}, got ${H}`);
   }
+  // before anything is computed (the combined mask), or appended to a cache
+  const out = checkOut(op, o.out, [B, Lq, E]);
   const proj = resolveProjections(op, params, E, kdim, vdim);
   const Wo = params.outProjWeight;
   if (Wo === undefined) throw new TypeError(`${op}: params.outProjWeight is required, got undefined`);
@@ -186,7 +197,9 @@ export function planMultiHeadRead(op: MultiHeadOp, q: Checked, k: Checked, v: Ch
   }
   const needWeights = checkBoolean(`${op}: options.needWeights`, o.needWeights) ?? false;
   const averageWeights = checkBoolean(`${op}: options.averageWeights`, o.averageWeights) ?? true;
-  const masking = combineMasks(op, o, B, H, Lq, Lk, extraK.length);
+  const weightsEmpty = B * Lq === 0 || (Lk + extraK.length === 0 && o.cache === undefined);
+  const empty = B * Lq * E === 0 && (!needWeights || weightsEmpty) && (o.cache === undefined || B * Lk === 0);
+  const masking = combineMasks(op, o, B, H, Lq, Lk, extraK.length, !empty);
   // only a prepared layer appends to a cache; ignored here, it would silently drop the past
   if (op !== LAYER_FORWARD && o.cache !== undefined) {
     throw new TypeError(`${op}: options.cache needs a prepared layer: engine.createMultiHeadAttention(params).forward(query, key, value, { cache })`);
@@ -194,13 +207,19 @@ export function planMultiHeadRead(op: MultiHeadOp, q: Checked, k: Checked, v: Ch
   // every size the call allocates (the projections; weights [B, H, Lq, Lk + extra]), before anything is
   checkShape(`${op}: the projected keys`, [B, Lk + extraK.length, E]);
   if (needWeights) checkShape(`${op}: the weights`, [B, H, Lq, Lk + extraK.length]);
-  // before anything is computed, or appended to a cache
-  const out = checkOut(op, o.out, [B, Lq, E]);
   // a prepared layer's params are its own copies (read when it was made); the op's were read this call
   checkIntact(op, q, k, v, out?.checked, ...(op === LAYER_FORWARD ? [] : TENSOR_PARAMS.map((name) => params[name])));
 
   const givenMasks = (['mask', 'keyPaddingMask'] as const).filter((name) => o[name] !== undefined).map((name) => `options.${name}`);
-  return { op, q, k, v, params, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights, out, cache: o.cache, givenMasks };
+  return { op, q, k, v, params, B, Lq, Lk, E, H, kdim, vdim, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights, out, cache: o.cache, givenMasks, empty };
+}
+
+/** The result of a plan with nothing to compute (plan.empty), over a cache holding `past` positions. */
+export function emptyMultiHead(p: MultiHeadPlan, past = 0): OutputWithWeights {
+  const result: OutputWithWeights = { output: emptyResult([p.B, p.Lq, p.E], p.out) };
+  const L = past + p.Lk + p.extraK.length;
+  if (p.needWeights) result.weights = emptyResult(p.averageWeights ? [p.B, p.Lq, L] : [p.B, p.H, p.Lq, L]);
+  return result;
 }
 
 /** Weights [B, H, Lq, L] averaged over heads: [B, Lq, L] (float64 sums). */

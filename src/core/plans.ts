@@ -96,8 +96,10 @@ export function planMaskedSoftmax(x: unknown, validLens: unknown, options?: unkn
   const o = checkOptions<{ out?: unknown }>(op, options, ['out']);
   const out = checkOut(op, o.out, X.shape);
   checkIntact(op, X, out?.checked);
-  const rowLens = lens ? expandLens(lens, B, Lq) : new Int32Array(B * Lq).fill(Lk);
-  return { x: X, rows: B * Lq, n: Lk, rowLens, out };
+  // an empty x has no row to compute, however many empty rows its shape counts
+  const rows = X.data.length === 0 ? 0 : B * Lq;
+  const rowLens = rows === 0 ? new Int32Array(0) : lens ? expandLens(lens, B, Lq) : new Int32Array(rows).fill(Lk);
+  return { x: X, rows, n: Lk, rowLens, out };
 }
 
 /** The tensors of a kernel regression, checked, and their sizes (shared with kernelRegressionLoss). */
@@ -159,6 +161,8 @@ export interface AdditivePlan {
   query: Checked; key: Checked; value: Checked;
   Wq: Checked; Wk: Checked; wv: Checked;
   out: Out | undefined;
+  /** Nothing to compute: the output is empty and no weights, or only empty ones, are asked for. */
+  empty: boolean;
 }
 
 export function planAdditive(query: unknown, key: unknown, value: unknown, params: unknown, options?: AdditiveOptions): AdditivePlan {
@@ -180,13 +184,17 @@ export function planAdditive(query: unknown, key: unknown, value: unknown, param
   expectShape(`${op}: params.Wq`, Wq.shape, [h, Dq], 'nn.Linear layout [hidden, Dq]');
   expectShape(`${op}: params.Wk`, Wk.shape, [h, Dk], 'nn.Linear layout [hidden, Dk]');
   expectShape(`${op}: params.wv`, wv.shape, [1, h], 'nn.Linear layout [1, hidden]');
-  const rowLens = o.validLens === undefined ? null : expandLens(checkValidLens(`${op}: options.validLens`, o.validLens, [B, B * Lq], Lk), B, Lq);
+  const Dv = v.shape[2];
+  const out = checkOut(op, o.out, [B, Lq, Dv]);
+  const lens = o.validLens === undefined ? null : checkValidLens(`${op}: options.validLens`, o.validLens, [B, B * Lq], Lk);
   const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
   // the scores [B, Lq, Lk] are computed whether or not they are returned
   checkShape(`${op}: the scores`, [B, Lq, Lk]);
-  const out = checkOut(op, o.out, [B, Lq, v.shape[2]]);
   checkIntact(op, q, k, v, Wq, Wk, wv, out?.checked);
-  return { B, Lq, Lk, Dq, Dk, Dv: v.shape[2], h, rowLens, returnWeights, query: q, key: k, value: v, Wq, Wk, wv, out };
+  const empty = B * Lq * Dv === 0 && (!returnWeights || B * Lq * Lk === 0);
+  // one length per query row, only for a call that computes rows
+  const rowLens = lens && !empty ? expandLens(lens, B, Lq) : null;
+  return { B, Lq, Lk, Dq, Dk, Dv, h, rowLens, returnWeights, query: q, key: k, value: v, Wq, Wk, wv, out, empty };
 }
 
 export function checkPositionalEncoding(maxLen: unknown, dim: unknown): void {

@@ -6,7 +6,7 @@
 //
 // With cos/sin tables [maxPositions, dim/2] (scaled variants: NTK, YaRN, Llama 3), row p of the
 // tables replaces cos θ and sin θ. Features past `dim` pass through unchanged.
-import { formatShape, sizeOf } from './tensor.js';
+import { formatShape } from './tensor.js';
 import type { RotaryEmbeddingOptions, RotaryOptions } from './servingTypes.js';
 import {
   checkBoolean, checkIntact, checkNumber, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Checked, type Out,
@@ -113,11 +113,11 @@ export function planRotaryEmbedding(x: unknown, options?: unknown): RotaryEmbedd
   const rotary = planRotary(`${op}: options`, { base: o.base, dim: o.dim, interleaved: o.interleaved, cos: o.cos, sin: o.sin }, D);
   const fourD = X.shape.length === 4;
   const [B, H, L] = fourD ? X.shape : [1, X.shape[1], X.shape[0]];
-  // positions: one per (b, l) for 4-D, one per token for token-major
-  let pos: Float64Array;
-  if (o.positions === undefined) {
-    pos = Float64Array.from({ length: B * L }, (_, r) => r % L);
-  } else {
+  const out = checkOut(op, o.out, X.shape);
+  // positions: one per (b, l) for 4-D, one per token for token-major; given ones are read once each
+  // and checked as given (never spread over B·L: an empty x of a huge B or L has nothing to turn)
+  let given: Float64Array | null = null;
+  if (o.positions !== undefined) {
     let raw: unknown = o.positions;
     if (raw !== null && typeof raw === 'object' && 'data' in raw && 'shape' in raw) raw = checkTensor(`${op}: options.positions`, raw).data;
     const length: unknown = raw !== null && typeof raw === 'object' ? (raw as ArrayLike<unknown>).length : undefined;
@@ -127,24 +127,30 @@ export function planRotaryEmbedding(x: unknown, options?: unknown): RotaryEmbedd
     if (!allowed.includes(length)) {
       throw new RangeError(`${op}: options.positions: expected length ${allowed.join(' or ')} (${fourD ? `[L] or [B, L] for x ${formatShape(X.shape)}` : `one per row of x ${formatShape(X.shape)}`}), got ${length}`);
     }
-    pos = new Float64Array(B * L);
-    for (let r = 0; r < B * L; r++) {
-      const p = arr[length === L ? r % L : r];
+    given = new Float64Array(length);
+    for (let r = 0; r < length; r++) {
+      const p = arr[r];
       if (typeof p !== 'number') throw new TypeError(`${op}: options.positions[${r}] must be a number, got ${describeValue(p)}`);
-      pos[r] = p;
+      given[r] = p;
     }
+    checkPositions(`${op}: options.positions`, given, rotary);
+  } else if (X.data.length > 0) {
+    // the default positions 0 … L − 1 (the same for every b), checked against the tables' rows
+    const defaults = new Float64Array(L);
+    for (let l = 0; l < L; l++) defaults[l] = l;
+    checkPositions(`${op}: options.positions`, defaults, rotary);
   }
-  checkPositions(`${op}: options.positions`, pos, rotary);
-  const out = checkOut(op, o.out, X.shape);
   checkIntact(op, X, out?.checked, rotary.cos, rotary.sin);
   // distinct positions, so that angles are computed once per position
   const index = new Map<number, number>();
   const positions: number[] = [];
-  const rows = sizeOf(X.shape) === 0 ? 0 : sizeOf(X.shape) / D;
+  const rows = X.data.length === 0 ? 0 : X.data.length / D;
   const rowPosition = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
-    // row r is (b, h, l) for 4-D and (t, h) for token-major
-    const p = fourD ? pos[Math.floor(r / (H * L)) * L + (r % L)] : pos[Math.floor(r / H)];
+    // row r is (b, h, l) for 4-D and (t, h) for token-major; its position's index in `given` is
+    // b·L + l (l for positions [L]) or t
+    const at = fourD ? Math.floor(r / (H * L)) * L + (r % L) : Math.floor(r / H);
+    const p = given === null ? at % L : given[given.length === L ? at % L : at];
     let k = index.get(p);
     if (k === undefined) { k = positions.length; index.set(p, k); positions.push(p); }
     rowPosition[r] = k;

@@ -1,6 +1,6 @@
 // Argument checks shared by both engines: every op validates here before it computes, so the
 // engines reject exactly the same inputs with the same messages.
-import { checkShape, formatShape, ownView, sizeOf, typedArrayName, type Tensor } from './tensor.js';
+import { checkShape, formatShape, fromData, ownView, sizeOf, typedArrayName, type Tensor } from './tensor.js';
 
 /** 'null', 'an array', 'a Float64Array', 'a string', …: what a value is, for error messages. */
 export function describeValue(x: unknown): string {
@@ -141,6 +141,14 @@ export function checkCount(name: string, x: unknown, allowInfinity = false): num
   return x;
 }
 
+/** A count of which 0 makes no sense (a pool's blocks, a cache's capacity): a positive integer. */
+export function checkPositiveCount(name: string, x: unknown): number | undefined {
+  if (x === undefined) return undefined;
+  if (typeof x !== 'number') throw new TypeError(`${name} must be a number, got ${describeValue(x)}`);
+  if (!Number.isInteger(x) || x < 1) throw new RangeError(`${name} must be a positive integer, got ${x}`);
+  return x;
+}
+
 /**
  * Valid lengths: `length` of them (or one of `lengths`), each an integer in [0, max].
  * Returns them as an Int32Array.
@@ -180,6 +188,14 @@ export function checkOut(op: string, out: unknown, shape: readonly number[]): Ou
   const checked = checkTensor(`${op}: options.out`, out);
   expectShape(`${op}: options.out`, checked.shape, shape, 'the shape of the result');
   return { tensor: out as Tensor, checked };
+}
+
+/**
+ * The result of a call that has nothing to compute (its result is empty, whatever its other sizes):
+ * `out` when given (it has the result's shape), else an empty tensor of `shape`.
+ */
+export function emptyResult(shape: readonly number[], out?: Out): Tensor {
+  return out ? out.tensor : fromData(new Float32Array(0), shape);
 }
 
 /** Copies a result into `out` when given (see checkOut) and returns what the op returns. */

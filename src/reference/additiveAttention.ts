@@ -3,7 +3,7 @@
 //   weights[b, i]   = maskedSoftmax(scores[b, i], validLens)   (keys >= the valid length get 0)
 //   output[b, i]    = sum_j weights[b, i, j] · v[b, j]
 import { planAdditive } from '../core/plans.js';
-import { deliver } from '../core/validate.js';
+import { deliver, emptyResult } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AdditiveOptions, AdditiveParams, OutputWithWeights } from '../core/types.js';
 import { softmaxRow } from './softmax.js';
@@ -24,6 +24,8 @@ function project(x: Float32Array, rows: number, D: number, W: Float32Array, h: n
 export function additiveAttention(query: Tensor, key: Tensor, value: Tensor, params: AdditiveParams, options?: AdditiveOptions): OutputWithWeights {
   const p = planAdditive(query, key, value, params, options);
   const { B, Lq, Lk, Dv, h } = p;
+  // nothing to compute, however many empty rows there are
+  if (p.empty) return { output: emptyResult([B, Lq, Dv], p.out), ...(p.returnWeights ? { weights: emptyResult([B, Lq, Lk]) } : {}) };
   const qh = project(p.query.data, B * Lq, p.Dq, p.Wq.data, h);
   const kh = project(p.key.data, B * Lk, p.Dk, p.Wk.data, h);
   const scores = new Float64Array(Lk);

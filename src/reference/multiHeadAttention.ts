@@ -9,7 +9,7 @@
 //
 // The wasm engine runs the same steps inside wasm memory (src/wasm/multiHeadAttention.ts); both
 // validate through src/core/multiHeadPlan.ts.
-import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan, type ReadParams } from '../core/multiHeadPlan.js';
+import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan, type ReadParams } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import type { AttentionOptions, AttentionResult, Implementation, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
@@ -72,6 +72,8 @@ export function multiHeadAttentionWith(ops: MultiHeadOps, query: Tensor, key: Te
 
 /** The composition over a validated plan; with a KV cache (a prepared layer's forward) the new heads' keys and values join it. */
 function compose(ops: MultiHeadOps, plan: MultiHeadPlan, cache: KVCache | undefined): OutputWithWeights {
+  // nothing to compute, however many empty rows there are
+  if (plan.empty) return emptyMultiHead(plan, cache?.length);
   const { q, k, v, B, Lq, H, proj, Wo, bo, extraK, extraV, masking, needWeights, averageWeights } = plan;
   const qp = linear(ops, q, proj.Wq, proj.bq);
   let kp = linear(ops, k, proj.Wk, proj.bk);

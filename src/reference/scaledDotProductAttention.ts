@@ -17,6 +17,7 @@ import { isReferenceCache, type ReferenceKVCache } from './kvCache.js';
 export function concatLength(past: Float32Array | null, next: Float32Array, BH: number, Lpast: number, Lnew: number, D: number): Float32Array {
   if (past === null) return next;
   const out = new Float32Array(BH * (Lpast + Lnew) * D);
+  if (out.length === 0) return out; // nothing to copy, however many empty rows
   for (let bh = 0; bh < BH; bh++) {
     out.set(past.subarray(bh * Lpast * D, (bh + 1) * Lpast * D), bh * (Lpast + Lnew) * D);
     out.set(next.subarray(bh * Lnew * D, (bh + 1) * Lnew * D), (bh * (Lpast + Lnew) + Lpast) * D);

@@ -3,6 +3,7 @@
 import { planAdditive } from '../core/plans.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { AdditiveOptions, AdditiveParams, OutputWithWeights } from '../core/types.js';
+import { emptyResult } from '../core/validate.js';
 import type { WasmContext } from './context.js';
 import { gemm } from './matmul.js';
 import { softmaxRowsAt } from './softmax.js';
@@ -12,6 +13,8 @@ export function additiveAttention(ctx: WasmContext, query: Tensor, key: Tensor, 
   const { B, Lq, Lk, Dv, h } = p;
   const { arena, parallel } = ctx;
   arena.checkOut(p.out);
+  // nothing to compute, however many empty rows there are
+  if (p.empty) return { output: emptyResult([B, Lq, Dv], p.out), ...(p.returnWeights ? { weights: emptyResult([B, Lq, Lk]) } : {}) };
   return arena.call(() => formatCall('additiveAttention', { query: p.query.shape, key: p.key.shape, value: p.value.shape }), () => {
     const pq = arena.input(p.query, 'query'), pk = arena.input(p.key, 'key'), pv = arena.input(p.value, 'value');
     const qp = arena.allocF32(B * Lq * h), kp = arena.allocF32(B * Lk * h);

@@ -15,6 +15,7 @@ function concatInto(arena: Arena, past: Checked | null, next: Checked, BH: numbe
   const pPast = arena.input(past, names[0]), pNext = arena.input(next, names[1]);
   const L = Lpast + Lnew;
   const ptr = arena.allocF32(BH * L * D);
+  if (BH * L * D === 0) return ptr; // nothing to copy, however many empty rows
   const mem = new Float32Array(arena.memory.buffer);
   const at = ptr >> 2, from = pPast >> 2, fromNext = pNext >> 2;
   for (let bh = 0; bh < BH; bh++) {
@@ -140,7 +141,8 @@ type SharedArgs = [
 /** The kernel a call runs, or null when it has nothing to compute (an empty output and no weights). */
 function kernelFor(ctx: WasmContext, c: AttentionCall): AttentionKernel | null {
   const { B, Hq, Hkv, Lq, Ev } = c;
-  if (B * Hq * Lq * Ev === 0 && !c.weights) return null;
+  // (weights of no element are an allocation of 0 bytes, whose address may not be 0)
+  if (B * Hq * Lq * Ev === 0 && (!c.weights || B * Hq * Lq * c.Lk === 0)) return null;
   // with weights, one query row at a time writes each row of weights; decode-like calls have too
   // few query rows per kv head to repay packing K, so they stream K and V once
   if (c.weights !== 0) return 'row';

@@ -32,7 +32,7 @@ function turnedRows(ctx: WasmContext, p: BatchPlan, tables: { pc: number; ps: nu
 export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk: number, pv: number, pout: number, laterBytes = 0): void {
   const { kernels, arena, parallel } = ctx;
   const { T, Hq, Hkv, D, Dv } = p;
-  if (!p.pool) return; // no sequences: T = 0
+  if (!p.pool || T === 0) return; // no row to append or attend (however many query heads: nothing is sized by them)
   const pool = p.pool, bs = pool.blockSize;
   const angles = p.rotary && p.T > 0 ? rotaryTables(ctx, p.rotary, p.positions) : null; // one set for the queries and the keys
   const qr = turnedRows(ctx, p, angles, pq, Hq), kr = turnedRows(ctx, p, angles, pk, Hkv);

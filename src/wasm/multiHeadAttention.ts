@@ -4,7 +4,7 @@
 // strides, and they write the heads' outputs straight into the [B, Lq, E] input of the output projection.
 // A prepared layer (engine.createMultiHeadAttention) holds its weights in engine memory across calls.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
-import { averageHeads, copyParams, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
+import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { Checked, Out } from '../core/validate.js';
 import type { Implementation, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
@@ -35,6 +35,8 @@ function placeWeights(p: MultiHeadPlan, weight: (c: Checked, name: string) => nu
 }
 
 function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined): OutputWithWeights {
+  // nothing to compute, however many empty rows there are
+  if (p.empty) return emptyMultiHead(p, cache?.length);
   // a call that fails after appending to the cache (the memory limit) leaves the cache as it was
   return cache ? cache.atomically(() => runOnce(ctx, p, w, cache, target)) : runOnce(ctx, p, w, null, target);
 }
@@ -112,6 +114,7 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
 export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, params: MultiHeadParams, options?: MultiHeadOptions, op: MultiHeadOp = 'multiHeadAttention'): OutputWithWeights {
   const p = planMultiHead(op, query, key, value, params, options);
   ctx.arena.checkOut(p.out);
+  if (p.empty) return emptyMultiHead(p); // not even the weights copied in
   const input = (c: Checked, name: string) => ctx.arena.input(c, name);
   return ctx.arena.call(() => formatCall(op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => run(ctx, p, placeWeights(p, input, input, false), null, p.out));
 }

@@ -3,6 +3,7 @@
 import { planMaskedSoftmax, planSoftmax, type RowsPlan } from '../core/plans.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { OutOptions } from '../core/types.js';
+import { emptyResult } from '../core/validate.js';
 import type { WasmContext } from './context.js';
 
 /**
@@ -24,6 +25,8 @@ const BLOCK_BYTES = 256 * 1024;
 function softmaxRows(ctx: WasmContext, op: string, p: RowsPlan, lens: Int32Array | null): Tensor {
   const { arena } = ctx;
   arena.checkOut(p.out);
+  // nothing to compute, however many empty rows x has
+  if (p.rows * p.n === 0) return emptyResult(p.x.shape, p.out);
   return arena.call(() => formatCall(op, { x: p.x.shape }), () => {
     // no pass that can be avoided: the kernel reads x where it is (an engine tensor), and writes
     // into out where it is (an engine tensor); a plain x is copied in block by block (one thread)

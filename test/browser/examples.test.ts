@@ -10,7 +10,7 @@ import type { Browser, Page } from 'puppeteer-core';
 import { runtimeHasRelaxedSimd } from '../../src/wasm/loader.js';
 import { random } from '../support.js';
 import {
-  artifactPath, attribute, browserNames, count, esbuildExample, innerHTML, launchBrowser, openPage, requireBuilt, serveStatic, servePreview,
+  artifactPath, attribute, browserFound, browserNames, count, esbuildExample, innerHTML, launchBrowser, openPage, requireBuilt, serveStatic, servePreview,
   text, webpackExample,
 } from './support.js';
 
@@ -89,7 +89,8 @@ const pageBuilds = (page: Page): Promise<('simd' | 'relaxed')[]> =>
   // biome-ignore lint/suspicious/noExplicitAny: the page's global, set by its bundle
   page.evaluate(() => ['simd', ...((window as any).qkv.engine.info.simd === 'relaxed' ? ['relaxed'] : [])]) as Promise<('simd' | 'relaxed')[]>;
 
-describe.each(browserNames)('%s', (name) => {
+// a browser this machine lacks is skipped with one line saying how to install it (an error under QKV_REQUIRE_BROWSERS=1)
+for (const name of browserNames) describe.skipIf(!browserFound(name))(name, () => {
   let browser: Browser;
   let closeBrowser: () => Promise<void>;
   beforeAll(async () => {

@@ -1,6 +1,7 @@
 // Browser-test support: the built examples, served the way users serve them, and the machine's own
 // browsers driven by puppeteer-core (it downloads no browser): Debian's Chromium over the DevTools
-// protocol and Debian's Firefox ESR over WebDriver BiDi, both headless. Every browser test runs in both.
+// protocol and Debian's Firefox ESR over WebDriver BiDi, both headless. Every browser test runs in both
+// (a browser this machine lacks is skipped, with one line saying how to run it: see browserFound).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +26,29 @@ export const browserPaths: Record<BrowserName, string> = {
   chromium: process.env.QKV_CHROMIUM ?? '/usr/bin/chromium',
   firefox: process.env.QKV_FIREFOX ?? '/usr/bin/firefox-esr',
 };
+
+/** Each browser's name for people, its Debian package and the variable that points at another binary. */
+const BROWSERS: Record<BrowserName, { label: string; pkg: string; variable: string }> = {
+  chromium: { label: 'Chromium', pkg: 'chromium', variable: 'QKV_CHROMIUM' },
+  firefox: { label: 'Firefox', pkg: 'firefox-esr', variable: 'QKV_FIREFOX' },
+};
+
+/**
+ * Whether `name`'s binary is there. When it is not (not installed, or QKV_CHROMIUM / QKV_FIREFOX names
+ * nothing), its suites are skipped with one line saying how to run them, so that `npm test` passes on a
+ * machine without browsers; with QKV_REQUIRE_BROWSERS=1 (CI sets it) a missing browser is an error.
+ */
+export function browserFound(name: BrowserName): boolean {
+  const path = browserPaths[name];
+  if (existsSync(path)) return true;
+  const { label, pkg, variable } = BROWSERS[name];
+  const how = `apt-get install ${pkg}, or set ${variable} to its binary`;
+  if (process.env.QKV_REQUIRE_BROWSERS === '1') {
+    throw new Error(`qkv: ${label} not found at ${path}, and QKV_REQUIRE_BROWSERS=1 needs its browser tests: ${how}`);
+  }
+  console.warn(`qkv: ${label} not found at ${path}: skipping its browser tests; ${how} (then npm run test:browser)`);
+  return false;
+}
 
 /** Fails with what to do when the examples were not built (npm run build:examples does it). */
 export function requireBuilt(): void {
@@ -92,8 +116,8 @@ export async function serveStatic(root: string, { isolated = false } = {}): Prom
 export async function launchBrowser(name: BrowserName): Promise<{ browser: Browser; close: () => Promise<void> }> {
   const executablePath = browserPaths[name];
   if (!existsSync(executablePath)) {
-    const pkg = name === 'chromium' ? 'chromium' : 'firefox-esr';
-    throw new Error(`no ${name} at ${executablePath}: apt-get install -y ${pkg} (or set QKV_${name.toUpperCase()} to its binary)`);
+    const { pkg, variable } = BROWSERS[name];
+    throw new Error(`no ${name} at ${executablePath}: apt-get install -y ${pkg} (or set ${variable} to its binary)`);
   }
   const profile = mkdtempSync(join(tmpdir(), `qkv-${name}-`));
   const defaultViewport = { width: 1200, height: 900 };
