@@ -17,7 +17,7 @@ const PACKED_BUDGET = 380_000;
 const UNPACKED_BUDGET = 1_360_000;
 const REQUIRED = [
   'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'types/wasm-url.d.ts',
-  'dist/index.d.ts', 'dist/inline.d.ts', 'dist/bundle/qkv.js', 'dist/bundle/inline.js',
+  'dist/index.d.ts', 'dist/inline.d.ts', 'dist/bundle/qkv.js', 'dist/bundle/inline.js', 'dist/bundle/edge.js',
   'dist/platform/fetchBytes.node.js', 'dist/platform/fetchBytes.browser.js', 'dist/platform/threads.node.js',
   'dist/platform/threads.browser.js', 'dist/platform/worker.node.js', 'dist/platform/worker.browser.js',
   'build/qkv.wasm', 'build/qkv-relaxed.wasm', 'build/qkv-threads.wasm', 'build/qkv-relaxed-threads.wasm',

@@ -32,6 +32,24 @@ describe('the built package', () => {
     expect(main.text.length).toBeLessThan(both.text.length - 90_000);
   });
 
+  it('Wrangler and Vercel resolve the edge entry, which imports build/qkv.wasm as a module; a browser or a web worker never does', async () => {
+    for (const conditions of [['workerd', 'worker', 'browser'], ['edge-light', 'worker', 'browser']]) {
+      const wasm: string[] = [];
+      const result = await esbuild.build({
+        stdin: { contents: `import { createEngine, tensor } from 'qkv'; console.log(createEngine, tensor);`, resolveDir: repo, loader: 'js' },
+        bundle: true, format: 'esm', platform: 'neutral', mainFields: ['browser', 'module', 'main'], conditions, write: false, metafile: true, logLevel: 'silent',
+        plugins: [{ name: 'wasm-module', setup: (b) => b.onResolve({ filter: /\.wasm\?module$/ }, (args) => { wasm.push(relative(repo, join(args.resolveDir, args.path))); return { path: args.path, external: true }; }) }],
+      });
+      expect(Object.keys(result.metafile.inputs).filter((f) => f.startsWith('dist/bundle/')).sort()).toEqual(['dist/bundle/edge.js', 'dist/bundle/qkv.js']);
+      expect(wasm).toEqual(['build/qkv.wasm?module']);
+    }
+    const worker = await esbuild.build({
+      stdin: { contents: `import { createEngine } from 'qkv'; console.log(createEngine);`, resolveDir: repo, loader: 'js' },
+      bundle: true, format: 'esm', platform: 'browser', conditions: ['worker'], write: false, metafile: true, logLevel: 'silent',
+    });
+    expect(Object.keys(worker.metafile.inputs)).not.toContain('dist/bundle/edge.js');
+  });
+
   it('no shipped JavaScript refers to a source map', () => {
     const js = readdirSync(join(repo, 'dist'), { recursive: true, withFileTypes: true })
       .filter((e) => e.isFile() && e.name.endsWith('.js')).map((e) => join(e.parentPath, e.name));

@@ -16,6 +16,7 @@
 import { checkShape, formatShape } from './tensor.js';
 import type { KVPool, KVPoolOptions, KVSequence } from './servingTypes.js';
 import type { Tensor } from './tensor.js';
+import { disposeSymbol } from './dispose.js';
 import { checkCount, checkIntact, checkOptions, checkPositiveCount, checkTensor, describeValue, type Checked } from './validate.js';
 
 /** How a pool stores keys and values (src/reference/kvFormats.ts defines them). */
@@ -185,6 +186,7 @@ export class PagedPool implements KVPool {
     this.storage = null;
   }
 
+  [disposeSymbol](): void { this.dispose(); }
 }
 
 export class PagedSequence implements KVSequence {
@@ -255,6 +257,11 @@ export class PagedSequence implements KVSequence {
     this.pool.release(this.table);
     this.table = [];
     this.held = 0;
+  }
+
+  /** free(), unless already freed: a `using` block may free the sequence itself before it ends. */
+  [disposeSymbol](): void {
+    if (!this.freed) this.free();
   }
 }
 

@@ -42,6 +42,8 @@ export interface LinearLayer {
   lookup(ids: ArrayLike<number>, options?: { scale?: number; out?: Tensor }): Tensor;
   /** Releases the weight; later use throws. Twice is harmless. */
   dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }
 
 /** The activations of gated MLPs. */

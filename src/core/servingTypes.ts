@@ -56,6 +56,8 @@ export interface KVPool {
   sequence(): KVSequence;
   /** Frees the pool's memory; its sequences throw from then on. */
   dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }
 
 /** One sequence's keys and values, in blocks of its pool. */
@@ -75,6 +77,8 @@ export interface KVSequence {
   truncate(length: number): void;
   /** Blocks go back to the pool; later use throws. */
   free(): void;
+  /** free(), for `using`; nothing when the sequence is already freed. */
+  [Symbol.dispose](): void;
 }
 
 /** Options of batchAttention. */
@@ -140,4 +144,6 @@ export interface GroupedQueryAttentionLayer {
   /** x [T, E] -> [T, E]: projections, q/k norm, rotary, batchAttention over the sequences, output projection. */
   forward(x: Tensor, options: { sequences: readonly KVSequence[]; queryLens: ArrayLike<number>; out?: Tensor }): { output: Tensor };
   dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }

@@ -4,6 +4,15 @@ import type {
 } from './servingTypes.js';
 import type { GatedActivationOptions, LinearLayer, LinearOptions, RmsNormOptions } from './modelTypes.js';
 
+// `using x = …` needs [Symbol.dispose] typed: TypeScript's lib esnext.disposable and @types/node declare
+// it; this declares the same for a program with neither (lib ES2022 alone), whose compile of these
+// declarations would otherwise fail. At run time see src/core/dispose.ts.
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
+
 /** How causal masking lines up queries with keys. `true` means `'top-left'`. */
 export type CausalMode = boolean | 'top-left' | 'bottom-right';
 
@@ -168,6 +177,8 @@ export interface KVCache {
   reset(): void;
   /** Releases its memory; later use throws. Twice is harmless. */
   dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }
 
 /**
@@ -188,6 +199,8 @@ export interface MultiHeadAttentionLayer {
   forward(query: Tensor, key: Tensor, value: Tensor, options?: MultiHeadOptions & { cache?: KVCache }): OutputWithWeights;
   /** Releases the weights; later use throws. Twice is harmless. */
   dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }
 
 /** Result of {@link Engine.scaledDotProductAttention}. */
@@ -288,6 +301,8 @@ export interface Engine {
   readonly info: EngineInfo;
   /** Releases the engine's memory; later calls throw. Calling it twice is harmless. */
   dispose(): void;
+  /** dispose(), for `using engine = await createEngine()`. */
+  [Symbol.dispose](): void;
 
   /**
    * Matrix product `[..., M, K] x [..., K, N] -> [..., M, N]` (or `b` as `[..., N, K]` with
@@ -400,4 +415,6 @@ export interface Engine {
 export interface EngineTensor extends Tensor {
   /** Returns its memory to the engine; later use of `data` throws. Twice is harmless. */
   dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }

@@ -8,6 +8,7 @@
 // JavaScript between the layers.
 import { checkOut, type Out } from '../core/validate.js';
 import { formatShape, type Tensor } from '../core/tensor.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { EngineTensor, Engine } from '../core/types.js';
 import type { LinearLayer } from '../core/modelTypes.js';
 import type { KVPool } from '../core/servingTypes.js';
@@ -251,4 +252,5 @@ export class ModelDecoder implements Decoder {
     if (p.lmHead !== p.embedding) p.lmHead.dispose();
   }
 
+  [disposeSymbol](): void { this.dispose(); }
 }

@@ -88,6 +88,8 @@ export interface DecoderSequence {
   truncate(length: number): void;
   /** Blocks go back to the pools; later use throws. */
   free(): void;
+  /** free(), for `using`; nothing when the sequence is already freed. */
+  [Symbol.dispose](): void;
 }
 
 /** Options of {@link Decoder.forward}. */
@@ -122,4 +124,6 @@ export interface Decoder {
   generate(prompt: ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<number, void, undefined>;
   /** Releases the weights and pools; later use throws. Twice is harmless. */
   dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }

@@ -9,6 +9,7 @@
 // The wasm engine runs the same steps inside wasm memory (src/wasm/groupedQueryAttention.ts).
 import { copyGroupedQuery, planGroupedQuery, planGroupedQueryForward, type GroupedQueryPlan } from '../core/groupedQueryPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams } from '../core/servingTypes.js';
 import type { MatmulOptions } from '../core/types.js';
 import { deliver, type Checked } from '../core/validate.js';
@@ -54,6 +55,7 @@ export function groupedQueryLayer(ops: GroupedQueryOps, params: GroupedQueryPara
       return { output: deliver(output, f.out) };
     },
     dispose() { layer = null; },
+    [disposeSymbol]() { layer = null; },
   };
 }
 

@@ -1,6 +1,7 @@
 // The reference engine: every op in plain TypeScript with float64 accumulation. It is the
 // definition the WebAssembly engine is tested against.
 import { checkShape, sizeOf } from '../core/tensor.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { Engine, EngineTensor, Implementation } from '../core/types.js';
 import { additiveAttention } from './additiveAttention.js';
 import { kernelRegression } from './kernelRegression.js';
@@ -25,6 +26,7 @@ const engine: Implementation<Engine> = {
   name: 'reference' as const,
   info: Object.freeze({ simd: 'none' as const, threads: 1, memoryBytes: 0 }),
   dispose() {},
+  [disposeSymbol]() {},
   matmul,
   softmax,
   maskedSoftmax,
@@ -60,6 +62,7 @@ function plainEngineTensor(shape: readonly number[]): EngineTensor {
       return data;
     },
     dispose() { data = null; },
+    [disposeSymbol]() { data = null; },
   };
 }
 

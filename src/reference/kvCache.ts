@@ -1,6 +1,7 @@
 // The reference engine's KV cache: two plain Float32Arrays [B, Hkv, capacity, D].
 import { checkAppend, checkKVCacheOptions, copyIntoCache, CachePositions, readCache, type CacheDims } from '../core/kvCache.js';
 import type { Tensor } from '../core/tensor.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { KVCache } from '../core/types.js';
 
 /** The caches this module made: a Proxy or a look-alike is not one of them, whatever instanceof says. */
@@ -49,4 +50,6 @@ export class ReferenceKVCache extends CachePositions implements KVCache {
   reset(): void { this.buffers(); this.positions = 0; }
 
   dispose(): void { this.k = null; this.v = null; }
+
+  [disposeSymbol](): void { this.dispose(); }
 }

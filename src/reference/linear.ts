@@ -11,6 +11,7 @@
 //
 // The wasm engine (src/wasm/linear.ts) stores the same values and computes in float32.
 import { planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { LinearLayer, LinearOptions } from '../core/modelTypes.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
@@ -57,6 +58,9 @@ export function createLinear(weight: Tensor, options?: LinearOptions): LinearLay
       return deliver(fromData(y, [n, inFeatures]), l.out);
     },
     dispose() {
+      W = null;
+    },
+    [disposeSymbol]() {
       W = null;
     },
   };

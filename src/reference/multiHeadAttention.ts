@@ -11,6 +11,7 @@
 // validate through src/core/multiHeadPlan.ts.
 import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan, type ReadParams } from '../core/multiHeadPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
+import { disposeSymbol } from '../core/dispose.js';
 import { deliver } from '../core/validate.js';
 import type { AttentionOptions, AttentionResult, Implementation, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { isReferenceCache, type ReferenceKVCache } from './kvCache.js';
@@ -111,6 +112,7 @@ export function layerWith(ops: MultiHeadOps, params: MultiHeadParams): MultiHead
       return cache ? cache.atomically(() => compose(ops, plan, cache)) : compose(ops, plan, undefined);
     },
     dispose() { kept = null; },
+    [disposeSymbol]() { kept = null; },
   };
   return layer as MultiHeadAttentionLayer;
 }

@@ -2,6 +2,7 @@
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
 import { checkShape, formatCall, sizeOf } from '../core/tensor.js';
 import { describeValue } from '../core/validate.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { Engine, EngineInfo, EngineTensor, Implementation } from '../core/types.js';
 import { positionalEncoding } from '../core/positionalEncoding.js';
 import { additiveAttention } from './additiveAttention.js';
@@ -85,6 +86,10 @@ function engineTensor(arena: Arena, shape: readonly number[], alive: () => unkno
   let ptr: number | null = arena.hold(count * 4, 'tensor', () => formatCall('engine.tensor', { shape: frozen }));
   let view = arena.f32(ptr, count);
   view.fill(0);
+  const dispose = (): void => {
+    if (ptr !== null) arena.free(ptr);
+    ptr = null;
+  };
   return {
     shape: frozen,
     get data(): Float32Array {
@@ -93,10 +98,8 @@ function engineTensor(arena: Arena, shape: readonly number[], alive: () => unkno
       if (view.buffer !== arena.memory.buffer) view = arena.f32(ptr, count);
       return view;
     },
-    dispose() {
-      if (ptr !== null) arena.free(ptr);
-      ptr = null;
-    },
+    dispose,
+    [disposeSymbol]: dispose,
   };
 }
 
@@ -202,6 +205,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
       parallel.dispose();
       ctx = null;
     },
+    [disposeSymbol]: () => engine.dispose(),
     matmul: (...a) => matmul(context(), ...a),
     scaledDotProductAttention: (...a) => scaledDotProductAttention(context(), ...a),
     softmax: (x, opts) => softmax(context(), x, opts),

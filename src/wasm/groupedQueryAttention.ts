@@ -6,6 +6,7 @@
 // the output projection.
 import { copyGroupedQuery, planGroupedQuery, planGroupedQueryForward, GQA_FORWARD, type GroupedQueryPlan } from '../core/groupedQueryPlan.js';
 import { formatCall } from '../core/tensor.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { GroupedQueryAttentionLayer, GroupedQueryParams } from '../core/servingTypes.js';
 import type { Checked } from '../core/validate.js';
 import { batchAttentionAt } from './batchAttention.js';
@@ -41,6 +42,11 @@ export function createWasmGroupedQuery(context: () => WasmContext, params: Group
     throw error;
   }
   const { Hq, Hkv, D, E } = layer;
+  const dispose = (): void => {
+    if (w === null) return;
+    blocks.forEach((b) => arena.free(b));
+    w = null;
+  };
   return {
     forward(x, options) {
       if (w === null) throw new Error('qkv: this grouped-query attention layer has been disposed');
@@ -67,10 +73,7 @@ export function createWasmGroupedQuery(context: () => WasmContext, params: Group
         return { output: c.arena.result(out, T * E, [T, E], f.out) };
       });
     },
-    dispose() {
-      if (w === null) return;
-      blocks.forEach((b) => arena.free(b));
-      w = null;
-    },
+    dispose,
+    [disposeSymbol]: dispose,
   };
 }

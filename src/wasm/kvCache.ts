@@ -3,6 +3,7 @@
 import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, CachePositions, readCache } from '../core/kvCache.js';
 import type { Checked } from '../core/validate.js';
 import { formatCall, type Tensor } from '../core/tensor.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { KVCache } from '../core/types.js';
 import type { Arena } from './memory.js';
 
@@ -103,6 +104,8 @@ export class WasmKVCache extends CachePositions implements KVCache {
     this.arena.free(this.blocks.v);
     this.blocks = null;
   }
+
+  [disposeSymbol](): void { this.dispose(); }
 }
 
 /** The cache behind options.cache, checked to belong to this engine. */

@@ -10,6 +10,7 @@
 // an embedding table and a tied LM head are one stored matrix. The bias is held beside the weight in
 // float32.
 import { LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { LinearLayer, LinearOptions } from '../core/modelTypes.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
@@ -108,6 +109,9 @@ export function createWasmLinear(context: () => WasmContext, weight: Tensor, opt
       if (!live) return;
       live = false;
       blocks.forEach((p) => arena.free(p));
+    },
+    [disposeSymbol]() {
+      this.dispose();
     },
   };
 }

@@ -91,9 +91,17 @@ async function compile(bytes: ArrayBuffer | Uint8Array): Promise<WebAssembly.Mod
   }
 }
 
+/**
+ * Whether `x` is a WebAssembly.Module, from this realm or another: a host that compiles a `.wasm`
+ * import for the code it runs (Next.js's edge sandbox, a `node:vm` context, an iframe) hands a module
+ * that fails `instanceof` here. The tag is the JS API's Symbol.toStringTag of WebAssembly.Module.
+ */
+export const isWasmModule = (x: unknown): boolean =>
+  x instanceof WebAssembly.Module || Object.prototype.toString.call(x) === '[object WebAssembly.Module]';
+
 /** Compiles the kernels' module from any WasmSource (a module is returned as is). */
 export async function compileKernels(source: WasmSource): Promise<WebAssembly.Module> {
-  if (source instanceof WebAssembly.Module) return source;
+  if (isWasmModule(source)) return source as WebAssembly.Module;
   if (source instanceof ArrayBuffer || source instanceof Uint8Array) return compile(source);
   if (source instanceof URL || typeof source === 'string') return compile(await fetchBytes(source));
   throw new TypeError('createEngine: options.wasm must be a URL, a path, an ArrayBuffer, a Uint8Array or a WebAssembly.Module');
@@ -109,6 +117,12 @@ export const importsMemory = (module: WebAssembly.Module): boolean =>
  * (about 20 ms of cold start).
  */
 export function instantiateKernels(module: WebAssembly.Module, memory?: WebAssembly.Memory): Kernels {
+  if (!(module instanceof WebAssembly.Module)) {
+    // another realm's module: the loader would take it for bytes. The kernels import nothing but a
+    // threads build's memory (and a debug build's abort) and need none of the loader's helpers.
+    const abort = (): never => { throw new Error('qkv: the wasm aborted'); };
+    return new WebAssembly.Instance(module, { env: memory ? { memory, abort } : { abort } }).exports as unknown as Kernels;
+  }
   const { exports } = instantiateSync<Record<string, unknown>>(module, memory ? { env: { memory } } : {});
   return exports as unknown as Kernels;
 }

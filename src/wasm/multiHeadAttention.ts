@@ -6,6 +6,7 @@
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
 import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan } from '../core/multiHeadPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
+import { disposeSymbol } from '../core/dispose.js';
 import type { Checked, Out } from '../core/validate.js';
 import type { Implementation, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { layoutArray, runAttention } from './attention.js';
@@ -163,6 +164,7 @@ export function createLayer(context: () => WasmContext, params: MultiHeadParams)
       blocks.forEach((b) => ctx.arena.free(b));
       weights = null;
     },
+    [disposeSymbol]: () => layer.dispose(),
   };
   return layer as MultiHeadAttentionLayer;
 }
