@@ -10,6 +10,7 @@ export { createEngine } from './wasm/engine.js';
 export { attentionHeatmap } from './heatmap.js';
 export { loadDecoder } from './models/load.js';
 export { sample } from './models/sample.js';
+export { createBatcher } from './serving/batcher.js';
 export type { Tensor, Mask } from './core/tensor.js';
 export type {
   Engine, EngineInfo, MatmulOptions, KernelRegressionOptions, KernelRegressionLossOptions, KernelRegressionLossResult, AdditiveParams, AdditiveOptions,
@@ -25,5 +26,6 @@ export type {
   Decoder, DecoderConfig, DecoderOptions, DecoderSequence, ForwardOptions, GenerateOptions, SamplingOptions,
 } from './models/types.js';
 export type { CheckpointSource } from './models/checkpoint.js';
+export type { Batcher, BatcherOptions, BatcherStats, StepInfo } from './serving/batcher.js';
 export type { EngineOptions } from './wasm/engine.js';
 export type { HeatmapOptions, Colormap } from './heatmap.js';
