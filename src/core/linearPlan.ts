@@ -15,7 +15,9 @@ const DTYPES: readonly LinearDtype[] = ['float32', 'float16', 'int8', 'int4'];
 export interface LinearPlan {
   readonly W: Checked;
   readonly bias: Checked | null;
-  readonly dtype: 'float32' | 'float16';
+  readonly dtype: LinearDtype;
+  /** int8/int4: inputs per scale (default 32); 0 for the float storages. */
+  readonly groupSize: number;
   readonly outFeatures: number;
   readonly inFeatures: number;
 }
@@ -33,13 +35,13 @@ export function planLinear(weight: unknown, options: unknown): LinearPlan {
   const names = "'float32', 'float16', 'int8' or 'int4'";
   if (typeof dtype !== 'string') throw new TypeError(`${op}: options.dtype must be ${names}, got ${describeValue(dtype)}`);
   if (!DTYPES.includes(dtype)) throw new RangeError(`${op}: options.dtype must be ${names}, got '${dtype}'`);
-  const groupSize = checkNumber(`${op}: options.groupSize`, o.groupSize);
+  const given = checkNumber(`${op}: options.groupSize`, o.groupSize);
+  let groupSize = 0;
   if (dtype === 'int8' || dtype === 'int4') {
-    const g = groupSize ?? 32;
-    if (!Number.isInteger(g) || g < 32 || g % 32 !== 0 || inFeatures % g !== 0) {
-      throw new RangeError(`${op}: options.groupSize must be a multiple of 32 that divides in = ${inFeatures} (weight ${formatShape(W.shape)}), got ${g}`);
+    groupSize = given ?? 32;
+    if (!Number.isInteger(groupSize) || groupSize < 32 || groupSize % 32 !== 0 || inFeatures % groupSize !== 0) {
+      throw new RangeError(`${op}: options.groupSize must be a multiple of 32 that divides in = ${inFeatures} (weight ${formatShape(W.shape)}), got ${groupSize}`);
     }
-    throw new RangeError(`${op}: dtype '${dtype}' is not supported yet; use 'float32' or 'float16'`);
   }
   let bias: Checked | null = null;
   if (o.bias !== undefined) {
@@ -47,7 +49,7 @@ export function planLinear(weight: unknown, options: unknown): LinearPlan {
     expectShape(`${op}: options.bias`, bias.shape, [outFeatures], `[out] with the weight's out = ${outFeatures}`);
   }
   checkIntact(op, W, bias);
-  return { W, bias, dtype, outFeatures, inFeatures };
+  return { W, bias, dtype, groupSize, outFeatures, inFeatures };
 }
 
 export interface LinearForward {

@@ -5,21 +5,80 @@
 //   'float16'  every weight rounded to IEEE binary16, nearest even (./kvFormats.ts: the same bits as
 //              the wasm kernels' conversion), then read back as its exact value
 //
-//   forward:  y[t, o] = b[o] + Σ_i x[t, i] · W[o, i]        float64 sums of the stored values
-//   lookup:   rows ids of the stored W, times scale: out[r, i] = float32(W[ids[r], i] · float32(scale))
-//             (the product of two float32 values, rounded once: what float32 arithmetic gives)
+//   'int8'     each row's groups of g inputs (groupSize) as q = clamp(round(w / s), -127, 127) with
+//              one float32 s = max|w| / 127 per group
+//   'int4'     the same groups as q = clamp(round(w / s), -8, 7) with s = m / -8, m the group's
+//              element of largest magnitude (its sign kept, the first of equals; GGML's Q4_0)
+//              Both: s is the float32 quotient, w / s the float32 quotient of two float32 values,
+//              round() to nearest with ties to even. A group whose s is 0, an Infinity or a NaN (a
+//              NaN anywhere in the group makes s NaN) holds q = 0: its values read back as 0 · s.
 //
-// The wasm engine (src/wasm/linear.ts) stores the same values and computes in float32.
-import { planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
+//   forward, float:  y[t, o] = b[o] + Σ_i x[t, i] · W[o, i]        float64 sums of the stored values
+//   forward, int:    each row of x quantized per group as int8's weights are (Q8_0 activations:
+//                    s_x = max|x| / 127, q_x in [-127, 127]), then
+//                    y[t, o] = b[o] + Σ_g s_w[o, g] · s_x[t, g] · Σ_{i in g} q_w[o, i] · q_x[t, i]
+//                    with exact integer sums, the rest in float64. So a NaN or an Infinity in a row of
+//                    x makes s_x non-finite and q_x = 0 in its group, and every output of the row NaN
+//                    (s_w · s_x · 0); a non-finite weight makes its output row NaN the same way.
+//   lookup:   rows ids of the stored W, times scale: out[r, i] = float32(W[ids[r], i] · float32(scale))
+//             (the product of two float32 values, rounded once: what float32 arithmetic gives);
+//             for int8/int4 the stored value is float32(q · s)
+//
+// The wasm engine (src/wasm/linear.ts) stores the same values and computes in float32 (the integer
+// sums exactly, so for int8/int4 it differs only in how it adds the groups).
+
 import { disposeSymbol } from '../core/dispose.js';
+import { type LinearPlan, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
 import type { LinearLayer, LinearOptions } from '../core/modelTypes.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import { fromFloat16Bits, toFloat16Bits } from './kvFormats.js';
 
+/** Rounds to the nearest integer, ties to even. */
+function roundEven(v: number): number {
+  const f = Math.floor(v), d = v - f;
+  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * The float32 scale of values[at, at + g): int8's max|v| / 127, or int4's m / -8 with m the first
+ * value of largest magnitude; NaN when one of them is NaN.
+ */
+export function groupScale(values: ArrayLike<number>, at: number, g: number, bits: 8 | 4): number {
+  let big = 0, m = 0;
+  for (let i = at; i < at + g; i++) {
+    const v = values[i];
+    if (Number.isNaN(v)) return NaN;
+    if (Math.abs(v) > big) { big = Math.abs(v); m = v; }
+  }
+  return Math.fround(bits === 8 ? big / 127 : m / -8);
+}
+
+/** q = clamp(round(float32(v / s)), lo, hi) for a finite nonzero s, else 0. */
+export function quantizeValue(v: number, s: number, lo: number, hi: number): number {
+  if (s === 0 || !Number.isFinite(s)) return 0;
+  return Math.min(hi, Math.max(lo, roundEven(Math.fround(v / s))));
+}
+
+/** Rows of `values` ([rows, k]) quantized in groups of g: q (integers) and one scale per group. */
+function quantizeRows(values: ArrayLike<number>, rows: number, k: number, g: number, bits: 8 | 4): { q: Int8Array; s: Float32Array } {
+  const q = new Int8Array(rows * k), s = new Float32Array(rows * (k / g));
+  const [lo, hi] = bits === 8 ? [-127, 127] : [-8, 7];
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < k / g; j++) {
+      const at = r * k + j * g;
+      const scale = groupScale(values, at, g, bits);
+      s[r * (k / g) + j] = scale;
+      for (let i = at; i < at + g; i++) q[i] = quantizeValue(values[i], scale, lo, hi);
+    }
+  }
+  return { q, s };
+}
+
 export function createLinear(weight: Tensor, options?: LinearOptions): LinearLayer {
   const plan = planLinear(weight, options);
   const { inFeatures, outFeatures, dtype } = plan;
+  if (dtype === 'int8' || dtype === 'int4') return createQuantLinear(plan);
   // the stored weight: a copy, rounded to binary16 for 'float16'
   let W: Float32Array | null = Float32Array.from(plan.W.data);
   if (dtype === 'float16') for (let i = 0; i < W.length; i++) W[i] = fromFloat16Bits(toFloat16Bits(W[i]));
@@ -62,6 +121,59 @@ export function createLinear(weight: Tensor, options?: LinearOptions): LinearLay
     },
     [disposeSymbol]() {
       W = null;
+    },
+  };
+}
+
+/** createLinear for 'int8' and 'int4': the weight held as q and per-group scales. */
+function createQuantLinear(plan: LinearPlan): LinearLayer {
+  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
+  const G = K / g;
+  let stored: { q: Int8Array; s: Float32Array } | null = quantizeRows(plan.W.data, N, K, g, dtype === 'int8' ? 8 : 4);
+  const bias = plan.bias ? Float32Array.from(plan.bias.data) : null;
+  const use = () => {
+    if (stored === null) throw new Error('qkv: this linear layer has been disposed');
+    return stored;
+  };
+  return {
+    inFeatures: K,
+    outFeatures: N,
+    dtype,
+    bytes: N * K * (dtype === 'int8' ? 1 : 0.5) + N * G * 4 + (bias ? N * 4 : 0),
+    forward(x, options) {
+      const w = use();
+      const { x: X, T, out } = planLinearForward(K, N, x, options);
+      const xq = quantizeRows(X.data, T, K, g, 8); // Q8_0 activations
+      const y = new Float32Array(T * N);
+      for (let t = 0; t < T; t++) {
+        for (let o = 0; o < N; o++) {
+          let sum = bias ? bias[o] : 0;
+          for (let j = 0; j < G; j++) {
+            let dot = 0; // exact: |dot| <= g · 127 · 127
+            for (let i = j * g; i < (j + 1) * g; i++) dot += w.q[o * K + i] * xq.q[t * K + i];
+            sum += w.s[o * G + j] * xq.s[t * G + j] * dot;
+          }
+          y[t * N + o] = sum;
+        }
+      }
+      return deliver(fromData(y, [T, N]), out);
+    },
+    lookup(ids, options) {
+      const w = use();
+      const l = planLinearLookup(K, N, ids, options);
+      const n = l.ids.length;
+      const y = new Float32Array(n * K);
+      for (let r = 0; r < n; r++) {
+        const row = l.ids[r];
+        for (let i = 0; i < K; i++) y[r * K + i] = Math.fround(w.q[row * K + i] * w.s[row * G + Math.floor(i / g)]) * l.scale;
+      }
+      return deliver(fromData(y, [n, K]), l.out);
+    },
+    dispose() {
+      stored = null;
+    },
+    [disposeSymbol]() {
+      stored = null;
     },
   };
 }

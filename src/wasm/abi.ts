@@ -60,6 +60,14 @@ export interface Kernels {
   linear_f16_scratch(k: number): number;
   linear_rows_f32(dst: number, bp: number, ids: number, count: number, n: number, k: number, scale: number): void;
   linear_rows_f16(dst: number, bp: number, ids: number, count: number, n: number, k: number, scale: number): void;
+  /** assembly/kernels/linearQuant.ts: int8/int4 weights in groups (4 output rows interleaved), Q8_0 activations, the products and rows. */
+  linear_quant_size(n: number, k: number, g: number, bits: number): number;
+  linear_quant_x_size(m: number, k: number, g: number, bits: number): number;
+  linear_quant_pack(dst: number, w: number, n: number, k: number, g: number, bits: number): void;
+  linear_quant_x(xq: number, x: number, m: number, k: number, g: number, bits: number): void;
+  linear_i8(y: number, xq: number, bp: number, bias: number, m: number, n: number, k: number, g: number, o0: number, o1: number): void;
+  linear_i4(y: number, xq: number, bp: number, bias: number, m: number, n: number, k: number, g: number, o0: number, o1: number): void;
+  linear_quant_rows(dst: number, bp: number, ids: number, count: number, n: number, k: number, g: number, bits: number, scale: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
   /** Byte offsets into the attention kernels' layout block (assembly/layout.ts; LAYOUT_OFFSETS below). */
@@ -114,6 +122,7 @@ export const KERNEL_ARITY = {
   exp_f32: 3, exp_softmax_f32: 3, exp2_nonpositive_f32: 3, exp2_softmax_f32: 3, exp2_shifted_f32: 4, tanh_f32: 3,
   rms_norm_f32: 7, add_f32: 4, gated_silu_f32: 4, gated_gelu_tanh_f32: 4, softcap_f32: 4,
   linear_pack_f16: 4, linear_f16: 12, linear_f16_scratch: 1, linear_rows_f32: 7, linear_rows_f16: 7,
+  linear_quant_size: 4, linear_quant_x_size: 4, linear_quant_pack: 6, linear_quant_x: 6, linear_i8: 10, linear_i4: 10, linear_quant_rows: 9,
 } as const satisfies { [K in KernelName]: Parameters<Kernels[K]>['length'] };
 
 /** The kernels by index, in KERNEL_ARITY's order (a worker's job slot holds the index, not the name). */

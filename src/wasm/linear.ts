@@ -6,11 +6,20 @@
 //   'float16'  the same panels of binary16 values (linear_pack_f16, rounded to nearest even as
 //              src/reference/kvFormats.ts does), products by linear_f16, widened in registers
 //
-// lookup() reads rows of the stored weight out of its panels (linear_rows_f32 / linear_rows_f16), so
+//   'int8'     linear_quant_pack's groups (assembly/kernels/linearQuant.ts draws the layout: 4 output
+//   'int4'     rows interleaved per group, the scales beside their values, int4 as nibbles); each
+//              forward quantizes x's rows once into scratch (linear_quant_x, Q8_0 activations) and
+//              linear_i8 / linear_i4 take integer dot products, threads splitting blocks of 4 output
+//              rows; every T runs the same kernel (see gemmQuant), so an element's bits depend
+//              neither on T nor on the split
+//
+// lookup() reads rows of the stored weight out of its panels (linear_rows_f32 / linear_rows_f16 /
+// linear_quant_rows, dequantized), so
 // an embedding table and a tied LM head are one stored matrix. The bias is held beside the weight in
 // float32.
-import { LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
+
 import { disposeSymbol } from '../core/dispose.js';
+import { LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
 import type { LinearLayer, LinearOptions } from '../core/modelTypes.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
@@ -38,10 +47,35 @@ function gemmHalf({ kernels, arena, parallel }: WasmContext, c: number, a: numbe
   });
 }
 
+/** Output rows a quantized layer interleaves (R in assembly/kernels/linearQuant.ts; must match). */
+export const QUANT_BLOCK_ROWS = 4;
+
+/**
+ * Y[m, n] = X · Wᵀ (+ bias) with W packed by linear_quant_pack (bits 8 or 4): X's rows quantized once
+ * into scratch, then threads take ranges of 4-row blocks of outputs.
+ * Prefill (many rows) runs the same kernel, so that a row's bits never depend on T. It is the slower
+ * choice there: measured at T = 128 (one thread, CPU time, 2-core Zen 5, [4864, 896] / [896, 4864]),
+ * float32's packed GEMM 22.8 / 21.9 ms, int8 30.9 / 32.2 ms, int4 29.6 / 31.3 ms (1.3-1.5x), the
+ * kernel costing T times its one-row compute; dequantizing panels into the float32 GEMM would cost
+ * the GEMM plus a pass over the weight, but gives up batch invariance above some T (not done).
+ */
+function gemmQuant({ kernels, arena, parallel }: WasmContext, y: number, x: number, w: number, m: number, n: number, k: number, g: number, bits: 8 | 4, bias: number): void {
+  arena.scoped(() => {
+    const xq = arena.alloc(kernels.linear_quant_x_size(m, k, g, bits));
+    kernels.linear_quant_x(xq, x, m, k, g, bits);
+    const blocks = Math.ceil(n / QUANT_BLOCK_ROWS);
+    const kernel = bits === 8 ? 'linear_i8' : 'linear_i4';
+    parallel.run(kernel, blocks, m * k * QUANT_BLOCK_ROWS, (_t, b0, b1) => [
+      y, xq, w, bias, m, n, k, g, b0 * QUANT_BLOCK_ROWS, Math.min(n, b1 * QUANT_BLOCK_ROWS),
+    ]);
+  });
+}
+
 /** `context` throws once the engine is disposed (as createWasmGroupedQuery's). */
 export function createWasmLinear(context: () => WasmContext, weight: Tensor, options?: LinearOptions): LinearLayer {
   const plan = planLinear(weight, options);
-  const { inFeatures: K, outFeatures: N, dtype } = plan;
+  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
+  const bits = dtype === 'int8' ? 8 : dtype === 'int4' ? 4 : 0;
   const ctx = context();
   const { arena, kernels } = ctx;
   const describe = () => formatCall(LINEAR_CREATE, plan.bias ? { weight: plan.W.shape, bias: plan.bias.shape } : { weight: plan.W.shape });
@@ -51,11 +85,16 @@ export function createWasmLinear(context: () => WasmContext, weight: Tensor, opt
     if (dtype === 'float32') {
       w = holdPacked(ctx, plan.W, `${LINEAR_CREATE}: weight`, describe);
       blocks.push(w);
-    } else {
+    } else if (bits === 0) {
       w = arena.hold(packedBytes(ctx, N, K) / 2, 'weights', describe);
       blocks.push(w);
       const at = w;
       arena.call(describe, () => { special = kernels.linear_pack_f16(at, arena.input(plan.W, `${LINEAR_CREATE}: weight`), N, K); });
+    } else {
+      w = arena.hold(kernels.linear_quant_size(N, K, g, bits), 'weights', describe);
+      blocks.push(w);
+      const at = w;
+      arena.call(describe, () => kernels.linear_quant_pack(at, arena.input(plan.W, `${LINEAR_CREATE}: weight`), N, K, g, bits));
     }
     if (plan.bias) {
       b = arena.holdCopy(plan.bias, 'weights', describe);
@@ -65,7 +104,8 @@ export function createWasmLinear(context: () => WasmContext, weight: Tensor, opt
     blocks.forEach((p) => arena.free(p));
     throw error;
   }
-  const bytes = (dtype === 'float32' ? packedBytes(ctx, N, K) : packedBytes(ctx, N, K) / 2) + (plan.bias ? N * 4 : 0);
+  const stored = bits !== 0 ? kernels.linear_quant_size(N, K, g, bits) : dtype === 'float32' ? packedBytes(ctx, N, K) : packedBytes(ctx, N, K) / 2;
+  const bytes = stored + (plan.bias ? N * 4 : 0);
   let live = true;
   /** The engine's context while both the layer and the engine live. */
   const use = (): WasmContext => {
@@ -86,7 +126,8 @@ export function createWasmLinear(context: () => WasmContext, weight: Tensor, opt
       return c.arena.call(() => formatCall(LINEAR_FORWARD, { x: f.x.shape }), () => {
         const px = c.arena.input(f.x, `${LINEAR_FORWARD}: x`);
         const py = c.arena.outputApart(f.out, f.x) || c.arena.allocF32(T * N);
-        if (dtype === 'float32') gemmPacked(c, py, px, w, T, N, K, b);
+        if (bits !== 0) gemmQuant(c, py, px, w, T, N, K, g, bits, b);
+        else if (dtype === 'float32') gemmPacked(c, py, px, w, T, N, K, b);
         else gemmHalf(c, py, px, w, T, N, K, b, special);
         return c.arena.result(py, T * N, [T, N], f.out);
       });
@@ -100,7 +141,8 @@ export function createWasmLinear(context: () => WasmContext, weight: Tensor, opt
       return c.arena.call(() => formatCall(LINEAR_LOOKUP, { ids: [n] }), () => {
         const pids = c.arena.write(l.ids);
         const py = c.arena.outputApart(l.out) || c.arena.allocF32(n * K);
-        if (dtype === 'float32') c.kernels.linear_rows_f32(py, w, pids, n, N, K, l.scale);
+        if (bits !== 0) c.kernels.linear_quant_rows(py, w, pids, n, N, K, g, bits, l.scale);
+        else if (dtype === 'float32') c.kernels.linear_rows_f32(py, w, pids, n, N, K, l.scale);
         else c.kernels.linear_rows_f16(py, w, pids, n, N, K, l.scale);
         return c.arena.result(py, n * K, [n, K], l.out);
       });

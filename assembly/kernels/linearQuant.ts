@@ -1,0 +1,353 @@
+// A linear layer's weight W [n, k] (nn.Linear's [out, in]) stored as int8 or int4 groups of g inputs
+// with one float32 scale per group (API.md "New ops"; src/reference/linear.ts is the definition), the
+// input rows quantized per group to int8 (Q8_0 activations), and the product
+//
+//   y[t, o] = b[o] + Σ_j (s_w[o, j] · s_x[t, j]) · Σ_{i in group j} q_w[o, i] · q_x[t, i]
+//
+// with the integer sums exact (i32) and the float part in float32, in this order for every element:
+// acc = b (or 0), then for j ascending acc += (s_w · s_x) · float(isum). Nothing about an element's
+// arithmetic depends on the other rows of x or on which output rows a call covers, so a row alone
+// and the same row among others give the same bits, and so does any split between threads; both
+// builds compute the same exact integer sums, so they give the same bits too.
+//
+// Quantization (weights at pack time, activations once per forward; both as the reference does):
+//   int8   s = max|w| / 127 (f32 division), q = clamp(nearest(w / s), -127, 127)
+//   int4   m = the first element of largest magnitude, s = m / -8, q = clamp(nearest(w / s), -8, 7)
+//   a group whose s is 0, an Infinity or a NaN (a NaN anywhere in it makes s NaN) stores q = 0: its
+//   products are then s · 0, NaN when s is not finite, so a non-finite weight makes its output row
+//   NaN and a non-finite input makes every output of its row NaN.
+//
+// Packed weight: output rows in blocks of R = 4 (a last partial block padded with rows of q = 0,
+// s = 0), each block its K/g groups in order, each group its 4 scales then the 4 rows' quantized
+// values one row after the other, so that one pass over x's quantized group feeds 4 accumulators
+// and a forward reads the weight front to back as one stream:
+//
+//   block b (rows 4b .. 4b+3), G = k / g groups            one group, int8 (16 + 4g bytes)
+//   | group 0 | group 1 | ... | group G-1 |                | s0 s1 s2 s3 | row 4b: q[0..g) i8 | row 4b+1 | row 4b+2 | row 4b+3 |
+//                                                            16 bytes      g bytes
+//   one group, int4 (16 + 2g bytes): the same with each row's g values in g/2 bytes, in chunks of
+//   32 inputs = 16 bytes: byte i of chunk c holds (q[32c + i] + 8) | (q[32c + 16 + i] + 8) << 4
+//   (GGML's Q4_0 nibble order; the values biased to 0..15, unsigned)
+//
+//   int8 bytes a weight: 1 + 4/g (g = 32: 1.125); int4: 1/2 + 4/g (g = 32: 0.625)
+//
+// Quantized activations, one row of x per `xRowBytes` bytes:
+//   | s_x[0..G) f32 | c[0..G) i32 | pad to 16 | q_x[0..k) |
+//   c[j] = 8 · Σ q_x over group j (int4's bias of 8 taken back out); q_x as i16, except int4 in the
+//   relaxed build (i8); int4 in the plain build stores the first 16 of every 32 values times 16
+//   (see below).
+//
+// Integer dot products:
+//   int8, both builds   q_w widened to i16 (v128.load8x8_s), i32x4.dot_i16x8_s with q_x in i16
+//   int4, plain build   8 bytes widened to u16 lanes (v128.load8x8_u): & 0x0f is q + 8 of inputs
+//                       32c + i, & 0xf0 is 16 · (q + 8) of inputs 32c + 16 + i; the first 16 q_x of
+//                       the chunk are stored times 16, so both dot_i16x8_s meet 16 · (q_w + 8) · q_x
+//                       and the group's sum is shifted right by 4 (exact) once
+//   int4, relaxed build i16x8.relaxed_dot_i8x16_i7x16_s(q_x i8, q_w + 8), widened by a pairwise add:
+//                       the biased weights lie in 0..15, inside the 7-bit operand's range where the
+//                       result is defined (every pair sum, |2 · 127 · 15|, is far inside i16, so no
+//                       saturation either)
+//   int4 then subtracts c[j] = 8 · Σ q_x: the same integer sum as the plain build, exactly.
+
+// @ts-ignore: decorator
+@inline const R: i32 = 4;
+
+/** Bytes of one packed group of R rows: R scales and R rows of g values of `bits` bits. */
+// @ts-ignore: decorator
+@inline function groupBytes(g: i32, bits: i32): i32 {
+  return 16 + (bits == 8 ? R * g : (R * g) >> 1);
+}
+
+/** Bytes of the header of a quantized activation row: G scales and G sums, rounded up to 16. */
+// @ts-ignore: decorator
+@inline function headerBytes(k: i32, g: i32): i32 {
+  return ((k / g) * 8 + 15) & ~15;
+}
+
+/** Bytes one row of quantized activations takes (see the layout above). */
+// @ts-ignore: decorator
+@inline function xRowBytes(k: i32, g: i32, bits: i32): i32 {
+  return headerBytes(k, g) + (bits == 4 && ASC_FEATURE_RELAXED_SIMD ? k : k << 1);
+}
+
+/** Bytes linear_quant_pack writes for W [n, k] in groups of g (a multiple of 32 dividing k), bits 8 or 4. */
+export function linear_quant_size(n: i32, k: i32, g: i32, bits: i32): i32 {
+  return ((n + R - 1) / R) * (k / g) * groupBytes(g, bits);
+}
+
+/** Bytes of scratch linear_quant_x needs for m rows of k inputs. */
+export function linear_quant_x_size(m: i32, k: i32, g: i32, bits: i32): i32 {
+  return m * xRowBytes(k, g, bits);
+}
+
+/**
+ * The scale of the g values at p (f32): int8's max|v| / 127 or int4's m / -8 (m the first value of
+ * largest magnitude); NaN when a value is NaN.
+ */
+// @ts-ignore: decorator
+@inline function groupScale(p: usize, g: i32, bits: i32): f32 {
+  let big: f32 = 0, m: f32 = 0, nan = false;
+  for (let i = 0; i < g; i++) {
+    const v = load<f32>(p + (<usize>i << 2));
+    nan = nan || v != v;
+    const a = abs<f32>(v);
+    if (a > big) { big = a; m = v; }
+  }
+  if (nan) return NaN;
+  return bits == 8 ? big / 127 : m / -8;
+}
+
+/** q = clamp(nearest(v / s), lo, hi) for a finite nonzero s, else 0. */
+// @ts-ignore: decorator
+@inline function quantize(v: f32, s: f32, lo: i32, hi: i32): i32 {
+  if (s == 0 || !isFinite<f32>(s)) return 0;
+  const q = nearest<f32>(v / s);
+  return q < <f32>lo ? lo : q > <f32>hi ? hi : <i32>q;
+}
+
+/**
+ * Packs W [n, k] (f32, row-major) into dst (linear_quant_size(n, k, g, bits) bytes, 16-byte aligned)
+ * as bits = 8 (int8) or 4 (int4) groups of g inputs, the layout above.
+ */
+export function linear_quant_pack(dst: usize, w: usize, n: i32, k: i32, g: i32, bits: i32): void {
+  const G = k / g, gb = groupBytes(g, bits), rowBytes = bits == 8 ? g : g >> 1;
+  const blocks = (n + R - 1) / R;
+  let at = dst;
+  for (let b = 0; b < blocks; b++) {
+    for (let j = 0; j < G; j++) {
+      for (let r = 0; r < R; r++) {
+        const o = b * R + r;
+        const q = at + 16 + <usize>(r * rowBytes);
+        if (o >= n) {
+          store<f32>(at + (<usize>r << 2), 0);
+          memory.fill(q, bits == 8 ? 0 : 0x88, <usize>rowBytes);
+          continue;
+        }
+        const src = w + ((<usize>o * <usize>k + <usize>(j * g)) << 2);
+        const s = groupScale(src, g, bits);
+        store<f32>(at + (<usize>r << 2), s);
+        if (bits == 8) {
+          for (let i = 0; i < g; i++) store<i8>(q + <usize>i, <i8>quantize(load<f32>(src + (<usize>i << 2)), s, -127, 127));
+        } else {
+          for (let c = 0; c < g; c += 32) {
+            for (let i = 0; i < 16; i++) {
+              const lo = quantize(load<f32>(src + (<usize>(c + i) << 2)), s, -8, 7) + 8;
+              const hi = quantize(load<f32>(src + (<usize>(c + 16 + i) << 2)), s, -8, 7) + 8;
+              store<u8>(q + <usize>((c >> 1) + i), <u8>(lo | (hi << 4)));
+            }
+          }
+        }
+      }
+      at += gb;
+    }
+  }
+}
+
+/**
+ * Quantizes m rows of x [m, k] (f32, rows k apart) per group of g into xq (linear_quant_x_size(m,
+ * k, g, bits) bytes, 16-byte aligned), the activation layout above, for weights of `bits` bits.
+ */
+export function linear_quant_x(xq: usize, x: usize, m: i32, k: i32, g: i32, bits: i32): void {
+  const G = k / g, stride = <usize>xRowBytes(k, g, bits), hb = <usize>headerBytes(k, g);
+  const narrow = bits == 4 && ASC_FEATURE_RELAXED_SIMD;
+  for (let t = 0; t < m; t++) {
+    const row = xq + <usize>t * stride, src = x + ((<usize>t * <usize>k) << 2);
+    for (let j = 0; j < G; j++) {
+      const p = src + (<usize>(j * g) << 2);
+      const s = groupScale(p, g, 8);
+      let sum = 0;
+      for (let i = 0; i < g; i++) {
+        const q = quantize(load<f32>(p + (<usize>i << 2)), s, -127, 127);
+        sum += q;
+        const at = j * g + i;
+        if (narrow) store<i8>(row + hb + <usize>at, <i8>q);
+        // int4, plain build: the first 16 of every 32 times 16 (they meet the low nibbles)
+        else store<i16>(row + hb + (<usize>at << 1), <i16>(bits == 4 && (i & 16) == 0 ? q << 4 : q));
+      }
+      store<f32>(row + (<usize>j << 2), s);
+      store<i32>(row + (<usize>(G + j) << 2), sum << 3);
+    }
+  }
+}
+
+/** [Σ lanes of a0, Σ a1, Σ a2, Σ a3] of four i32x4 (a transpose-add). */
+// @ts-ignore: decorator
+@inline function isums4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const u = i32x4.add(v128.shuffle<i32>(a0, a1, 0, 4, 1, 5), v128.shuffle<i32>(a0, a1, 2, 6, 3, 7));
+  const w = i32x4.add(v128.shuffle<i32>(a2, a3, 0, 4, 1, 5), v128.shuffle<i32>(a2, a3, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(u, w, 0, 1, 4, 5), v128.shuffle<i32>(u, w, 2, 3, 6, 7));
+}
+
+/** Σ over 32 inputs of one int8 row at w with q_x (i16) in x0..x3, 4 lanes. */
+// @ts-ignore: decorator
+@inline function dot8(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(w), x0), i32x4.dot_i16x8_s(v128.load8x8_s(w, 8), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(w, 16), x2), i32x4.dot_i16x8_s(v128.load8x8_s(w, 24), x3)),
+  );
+}
+
+/** Plain build: 16 · Σ (q_w + 8) · q_x over 32 inputs of one int4 row at w (16 bytes), q_x as linear_quant_x stores it. */
+// @ts-ignore: decorator
+@inline function dot4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128, lo: v128, hi: v128): v128 {
+  const v0 = v128.load8x8_u(w), v1 = v128.load8x8_u(w, 8);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v0, lo), x0), i32x4.dot_i16x8_s(v128.and(v1, lo), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v0, hi), x2), i32x4.dot_i16x8_s(v128.and(v1, hi), x3)),
+  );
+}
+
+/**
+ * Relaxed build: acc + Σ (q_w + 8) · q_x over 32 inputs of one int4 row at w (16 bytes), q_x i8 in
+ * xl, xh. i16x8.relaxed_dot_i8x16_i7x16_s gives pair sums within ±2 · 127 · 15, so two of them add
+ * in i16 before one widening pairwise add. (Not i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's V8
+ * 11.3 returns twice the dot product and drops the addend, checked on this machine.)
+ */
+// @ts-ignore: decorator
+@inline function dot4r(acc: v128, w: usize, xl: v128, xh: v128, lo: v128): v128 {
+  const v = v128.load(w);
+  const d = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v, lo)), i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v, 4), lo)));
+  return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(d));
+}
+
+/** y[o .. o + nr) of one output row from the 4 lanes of acc. */
+// @ts-ignore: decorator
+@inline function storeLanes(y: usize, acc: v128, nr: i32): void {
+  if (nr == R) { v128.store(y, acc); return; }
+  store<f32>(y, f32x4.extract_lane(acc, 0));
+  if (nr > 1) store<f32>(y, f32x4.extract_lane(acc, 1), 4);
+  if (nr > 2) store<f32>(y, f32x4.extract_lane(acc, 2), 8);
+}
+
+/** The bias of rows o .. o + nr as 4 lanes (0 past nr, or all 0 without a bias). */
+// @ts-ignore: decorator
+@inline function loadBias(bias: usize, o: i32, nr: i32): v128 {
+  if (bias == 0) return f32x4.splat(0);
+  const p = bias + (<usize>o << 2);
+  if (nr == R) return v128.load(p);
+  let v = f32x4.splat(0);
+  v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (nr > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (nr > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
+/**
+ * Y[m, n] = X · Wᵀ (+ bias) for the output rows [o0, o1) (o0 a multiple of 4; threads take ranges of
+ * 4-row blocks), W packed by linear_quant_pack with bits 8, X quantized by linear_quant_x. Y rows are
+ * n floats apart; y and bias point at column 0. Y must not overlap the other arguments.
+ * @param bias f32 [n], or 0 for none
+ */
+export function linear_i8(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n: i32, k: i32, g: i32, o0: i32, o1: i32): void {
+  const G = k / g, gb = <usize>groupBytes(g, 8), stride = <usize>xRowBytes(k, g, 8), hb = <usize>headerBytes(k, g);
+  const ug = <usize>g;
+  for (let o = o0; o < o1; o += R) {
+    const nr = min(R, n - o);
+    const wb = bp + <usize>(o / R) * <usize>G * gb;
+    const start = loadBias(bias, o, nr);
+    for (let t = 0; t < m; t++) {
+      const xr = xq + <usize>t * stride;
+      let acc = start;
+      let blk = wb, xg = xr + hb;
+      for (let j = 0; j < G; j++) {
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+        const w = blk + 16;
+        for (let c: usize = 0; c < ug; c += 32) {
+          const xc = xg + (c << 1);
+          const x0 = v128.load(xc), x1 = v128.load(xc, 16), x2 = v128.load(xc, 32), x3 = v128.load(xc, 48);
+          a0 = i32x4.add(a0, dot8(w + c, x0, x1, x2, x3));
+          a1 = i32x4.add(a1, dot8(w + ug + c, x0, x1, x2, x3));
+          a2 = i32x4.add(a2, dot8(w + 2 * ug + c, x0, x1, x2, x3));
+          a3 = i32x4.add(a3, dot8(w + 3 * ug + c, x0, x1, x2, x3));
+        }
+        const sum = f32x4.convert_i32x4_s(isums4(a0, a1, a2, a3));
+        const scale = f32x4.mul(v128.load(blk), v128.load32_splat(xr + (<usize>j << 2)));
+        acc = f32x4.add(acc, f32x4.mul(scale, sum));
+        blk += gb;
+        xg += ug << 1;
+      }
+      storeLanes(y + ((<usize>t * <usize>n + <usize>o) << 2), acc, nr);
+    }
+  }
+}
+
+/** As linear_i8 for W packed with bits 4. */
+export function linear_i4(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n: i32, k: i32, g: i32, o0: i32, o1: i32): void {
+  const G = k / g, gb = <usize>groupBytes(g, 4), stride = <usize>xRowBytes(k, g, 4), hb = <usize>headerBytes(k, g);
+  const ug = <usize>g, half = ug >> 1;
+  for (let o = o0; o < o1; o += R) {
+    const nr = min(R, n - o);
+    const wb = bp + <usize>(o / R) * <usize>G * gb;
+    const start = loadBias(bias, o, nr);
+    for (let t = 0; t < m; t++) {
+      const xr = xq + <usize>t * stride;
+      let acc = start;
+      let blk = wb, xg = xr + hb;
+      for (let j = 0; j < G; j++) {
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+        const w = blk + 16;
+        let isum: v128;
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          const lo = i8x16.splat(0x0f);
+          for (let c: usize = 0; c < ug; c += 32) {
+            const xc = xg + c;
+            const xl = v128.load(xc), xh = v128.load(xc, 16);
+            const wc = w + (c >> 1);
+            a0 = dot4r(a0, wc, xl, xh, lo);
+            a1 = dot4r(a1, wc + half, xl, xh, lo);
+            a2 = dot4r(a2, wc + 2 * half, xl, xh, lo);
+            a3 = dot4r(a3, wc + 3 * half, xl, xh, lo);
+          }
+          isum = isums4(a0, a1, a2, a3);
+        } else {
+          const lo = i16x8.splat(0x0f), hi = i16x8.splat(0xf0);
+          for (let c: usize = 0; c < ug; c += 32) {
+            const xc = xg + (c << 1);
+            const x0 = v128.load(xc), x1 = v128.load(xc, 16), x2 = v128.load(xc, 32), x3 = v128.load(xc, 48);
+            const wc = w + (c >> 1);
+            a0 = i32x4.add(a0, dot4(wc, x0, x1, x2, x3, lo, hi));
+            a1 = i32x4.add(a1, dot4(wc + half, x0, x1, x2, x3, lo, hi));
+            a2 = i32x4.add(a2, dot4(wc + 2 * half, x0, x1, x2, x3, lo, hi));
+            a3 = i32x4.add(a3, dot4(wc + 3 * half, x0, x1, x2, x3, lo, hi));
+          }
+          isum = i32x4.shr_s(isums4(a0, a1, a2, a3), 4);
+        }
+        isum = i32x4.sub(isum, v128.load32_splat(xr + (<usize>(G + j) << 2)));
+        const scale = f32x4.mul(v128.load(blk), v128.load32_splat(xr + (<usize>j << 2)));
+        acc = f32x4.add(acc, f32x4.mul(scale, f32x4.convert_i32x4_s(isum)));
+        blk += gb;
+        xg += ASC_FEATURE_RELAXED_SIMD ? ug : ug << 1;
+      }
+      storeLanes(y + ((<usize>t * <usize>n + <usize>o) << 2), acc, nr);
+    }
+  }
+}
+
+/**
+ * Rows `ids` (i32 [count], each in [0, n)) of a W [n, k] packed by linear_quant_pack, dequantized
+ * (float32(q · s)) and times scale, into dst [count, k] f32.
+ */
+export function linear_quant_rows(dst: usize, bp: usize, ids: usize, count: i32, n: i32, k: i32, g: i32, bits: i32, scale: f32): void {
+  const G = k / g, gb = <usize>groupBytes(g, bits), rowBytes = bits == 8 ? g : g >> 1;
+  for (let r = 0; r < count; r++) {
+    const o = load<i32>(ids + (<usize>r << 2));
+    const to = dst + <usize>r * (<usize>k << 2);
+    let blk = bp + <usize>(o / R) * <usize>G * gb;
+    const lane = o % R;
+    for (let j = 0; j < G; j++) {
+      const s = load<f32>(blk + (<usize>lane << 2));
+      const q = blk + 16 + <usize>(lane * rowBytes);
+      for (let i = 0; i < g; i++) {
+        let v: i32;
+        if (bits == 8) v = <i32>load<i8>(q + <usize>i);
+        else {
+          const c = i & ~31, p = i & 31;
+          const byte = <i32>load<u8>(q + <usize>((c >> 1) + (p & 15)));
+          v = (p < 16 ? byte & 15 : byte >> 4) - 8;
+        }
+        store<f32>(to + (<usize>(j * g + i) << 2), (<f32>v * s) * scale);
+      }
+      blk += gb;
+    }
+  }
+}
