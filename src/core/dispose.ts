@@ -11,3 +11,6 @@
 /** Symbol.dispose, or where the runtime lacks it, the registered symbol transpiled `using` falls back to. */
 export const disposeSymbol: typeof Symbol.dispose = (Symbol.dispose ?? Symbol.for('Symbol.dispose')) as typeof Symbol.dispose;
 
+
+/** Symbol.asyncDispose, or its registered stand-in (the token streams of createBatcher are AsyncGenerators, which have it). */
+export const asyncDisposeSymbol: typeof Symbol.asyncDispose = (Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')) as typeof Symbol.asyncDispose;

@@ -10,6 +10,7 @@ import type { GatedActivationOptions, LinearLayer, LinearOptions, RmsNormOptions
 declare global {
   interface SymbolConstructor {
     readonly dispose: unique symbol;
+    readonly asyncDispose: unique symbol;
   }
 }
 

@@ -6,6 +6,7 @@ import type { ModelDecoder } from './decoder.js';
 import { samplerOf, sampleRow } from './sample.js';
 import { ModelSequence } from './sequence.js';
 import type { GenerateOptions } from './types.js';
+import { nextTask } from '../core/nextTask.js';
 
 const OP = 'Decoder.generate';
 
@@ -14,24 +15,6 @@ function tokenList(name: string, x: unknown): number[] {
     throw new TypeError(`${OP}: ${name} must be an array of token ids, got ${describeValue(x)}`);
   }
   return Array.from(x as ArrayLike<number>);
-}
-
-/** Resolves after the event loop's pending tasks (timers, I/O, an abort) have had their turn. */
-function nextTask(): Promise<void> {
-  const g = globalThis as { setImmediate?: (f: () => void) => void };
-  if (typeof g.setImmediate === 'function') return new Promise((resolve) => g.setImmediate!(resolve));
-  if (typeof MessageChannel === 'function') {
-    // browsers clamp nested setTimeout(0) to 4 ms; a message is a task with no clamp
-    return new Promise((resolve) => {
-      const channel = new MessageChannel();
-      channel.port1.onmessage = () => {
-        channel.port1.close();
-        resolve();
-      };
-      channel.port2.postMessage(null);
-    });
-  }
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 export async function* generate(decoder: ModelDecoder, prompt: ArrayLike<number>, options: GenerateOptions): AsyncGenerator<number, void, undefined> {

@@ -39,6 +39,7 @@ import type { Decoder, DecoderSequence, GenerateOptions } from '../models/types.
 import { type Holder, PrefixCache, type PrefixMatch } from './prefixCache.js';
 import { planStep, type StepPlan } from './scheduler.js';
 import { TokenStream } from './stream.js';
+import { nextTask } from '../core/nextTask.js';
 
 const OP = 'Batcher.submit';
 
@@ -153,23 +154,6 @@ class Request {
   }
 }
 
-/** Resolves after the event loop's pending tasks (I/O, timers, an abort) have had their turn (as generate's). */
-function nextTask(): Promise<void> {
-  const g = globalThis as { setImmediate?: (f: () => void) => void };
-  if (typeof g.setImmediate === 'function') return new Promise((resolve) => g.setImmediate!(resolve));
-  if (typeof MessageChannel === 'function') {
-    // browsers clamp nested setTimeout(0) to 4 ms; a message is a task with no clamp
-    return new Promise((resolve) => {
-      const channel = new MessageChannel();
-      channel.port1.onmessage = () => {
-        channel.port1.close();
-        resolve();
-      };
-      channel.port2.postMessage(null);
-    });
-  }
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function tokenList(name: string, x: unknown, vocab: number): number[] {

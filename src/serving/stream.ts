@@ -2,6 +2,8 @@
 // an `async function*`, so that return() and throw() act at once even while a next() is pending (a
 // generator function queues them behind it): a consumer that stops gives its blocks back immediately.
 
+import { asyncDisposeSymbol } from '../core/dispose.js';
+
 export class TokenStream implements AsyncGenerator<number, void, undefined> {
   private queue: number[] = [];
   private head = 0;
@@ -61,6 +63,11 @@ export class TokenStream implements AsyncGenerator<number, void, undefined> {
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  /** return(), for `await using`. */
+  async [asyncDisposeSymbol](): Promise<void> {
+    await this.return();
   }
 
   /** The consumer stops: queued tokens are dropped and the request is cancelled. */
