@@ -54,39 +54,47 @@ export interface Architecture {
   readonly tiedByDefault: boolean;
 }
 
-const llama: Architecture = {
-  unitOffsetNorms: false, scaleEmbeddings: false, activationKey: 'hidden_act', postNorms: false, qkNorm: false,
-  qkvBias: 'attention_bias', fusedProjections: false, queryPreAttnScalar: false, attentionSoftcap: false, finalSoftcap: false, sliding: 'none',
-  localRope: false, tiedByDefault: false,
-};
-
-const gemma2: Architecture = {
-  ...llama, unitOffsetNorms: true, scaleEmbeddings: true, activationKey: 'hidden_activation', postNorms: true,
-  queryPreAttnScalar: true, attentionSoftcap: true, finalSoftcap: true, sliding: 'alternate', tiedByDefault: true,
-};
-
-/** The architectures qkv runs, by config.json's `architectures[0]`. */
-export const ARCHITECTURES: Readonly<Record<string, Architecture>> = Object.freeze({
-  LlamaForCausalLM: llama,
-  // sliding_window on every layer (MistralConfig.sliding_window, default 4096; null turns it off)
-  MistralForCausalLM: { ...llama, sliding: 'config' },
-  // Qwen2Attention: q_proj, k_proj, v_proj with bias=True; sliding only with use_sliding_window
-  Qwen2ForCausalLM: { ...llama, qkvBias: 'always', sliding: 'qwen' },
-  Qwen3ForCausalLM: { ...llama, qkNorm: true, sliding: 'qwen' },
-  Gemma2ForCausalLM: gemma2,
-  Gemma3ForCausalLM: { ...gemma2, qkNorm: true, attentionSoftcap: false, sliding: 'pattern', localRope: true },
-  Phi3ForCausalLM: { ...llama, fusedProjections: true, sliding: 'config' },
-});
+/**
+ * The architectures qkv runs, by config.json's `architectures[0]`. A function, made once when first
+ * asked for, rather than a module-level table: an app that only uses attention then bundles none of it
+ * (a bundler must keep a top-level object built with spreads, which could run getters).
+ */
+export function architectures(): Readonly<Record<string, Architecture>> {
+  if (table) return table;
+  const llama: Architecture = {
+    unitOffsetNorms: false, scaleEmbeddings: false, activationKey: 'hidden_act', postNorms: false, qkNorm: false,
+    qkvBias: 'attention_bias', fusedProjections: false, queryPreAttnScalar: false, attentionSoftcap: false, finalSoftcap: false,
+    sliding: 'none', localRope: false, tiedByDefault: false,
+  };
+  const gemma2: Architecture = {
+    ...llama, unitOffsetNorms: true, scaleEmbeddings: true, activationKey: 'hidden_activation', postNorms: true,
+    queryPreAttnScalar: true, attentionSoftcap: true, finalSoftcap: true, sliding: 'alternate', tiedByDefault: true,
+  };
+  table = Object.freeze({
+    LlamaForCausalLM: llama,
+    // sliding_window on every layer (MistralConfig.sliding_window, default 4096; null turns it off)
+    MistralForCausalLM: { ...llama, sliding: 'config' },
+    // Qwen2Attention: q_proj, k_proj, v_proj with bias=True; sliding only with use_sliding_window
+    Qwen2ForCausalLM: { ...llama, qkvBias: 'always', sliding: 'qwen' },
+    Qwen3ForCausalLM: { ...llama, qkNorm: true, sliding: 'qwen' },
+    Gemma2ForCausalLM: gemma2,
+    Gemma3ForCausalLM: { ...gemma2, qkNorm: true, attentionSoftcap: false, sliding: 'pattern', localRope: true },
+    Phi3ForCausalLM: { ...llama, fusedProjections: true, sliding: 'config' },
+  });
+  return table;
+}
+let table: Readonly<Record<string, Architecture>> | null = null;
 
 /** `architectures[0]` of a config, checked against the table: a TypeError names what is supported. */
 export function architectureOf(config: Record<string, unknown>): { name: string; arch: Architecture } {
   const list = config.architectures;
   const name = Array.isArray(list) && typeof list[0] === 'string' ? list[0] : undefined;
-  const supported = Object.keys(ARCHITECTURES).join(', ');
+  const known = architectures();
+  const supported = Object.keys(known).join(', ');
   if (name === undefined) {
     throw new TypeError(`loadDecoder: config.json has no architectures[0] naming the model class; qkv runs ${supported}`);
   }
-  const arch = Object.hasOwn(ARCHITECTURES, name) ? ARCHITECTURES[name] : undefined;
+  const arch = Object.hasOwn(known, name) ? known[name] : undefined;
   if (!arch) throw new TypeError(`loadDecoder: architecture ${name} is not supported; qkv runs ${supported}`);
   return { name, arch };
 }

@@ -74,8 +74,12 @@ export class ModelDecoder implements Decoder {
   private scratch: Scratch | null = null;
   readonly config: DecoderConfig;
 
+  /** dispose(), for `using`: set per instance, since a computed method name would keep this class in bundles that never use it. */
+  declare readonly [Symbol.dispose]: () => void;
+
   constructor(readonly engine: Engine, readonly plan: DecoderPlan, parts: DecoderParts) {
     this.parts = parts;
+    (this as { [disposeSymbol]: () => void })[disposeSymbol] = () => this.dispose();
     this.config = plan.config;
   }
 
@@ -252,5 +256,4 @@ export class ModelDecoder implements Decoder {
     if (p.lmHead !== p.embedding) p.lmHead.dispose();
   }
 
-  [disposeSymbol](): void { this.dispose(); }
 }

@@ -44,14 +44,14 @@ const OTHER_TYPES: Record<number, string> = {
 };
 
 /** `general.architecture` -> the Hugging Face class qkv runs it as (llama with a sliding window: Mistral). */
-export const ARCHITECTURE_NAMES: Readonly<Record<string, string>> = Object.freeze({
+export const ARCHITECTURE_NAMES: Readonly<Record<string, string>> = {
   llama: 'LlamaForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
   qwen3: 'Qwen3ForCausalLM',
   gemma2: 'Gemma2ForCausalLM',
   gemma3: 'Gemma3ForCausalLM',
   phi3: 'Phi3ForCausalLM',
-});
+};
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 const DEFAULT_ALIGNMENT = 32;

@@ -17,7 +17,7 @@ import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointTensor, Op
 /** Bytes per element of the dtypes read (safetensors' names). */
 export const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
 type Dtype = keyof typeof DTYPE_BYTES;
-const SUPPORTED = Object.keys(DTYPE_BYTES).join(', ');
+const SUPPORTED = /* @__PURE__ */ Object.keys(DTYPE_BYTES).join(', ');
 
 /** A header longer than this is not a checkpoint's (the official reader's limit is the same 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;

@@ -14,7 +14,11 @@ export class ModelSequence implements DecoderSequence {
   /** Yielded by generate, not fed yet. */
   pending: number[];
 
+  /** free(), for `using`: set per instance (see ModelDecoder). */
+  declare readonly [Symbol.dispose]: () => void;
+
   constructor(readonly owner: object, layers: KVSequence[], tokens = new Int32Array(16), count = 0, pending: number[] = []) {
+    (this as { [disposeSymbol]: () => void })[disposeSymbol] = () => this.free();
     this.layers = layers;
     this.held = tokens;
     this.count = count;
@@ -80,5 +84,4 @@ export class ModelSequence implements DecoderSequence {
     this.layers = null;
   }
 
-  [disposeSymbol](): void { this.free(); }
 }

@@ -12,7 +12,14 @@ export class TokenStream implements AsyncGenerator<number, void, undefined> {
   private waiters: { resolve: (r: IteratorResult<number, void>) => void; reject: (e: unknown) => void }[] = [];
 
   /** `cancel` is called once when the consumer stops early (return() or throw()). */
-  constructor(private readonly cancel: () => void) {}
+  /** return(), for `await using`: set per instance, since a computed method name would keep this class in bundles that never use it. */
+  declare readonly [Symbol.asyncDispose]: () => Promise<void>;
+
+  constructor(private readonly cancel: () => void) {
+    (this as { [asyncDisposeSymbol]: () => Promise<void> })[asyncDisposeSymbol] = async () => {
+      await this.return();
+    };
+  }
 
   /** A token for the consumer. */
   push(token: number): void {
@@ -65,10 +72,6 @@ export class TokenStream implements AsyncGenerator<number, void, undefined> {
     return this;
   }
 
-  /** return(), for `await using`. */
-  async [asyncDisposeSymbol](): Promise<void> {
-    await this.return();
-  }
 
   /** The consumer stops: queued tokens are dropped and the request is cancelled. */
   private stop(): void {
