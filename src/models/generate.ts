@@ -2,10 +2,9 @@
 // one token at a time, feeding each one before sampling the next. The last token yielded is kept
 // unfed on the sequence (nothing needs its keys yet): the next generate on it feeds it first.
 import { describeValue } from '../core/validate.js';
-import type { ModelDecoder } from './decoder.js';
 import { samplerOf, sampleRow } from './sample.js';
 import { ModelSequence } from './sequence.js';
-import type { GenerateOptions } from './types.js';
+import type { Decoder, GenerateOptions } from './types.js';
 import { nextTask } from '../core/nextTask.js';
 
 const OP = 'Decoder.generate';
@@ -17,7 +16,7 @@ function tokenList(name: string, x: unknown): number[] {
   return Array.from(x as ArrayLike<number>);
 }
 
-export async function* generate(decoder: ModelDecoder, prompt: ArrayLike<number>, options: GenerateOptions): AsyncGenerator<number, void, undefined> {
+export async function* generate(decoder: Decoder, prompt: ArrayLike<number>, options: GenerateOptions): AsyncGenerator<number, void, undefined> {
   if (options === null || typeof options !== 'object') throw new TypeError(`${OP}: options must be an object`);
   const tokens = tokenList('prompt', prompt);
   const sampler = samplerOf(OP, options);

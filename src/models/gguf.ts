@@ -21,7 +21,7 @@
 //     q and k projections (LlamaModel.permute: each head's rotary pairs interleaved, for GGML's normal
 //     rope; NEOX-rope architectures, qwen2, qwen3, gemma2, gemma3 and phi3, are written as they are), and
 //     for Gemma 2 and 3 it stored every RMSNorm weight as 1 + w (qkv's loader adds the 1 itself).
-import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointTensor, OpenCheckpointOptions } from './checkpoint.js';
+import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointTensor, OpenCheckpointOptions } from './checkpointTypes.js';
 import { convert } from './safetensors.js';
 
 /** GGML tensor types read, by their number in the file: bytes per block of `block` elements. */

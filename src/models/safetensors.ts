@@ -12,7 +12,7 @@
 // on, so that a bad file fails at open with its name and the tensor's. Reading converts one tensor to
 // float32 in chunks of the file's chunkBytes, straight into the destination: a big F16 tensor read from
 // disk holds its float32 array and one chunk, never its whole raw bytes as well.
-import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointTensor, OpenCheckpointOptions } from './checkpoint.js';
+import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointTensor, OpenCheckpointOptions } from './checkpointTypes.js';
 
 /** Bytes per element of the dtypes read (safetensors' names). */
 export const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;

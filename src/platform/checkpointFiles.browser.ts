@@ -3,7 +3,7 @@
 // from the page's files ({ files }). package.json "imports" maps #checkpoint-files here for every
 // condition except "node"; this file must never import a Node built-in (test/bundles.test.ts checks the
 // bundles). checkpointFiles.node.ts is the other side and exports the same signature.
-import type { CheckpointFolder } from '../models/checkpoint.js';
+import type { CheckpointFolder } from '../models/checkpointTypes.js';
 
 /**
  * Always null (the caller fetches the URL, a string without a scheme being relative to the page),

@@ -5,7 +5,7 @@
 import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CheckpointFile, CheckpointFolder } from '../models/checkpoint.js';
+import type { CheckpointFile, CheckpointFolder } from '../models/checkpointTypes.js';
 
 /** A tensor bigger than this is read and converted in pieces of this many bytes. */
 const CHUNK_BYTES = 1 << 20;

@@ -8,6 +8,9 @@ import type { Arena } from './memory.js';
 import type { Checked } from '../core/validate.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
 import { decodeBytes, decodeView, runDecode } from './decodeAttention.js';
+import type { AttentionCall } from './attentionCall.js';
+
+export type { AttentionCall } from './attentionCall.js';
 
 /** past ++ new along the length axis ([BH, Lpast, D] and [BH, Lnew, D]) in wasm memory: the new rows where they are when there is no past. */
 function concatInto(arena: Arena, past: Checked | null, next: Checked, BH: number, Lpast: number, Lnew: number, D: number, names: [string, string]): number {
@@ -111,20 +114,6 @@ export function withAttentionKernel<T>(kernel: AttentionKernel, fn: () => T): T 
 
 /** For tests: the kernel the last attention call on this thread ran (null before any, or when it had nothing to compute). */
 export const lastAttentionKernel = (): AttentionKernel | null => lastKernel;
-
-/** Pointers and sizes of one attention call in wasm memory (see attention_f32 for each). */
-export interface AttentionCall {
-  out: number; weights: number; q: number; k: number; v: number; mask: number; lens: number;
-  B: number; Hq: number; Hkv: number; Lq: number; Lk: number; E: number; Ev: number;
-  scale: number; softcap: number; maskKind: number; maskStrides: number[];
-  causal: number; Lpast: number; windowLeft: number; windowRight: number;
-  /** Pointer to the block of layoutArray(): strides and the KV view. */
-  layout: number;
-  /** The KV view's element type (KV_FORMATS; float32 when absent), as written in the layout. */
-  kvFormat?: number;
-  /** f32 [Hq] ALiBi slopes and sink logits (batchAttention's options), or 0 / absent: the fused kernel only. */
-  alibi?: number; sinks?: number;
-}
 
 /** The arguments attention_f32 and flash_attention_f32 share, from `b` to `layout`. */
 type SharedArgs = [

@@ -12,7 +12,7 @@
 // the query has on the key axis; causal and window then give the same range as keyRange.ts.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_NONE } from '../core/attentionPlan.js';
 import { KV_FORMATS, LAYOUT_OFFSETS } from './abi.js';
-import type { AttentionCall } from './attention.js';
+import type { AttentionCall } from './attentionCall.js';
 import type { WasmContext } from './context.js';
 
 /** Where a decode call's keys and values lie, as the paged kernel reads them. */
