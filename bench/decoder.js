@@ -1,5 +1,5 @@
 // Whole decoders on qkv: `node bench/decoder.js [--model Qwen2.5-0.5B|SmolLM2-135M|all]
-// [--weights float32,float16] [--threads 1,2] [--prompt 512] [--decode 32] [--rounds 3] [--cpu] [--load]`
+// [--weights float32,float16,int8,int4] [--threads 1,2] [--prompt 512] [--decode 32] [--rounds 3] [--cpu] [--load]`
 //
 // Random-weight checkpoints of real models' shapes (bench/lib/randomCheckpoint.js, written once into
 // the system's temp folder), loaded with loadDecoder and timed in one process:
@@ -84,27 +84,36 @@ function profiled(engine, vocab, times) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const prompt = (n, vocab) => Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab);
 
-/** Model FLOPs of a forward of T new tokens after `past` positions: 2 per weight per token, plus attention. */
-function flops(config, T, past) {
+/**
+ * Model FLOPs of a forward of T new tokens after `past` positions: 2 per weight per token, plus
+ * attention; the LM head's only for the `head` rows whose logits are asked for (1: logits 'last').
+ */
+function flops(config, T, past, head = 1) {
   const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, numLayers: L, vocabSize: V } = config;
-  const perToken = L * (2 * E * (Hq + 2 * Hkv) * D + 2 * Hq * D * E + 2 * 3 * E * I) + 2 * E * V;
+  const perToken = L * (2 * E * (Hq + 2 * Hkv) * D + 2 * Hq * D * E + 2 * 3 * E * I);
   let attention = 0;
   for (let t = 0; t < T; t++) attention += L * Hq * 4 * D * (past + t + 1);
-  return perToken * T + attention;
+  return perToken * T + attention + 2 * E * V * head;
 }
 
-/** The float32 GEMM's GFLOP/s on the prefill's biggest product ([T, E] x [I, E]ᵀ), engine-resident. */
+/**
+ * The float32 GEMM's GFLOP/s on the prefill's biggest product: T rows times a float32 linear layer of
+ * the MLP's [I, E] (the GEMM's packed panels), engine-resident, the median of 5.
+ */
 function gemmRate(engine, T, K, N) {
-  const a = engine.tensor([T, K]), b = engine.tensor([N, K]), out = engine.tensor([T, N]);
+  const w = engine.tensor([N, K]), a = engine.tensor([T, K]), out = engine.tensor([T, N]);
+  w.data.fill(0.02);
   a.data.fill(0.01);
-  b.data.fill(0.02);
+  const layer = engine.createLinear(w);
+  w.dispose();
   const ts = [];
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 6; i++) {
     const t0 = now();
-    engine.matmul(a, b, { transposeB: true, out });
+    layer.forward(a, { out });
     ts.push(now() - t0);
   }
-  [a, b, out].forEach((t) => t.dispose());
+  layer.dispose();
+  [a, out].forEach((t) => t.dispose());
   return (2 * T * K * N) / (median(ts.slice(1)) * 1e6);
 }
 
@@ -189,7 +198,8 @@ function benchModel(name) {
 /** Bytes of the weights one decode step reads: every linear layer's stored weight (the embedding's rows aside). */
 function weightBytesOf(decoder, weights) {
   const c = decoder.config;
-  const per = { float32: 4, float16: 2 }[weights] ?? 4;
+  // bytes a weight: int8 and int4 keep one float32 scale a group of 32 (createLinear's default)
+  const per = { float32: 4, float16: 2, int8: 1 + 4 / 32, int4: 0.5 + 4 / 32 }[weights];
   const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, numLayers: L, vocabSize: V } = c;
   return per * (L * (E * (Hq + 2 * Hkv) * D + Hq * D * E + 3 * E * I) + V * E);
 }

@@ -33,7 +33,7 @@ const engine = await createEngine({ threads: threads === 'auto' ? 'auto' : Numbe
 const t0 = performance.now();
 const decoder = await loadDecoder(folder, {
   engine, weights: option('weights', 'float32'), maxTokens: 4096,
-  onProgress: ({ loadedBytes, totalBytes }) => process.stderr.write(`\rloading ${((100 * loadedBytes) / totalBytes).toFixed(0)}% of ${(totalBytes / 1e6).toFixed(1)} MB`),
+  onProgress: ({ loadedBytes, totalBytes }) => process.stderr.isTTY && process.stderr.write(`\rloading ${((100 * loadedBytes) / totalBytes).toFixed(0)}% of ${(totalBytes / 1e6).toFixed(1)} MB`),
 });
 const c = decoder.config;
 console.error(`\r${c.architecture}: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${(decoder.bytes / 1e6).toFixed(1)} MB in the engine, loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s (${engine.info.simd}, ${engine.info.threads} thread${engine.info.threads > 1 ? 's' : ''})`);

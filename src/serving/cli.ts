@@ -63,7 +63,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   const t0 = performance.now();
   const decoder = await loadDecoder(checkpoint, {
     engine, weights, maxTokens: integer(flags, 'max-tokens', 8192),
-    onProgress: ({ loadedBytes, totalBytes }) => process.stderr.write(`\rloading ${(loadedBytes / 1e6).toFixed(0)} / ${(totalBytes / 1e6).toFixed(0)} MB`),
+    // progress only where it is seen (a terminal): a log file gets the summary line alone
+    onProgress: process.stderr.isTTY ? ({ loadedBytes, totalBytes }) => process.stderr.write(`\rloading ${(loadedBytes / 1e6).toFixed(0)} / ${(totalBytes / 1e6).toFixed(0)} MB`) : undefined,
   });
   const text = await loadText(checkpoint);
   const modelName = flags.get('model-name') ?? basename(resolve(checkpoint));
