@@ -449,6 +449,6 @@ export class ContinuousBatcher implements Batcher {
 }
 
 /** A continuous batcher over `decoder` (API.md, "Serving many users"). It assumes it is the only user of the decoder's pools. */
-export function createBatcher(decoder: Decoder, options?: BatcherOptions): ContinuousBatcher {
+export function createBatcher(decoder: Decoder, options?: BatcherOptions): Batcher {
   return new ContinuousBatcher(decoder, options);
 }

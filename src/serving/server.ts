@@ -17,7 +17,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Decoder, GenerateOptions } from '../models/types.js';
-import { type BatcherOptions, type ContinuousBatcher, createBatcher } from './batcher.js';
+import { type BatcherOptions, ContinuousBatcher } from './batcher.js';
 import { Metrics } from './metrics.js';
 import type { ChatMessage, TextCodec } from './text.js';
 
@@ -91,7 +91,7 @@ const isTokenArray = (v: unknown): v is number[] => Array.isArray(v) && v.length
 export function createServer(options: ServerOptions): QkvServer {
   const { decoder, modelName, text = null, maxWaiting = 256, maxBodyBytes = 8 << 20 } = options;
   const metrics = new Metrics();
-  const batcher = createBatcher(decoder, { ...options.batcher, onStep: metrics.step });
+  const batcher = new ContinuousBatcher(decoder, { ...options.batcher, onStep: metrics.step });
   const V = decoder.config.vocabSize;
   const contextLimit = Math.min(decoder.config.maxPositions, batcher.capacity * decoder.blockSize);
   const created = Math.floor(Date.now() / 1000);

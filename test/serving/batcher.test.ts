@@ -4,7 +4,10 @@
 // alone, and a short soak of a few hundred mixed requests after which every block is back.
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, type Decoder, type Engine, loadDecoder, reference } from '../../src/index.js';
-import { type ContinuousBatcher, createBatcher, routeChunk } from '../../src/serving/batcher.js';
+import { ContinuousBatcher, createBatcher, routeChunk } from '../../src/serving/batcher.js';
+
+/** The batcher with its internals in view (createBatcher gives the public Batcher). */
+const batcherOf = (d: Decoder, o?: ConstructorParameters<typeof ContinuousBatcher>[1]) => new ContinuousBatcher(d, o);
 import { blocksFor, planStep, type Schedulable, type StepPlan } from '../../src/serving/scheduler.js';
 
 const folder = (name: string) => new URL(`../fixtures/decoders/${name}/`, import.meta.url).pathname;
@@ -122,7 +125,7 @@ describe('the batcher', () => {
     const prompts = [40, 3, 25, 17, 9, 33, 1, 12].map((n) => randomPrompt(r, n));
     const expected = [];
     for (const p of prompts) expected.push(await collect(d.generate(p, { maxNewTokens: 12, stop: [] })));
-    const b = createBatcher(d, { maxBatchTokens: 48 });
+    const b = batcherOf(d, { maxBatchTokens: 48 });
     const seen = watch(b, d, total);
     const got = await Promise.all(prompts.map((p) => collect(b.submit(p, { maxNewTokens: 12, stop: [] }))));
     expect(got).toEqual(expected);
@@ -137,7 +140,7 @@ describe('the batcher', () => {
     const d = await load(512);
     const total = d.freeBlocks;
     const r = rng(3);
-    const b = createBatcher(d, { maxBatchTokens: 8, routeInvariant: false });
+    const b = batcherOf(d, { maxBatchTokens: 8, routeInvariant: false });
     const seen = watch(b, d, total);
     const short = [randomPrompt(r, 2), randomPrompt(r, 3)];
     const expected = [];
@@ -165,7 +168,7 @@ describe('the batcher', () => {
     const options = (i: number) => (i % 2 ? { maxNewTokens: 24, stop: [] } : { maxNewTokens: 24, stop: [], temperature: 0.9, seed: 7 + i, repetitionPenalty: 1.3 });
     const expected = [];
     for (const [i, p] of prompts.entries()) expected.push(await collect(d.generate(p, options(i))));
-    const b = createBatcher(d, { maxBatchTokens: 48 });
+    const b = batcherOf(d, { maxBatchTokens: 48 });
     const seen = watch(b, d, total);
     const got = await Promise.all(prompts.map((p, i) => collect(b.submit(p, options(i)))));
     expect(got).toEqual(expected);
@@ -177,7 +180,7 @@ describe('the batcher', () => {
 
   it('a request too long for the pools alone ends with a RangeError after its tokens', async () => {
     const d = await load(32); // 8 blocks: 32 positions
-    const b = createBatcher(d, { maxBatchTokens: 48 });
+    const b = batcherOf(d, { maxBatchTokens: 48 });
     const prompt = randomPrompt(rng(5), 20);
     // 32 positions hold the prompt and 12 tokens fed; the 13th is yielded (as generate's at the model's end)
     const expected = await collect(d.generate(prompt, { maxNewTokens: 13, stop: [] }));
@@ -198,7 +201,7 @@ describe('the batcher', () => {
     const system = randomPrompt(r, 24);
     const a = [...system, ...randomPrompt(r, 18)], c = [...system, ...randomPrompt(r, 20)];
     const expected = await collect(d.generate(c, { maxNewTokens: 6, stop: [] }));
-    const b = createBatcher(d, { maxBatchTokens: 48 });
+    const b = batcherOf(d, { maxBatchTokens: 48 });
     watch(b, d, total);
     await collect(b.submit(a, { maxNewTokens: 6, stop: [] }));
     expect(b.stats.cachedBlocks).toBeGreaterThan(0);
@@ -220,7 +223,7 @@ describe('the batcher', () => {
   it('a stream ends at a stop token, maxNewTokens, its signal and return(), its blocks back at once', async () => {
     const d = await load(256);
     const total = d.freeBlocks;
-    const b = createBatcher(d, { maxBatchTokens: 48, prefixCaching: false });
+    const b = batcherOf(d, { maxBatchTokens: 48, prefixCaching: false });
     const prompt = randomPrompt(rng(8), 10);
     const greedy = await collect(d.generate(prompt, { maxNewTokens: 30, stop: [] }));
     // a stop token: not yielded
@@ -270,7 +273,7 @@ describe('the batcher', () => {
 
   it('refuses bad requests at submit, and everything after close()', async () => {
     const d = await load(256);
-    const b = createBatcher(d);
+    const b = batcherOf(d);
     const seq = d.sequence();
     expect(() => b.submit([3, 4], { sequence: seq } as never)).toThrow(TypeError);
     seq.free();
@@ -301,7 +304,7 @@ describe('the batcher', () => {
       const opts = (i: number) => ({ maxNewTokens: 10, stop: [], temperature: 0.7 + i / 10, seed: 100 + i, topK: i % 2 ? 10 : 0, topP: 0.9, minP: i === 2 ? 0.05 : 0, repetitionPenalty: 1.1 });
       const expected = [];
       for (const [i, p] of prompts.entries()) expected.push(await collect(d.generate(p, opts(i))));
-      const b = createBatcher(d, { maxBatchTokens: 64 });
+      const b = batcherOf(d, { maxBatchTokens: 64 });
       expect(await Promise.all(prompts.map((p, i) => collect(b.submit(p, opts(i)))))).toEqual(expected);
       await b.close();
       expect(d.freeBlocks).toBe(128);
@@ -313,7 +316,7 @@ describe('the batcher', () => {
     const total = d.freeBlocks;
     const r = rng(11), int = (n: number) => Math.floor(r() * n);
     const systems = [randomPrompt(r, 16), randomPrompt(r, 24)];
-    const b = createBatcher(d, { maxBatchTokens: 48, maxSequences: 12 });
+    const b = batcherOf(d, { maxBatchTokens: 48, maxSequences: 12 });
     watch(b, d, total);
     const jobs: Promise<unknown>[] = [];
     let aborted = 0, broke = 0;

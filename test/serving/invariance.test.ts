@@ -19,7 +19,7 @@
 //     its streams are generate's bit for bit; with routeInvariant: false they differ in logits.
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, type Decoder, type Engine, loadDecoder, reference, tensor } from '../../src/index.js';
-import { createBatcher } from '../../src/serving/batcher.js';
+import { ContinuousBatcher } from '../../src/serving/batcher.js';
 
 const folder = (name: string) => new URL(`../fixtures/decoders/${name}/`, import.meta.url).pathname;
 const made: Engine[] = [];
@@ -156,7 +156,7 @@ describe.each(engines)('streams on %s', (label, make) => {
     const expected: number[][] = [];
     for (const a of list) expected.push(await collect(d.generate(a.prompt, a.options)));
     for (const routeInvariant of [true, false]) {
-      const b = createBatcher(d, { maxBatchTokens: 48, routeInvariant });
+      const b = new ContinuousBatcher(d, { maxBatchTokens: 48, routeInvariant });
       const rows = new Map<number, Float32Array[]>();
       b.onLogits = (id, row) => {
         if (!rows.has(id)) rows.set(id, []);
