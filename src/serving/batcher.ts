@@ -74,6 +74,13 @@ export interface BatcherOptions {
   /** Share prompts' leading full blocks with sequences that hold the same tokens. Default true. */
   prefixCaching?: boolean;
   /**
+   * While requests decode, a step feeds at most max(16, this · decoding requests) prompt rows, so that
+   * a long prompt arriving slows the running streams by a bounded factor (on a CPU a step's time
+   * grows with its rows) and is fed over more steps. Default 1; Infinity: only maxBatchTokens bounds
+   * a step (the prompt's first token comes sooner, the streams wait longer).
+   */
+  prefillPerDecodingRow?: number;
+  /**
    * Cut contexts so that every position takes the attention route decoder.generate gives it (see
    * above), for streams equal to generate's bit for bit. Default true; needs maxBatchTokens >= 48
    * (below, chunks are free) and keeps maxSequences <= maxBatchTokens - 31 so prompts always get room.
@@ -181,6 +188,7 @@ export class ContinuousBatcher implements Batcher {
   readonly capacity: number;
   private readonly cache: PrefixCache;
   private readonly prefixCaching: boolean;
+  private readonly prefillPerDecodingRow: number;
   readonly routeInvariant: boolean;
   private readonly onStep: ((s: StepInfo) => void) | undefined;
   private running: Request[] = [];
@@ -203,6 +211,9 @@ export class ContinuousBatcher implements Batcher {
     const seats = this.routeInvariant ? this.maxBatchTokens - 2 * FUSED_ROWS + 1 : this.maxBatchTokens;
     this.maxSequences = Math.min(positiveInteger('maxSequences', options.maxSequences, 64), seats);
     this.prefixCaching = options.prefixCaching ?? true;
+    const share = options.prefillPerDecodingRow ?? 1;
+    if (typeof share !== 'number' || !(share > 0)) throw new RangeError(`createBatcher: options.prefillPerDecodingRow must be a number > 0 (Infinity allowed), got ${String(share)}`);
+    this.prefillPerDecodingRow = share;
     this.onStep = options.onStep;
     this.cache = new PrefixCache(decoder);
     this.capacity = decoder.freeBlocks;
@@ -331,6 +342,7 @@ export class ContinuousBatcher implements Batcher {
       maxBatchTokens: this.maxBatchTokens, maxSequences: this.maxSequences, blockSize: bs,
       available: this.decoder.freeBlocks + cache.evictable,
       watermark: Math.max(1, Math.floor(this.capacity / 100)),
+      prefillPerDecodingRow: this.prefillPerDecodingRow, minPrefillChunk: FUSED_ROWS,
       exclusive: (r) => cache.exclusive(r.holder!),
       match: (r) => {
         const m = this.match(r);

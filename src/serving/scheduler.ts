@@ -14,7 +14,10 @@
 //      newest, it is the one preempted.
 //   2. Running requests still prefilling get chunks of what is left of their prompt, oldest first,
 //      within the step's rows and the blocks available (a chunk shrinks to fit, as `split` allows;
-//      nothing is preempted for a prefill).
+//      nothing is preempted for a prefill). While requests decode, the prompt rows of a step (2 and
+//      3 together) are at most max(minPrefillChunk, prefillPerDecodingRow · decoding rows): on a CPU
+//      a step's time grows with its rows, so a long prompt arriving costs the running streams a
+//      bounded factor per token, and is fed over more steps instead.
 //   3. Waiting requests are admitted first come, first served, while rows, sequences and blocks last,
 //      each with a first chunk; a request's leading full blocks found in the prefix cache are shared,
 //      not computed. The first that does not fit stops admission (no overtaking: nobody starves).
@@ -52,6 +55,10 @@ export interface StepInput<R extends Schedulable> {
   readonly available: number;
   /** Blocks an admission must leave over while other requests run. */
   readonly watermark: number;
+  /** Prompt rows a step may feed per decoding row while requests decode (Infinity: maxBatchTokens alone bounds them). */
+  readonly prefillPerDecodingRow: number;
+  /** Prompt rows a step may feed while requests decode, whatever their number (the smallest chunk split allows). */
+  readonly minPrefillChunk: number;
   /** Blocks that become available when running request `r` is preempted. */
   exclusive(r: R): number;
   /** The prefix of waiting request `r` that the cache holds: positions shared, and cache-only blocks it pins. */
@@ -122,6 +129,10 @@ export function planStep<R extends Schedulable>(input: StepInput<R>): StepPlan<R
     const need = blocksFor(r.fed, 1, bs);
     while (available < need && !preempted.has(r)) drop(newest()!);
     if (!preempted.has(r)) take(r, 1);
+  }
+  // while requests decode, prompt rows are bounded by how many decode (rule 2's last sentence)
+  if (rows.size > 0 && Number.isFinite(input.prefillPerDecodingRow)) {
+    budget = Math.min(budget, Math.max(input.minPrefillChunk, Math.floor(input.prefillPerDecodingRow * rows.size)));
   }
   // 2. prefill chunks of running requests, oldest first, shrunk to the blocks there are
   for (const r of running) {

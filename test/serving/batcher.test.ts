@@ -76,6 +76,7 @@ describe('planStep (scheduling alone)', () => {
       const s = {
         running, waiting, maxBatchTokens: 1 + int(64), maxSequences, blockSize: BS,
         available: int(20), watermark: int(2),
+        prefillPerDecodingRow: [1, 2, Infinity][trial % 3], minPrefillChunk: 16,
         exclusive: (q: Fake) => Math.ceil(q.fed / BS),
         match: (q: Fake) => (q.id % 2 === 0 ? null : { positions: Math.min(8, Math.floor((q.contextLength - 1) / BS) * BS), pinned: 1 }),
         split: (q: Fake, start: number, most: number) => (trial % 2 ? most : routeChunk(Math.min(q.contextLength, 20), start, most)),
@@ -83,6 +84,23 @@ describe('planStep (scheduling alone)', () => {
       const plan = planStep(s);
       checkPlan(plan, s);
     }
+  });
+
+  it('while requests decode, a step feeds at most max(16, share · decoding rows) prompt rows', () => {
+    const make = (id: number, fed: number, contextLength: number): Fake => ({ id, fed, contextLength });
+    const decoding = Array.from({ length: 20 }, (_, i) => make(i, 10, 11));
+    const long = make(99, 0, 2000);
+    const base = {
+      waiting: [long], maxSequences: 64, blockSize: BS, available: 10000, watermark: 0, minPrefillChunk: 16,
+      exclusive: () => 0, match: () => null, split: (_q: Fake, _s: number, most: number) => most,
+    };
+    const prompt = (plan: ReturnType<typeof planStep<Fake>>) => plan.rows.filter((r) => r.request === long).reduce((n, r) => n + r.n, 0);
+    expect(prompt(planStep({ ...base, running: decoding.slice(0, 4), maxBatchTokens: 512, prefillPerDecodingRow: 1 }))).toBe(16);
+    expect(prompt(planStep({ ...base, running: decoding, maxBatchTokens: 512, prefillPerDecodingRow: 1 }))).toBe(20);
+    expect(prompt(planStep({ ...base, running: decoding, maxBatchTokens: 512, prefillPerDecodingRow: 2 }))).toBe(40);
+    expect(prompt(planStep({ ...base, running: decoding, maxBatchTokens: 512, prefillPerDecodingRow: Infinity }))).toBe(492);
+    // nothing decoding: maxBatchTokens alone
+    expect(prompt(planStep({ ...base, running: [], maxBatchTokens: 512, prefillPerDecodingRow: 1 }))).toBe(512);
   });
 
   it('routeChunk keeps fused prompts in even-started chunks of 16+ and the rest under 16', () => {
