@@ -3,6 +3,7 @@ import { expect } from 'vitest';
 import { createEngine, reference, tensor, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 import { formatShape } from '../src/core/tensor.js';
+import { seededRandom } from '../src/models/sample.js';
 
 /** The README's tolerance (API section): |a - b| <= ABS_TOL + REL_TOL · |b| against a float64 evaluation of the same definition. */
 export const ABS_TOL = 1e-4;
@@ -41,17 +42,8 @@ export function expectClose(actual: Tensor | undefined, expected: Tensor | { dat
   }
 }
 
-/** mulberry32: a small seeded PRNG, so that failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: a small seeded PRNG, so that failures reproduce (the one seeded sampling uses). */
+export const rng = seededRandom;
 
 /** A tensor of uniform values in [-scale, scale). */
 export function random(shape: number[], seed: number, scale = 1): Tensor {
