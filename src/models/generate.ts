@@ -9,22 +9,39 @@ import { nextTask } from '../core/nextTask.js';
 
 const OP = 'Decoder.generate';
 
-function tokenList(name: string, x: unknown): number[] {
+/**
+ * Token ids from an array-like `x` (a prompt, stop tokens) of `op`'s options; with `vocab`, each an
+ * integer in [0, vocab) (RangeError otherwise). createBatcher's submit checks its requests with it too.
+ */
+export function tokenList(op: string, name: string, x: unknown, vocab?: number): number[] {
   if (x === null || typeof x !== 'object' || typeof (x as ArrayLike<number>).length !== 'number') {
-    throw new TypeError(`${OP}: ${name} must be an array of token ids, got ${describeValue(x)}`);
+    throw new TypeError(`${op}: ${name} must be an array of token ids, got ${describeValue(x)}`);
   }
-  return Array.from(x as ArrayLike<number>);
+  const a = Array.from(x as ArrayLike<number>);
+  if (vocab !== undefined) {
+    a.forEach((t, i) => {
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= vocab) throw new RangeError(`${op}: ${name}[${i}] must be an integer in [0, ${vocab}), got ${String(t)}`);
+    });
+  }
+  return a;
+}
+
+/** options.maxNewTokens of `op` (generate, the batcher's submit): an integer >= 0, default 256. */
+export function maxNewTokensOf(op: string, options: GenerateOptions): number {
+  const { maxNewTokens = 256 } = options;
+  if (typeof maxNewTokens !== 'number' || !Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+    throw new RangeError(`${op}: options.maxNewTokens must be an integer >= 0, got ${String(maxNewTokens)}`);
+  }
+  return maxNewTokens;
 }
 
 export async function* generate(decoder: Decoder, prompt: ArrayLike<number>, options: GenerateOptions): AsyncGenerator<number, void, undefined> {
   if (options === null || typeof options !== 'object') throw new TypeError(`${OP}: options must be an object`);
-  const tokens = tokenList('prompt', prompt);
+  const tokens = tokenList(OP, 'prompt', prompt);
   const sampler = samplerOf(OP, options);
-  const { maxNewTokens = 256, signal } = options;
-  if (typeof maxNewTokens !== 'number' || !Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
-    throw new RangeError(`${OP}: options.maxNewTokens must be an integer >= 0, got ${String(maxNewTokens)}`);
-  }
-  const stop = new Set(options.stop === undefined ? decoder.config.eosTokenIds : tokenList('options.stop', options.stop));
+  const maxNewTokens = maxNewTokensOf(OP, options);
+  const { signal } = options;
+  const stop = new Set(options.stop === undefined ? decoder.config.eosTokenIds : tokenList(OP, 'options.stop', options.stop));
   const given = options.sequence;
   if (given !== undefined && (!(given instanceof ModelSequence) || given.owner !== decoder)) {
     throw new TypeError(`${OP}: options.sequence is not a sequence of this decoder`);

@@ -6,7 +6,7 @@
 import type { Tensor } from '../core/tensor.js';
 import type { Engine, EngineTensor } from '../core/types.js';
 import type { LinearDtype, LinearLayer } from '../core/modelTypes.js';
-import { describeValue } from '../core/validate.js';
+import { checkPositiveCount, describeValue } from '../core/validate.js';
 import { openCheckpoint, type Checkpoint, type CheckpointSource } from './checkpoint.js';
 import { planDecoder, type DecoderPlan } from './config.js';
 import { ModelDecoder, type DecoderLayer, type DecoderParts } from './decoder.js';
@@ -35,9 +35,8 @@ function checkOptions(options: DecoderOptions): LoadOptions {
   if (kv === null || typeof kv !== 'object') throw new TypeError(`${OP}: options.kv must be an object { dtype?, blockSize? }`);
   const { dtype: kvDtype = 'float32', blockSize = 16 } = kv;
   if (!KV_DTYPES.includes(kvDtype)) throw new RangeError(`${OP}: options.kv.dtype must be one of ${KV_DTYPES.join(', ')}, got ${String(kvDtype)}`);
-  for (const [name, v] of [['kv.blockSize', blockSize], ['maxTokens', maxTokens]] as const) {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new RangeError(`${OP}: options.${name} must be a positive integer, got ${String(v)}`);
-  }
+  checkPositiveCount(`${OP}: options.kv.blockSize`, blockSize);
+  checkPositiveCount(`${OP}: options.maxTokens`, maxTokens);
   return { engine, weights, groupSize, kvDtype, blockSize, maxTokens };
 }
 

@@ -1,5 +1,5 @@
 // The grouped-query attention block (Llama, Mistral, Qwen, Gemma), the readable composition over an
-// engine's matmul and batchAttention, in Hugging Face layout (y = x Wᵀ + b):
+// engine's matmul, rmsNorm and batchAttention, in Hugging Face layout (y = x Wᵀ + b):
 //
 //   q = x Wqᵀ + bq  [T, Hq·D] -> [T, Hq, D]     k = x Wkᵀ + bk  [T, Hkv, D]     v = x Wvᵀ + bv  [T, Hkv, D]
 //   q, k = RMSNorm per head (qNormWeight, kNormWeight): x / sqrt(mean(x²) + eps) · w      (Qwen3, Gemma 3)
@@ -12,12 +12,14 @@ import { fromData, type Tensor } from '../core/tensor.js';
 import { disposeSymbol } from '../core/dispose.js';
 import type { BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams } from '../core/servingTypes.js';
 import type { MatmulOptions } from '../core/types.js';
+import type { RmsNormOptions } from '../core/modelTypes.js';
 import { deliver, type Checked } from '../core/validate.js';
 import { isReferencePool } from './kvPool.js';
 
 export interface GroupedQueryOps {
   matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor;
   batchAttention(query: Tensor, key: Tensor, value: Tensor, options: BatchAttentionOptions): { output: Tensor };
+  rmsNorm(x: Tensor, weight: Tensor, options?: RmsNormOptions): Tensor;
 }
 
 /** x Wᵀ + b, reshaped to `shape`. */
@@ -27,14 +29,10 @@ function linear(ops: GroupedQueryOps, x: Tensor, W: Checked, b: Checked | null, 
   return fromData(y.data, shape);
 }
 
-/** RMSNorm of every row of D features, in place: x / sqrt(mean(x²) + eps) · w (float64 sums). */
-export function rmsNormRows(x: Float32Array, D: number, w: Float32Array, eps: number): void {
-  for (let at = 0; at < x.length; at += D) {
-    let sq = 0;
-    for (let c = 0; c < D; c++) sq += x[at + c] * x[at + c];
-    const inv = 1 / Math.sqrt(sq / D + eps);
-    for (let c = 0; c < D; c++) x[at + c] = x[at + c] * inv * w[c];
-  }
+/** RMSNorm of each head's D features of `t` [T, H, D], in place (the engine's rmsNorm over [T·H, D]). */
+function normHeads(ops: GroupedQueryOps, t: Tensor, w: Checked, eps: number): void {
+  const rows = fromData(t.data, [t.data.length / w.data.length, w.data.length]);
+  ops.rmsNorm(rows, w, { eps, out: rows });
 }
 
 export function groupedQueryLayer(ops: GroupedQueryOps, params: GroupedQueryParams): GroupedQueryAttentionLayer {
@@ -48,8 +46,8 @@ export function groupedQueryLayer(ops: GroupedQueryOps, params: GroupedQueryPara
       const q = linear(ops, f.x, L.Wq, L.bq, [T, L.Hq, L.D]);
       const k = linear(ops, f.x, L.Wk, L.bk, [T, L.Hkv, L.D]);
       const v = linear(ops, f.x, L.Wv, L.bv, [T, L.Hkv, L.D]);
-      if (L.qNorm) rmsNormRows(q.data, L.D, L.qNorm.data, L.normEps);
-      if (L.kNorm) rmsNormRows(k.data, L.D, L.kNorm.data, L.normEps);
+      if (L.qNorm) normHeads(ops, q, L.qNorm, L.normEps);
+      if (L.kNorm) normHeads(ops, k, L.kNorm, L.normEps);
       const o = ops.batchAttention(q, k, v, { ...L.attention, sequences: f.batch.sequences, queryLens: f.batch.queryLens });
       const output = linear(ops, fromData(o.output.data, [T, L.Hq * L.D]), L.Wo, L.bo, [T, L.E]);
       return { output: deliver(output, f.out) };

@@ -43,7 +43,7 @@ const engine: Implementation<Engine> = {
   rotaryEmbedding,
   createKVPool,
   batchAttention,
-  createGroupedQueryAttention: (params) => groupedQueryLayer({ matmul, batchAttention }, params),
+  createGroupedQueryAttention: (params) => groupedQueryLayer({ matmul, batchAttention, rmsNorm }, params),
   rmsNorm,
   createLinear,
   add,

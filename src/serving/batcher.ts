@@ -33,7 +33,8 @@
 // shares a cached prefix only when its positions were computed by the routes this request's would be
 // (and, for a fused prompt, ends at an even position).
 import type { Tensor } from '../core/tensor.js';
-import { describeValue } from '../core/validate.js';
+import { checkPositiveCount, describeValue } from '../core/validate.js';
+import { maxNewTokensOf, tokenList } from '../models/generate.js';
 import { type Sampler, sampleRow, samplerOf } from '../models/sample.js';
 import type { Decoder, DecoderSequence, GenerateOptions } from '../models/types.js';
 import { type Holder, PrefixCache, type PrefixMatch } from './prefixCache.js';
@@ -163,24 +164,6 @@ class Request {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-function tokenList(name: string, x: unknown, vocab: number): number[] {
-  if (x === null || typeof x !== 'object' || typeof (x as ArrayLike<number>).length !== 'number') {
-    throw new TypeError(`${OP}: ${name} must be an array of token ids, got ${describeValue(x)}`);
-  }
-  const a = Array.from(x as ArrayLike<number>);
-  a.forEach((t, i) => {
-    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= vocab) throw new RangeError(`${OP}: ${name}[${i}] must be an integer in [0, ${vocab}), got ${String(t)}`);
-  });
-  return a;
-}
-
-function positiveInteger(name: string, v: unknown, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number') throw new TypeError(`createBatcher: options.${name} must be a number, got ${describeValue(v)}`);
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`createBatcher: options.${name} must be an integer >= 1, got ${v}`);
-  return v;
-}
-
 export class ContinuousBatcher implements Batcher {
   readonly maxBatchTokens: number;
   readonly maxSequences: number;
@@ -206,10 +189,10 @@ export class ContinuousBatcher implements Batcher {
 
   constructor(readonly decoder: Decoder, options: BatcherOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('createBatcher: options must be an object');
-    this.maxBatchTokens = positiveInteger('maxBatchTokens', options.maxBatchTokens, 512);
+    this.maxBatchTokens = checkPositiveCount('createBatcher: options.maxBatchTokens', options.maxBatchTokens) ?? 512;
     this.routeInvariant = (options.routeInvariant ?? true) && this.maxBatchTokens >= 48;
     const seats = this.routeInvariant ? this.maxBatchTokens - 2 * FUSED_ROWS + 1 : this.maxBatchTokens;
-    this.maxSequences = Math.min(positiveInteger('maxSequences', options.maxSequences, 64), seats);
+    this.maxSequences = Math.min(checkPositiveCount('createBatcher: options.maxSequences', options.maxSequences) ?? 64, seats);
     this.prefixCaching = options.prefixCaching ?? true;
     const share = options.prefillPerDecodingRow ?? 1;
     if (typeof share !== 'number' || !(share > 0)) throw new RangeError(`createBatcher: options.prefillPerDecodingRow must be a number > 0 (Infinity allowed), got ${String(share)}`);
@@ -240,17 +223,15 @@ export class ContinuousBatcher implements Batcher {
       throw new TypeError(`${OP}: options.sequence is not taken: the batcher finds shared prefixes itself`);
     }
     const V = this.decoder.config.vocabSize;
-    const tokens = tokenList('prompt', prompt, V);
+    const tokens = tokenList(OP, 'prompt', prompt, V);
     if (tokens.length === 0) throw new RangeError(`${OP}: the prompt is empty`);
     const sampler = samplerOf(OP, options);
-    const { maxNewTokens = 256, signal } = options;
-    if (typeof maxNewTokens !== 'number' || !Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
-      throw new RangeError(`${OP}: options.maxNewTokens must be an integer >= 0, got ${String(maxNewTokens)}`);
-    }
+    const maxNewTokens = maxNewTokensOf(OP, options);
+    const { signal } = options;
     if (signal !== undefined && (signal === null || typeof signal !== 'object' || typeof signal.addEventListener !== 'function')) {
       throw new TypeError(`${OP}: options.signal must be an AbortSignal, got ${describeValue(signal)}`);
     }
-    const stop = new Set(options.stop === undefined ? this.decoder.config.eosTokenIds : tokenList('options.stop', options.stop, Number.MAX_SAFE_INTEGER));
+    const stop = new Set(options.stop === undefined ? this.decoder.config.eosTokenIds : tokenList(OP, 'options.stop', options.stop, Number.MAX_SAFE_INTEGER));
     const limit = Math.min(this.decoder.config.maxPositions, this.capacity * this.decoder.blockSize);
     if (tokens.length > limit) {
       throw new RangeError(`${OP}: the prompt has ${tokens.length} tokens, over the ${limit} positions a sequence may hold (the model's ${this.decoder.config.maxPositions}, the pools' ${this.capacity * this.decoder.blockSize})`);
