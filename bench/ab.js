@@ -5,8 +5,8 @@
 // into one (options.out), and matmul, attention and kernel regression from engine tensors into one.
 // Take the bench lock.
 import { createEngine } from 'qkv';
-import { benchCases, random } from './cases.js';
 import { flag, now, value } from './args.js';
+import { benchCases, random } from './cases.js';
 
 const dir = process.argv[2];
 if (!dir || dir.startsWith('--')) throw new Error('usage: node bench/ab.js DIR [--filter REGEX] [--runs N]');

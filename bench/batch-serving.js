@@ -13,12 +13,13 @@
 //
 // Every implementation runs in this process, interleaved round by round; figures are medians, and
 // the ratios compare medians of the same run. The outputs of both engines are compared first.
-import * as ort from 'onnxruntime-web';
+
 import os from 'node:os';
+import * as ort from 'onnxruntime-web';
 import { createEngine, tensor } from 'qkv';
+import { flag, value } from './args.js';
 import { random } from './cases.js';
 import { groupQueryAttentionModel, groupQueryBlockModel } from './onnx-models.js';
-import { flag, value } from './args.js';
 
 const Hq = 14, Hkv = 2, D = 64, E = 896, S = 16, MAX_PAST = 2048, BLOCK = 16;
 /** Steps each engine makes in a row in the thread comparison (race's `burst`). */

@@ -4,9 +4,9 @@
 // calls every implementation once, in turn, on the same inputs, and the ratios are of medians over
 // the rounds. Same cases and peers as run.js, one thread.
 import { createEngine } from 'qkv';
+import { flag, now, value } from './args.js';
 import { benchCases } from './cases.js';
 import { loadPeers } from './peers/index.js';
-import { flag, now, value } from './args.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : /^softmax/;
 const RUNS = Number(value('--runs') ?? 15);

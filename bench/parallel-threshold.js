@@ -2,9 +2,10 @@
 // (src/wasm/parallel.ts). Runs gemm (n x n x n) and flash attention (B=1, H=2, L, d=64) on one
 // thread and on a two-thread pool that always splits, over growing sizes.
 //   node bench/parallel-threshold.js
+
+import { startWorkers } from '../dist/platform/threads.node.js';
 import { chooseBuild, compileKernels, defaultWasmUrl, instantiateKernels } from '../dist/wasm/loader.js';
 import { CONTROL_BYTES, pool, serial, whenReady } from '../dist/wasm/parallel.js';
-import { startWorkers } from '../dist/platform/threads.node.js';
 
 const module = await compileKernels(defaultWasmUrl(chooseBuild(), true));
 const memory = new WebAssembly.Memory({ initial: 2048, maximum: 4096, shared: true });

@@ -10,15 +10,15 @@
 // --markdown ends with the README's tables and footprint for this run (markdown.js).
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Bench } from 'tinybench';
 import { createEngine, reference } from 'qkv';
+import { Bench } from 'tinybench';
+import { flag, value } from './args.js';
 import { benchCases, familyNotes } from './cases.js';
 import { checkPeers, MAX_TOLERANCE } from './check-peers.js';
-import { loadPeers } from './peers/index.js';
 import { attentionMemory, coldStartMs } from './footprint.js';
-import { decoder, encoder, oneTokenLayer, zeroCopySoftmax } from './serving.js';
-import { flag, value } from './args.js';
 import { markdownReport } from './markdown.js';
+import { loadPeers } from './peers/index.js';
+import { decoder, encoder, oneTokenLayer, zeroCopySoftmax } from './serving.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : null;
 const jsonFile = value('--json');

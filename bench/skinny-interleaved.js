@@ -5,12 +5,14 @@
 // [1, 4096] x [4096, 4096], plain and transposed: qkv with B in engine memory and stateless,
 // tfjs-wasm with its tensors resident, onnxruntime-web (MatMul; Gemm transB = 1); and a prepared
 // E = 4096 multi-head layer's one-token forward (4 x 64 MiB of weights). GB/s of weights read.
-import { createEngine } from 'qkv';
-import * as tf from '@tensorflow/tfjs-core';
+
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-web';
-import { gemmTransBModel, matmulModel } from './onnx-models.js';
+import { createEngine } from 'qkv';
 import { random } from './cases.js';
+import { gemmTransBModel, matmulModel } from './onnx-models.js';
+
 setThreadsCount(1);
 setWasmPaths(new URL('../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url).pathname);
 await tf.setBackend('wasm'); await tf.ready();

@@ -22,8 +22,8 @@
 import { createEngine } from 'qkv';
 import { loadKernels } from '../dist/wasm/loader.js';
 import { Arena } from '../dist/wasm/memory.js';
-import { random } from './cases.js';
 import { value } from './args.js';
+import { random } from './cases.js';
 
 const RUNS = Number(value('--runs') ?? 15);
 

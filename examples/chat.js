@@ -7,11 +7,11 @@
 // chat template, with Hugging Face's JavaScript packages (@huggingface/tokenizers, @huggingface/jinja).
 // The conversation is one DecoderSequence: each turn feeds only the tokens the sequence does not hold
 // yet, so earlier turns are never computed twice. Tokens are printed as they come, tokens/s at the end.
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { createEngine, loadDecoder } from 'qkv';
 
 const args = process.argv.slice(2);

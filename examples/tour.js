@@ -10,7 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { tensor, mask, reference, createEngine, attentionHeatmap, loadDecoder } from 'qkv';
+import { attentionHeatmap, createEngine, loadDecoder, mask, reference, tensor } from 'qkv';
 import { lineChart } from './vite/src/plot.js'; // the SVG line chart of the Vite app's essay page
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mask, reference, tensor, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
+import { type AttentionOptions, type Engine, mask, reference, type Tensor, tensor } from '../src/index.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 import { engines, expectClose, random, rows, TAIL_SIZES } from './support.js';
 

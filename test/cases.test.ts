@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: bench/ is plain JavaScript without declarations
 import { checkCases, compareToReference, TOLERANCE } from '../bench/cases.js';
-import { createEngine, reference, type Engine, type Tensor } from '../src/index.js';
+import { createEngine, type Engine, reference, type Tensor } from '../src/index.js';
 
 interface Case { op: string; shape: string; tolerance: number; inputs(): unknown; qkv(engine: Engine, inputs: unknown): Tensor }
 const cases = (checkCases() as Case[]).map((c) => [`${c.op} ${c.shape}`, c] as const);

@@ -5,7 +5,7 @@
 // the calls it must leave to the other kernels.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createEngine, mask, reference, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
+import { type AttentionOptions, createEngine, type Engine, mask, reference, type Tensor } from '../src/index.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 import { expectClose, random, rng, wasmEngine } from './support.js';
 

@@ -3,7 +3,7 @@
 // still works afterwards and keeps no memory from the failed call. docs/VALIDATION.md is the table
 // of what each op rejects; every row of it has a case here.
 import { describe, expect, it } from 'vitest';
-import { createEngine, mask, reference, tensor, type Engine, type EngineTensor, type KVCache, type Mask, type MultiHeadAttentionLayer, type MultiHeadParams, type Tensor } from '../src/index.js';
+import { createEngine, type Engine, type EngineTensor, type KVCache, type Mask, type MultiHeadAttentionLayer, type MultiHeadParams, mask, reference, type Tensor, tensor } from '../src/index.js';
 import { runtimeHasRelaxedSimd } from '../src/wasm/loader.js';
 import { engines, expectClose, random } from './support.js';
 

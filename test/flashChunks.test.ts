@@ -6,7 +6,7 @@
 // misses some chunks (causal, windows, valid lengths), masks, softcap, sinks, and NaN and infinite
 // values; against the reference on 1 and 2 threads (which split the segments elsewhere: same bits).
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type AttentionOptions } from '../src/index.js';
+import { type AttentionOptions, createEngine, reference, tensor } from '../src/index.js';
 import { expectClose, fusedAttention, random } from './support.js';
 
 const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });

@@ -5,7 +5,7 @@
 // and infinities in later blocks, so that both ways and their mix within a pair of rows are taken;
 // against the reference, on 1 and 2 threads with the same bits.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type AttentionOptions, type Tensor } from '../src/index.js';
+import { type AttentionOptions, createEngine, reference, type Tensor, tensor } from '../src/index.js';
 import { expectClose, fusedAttention, random } from './support.js';
 
 const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });

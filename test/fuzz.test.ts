@@ -5,7 +5,7 @@
 // Bounded: FUZZ_RUNS calls per engine (default 300), and a time limit.
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, type Engine, type Tensor } from '../src/index.js';
+import { createEngine, type Engine, reference, type Tensor } from '../src/index.js';
 import { expectClose, random } from './support.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);

@@ -6,7 +6,7 @@
 // checked healthy.
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { attentionHeatmap, createEngine, mask, reference, tensor, type Engine, type Tensor } from '../src/index.js';
+import { attentionHeatmap, createEngine, type Engine, mask, reference, type Tensor, tensor } from '../src/index.js';
 import { expectClose, random } from './support.js';
 
 const engines: [string, Engine][] = [['reference', reference], ['wasm, 1 thread', await createEngine()], ['wasm, 2 threads', await createEngine({ threads: 2 })]];

@@ -5,7 +5,7 @@
 // (also into its own x), batchAttention's decode steps and the grouped-query layer's forward; an out that overlaps an input, or lives outside engine
 // memory, is written through a block of the call's own and gets the same result.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { reference, type Engine, type Tensor } from '../src/index.js';
+import { type Engine, reference, type Tensor } from '../src/index.js';
 import { withAttentionKernel } from '../src/wasm/attention.js';
 import { Arena } from '../src/wasm/memory.js';
 import { expectClose, random, wasmEngine } from './support.js';

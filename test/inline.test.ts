@@ -1,9 +1,9 @@
 // qkv/inline: the embedded wasm is exactly build/*.wasm, and its engine computes what the main entry's does.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64 } from '../src/generated/wasm.js';
 import * as main from '../src/index.js';
 import * as inline from '../src/inline.js';
-import { RELAXED_WASM_BASE64, SIMD_WASM_BASE64 } from '../src/generated/wasm.js';
 import { runtimeHasRelaxedSimd } from '../src/wasm/loader.js';
 import { random } from './support.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tensor, type Engine, type Tensor } from '../src/index.js';
+import { type Engine, type Tensor, tensor } from '../src/index.js';
 import { engines, expectClose, random, rows, TAIL_SIZES } from './support.js';
 
 /** Float64 oracle of Nadaraya–Watson with a Gaussian kernel. */

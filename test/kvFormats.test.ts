@@ -1,7 +1,7 @@
 // The KV pool's storage formats (src/reference/kvFormats.ts): hand-computed values, and both engines
 // storing the same bits (read() of a pool returns what was stored, dequantized).
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type Engine } from '../src/index.js';
+import { createEngine, type Engine, reference, tensor } from '../src/index.js';
 import { fromFloat16Bits, quantizeInt8Row, toFloat16Bits } from '../src/reference/kvFormats.js';
 
 const wasm1 = await createEngine();

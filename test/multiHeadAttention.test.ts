@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mask, tensor, type Engine, type MultiHeadOptions, type MultiHeadParams } from '../src/index.js';
+import { type Engine, type MultiHeadOptions, type MultiHeadParams, mask, tensor } from '../src/index.js';
 import { engines, expectClose, random, rows } from './support.js';
 
 const all = await engines();

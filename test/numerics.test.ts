@@ -4,7 +4,7 @@
 // Shapes are large enough for the SIMD main loops and tails, and attention runs all three wasm
 // paths: the packed flash kernel, the row kernel and the row kernel that writes weights.
 import { describe, expect, it } from 'vitest';
-import { tensor, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
+import { type AttentionOptions, type Engine, type Tensor, tensor } from '../src/index.js';
 import { lastAttentionKernel } from '../src/wasm/attention.js';
 import { engines, expectClose, random } from './support.js';
 

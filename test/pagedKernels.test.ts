@@ -5,7 +5,7 @@
 // Sizes sit at and around the loops' steps (4 keys, 8 and 16 elements, 2 heads), and the queries hold
 // the rows those loops must hand to a slower path: Infinity, NaN, zero, too small to scale, huge.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type Engine, type Tensor } from '../src/index.js';
+import { createEngine, type Engine, reference, type Tensor, tensor } from '../src/index.js';
 import { expectClose, random } from './support.js';
 
 const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });

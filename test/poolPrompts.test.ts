@@ -8,8 +8,8 @@
 // windows, softcap, grouped heads, head sizes off the SIMD steps, and stored values that are NaN or
 // infinite where the window hides them.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type Engine, type KVSequence, type Tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel, type AttentionKernel } from '../src/wasm/attention.js';
+import { createEngine, type Engine, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
+import { type AttentionKernel, lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 import { expectClose, random } from './support.js';
 
 const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });

@@ -1,6 +1,6 @@
 // Serving objects: prepared multi-head attention layers and KV caches, on both engines.
 import { describe, expect, it } from 'vitest';
-import { mask, tensor, type Engine, type MultiHeadParams, type Tensor } from '../src/index.js';
+import { type Engine, type MultiHeadParams, mask, type Tensor, tensor } from '../src/index.js';
 import { engines, expectClose, random } from './support.js';
 
 const all = await engines();

@@ -9,7 +9,7 @@
 // deterministic.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mask, tensor, type AttentionOptions, type CausalMode, type Mask, type MultiHeadOptions, type MultiHeadParams, type Tensor } from '../src/index.js';
+import { type AttentionOptions, type CausalMode, type Mask, type MultiHeadOptions, type MultiHeadParams, mask, type Tensor, tensor } from '../src/index.js';
 import { engines, expectClose, random, rng } from './support.js';
 
 const [reference, wasm] = await engines();

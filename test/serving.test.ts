@@ -2,8 +2,8 @@
 // layer, on the reference engine and on wasm engines of 1 and 2 threads, against float64 formulas
 // written here (not the reference engine's code) and against each other.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type Engine, type KVPool, type KVSequence, type Tensor } from '../src/index.js';
 import type { PagedPool, PagedSequence } from '../src/core/kvPool.js';
+import { createEngine, type Engine, type KVPool, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
 import { expectClose, random, rng } from './support.js';
 
 const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });

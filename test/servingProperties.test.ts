@@ -6,7 +6,7 @@
 // same bits, and every sequence must hold what the reference's holds afterwards.
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, reference, tensor, type BatchAttentionOptions, type Engine, type KVSequence, type Tensor } from '../src/index.js';
+import { type BatchAttentionOptions, createEngine, type Engine, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
 import { expectClose, random } from './support.js';
 
 const RUNS = Number(process.env.SERVING_RUNS ?? 40);

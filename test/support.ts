@@ -1,9 +1,9 @@
 // Shared test support: tolerances (declared once), the comparison, seeded random data, the engines.
 import { expect } from 'vitest';
-import { createEngine, reference, tensor, type AttentionOptions, type Engine, type Tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 import { formatShape } from '../src/core/tensor.js';
+import { type AttentionOptions, createEngine, type Engine, reference, type Tensor, tensor } from '../src/index.js';
 import { seededRandom } from '../src/models/sample.js';
+import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 
 /** The README's tolerance (API section): |a - b| <= ABS_TOL + REL_TOL · |b| against a float64 evaluation of the same definition. */
 export const ABS_TOL = 1e-4;

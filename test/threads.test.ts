@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 // Worker threads load plain JavaScript, so this file tests the built package (dist/, which
 // `npm test` builds first) rather than the TypeScript sources the other tests import.
-import { createEngine, mask, type Engine, type Tensor } from '../dist/index.js';
+import { createEngine, type Engine, mask, type Tensor } from '../dist/index.js';
+import { startWorkers } from '../dist/platform/threads.node.js';
+import type { KernelArgs } from '../dist/wasm/abi.js';
 import { chooseBuild, compileKernels, defaultWasmUrl, instantiateKernels } from '../dist/wasm/loader.js';
 import { CONTROL_BYTES, MIN_PARALLEL_WORK, pool, shares, whenReady } from '../dist/wasm/parallel.js';
-import type { KernelArgs } from '../dist/wasm/abi.js';
-import { startWorkers } from '../dist/platform/threads.node.js';
 import { random } from './support.js';
 
 const engines = await Promise.all([1, 2, 3].map((threads) => createEngine({ threads })));

@@ -1,7 +1,7 @@
 // Random-weight Hugging Face checkpoints made in JavaScript (no Python): config.json and one
 // model.safetensors, written tensor by tensor, for the decoder's benchmark and tests. Shapes follow
 // transformers' naming for Llama-style decoders (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM).
-import { mkdirSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Real models' shapes (their config.json's sizes), for benchmarks. */

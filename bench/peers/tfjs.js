@@ -23,8 +23,8 @@
 // timed call runs the ops in tf.tidy, reads the result with dataSync() and disposes it.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
 
 const require = createRequire(import.meta.url);
 const packageJson = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');

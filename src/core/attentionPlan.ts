@@ -1,11 +1,11 @@
 // Validation and normalization of scaledDotProductAttention's inputs, shared by both engines.
 import { broadcastStrides } from './broadcast.js';
-import { checkShape, formatShape } from './tensor.js';
 import { checkCacheType, checkRoom } from './kvCache.js';
+import { checkShape, formatShape } from './tensor.js';
 import type { AttentionOptions, KVCache } from './types.js';
 import {
-  checkBoolean, checkCount, checkFloat32, checkIntact, checkMask, checkOptions, checkOut, checkTensor, checkValidLens, describeValue,
-  type Checked, type Out,
+  type Checked, 
+  checkBoolean, checkCount, checkFloat32, checkIntact, checkMask, checkOptions, checkOut, checkTensor, checkValidLens, describeValue,type Out,
 } from './validate.js';
 
 /** Codes shared with the wasm attention kernels; must match assembly/inline/keyRange.ts (createEngine and test/errors.test.ts compare). */

@@ -1,12 +1,13 @@
 // Validation and planning of batchAttention (the README's "Serving many sequences"), shared by both engines.
 // Plan, then run: everything is checked and every size and block count known before any sequence or
 // block changes, so a refused call leaves the pool as it was.
-import { checkPositions, planRotary, type RotaryPlan } from './rotary.js';
+
 import { checkSequences, type PagedPool, type PagedSequence } from './kvPool.js';
-import { formatShape, sizeOf } from './tensor.js';
+import { checkPositions, planRotary, type RotaryPlan } from './rotary.js';
 import type { BatchAttentionOptions } from './servingTypes.js';
-import {
-  checkBoolean, checkCount, checkFloat32, checkIntact, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Checked, type Out,
+import { formatShape, sizeOf } from './tensor.js';
+import {type Checked, 
+  checkBoolean, checkCount, checkFloat32, checkIntact, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out,
 } from './validate.js';
 
 /** The sizes and options of a batch, whoever holds the rows (batchAttention's tensors, a layer's projections). */

@@ -1,13 +1,13 @@
 // Validation of the grouped-query attention layer (Llama, Mistral, Qwen, Gemma; Hugging Face layout,
 // y = x Wᵀ + b), shared by both engines: the params once when the layer is made, a forward's input
 // and options at each call.
-import { planBatch, type BatchPlan } from './batchPlan.js';
+import { type BatchPlan, planBatch } from './batchPlan.js';
 import type { PagedPool } from './kvPool.js';
 import { planRotary } from './rotary.js';
-import { formatShape } from './tensor.js';
 import type { BatchAttentionOptions, GroupedQueryParams } from './servingTypes.js';
-import {
-  checkFloat32, checkIntact, checkNumber, checkOptions, checkOut, checkPositiveCount, checkTensor, describeValue, expectShape, type Checked, type Out,
+import { formatShape } from './tensor.js';
+import {type Checked, 
+  checkFloat32, checkIntact, checkNumber, checkOptions, checkOut, checkPositiveCount, checkTensor, describeValue, expectShape, type Out,
 } from './validate.js';
 
 const OP = 'createGroupedQueryAttention';

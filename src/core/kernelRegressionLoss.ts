@@ -4,7 +4,7 @@ import { checkKernelRegressionInputs, checkKernelWidth, type KernelRegressionInp
 import type { Tensor } from './tensor.js';
 import { formatShape } from './tensor.js';
 import type { KernelRegressionLossOptions, KernelRegressionLossResult } from './types.js';
-import { checkBoolean, checkIntact, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Checked, type Out } from './validate.js';
+import { type Checked, checkBoolean, checkIntact, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out } from './validate.js';
 
 export interface KernelRegressionLossPlan extends KernelRegressionInputs {
   targets: Checked;

@@ -1,7 +1,7 @@
 // Validation shared by both engines' KV caches.
 import { checkShape, formatShape, fromData, type Tensor } from './tensor.js';
 import type { KVCache, KVCacheOptions } from './types.js';
-import { checkIntact, checkOptions, checkPositiveCount, checkTensor, describeValue, type Checked } from './validate.js';
+import { type Checked, checkIntact, checkOptions, checkPositiveCount, checkTensor, describeValue } from './validate.js';
 
 export interface CacheDims { batch: number; kvHeads: number; headDim: number; valueDim: number; capacity: number }
 

@@ -13,11 +13,12 @@
 //   written (appends go at the end), so an append copies at most one block.
 // - every operation checks everything before it changes anything: a refused call changes no sequence
 //   and no block.
-import { checkShape, formatShape } from './tensor.js';
+
+import { disposeSymbol } from './dispose.js';
 import type { KVPool, KVPoolOptions, KVSequence } from './servingTypes.js';
 import type { Tensor } from './tensor.js';
-import { disposeSymbol } from './dispose.js';
-import { checkCount, checkIntact, checkOptions, checkPositiveCount, checkTensor, describeValue, type Checked } from './validate.js';
+import { checkShape, formatShape } from './tensor.js';
+import { type Checked, checkCount, checkIntact, checkOptions, checkPositiveCount, checkTensor, describeValue } from './validate.js';
 
 /** How a pool stores keys and values (src/reference/kvFormats.ts defines them). */
 export type KVDtype = 'float32' | 'float16' | 'int8';

@@ -1,13 +1,14 @@
 // Validation and resolution of multi-head attention's inputs and PyTorch nn.MultiheadAttention
 // parameters, shared by the reference composition (src/reference/multiHeadAttention.ts) and the
 // wasm engine's in-memory path (src/wasm/multiHeadAttention.ts).
+
+import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, parseCausal } from './attentionPlan.js';
 import { broadcastStrides } from './broadcast.js';
-import { parseCausal, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE } from './attentionPlan.js';
-import { checkShape, formatShape, fromData, type Tensor } from './tensor.js';
 import { checkCacheType, checkRoom } from './kvCache.js';
+import { checkShape, formatShape, fromData, type Tensor } from './tensor.js';
 import type { AttentionOptions, KVCache, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from './types.js';
-import {
-  checkBoolean, checkIntact, checkMask, checkOptions, checkOut, checkTensor, describeValue, emptyResult, expectShape, type Checked, type Out,
+import {type Checked, 
+  checkBoolean, checkIntact, checkMask, checkOptions, checkOut, checkTensor, describeValue, emptyResult, expectShape, type Out,
 } from './validate.js';
 
 /** The calls that validate through planMultiHead: every message starts with one of these names. */

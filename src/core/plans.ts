@@ -3,8 +3,8 @@
 import { broadcastOffset, broadcastShapes, broadcastStrides } from './broadcast.js';
 import { checkShape, formatShape, sizeOf } from './tensor.js';
 import type { AdditiveOptions, AdditiveParams, KernelRegressionOptions, MatmulOptions } from './types.js';
-import {
-  checkBoolean, checkFloat32, checkIntact, checkOptions, checkOut, checkTensor, checkValidLens, describeValue, expectShape, type Checked, type Out,
+import {type Checked, 
+  checkBoolean, checkFloat32, checkIntact, checkOptions, checkOut, checkTensor, checkValidLens, describeValue, expectShape, type Out,
 } from './validate.js';
 
 export interface MatmulPlan {

@@ -6,10 +6,11 @@
 //
 // With cos/sin tables [maxPositions, dim/2] (scaled variants: NTK, YaRN, Llama 3), row p of the
 // tables replaces cos θ and sin θ. Features past `dim` pass through unchanged.
-import { formatShape } from './tensor.js';
+
 import type { RotaryEmbeddingOptions, RotaryOptions } from './servingTypes.js';
-import {
-  checkBoolean, checkIntact, checkNumber, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Checked, type Out,
+import { formatShape } from './tensor.js';
+import {type Checked, 
+  checkBoolean, checkIntact, checkNumber, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out,
 } from './validate.js';
 
 export interface RotaryPlan {

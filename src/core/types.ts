@@ -1,8 +1,8 @@
-import type { Mask, Tensor } from './tensor.js';
+import type { GatedActivationOptions, LinearLayer, LinearOptions, RmsNormOptions } from './modelTypes.js';
 import type {
   BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams, KVPool, KVPoolOptions, RotaryEmbeddingOptions,
 } from './servingTypes.js';
-import type { GatedActivationOptions, LinearLayer, LinearOptions, RmsNormOptions } from './modelTypes.js';
+import type { Mask, Tensor } from './tensor.js';
 
 // `using x = …` needs [Symbol.dispose] typed: TypeScript's lib esnext.disposable and @types/node declare
 // it; this declares the same for a program with neither (lib ES2022 alone), whose compile of these

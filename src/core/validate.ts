@@ -1,6 +1,6 @@
 // Argument checks shared by both engines: every op validates here before it computes, so the
 // engines reject exactly the same inputs with the same messages.
-import { checkShape, formatShape, fromData, ownView, sizeOf, typedArrayName, type Tensor } from './tensor.js';
+import { checkShape, formatShape, fromData, ownView, sizeOf, type Tensor, typedArrayName } from './tensor.js';
 
 /** 'null', 'an array', 'a Float64Array', 'a string', …: what a value is, for error messages. */
 export function describeValue(x: unknown): string {

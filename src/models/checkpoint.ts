@@ -12,7 +12,8 @@ import { openLocalFolder } from '#checkpoint-files';
 import { openGguf } from './gguf.js';
 import { openSafetensors } from './safetensors.js';
 
-export type { CheckpointSource, CheckpointDtype, CheckpointTensor, Checkpoint, OpenCheckpointOptions, CheckpointFile, CheckpointFolder } from './checkpointTypes.js';
+export type { Checkpoint, CheckpointDtype, CheckpointFile, CheckpointFolder, CheckpointSource, CheckpointTensor, OpenCheckpointOptions } from './checkpointTypes.js';
+
 import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointSource, OpenCheckpointOptions } from './checkpointTypes.js';
 
 /**

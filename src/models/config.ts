@@ -2,10 +2,11 @@
 // window and rotary embedding. Both config layouts are read: transformers 4's (`rope_theta`,
 // `rope_scaling`, `rope_local_base_freq`, `sliding_window_pattern`, `partial_rotary_factor`) and
 // transformers 5's (`rope_parameters`, per layer type for Gemma 3, and `layer_types`).
-import { tensor } from '../core/tensor.js';
+
 import type { GatedActivation } from '../core/modelTypes.js';
 import type { RotaryOptions } from '../core/servingTypes.js';
-import { architectureOf, type Architecture } from './architectures.js';
+import { tensor } from '../core/tensor.js';
+import { type Architecture, architectureOf } from './architectures.js';
 import type { DecoderConfig } from './types.js';
 
 /** Everything the decoder needs to know about one layer beyond its weights. */

@@ -6,15 +6,16 @@
 // the LM head and the final softcap. Every linear layer stores its weight in the decoder's format. The same code runs on the reference engine (the readable definition) and on the
 // wasm engine, where every tensor between the steps is an engine tensor: nothing goes through
 // JavaScript between the layers.
-import { checkOut, type Out } from '../core/validate.js';
-import { formatShape, type Tensor } from '../core/tensor.js';
+
 import { disposeSymbol } from '../core/dispose.js';
-import type { EngineTensor, Engine } from '../core/types.js';
 import type { LinearLayer } from '../core/modelTypes.js';
 import type { KVPool } from '../core/servingTypes.js';
+import { formatShape, type Tensor } from '../core/tensor.js';
+import type { Engine, EngineTensor } from '../core/types.js';
+import { checkOut, type Out } from '../core/validate.js';
 import type { DecoderPlan } from './config.js';
-import { ModelSequence } from './sequence.js';
 import { generate } from './generate.js';
+import { ModelSequence } from './sequence.js';
 import type { Decoder, DecoderConfig, DecoderSequence, ForwardOptions, GenerateOptions } from './types.js';
 
 /** One decoder layer's parts. Norm weights are engine tensors, read in place by rmsNorm. */

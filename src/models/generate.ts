@@ -1,11 +1,12 @@
 // Decoder.generate: feed the prompt (after what the sequence holds and its unfed token), then sample
 // one token at a time, feeding each one before sampling the next. The last token yielded is kept
 // unfed on the sequence (nothing needs its keys yet): the next generate on it feeds it first.
+
+import { nextTask } from '../core/nextTask.js';
 import { describeValue } from '../core/validate.js';
-import { samplerOf, sampleRow } from './sample.js';
+import { sampleRow, samplerOf } from './sample.js';
 import { ModelSequence } from './sequence.js';
 import type { Decoder, GenerateOptions } from './types.js';
-import { nextTask } from '../core/nextTask.js';
 
 const OP = 'Decoder.generate';
 

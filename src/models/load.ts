@@ -3,13 +3,14 @@
 // turned into the layer that keeps them (a linear layer stores its own format; a norm weight stays
 // as it is) and the staging tensor is let go, so loading holds the weights plus one tensor.
 // Anything that fails (a read, an abort, the engine's memory) disposes what was built.
+
+import type { LinearDtype, LinearLayer } from '../core/modelTypes.js';
 import type { Tensor } from '../core/tensor.js';
 import type { Engine, EngineTensor } from '../core/types.js';
-import type { LinearDtype, LinearLayer } from '../core/modelTypes.js';
 import { checkPositiveCount, describeValue } from '../core/validate.js';
-import { openCheckpoint, type Checkpoint, type CheckpointSource } from './checkpoint.js';
-import { planDecoder, type DecoderPlan } from './config.js';
-import { ModelDecoder, type DecoderLayer, type DecoderParts } from './decoder.js';
+import { type Checkpoint, type CheckpointSource, openCheckpoint } from './checkpoint.js';
+import { type DecoderPlan, planDecoder } from './config.js';
+import { type DecoderLayer, type DecoderParts, ModelDecoder } from './decoder.js';
 import type { Decoder, DecoderOptions } from './types.js';
 
 const OP = 'loadDecoder';

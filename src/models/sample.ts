@@ -1,8 +1,9 @@
 // Choosing the next token from logits, in Hugging Face's order (generation/logits_process.py):
 // the repetition penalty, then temperature, top-k, top-p and min-p, then a draw from the softmax of
 // what is left. Temperature 0 is greedy: the first index of the largest logit (after the penalty).
-import { checkTensor, describeValue } from '../core/validate.js';
+
 import type { Tensor } from '../core/tensor.js';
+import { checkTensor, describeValue } from '../core/validate.js';
 import type { SamplingOptions } from './types.js';
 
 /** mulberry32: a small seeded generator of uniform numbers in [0, 1). */

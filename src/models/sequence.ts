@@ -3,8 +3,9 @@
 //
 // Invariants: every layer's KVSequence holds `length` positions; `tokens` has `length` entries;
 // `pending` tokens are not in the pools (the next forward through generate feeds them first).
-import type { KVSequence } from '../core/servingTypes.js';
+
 import { disposeSymbol } from '../core/dispose.js';
+import type { KVSequence } from '../core/servingTypes.js';
 import type { DecoderSequence } from './types.js';
 
 export class ModelSequence implements DecoderSequence {

@@ -1,7 +1,8 @@
 // The public types of decoders (the README's "Run a model"): what loadDecoder takes and gives.
+
+import type { LinearDtype } from '../core/modelTypes.js';
 import type { Tensor } from '../core/tensor.js';
 import type { Engine } from '../core/types.js';
-import type { LinearDtype } from '../core/modelTypes.js';
 
 /** Options of {@link loadDecoder}. */
 export interface DecoderOptions {

@@ -3,9 +3,9 @@
 //   weights[b, i]   = maskedSoftmax(scores[b, i], validLens)   (keys >= the valid length get 0)
 //   output[b, i]    = sum_j weights[b, i, j] · v[b, j]
 import { planAdditive } from '../core/plans.js';
-import { deliver, emptyResult } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AdditiveOptions, AdditiveParams, OutputWithWeights } from '../core/types.js';
+import { deliver, emptyResult } from '../core/validate.js';
 import { softmaxRow } from './softmax.js';
 
 /** x [rows, D] times W [h, D] transposed -> [rows, h] in float64. */

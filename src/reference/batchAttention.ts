@@ -9,10 +9,10 @@
 //   output    = Σ_j weights_j · v_j                          (a row with no allowed key: zeros)
 //
 // Query head h reads kv head floor(h / (Hq / Hkv)).
-import { appendBatch, outputSize, planBatchAttention, type BatchPlan } from '../core/batchPlan.js';
+import { appendBatch, type BatchPlan, outputSize, planBatchAttention } from '../core/batchPlan.js';
 import { rotaryAngles } from '../core/rotary.js';
-import { fromData, type Tensor } from '../core/tensor.js';
 import type { BatchAttentionOptions } from '../core/servingTypes.js';
+import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import { isReferencePool } from './kvPool.js';
 import { rotateRows } from './rotaryEmbedding.js';

@@ -7,13 +7,14 @@
 //   output = o [T, Hq·D] Woᵀ + bo  [T, E]
 //
 // The wasm engine runs the same steps inside wasm memory (src/wasm/groupedQueryAttention.ts).
-import { copyGroupedQuery, planGroupedQuery, planGroupedQueryForward, type GroupedQueryPlan } from '../core/groupedQueryPlan.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+
 import { disposeSymbol } from '../core/dispose.js';
-import type { BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams } from '../core/servingTypes.js';
-import type { MatmulOptions } from '../core/types.js';
+import { copyGroupedQuery, type GroupedQueryPlan, planGroupedQuery, planGroupedQueryForward } from '../core/groupedQueryPlan.js';
 import type { RmsNormOptions } from '../core/modelTypes.js';
-import { deliver, type Checked } from '../core/validate.js';
+import type { BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams } from '../core/servingTypes.js';
+import { fromData, type Tensor } from '../core/tensor.js';
+import type { MatmulOptions } from '../core/types.js';
+import { type Checked, deliver } from '../core/validate.js';
 import { isReferencePool } from './kvPool.js';
 
 export interface GroupedQueryOps {

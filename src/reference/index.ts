@@ -1,24 +1,25 @@
 // The reference engine: every op in plain TypeScript with float64 accumulation. It is the
 // definition the WebAssembly engine is tested against.
-import { checkShape, sizeOf } from '../core/tensor.js';
+
 import { disposeSymbol } from '../core/dispose.js';
+import { positionalEncoding } from '../core/positionalEncoding.js';
+import { checkShape, sizeOf } from '../core/tensor.js';
 import type { Engine, EngineTensor, Implementation } from '../core/types.js';
 import { additiveAttention } from './additiveAttention.js';
+import { batchAttention } from './batchAttention.js';
+import { add, gatedActivation, softcap } from './elementwise.js';
+import { groupedQueryLayer } from './groupedQueryAttention.js';
 import { kernelRegression } from './kernelRegression.js';
 import { kernelRegressionLoss } from './kernelRegressionLoss.js';
-import { matmul } from './matmul.js';
 import { ReferenceKVCache } from './kvCache.js';
+import { createKVPool } from './kvPool.js';
+import { createLinear } from './linear.js';
+import { matmul } from './matmul.js';
 import { layerWith, multiHeadAttentionWith } from './multiHeadAttention.js';
-import { positionalEncoding } from '../core/positionalEncoding.js';
+import { rmsNorm } from './rmsNorm.js';
+import { rotaryEmbedding } from './rotaryEmbedding.js';
 import { scaledDotProductAttention } from './scaledDotProductAttention.js';
 import { maskedSoftmax, softmax } from './softmax.js';
-import { batchAttention } from './batchAttention.js';
-import { groupedQueryLayer } from './groupedQueryAttention.js';
-import { createKVPool } from './kvPool.js';
-import { rotaryEmbedding } from './rotaryEmbedding.js';
-import { rmsNorm } from './rmsNorm.js';
-import { add, gatedActivation, softcap } from './elementwise.js';
-import { createLinear } from './linear.js';
 
 const ops = { matmul, scaledDotProductAttention };
 

@@ -4,9 +4,9 @@
 // With w = 1 this is the non-parametric estimator; a larger w narrows the kernel so that only the
 // nearest keys count.
 import { planKernelRegression } from '../core/plans.js';
-import { deliver } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { KernelRegressionOptions, OutputWithWeights } from '../core/types.js';
+import { deliver } from '../core/validate.js';
 import { softmaxRow } from './softmax.js';
 
 export function kernelRegression(queries: Tensor, keys: Tensor, values: Tensor, options?: KernelRegressionOptions): OutputWithWeights {

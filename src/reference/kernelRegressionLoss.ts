@@ -20,9 +20,9 @@
 // derivative is 0, so gradient descent must not start there. A query with no key left (no keys, or
 // one key and leaveOneOut) predicts 0, whatever w: its derivative is 0.
 import { lossResult, planKernelRegressionLoss } from '../core/kernelRegressionLoss.js';
-import { deliver } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { KernelRegressionLossOptions, KernelRegressionLossResult } from '../core/types.js';
+import { deliver } from '../core/validate.js';
 import { softmaxRow } from './softmax.js';
 
 export function kernelRegressionLoss(queries: Tensor, keys: Tensor, values: Tensor, targets: Tensor, options?: KernelRegressionLossOptions): KernelRegressionLossResult {

@@ -1,7 +1,8 @@
 // The reference engine's KV cache: two plain Float32Arrays [B, Hkv, capacity, D].
-import { checkAppend, checkKVCacheOptions, copyIntoCache, CachePositions, readCache, type CacheDims } from '../core/kvCache.js';
-import type { Tensor } from '../core/tensor.js';
+
 import { disposeSymbol } from '../core/dispose.js';
+import { type CacheDims, CachePositions, checkAppend, checkKVCacheOptions, copyIntoCache, readCache } from '../core/kvCache.js';
+import type { Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
 
 /** The caches this module made: a Proxy or a look-alike is not one of them, whatever instanceof says. */

@@ -1,9 +1,9 @@
 // Matrix product, the readable definition: C[..., i, j] = sum_k A[..., i, k] · B[..., k, j]
 // (B[..., j, k] with transposeB), leading dimensions broadcast, float64 accumulation.
 import { planMatmul } from '../core/plans.js';
-import { deliver } from '../core/validate.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { MatmulOptions } from '../core/types.js';
+import { deliver } from '../core/validate.js';
 
 export function matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
   const p = planMatmul(a, b, options);

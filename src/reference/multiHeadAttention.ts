@@ -9,11 +9,12 @@
 //
 // The wasm engine runs the same steps inside wasm memory (src/wasm/multiHeadAttention.ts); both
 // validate through src/core/multiHeadPlan.ts.
-import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, planLayerForward, planLayerParams, planMultiHead, type MultiHeadOp, type MultiHeadPlan, type ReadParams } from '../core/multiHeadPlan.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+
 import { disposeSymbol } from '../core/dispose.js';
+import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, type MultiHeadOp, type MultiHeadPlan, planLayerForward, planLayerParams, planMultiHead, type ReadParams } from '../core/multiHeadPlan.js';
+import { fromData, type Tensor } from '../core/tensor.js';
+import type { AttentionOptions, AttentionResult, Implementation, KVCache, MatmulOptions, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { deliver } from '../core/validate.js';
-import type { AttentionOptions, AttentionResult, Implementation, KVCache, MultiHeadAttentionLayer, MatmulOptions, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { isReferenceCache, type ReferenceKVCache } from './kvCache.js';
 
 /** The two ops multi-head attention is built from. */

@@ -1,8 +1,8 @@
 // Rotary position embeddings, the readable definition (see src/core/rotary.ts for the formula):
 // each pair (a, b) of a row at position p becomes (a·cos θ − b·sin θ, b·cos θ + a·sin θ).
-import { pairOf, planRotaryEmbedding, rotaryAngles, type RotaryPlan } from '../core/rotary.js';
-import { fromData, type Tensor } from '../core/tensor.js';
+import { pairOf, planRotaryEmbedding, type RotaryPlan, rotaryAngles } from '../core/rotary.js';
 import type { RotaryEmbeddingOptions } from '../core/servingTypes.js';
+import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 
 /**

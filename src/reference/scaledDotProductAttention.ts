@@ -7,10 +7,10 @@
 //   output[b, h, i]    = sum_j weights[b, h, i, j] · v[b, g(h), j]
 //
 // k and v are the past keys/values followed by the new ones (a KV cache), so j runs over Lpast + Lk.
-import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_BOOLEAN, planAttention, type AttentionPlan } from '../core/attentionPlan.js';
+import { type AttentionPlan, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_BOOLEAN, planAttention } from '../core/attentionPlan.js';
 import { fromData, sizeOf, type Tensor } from '../core/tensor.js';
-import { deliver } from '../core/validate.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
+import { deliver } from '../core/validate.js';
 import { isReferenceCache, type ReferenceKVCache } from './kvCache.js';
 
 /** Past then new rows along the length axis: [B, H, Lpast, D] ++ [B, H, Lnew, D] -> [B, H, Lpast + Lnew, D]. */

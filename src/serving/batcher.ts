@@ -32,6 +32,8 @@
 // prompt and the generated tokens (recomputed after a preemption) in chunks of at most 15; and it
 // shares a cached prefix only when its positions were computed by the routes this request's would be
 // (and, for a fused prompt, ends at an even position).
+
+import { nextTask } from '../core/nextTask.js';
 import type { Tensor } from '../core/tensor.js';
 import { checkPositiveCount, describeValue } from '../core/validate.js';
 import { maxNewTokensOf, tokenList } from '../models/generate.js';
@@ -40,7 +42,6 @@ import type { Decoder, DecoderSequence, GenerateOptions } from '../models/types.
 import { type Holder, PrefixCache, type PrefixMatch } from './prefixCache.js';
 import { planStep, type StepPlan } from './scheduler.js';
 import { TokenStream } from './stream.js';
-import { nextTask } from '../core/nextTask.js';
 
 const OP = 'Batcher.submit';
 

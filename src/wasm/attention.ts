@@ -2,13 +2,13 @@
 import { planAttention } from '../core/attentionPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
-import { KV_FORMATS, LAYOUT_OFFSETS } from './abi.js';
-import type { WasmContext } from './context.js';
-import type { Arena } from './memory.js';
 import type { Checked } from '../core/validate.js';
-import { engineCache, type WasmKVCache } from './kvCache.js';
-import { decodeBytes, decodeView, runDecode } from './decodeAttention.js';
+import { KV_FORMATS, LAYOUT_OFFSETS } from './abi.js';
 import type { AttentionCall } from './attentionCall.js';
+import type { WasmContext } from './context.js';
+import { decodeBytes, decodeView, runDecode } from './decodeAttention.js';
+import { engineCache, type WasmKVCache } from './kvCache.js';
+import type { Arena } from './memory.js';
 
 export type { AttentionCall } from './attentionCall.js';
 

@@ -4,15 +4,16 @@
 // continuing a sequence) goes to the fused kernel instead, which reads the same blocks through the
 // KV view's block table and element type (src/wasm/attention.ts). Every buffer of the call is
 // taken before the pool changes, so a call refused by the memory limit leaves every sequence as it was.
-import { appendBatch, outputSize, planBatchAttention, type BatchPlan } from '../core/batchPlan.js';
-import { formatCall, type Tensor } from '../core/tensor.js';
-import type { BatchAttentionOptions } from '../core/servingTypes.js';
-import { KV_FORMAT_CODE, LAYOUT_OFFSETS } from './abi.js';
-import type { WasmContext } from './context.js';
-import { poolBlocks, type PoolBlocks } from './kvPool.js';
-import { rotaryTables, rotaryWithTables } from './rotary.js';
-import { attentionScratchBytes, layoutArray, runAttention, type AttentionCall } from './attention.js';
+
 import { CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_NONE } from '../core/attentionPlan.js';
+import { appendBatch, type BatchPlan, outputSize, planBatchAttention } from '../core/batchPlan.js';
+import type { BatchAttentionOptions } from '../core/servingTypes.js';
+import { formatCall, type Tensor } from '../core/tensor.js';
+import { KV_FORMAT_CODE, LAYOUT_OFFSETS } from './abi.js';
+import { type AttentionCall, attentionScratchBytes, layoutArray, runAttention } from './attention.js';
+import type { WasmContext } from './context.js';
+import { type PoolBlocks, poolBlocks } from './kvPool.js';
+import { rotaryTables, rotaryWithTables } from './rotary.js';
 
 /** Token-major rows of H heads turned at their tokens' positions, in a copy (or as they are, without rotary). */
 function turnedRows(ctx: WasmContext, p: BatchPlan, tables: { pc: number; ps: number } | null, x: number, H: number): number {

@@ -1,30 +1,30 @@
 // createEngine(): instantiates the kernels and binds every op's wrapper to them.
 import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
-import { checkShape, formatCall, sizeOf } from '../core/tensor.js';
-import { describeValue } from '../core/validate.js';
 import { disposeSymbol } from '../core/dispose.js';
-import type { Engine, EngineInfo, EngineTensor, Implementation } from '../core/types.js';
 import { positionalEncoding } from '../core/positionalEncoding.js';
+import { checkShape, formatCall, sizeOf } from '../core/tensor.js';
+import type { Engine, EngineInfo, EngineTensor, Implementation } from '../core/types.js';
+import { describeValue } from '../core/validate.js';
+import { type Kernels, KV_FORMATS, LAYOUT_OFFSETS } from './abi.js';
 import { additiveAttention } from './additiveAttention.js';
 import { scaledDotProductAttention } from './attention.js';
+import { batchAttention } from './batchAttention.js';
 import type { WasmContext } from './context.js';
+import { add, gatedActivation, softcap } from './elementwise.js';
+import { createWasmGroupedQuery } from './groupedQueryAttention.js';
 import { kernelRegression } from './kernelRegression.js';
-import { KV_FORMATS, LAYOUT_OFFSETS, type Kernels } from './abi.js';
 import { kernelRegressionLoss } from './kernelRegressionLoss.js';
+import { WasmKVCache } from './kvCache.js';
+import { createWasmKVPool } from './kvPool.js';
+import { createWasmLinear } from './linear.js';
 import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels } from './loader.js';
 import { matmul } from './matmul.js';
-import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
-import { WasmKVCache } from './kvCache.js';
 import { Arena, MAX_MEMORY_BYTES } from './memory.js';
-import { CONTROL_BYTES, MAX_THREADS, pool, serial, whenReady, type Parallel } from './parallel.js';
-import { maskedSoftmax, softmax } from './softmax.js';
-import { batchAttention } from './batchAttention.js';
-import { createWasmGroupedQuery } from './groupedQueryAttention.js';
-import { createWasmKVPool } from './kvPool.js';
-import { rotaryEmbedding } from './rotary.js';
+import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
+import { CONTROL_BYTES, MAX_THREADS, type Parallel, pool, serial, whenReady } from './parallel.js';
 import { rmsNorm } from './rmsNorm.js';
-import { add, gatedActivation, softcap } from './elementwise.js';
-import { createWasmLinear } from './linear.js';
+import { rotaryEmbedding } from './rotary.js';
+import { maskedSoftmax, softmax } from './softmax.js';
 
 /** Options of {@link createEngine}. */
 export interface EngineOptions {

@@ -4,10 +4,11 @@
 // weight once, front to back); a forward of T tokens (many sequences' new tokens) runs each projection
 // as one GEMM over all T rows, the per-head RMSNorm, rotary and the paged attention on the arena, and
 // the output projection.
-import { copyGroupedQuery, planGroupedQuery, planGroupedQueryForward, GQA_FORWARD, type GroupedQueryPlan } from '../core/groupedQueryPlan.js';
-import { formatCall } from '../core/tensor.js';
+
 import { disposeSymbol } from '../core/dispose.js';
+import { copyGroupedQuery, GQA_FORWARD, type GroupedQueryPlan, planGroupedQuery, planGroupedQueryForward } from '../core/groupedQueryPlan.js';
 import type { GroupedQueryAttentionLayer, GroupedQueryParams } from '../core/servingTypes.js';
+import { formatCall } from '../core/tensor.js';
 import type { Checked } from '../core/validate.js';
 import { batchAttentionAt } from './batchAttention.js';
 import type { WasmContext } from './context.js';

@@ -1,10 +1,11 @@
 // The wasm engine's KV cache: two blocks [B, Hkv, capacity, D] held in engine memory across calls,
 // which attention reads in place (its layout strides step over the unused capacity).
-import { checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, CachePositions, readCache } from '../core/kvCache.js';
-import type { Checked } from '../core/validate.js';
-import { formatCall, type Tensor } from '../core/tensor.js';
+
 import { disposeSymbol } from '../core/dispose.js';
+import { CachePositions, checkAppend, checkCacheType, checkKVCacheOptions, checkRoom, readCache } from '../core/kvCache.js';
+import { formatCall, type Tensor } from '../core/tensor.js';
 import type { KVCache } from '../core/types.js';
+import type { Checked } from '../core/validate.js';
 import type { Arena } from './memory.js';
 
 /** The caches this module made: a Proxy or a look-alike is not one of them, whatever instanceof says. */

@@ -3,7 +3,7 @@
 // head's blocks side by side, so that the consecutive blocks of a sequence are one stream to read)
 // (float32, binary16 or int8) and, for int8, a float32 scale per row. assembly/kernels/kvStore.ts
 // converts rows on the way in and out; the paged attention kernel reads the blocks in place.
-import { checkKVPoolOptions, PagedPool, type KVDtype, type RowsSource } from '../core/kvPool.js';
+import { checkKVPoolOptions, type KVDtype, PagedPool, type RowsSource } from '../core/kvPool.js';
 import { formatCall } from '../core/tensor.js';
 import type { Checked } from '../core/validate.js';
 import type { WasmContext } from './context.js';

@@ -1,8 +1,8 @@
 // Thin wrapper over assembly/kernels/rotary.ts: the angles are computed once per distinct position
 // in float64 (src/core/rotary.ts), handed to the kernel as float32 tables; threads take shares of rows.
-import { planRotaryEmbedding, rotaryAngles, type RotaryPlan } from '../core/rotary.js';
-import { formatCall, type Tensor } from '../core/tensor.js';
+import { planRotaryEmbedding, type RotaryPlan, rotaryAngles } from '../core/rotary.js';
 import type { RotaryEmbeddingOptions } from '../core/servingTypes.js';
+import { formatCall, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
 
 /**

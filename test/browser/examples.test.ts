@@ -5,12 +5,12 @@
 // must equal Node's bit for bit for the same build.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runtimeHasRelaxedSimd } from '../../src/wasm/loader.js';
 import { random } from '../support.js';
 import {
-  artifactPath, attribute, browserFound, browserNames, count, esbuildExample, innerHTML, launchBrowser, openPage, requireBuilt, serveStatic, servePreview,
+  artifactPath, attribute, browserFound, browserNames, count, esbuildExample, innerHTML, launchBrowser, openPage, requireBuilt, servePreview,serveStatic, 
   text, webpackExample,
 } from './support.js';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { preview, type PreviewServer } from 'vite';
+import { type PreviewServer, preview } from 'vite';
 
 export const repo = fileURLToPath(new URL('../../', import.meta.url));
 export const viteExample = join(repo, 'examples/vite');

@@ -4,7 +4,7 @@
 // position, greedy continuations, and the ways of feeding the same tokens that must agree.
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, loadDecoder, reference, type Decoder, type Engine, type Tensor } from '../../src/index.js';
+import { createEngine, type Decoder, type Engine, loadDecoder, reference, type Tensor } from '../../src/index.js';
 
 const FIXTURES = new URL('../fixtures/decoders/', import.meta.url);
 const names = readdirSync(FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();

@@ -3,7 +3,7 @@
 // The checkpoints are the fixtures' files with one thing changed, given as { files }.
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, loadDecoder, reference, type Engine } from '../../src/index.js';
+import { createEngine, type Engine, loadDecoder, reference } from '../../src/index.js';
 
 const FIXTURES = new URL('../fixtures/decoders/', import.meta.url);
 

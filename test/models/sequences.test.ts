@@ -2,7 +2,7 @@
 // forks and truncations, a batch of sequences of different lengths or each alone; generate's unfed
 // last token; blocks given back; refused forwards change nothing. Both engines, 1 and 2 threads.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, loadDecoder, reference, tensor, type Decoder, type DecoderSequence, type Engine, type Tensor } from '../../src/index.js';
+import { createEngine, type Decoder, type DecoderSequence, type Engine, loadDecoder, reference, type Tensor, tensor } from '../../src/index.js';
 
 const FIXTURES = new URL('../fixtures/decoders/', import.meta.url);
 const folder = (name: string) => new URL(`${name}/`, FIXTURES).pathname;

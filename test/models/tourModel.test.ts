@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, loadDecoder, reference, type Decoder, type Engine } from '../../src/index.js';
+import { createEngine, type Decoder, type Engine, loadDecoder, reference } from '../../src/index.js';
 
 const MODEL = new URL('../../examples/model/', import.meta.url);
 interface Case { prompt: string; ids: number[]; greedy: number[]; text: string }

@@ -8,6 +8,7 @@ import { ContinuousBatcher, createBatcher, routeChunk } from '../../src/serving/
 
 /** The batcher with its internals in view (createBatcher gives the public Batcher). */
 const batcherOf = (d: Decoder, o?: ConstructorParameters<typeof ContinuousBatcher>[1]) => new ContinuousBatcher(d, o);
+
 import { blocksFor, planStep, type Schedulable, type StepPlan } from '../../src/serving/scheduler.js';
 
 const folder = (name: string) => new URL(`../fixtures/decoders/${name}/`, import.meta.url).pathname;

@@ -3,9 +3,9 @@
 // once for each moduleResolution a user may have: bundler, node16 and nodenext (npm run test:types).
 // The @ts-expect-error lines must fail to compile: weights is optional unless it was asked for.
 import { writeFileSync } from 'node:fs';
-import {
-  attentionHeatmap, createEngine, reference, tensor, type AttentionResult, type KVCache, type MultiHeadParams, type OutputWithWeights,
-  type Tensor,
+import {type AttentionResult, 
+  attentionHeatmap, createEngine, type KVCache, type MultiHeadParams, type OutputWithWeights,reference, 
+  type Tensor,tensor, 
 } from 'qkv';
 import { createEngine as createInlineEngine } from 'qkv/inline';
 import wasmUrl from 'qkv/qkv.wasm';

@@ -2,7 +2,7 @@
 // built declarations by npm run test:types under every tsconfig here, with lib ES2022 and @types/node
 // (whose declarations include Symbol.dispose and Disposable) and, in tsconfig.disposable.json, with
 // TypeScript's own lib esnext.disposable and no @types/node.
-import { createEngine, loadDecoder, reference, tensor, type Decoder, type KVSequence } from 'qkv';
+import { createEngine, type Decoder, type KVSequence, loadDecoder, reference, tensor } from 'qkv';
 
 declare const files: Record<string, Uint8Array>;
 {

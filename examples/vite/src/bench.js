@@ -3,8 +3,8 @@
 import { reference } from 'qkv';
 import { Bench } from 'tinybench';
 import { attentionCase, benchCases, matmulCase } from '../../../bench/cases.js';
-import { barChart } from './plot.js';
 import { fail, nav, ready, startEngine } from './common.js';
+import { barChart } from './plot.js';
 
 /** The reference is skipped where one call would take longer than this (ms, estimated at 1.3 GFLOP/s), as in bench/run.js. */
 const REFERENCE_BUDGET_MS = 1500;
