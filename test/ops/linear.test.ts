@@ -4,18 +4,14 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, type Engine, type LinearDtype, type LinearLayer, type Tensor, tensor } from '../../src/index.js';
 import type { Kernels } from '../../src/wasm/abi.js';
-import { KERNEL_NAMES } from '../../src/wasm/abi.js';
 import type { WasmContext } from '../../src/wasm/context.js';
 import { createWasmLinear } from '../../src/wasm/linear.js';
-import { loadKernels } from '../../src/wasm/loader.js';
-import { Arena } from '../../src/wasm/memory.js';
-import { type Parallel, shares } from '../../src/wasm/parallel.js';
 import { engines, expectClose, random, rng, TAIL_SIZES } from '../support.js';
+import { distCurrent, splitContext } from './split.js';
 
 const all = await engines();
 // worker threads load dist/ (its kernel list must match the sources' to run these kernels)
-const dist = await import('../../dist/wasm/abi.js').catch(() => null);
-const sameKernels = dist !== null && JSON.stringify(dist.KERNEL_NAMES) === JSON.stringify(KERNEL_NAMES);
+const sameKernels = distCurrent;
 const ROWS = [1, 2, 3, 4, 5, 15, 16, 17, 63, 64, 65];
 const DTYPES: LinearDtype[] = ['float32', 'float16'];
 
@@ -283,20 +279,10 @@ describe('createLinear on a disposed wasm engine', () => {
   });
 });
 
-/** A wasm context of our own over fresh kernels: its arena's held bytes can be read, its "threads" split every call. */
+/** A wasm context of our own over fresh kernels (split.ts): its arena's held bytes can be read, its "threads" split every call. */
 async function ownContext(threads: number, limit?: number): Promise<{ ctx: WasmContext; kernels: Kernels }> {
-  const kernels = await loadKernels();
-  const parallel: Parallel = {
-    threads,
-    // every share in turn on this thread, as the thread pool would split it (with no minimum of work)
-    run(kernel, units, _work, args, align = 1) {
-      shares(units, threads, align).forEach(([start, end], t) => {
-        if (start < end) (kernels[kernel] as unknown as (...a: number[]) => void)(...args(t, start, end));
-      });
-    },
-    dispose() {},
-  };
-  return { ctx: { kernels, arena: new Arena(kernels.memory, kernels.heap_base(), limit), parallel }, kernels };
+  const ctx = await splitContext(threads, { limit });
+  return { ctx, kernels: ctx.kernels };
 }
 
 describe('createLinear on wasm: thread splits', () => {

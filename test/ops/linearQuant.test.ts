@@ -12,18 +12,16 @@
 // weight makes its output row NaN for every row of x, and lookup reads its group back as NaN.
 import { describe, expect, it } from 'vitest';
 import { createEngine, type Engine, type LinearLayer, type Tensor, tensor } from '../../src/index.js';
-import { KERNEL_NAMES, type Kernels } from '../../src/wasm/abi.js';
+import type { Kernels } from '../../src/wasm/abi.js';
 import type { WasmContext } from '../../src/wasm/context.js';
 import { createWasmLinear } from '../../src/wasm/linear.js';
-import { defaultWasmUrl, loadKernels } from '../../src/wasm/loader.js';
-import { Arena } from '../../src/wasm/memory.js';
-import { type Parallel, serial, shares } from '../../src/wasm/parallel.js';
+import { defaultWasmUrl } from '../../src/wasm/loader.js';
 import { engines, expectClose, random } from '../support.js';
+import { distCurrent, splitContext } from './split.js';
 
 const all = await engines();
 // worker threads load dist/ (its kernel list must match the sources' to run these kernels)
-const dist = await import('../../dist/wasm/abi.js').catch(() => null);
-const sameKernels = dist !== null && JSON.stringify(dist.KERNEL_NAMES) === JSON.stringify(KERNEL_NAMES);
+const sameKernels = distCurrent;
 const ROWS = [1, 2, 3, 4, 5, 15, 16, 17, 63, 64, 65];
 type Quant = 'int8' | 'int4';
 const QUANTS: Quant[] = ['int8', 'int4'];
@@ -330,19 +328,10 @@ describe.each(all.map((e) => [e.name, e] as const))('createLinear int8/int4 on %
   });
 });
 
-/** A wasm context over fresh kernels of `build` whose "threads" split every call on this thread. */
+/** A wasm context over fresh kernels of `build` whose "threads" split every call on this thread (split.ts). */
 async function ownContext(threads: number, build?: 'simd' | 'relaxed', limit?: number): Promise<{ ctx: WasmContext; kernels: Kernels }> {
-  const kernels = await loadKernels(build ? defaultWasmUrl(build) : undefined);
-  const parallel: Parallel = threads === 1 ? serial(kernels) : {
-    threads,
-    run(kernel, units, _work, args, align = 1) {
-      shares(units, threads, align).forEach(([start, end], t) => {
-        if (start < end) (kernels[kernel] as unknown as (...a: number[]) => void)(...args(t, start, end));
-      });
-    },
-    dispose() {},
-  };
-  return { ctx: { kernels, arena: new Arena(kernels.memory, kernels.heap_base(), limit), parallel }, kernels };
+  const ctx = await splitContext(threads, { build, limit });
+  return { ctx, kernels: ctx.kernels };
 }
 
 describe('createLinear int8/int4 on wasm: threads and builds', () => {

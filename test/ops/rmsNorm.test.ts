@@ -172,7 +172,7 @@ describe.each(all.map((e) => [e.name, e] as const))('rmsNorm on %s', (_, engine:
 });
 
 describe('rmsNorm over threads', async () => {
-  const [one, two, three] = await Promise.all([1, 2, 3].map(splitContext));
+  const [one, two, three] = await Promise.all([1, 2, 3].map((t) => splitContext(t)));
   const x = random([301, 1200], 11, 4), w = random([1200], 12, 2);
 
   it('rows split into 2 or 3 shares give the same bits as one call', () => {

@@ -7,17 +7,20 @@
 import { KERNEL_NAMES as DIST_KERNEL_NAMES } from '../../dist/wasm/abi.js';
 import { KERNEL_NAMES } from '../../src/wasm/abi.js';
 import type { WasmContext } from '../../src/wasm/context.js';
-import { loadKernels } from '../../src/wasm/loader.js';
+import { defaultWasmUrl, loadKernels } from '../../src/wasm/loader.js';
 import { Arena } from '../../src/wasm/memory.js';
 import { type Parallel, serial, shares } from '../../src/wasm/parallel.js';
 
 /** Whether dist/'s workers number the kernels as the sources do (dist built after these kernels). */
 export const distCurrent = DIST_KERNEL_NAMES.length === KERNEL_NAMES.length && KERNEL_NAMES.every((k, i) => DIST_KERNEL_NAMES[i] === k);
 
-/** A wasm context of its own whose kernel calls are split into `threads` shares (1: not split). */
-export async function splitContext(threads: number): Promise<WasmContext> {
-  const kernels = await loadKernels();
-  const arena = new Arena(kernels.memory, kernels.heap_base());
+/**
+ * A wasm context of its own whose kernel calls are split into `threads` shares (1: not split), over
+ * fresh kernels of `build` (default: the one this runtime picks) with an arena limited to `limit` bytes.
+ */
+export async function splitContext(threads: number, { build, limit }: { build?: 'simd' | 'relaxed'; limit?: number } = {}): Promise<WasmContext> {
+  const kernels = await loadKernels(build ? defaultWasmUrl(build) : undefined);
+  const arena = new Arena(kernels.memory, kernels.heap_base(), limit);
   if (threads === 1) return { kernels, arena, parallel: serial(kernels) };
   const parallel: Parallel = {
     threads,
