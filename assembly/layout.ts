@@ -1,6 +1,6 @@
 // Byte offsets into the layout block the attention kernels (attention_f32, flash_attention_f32) take:
 // twelve i32 element strides, (batch, head, row) of q, k, v and out in that order, then the KV
-// view's block table. The caller builds it (src/wasm/attention.ts, layoutArray); rows are
+// view's block table. The caller builds it (src/wasm/attentionLayout.ts, layoutArray); rows are
 // contiguous inside.
 //
 //   byte  0     4     8    | 12    16    20   | 24    28    32   | 36    40    44    | 48     52       56   | 60      64        68

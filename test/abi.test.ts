@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { KERNEL_ARITY, KERNEL_GLOBALS, KERNEL_NAMES, LAYOUT_OFFSETS } from '../src/wasm/abi.js';
-import { layoutArray } from '../src/wasm/attention.js';
+import { layoutArray } from '../src/wasm/attentionLayout.js';
 import { runtimeHasRelaxedSimd } from '../src/wasm/loader.js';
 import { checkSlotBound, SLOT_ARGS } from '../src/wasm/parallel.js';
 

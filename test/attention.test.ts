@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type AttentionOptions, type Engine, mask, reference, type Tensor, tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { engines, expectClose, random, rows, TAIL_SIZES } from './support.js';
+import { engines, expectClose, kernelProbe, random, rows, TAIL_SIZES } from './support.js';
 
 const all = await engines();
 const wasm = all[1];
@@ -220,8 +219,9 @@ describe('scaledDotProductAttention: wasm equals the reference', () => {
     const want = reference.scaledDotProductAttention(q, k, v, o), got = wasm.scaledDotProductAttention(q, k, v, o);
     expectClose(got.output, want.output, 'output (with weights: row kernel)');
     expectClose(got.weights, want.weights, 'weights');
-    expectClose(withAttentionKernel('fused', () => wasm.scaledDotProductAttention(q, k, v)).output, want.output, 'output (without weights: fused kernel)');
-    expect(lastAttentionKernel()).toBe('fused');
+    const probe = kernelProbe('fused');
+    expectClose(wasm.scaledDotProductAttention(q, k, v, probe.options).output, want.output, 'output (without weights: fused kernel)');
+    expect(probe.ran).toEqual(['fused']);
   });
 
   const B = 2, Hq = 4, Hkv = 2, Lq = 17, Lnew = 17, Lpast = 16, E = 20, Ev = 9;
@@ -254,8 +254,9 @@ describe('scaledDotProductAttention: wasm equals the reference', () => {
     const want = reference.scaledDotProductAttention(q, kk, vv, o), got = wasm.scaledDotProductAttention(q, kk, vv, o);
     expectClose(got.output, want.output, 'output (with weights: row kernel)');
     expectClose(got.weights, want.weights, 'weights');
-    const fused = withAttentionKernel('fused', () => wasm.scaledDotProductAttention(q, kk, vv, opts));
-    expect(lastAttentionKernel()).toBe('fused');
+    const probe = kernelProbe('fused');
+    const fused = wasm.scaledDotProductAttention(q, kk, vv, { ...opts, ...probe.options });
+    expect(probe.ran).toEqual(['fused']);
     expectClose(fused.output, want.output, 'output (without weights: fused kernel)');
     if (o.pastKey) {
       expectClose(got.presentKey, want.presentKey, 'presentKey');

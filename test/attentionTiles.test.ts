@@ -3,8 +3,7 @@
 // start and end at every alignment, so that skipped and partial blocks are all exercised.
 import { describe, expect, it } from 'vitest';
 import { type AttentionOptions, mask, reference, type Tensor, tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, fusedAttention, random, wasmEngine } from './support.js';
+import { expectClose, fusedAttention, kernelProbe, random, wasmEngine } from './support.js';
 
 const wasm = await wasmEngine();
 
@@ -18,37 +17,39 @@ describe('the test hook that forces an attention kernel', () => {
   const want = reference.scaledDotProductAttention(q, k, v).output, wantLong = reference.scaledDotProductAttention(long, k, v).output;
 
   it('by default, decode takes the row kernel and a long query the fused one', () => {
-    wasm.scaledDotProductAttention(q, k, v);
-    expect(lastAttentionKernel()).toBe('row');
-    wasm.scaledDotProductAttention(long, k, v);
-    expect(lastAttentionKernel()).toBe('fused');
+    const probe = kernelProbe();
+    wasm.scaledDotProductAttention(q, k, v, probe.options);
+    wasm.scaledDotProductAttention(long, k, v, probe.options);
+    expect(probe.ran).toEqual(['row', 'fused']);
   });
 
   it('four query rows a head over 4,096 keys or more take the fused kernel; one row a head takes the paged kernel when heads share a kv head, else the row kernel', () => {
     const keys = (L: number, H: number) => [random([1, H, L, 8], 5), random([1, H, L, 8], 6)] as const;
     for (const [Lq, L, H, Hkv, kernel] of [[4, 4096, 2, 2, 'fused'], [4, 4095, 2, 2, 'row'], [3, 8192, 2, 2, 'row'], [1, 8192, 7, 1, 'paged'], [1, 8192, 2, 2, 'row']] as const) {
       const [k2, v2] = keys(L, Hkv), q2 = random([1, H, Lq, 8], 7);
-      const got = wasm.scaledDotProductAttention(q2, k2, v2).output;
-      expect(lastAttentionKernel(), `${Lq} rows, ${L} keys, ${H} heads over ${Hkv}`).toBe(kernel);
+      const probe = kernelProbe();
+      const got = wasm.scaledDotProductAttention(q2, k2, v2, probe.options).output;
+      expect(probe.ran, `${Lq} rows, ${L} keys, ${H} heads over ${Hkv}`).toEqual([kernel]);
       expectClose(got, reference.scaledDotProductAttention(q2, k2, v2).output);
     }
   });
 
   it('forces either kernel on either shape, with the same results', () => {
     for (const kernel of ['fused', 'row'] as const) {
-      expectClose(withAttentionKernel(kernel, () => wasm.scaledDotProductAttention(q, k, v).output), want, `decode on ${kernel}`);
-      expect(lastAttentionKernel()).toBe(kernel);
-      expectClose(withAttentionKernel(kernel, () => wasm.scaledDotProductAttention(long, k, v).output), wantLong, `long on ${kernel}`);
-      expect(lastAttentionKernel()).toBe(kernel);
+      const probe = kernelProbe(kernel);
+      expectClose(wasm.scaledDotProductAttention(q, k, v, probe.options).output, want, `decode on ${kernel}`);
+      expectClose(wasm.scaledDotProductAttention(long, k, v, probe.options).output, wantLong, `long on ${kernel}`);
+      expect(probe.ran).toEqual([kernel, kernel]);
     }
   });
 
-  it('weights always take the row kernel, and the hook ends with its call', () => {
-    withAttentionKernel('fused', () => wasm.scaledDotProductAttention(long, k, v, { returnWeights: true }));
-    expect(lastAttentionKernel()).toBe('row');
-    withAttentionKernel('row', () => undefined);
-    wasm.scaledDotProductAttention(long, k, v);
-    expect(lastAttentionKernel()).toBe('fused');
+  it('weights always take the row kernel, and a probe acts on its own call only', () => {
+    const forced = kernelProbe('fused'), free = kernelProbe();
+    wasm.scaledDotProductAttention(long, k, v, { returnWeights: true, ...forced.options });
+    expect(forced.ran).toEqual(['row']);
+    wasm.scaledDotProductAttention(q, k, v, free.options);
+    expect(free.ran).toEqual(['row']);
+    expect(forced.ran).toEqual(['row']);
   });
 });
 

@@ -6,16 +6,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type AttentionOptions, createEngine, type Engine, mask, reference, type Tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, random, rng, wasmEngine } from './support.js';
+import { expectClose, kernelProbe, random, rng, wasmEngine } from './support.js';
 
 const wasm = await wasmEngine();
 const wasm2 = await createEngine({ threads: 2 });
 
 /** The call on `engine`, which must have run on the paged kernel. */
 function paged(engine: Engine, q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions): Tensor {
-  const { output } = engine.scaledDotProductAttention(q, k, v, o);
-  expect(lastAttentionKernel(), 'kernel').toBe('paged');
+  const probe = kernelProbe();
+  const { output } = engine.scaledDotProductAttention(q, k, v, { ...o, ...probe.options });
+  if (engine !== reference) expect(probe.ran, 'kernel').toEqual(['paged']);
   return output;
 }
 
@@ -62,8 +62,9 @@ describe('grouped-query decode on the paged kernel', () => {
     for (const o of [{}, { causal: true }, { causal: 'bottom-right' }, { window: { left: 20 } }, { window: { right: 2 } }] as AttentionOptions[]) {
       const opts = { ...o, pastKey, pastValue };
       const want = reference.scaledDotProductAttention(q, k, v, opts);
-      const got = wasm.scaledDotProductAttention(q, k, v, opts);
-      expect(lastAttentionKernel()).toBe('paged');
+      const probe = kernelProbe();
+      const got = wasm.scaledDotProductAttention(q, k, v, { ...opts, ...probe.options });
+      expect(probe.ran).toEqual(['paged']);
       expectClose(got.output, want.output, JSON.stringify(o));
       expectClose(got.presentKey, want.presentKey, 'presentKey');
     }
@@ -120,8 +121,9 @@ describe('grouped-query decode on the paged kernel', () => {
   it('leaves to the other kernels what it cannot run, and the test hook says so', () => {
     const q = random([1, 4, 1, 8], 17), k = random([1, 2, 30, 8], 18), v = random([1, 2, 30, 8], 19);
     const runs = (o: AttentionOptions | undefined, qq = q, kk = k, vv = v) => {
-      expectClose(wasm.scaledDotProductAttention(qq, kk, vv, o).output, reference.scaledDotProductAttention(qq, kk, vv, o).output);
-      return lastAttentionKernel();
+      const probe = kernelProbe();
+      expectClose(wasm.scaledDotProductAttention(qq, kk, vv, { ...o, ...probe.options }).output, reference.scaledDotProductAttention(qq, kk, vv, o).output);
+      return probe.last();
     };
     expect(runs(undefined)).toBe('paged');
     expect(runs({ mask: mask(Array.from(random([1, 1, 1, 30], 20).data, (x) => x > 0), [1, 1, 1, 30]) })).toBe('row');
@@ -130,7 +132,7 @@ describe('grouped-query decode on the paged kernel', () => {
     expect(runs(undefined, mha)).toBe('row'); // one query head a kv head
     expect(runs(undefined, random([1, 4, 2, 8], 22))).toBe('row'); // two query rows
     expect(runs(undefined, random([1, 16, 2, 8], 23))).toBe('fused'); // 16 rows a kv head
-    expect(() => withAttentionKernel('paged', () => wasm.scaledDotProductAttention(mha, k, v))).toThrow(/paged kernel cannot run/);
+    expect(() => wasm.scaledDotProductAttention(mha, k, v, kernelProbe('paged').options)).toThrow(/paged kernel on a call it cannot run/);
     expect(runs(undefined)).toBe('paged'); // the engine is still usable
   });
 });
@@ -179,8 +181,9 @@ describe('grouped-query decode: random calls (fast-check)', () => {
       const results = [reference, wasm, wasm2].map((e) => {
         const cache = e.createKVCache({ batch: c.B, kvHeads: c.Hkv, headDim: c.E, valueDim: c.Ev, capacity: Lk + 3 });
         if (past) e.scaledDotProductAttention(random([c.B, Hq, c.Lpast, c.E], c.seed + 5), past[0], past[1], { cache });
-        const output = e.scaledDotProductAttention(q, k, v, { ...o, cache }).output;
-        if (e !== reference) expect(lastAttentionKernel(), 'kernel').toBe('paged');
+        const probe = kernelProbe();
+        const output = e.scaledDotProductAttention(q, k, v, { ...o, cache, ...probe.options }).output;
+        if (e !== reference) expect(probe.ran, 'kernel').toEqual(['paged']);
         cache.dispose();
         return output;
       });

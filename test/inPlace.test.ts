@@ -6,9 +6,8 @@
 // memory, is written through a block of the call's own and gets the same result.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Engine, reference, type Tensor } from '../src/index.js';
-import { withAttentionKernel } from '../src/wasm/attention.js';
 import { Arena } from '../src/wasm/memory.js';
-import { expectClose, random, wasmEngine } from './support.js';
+import { expectClose, kernelProbe, random, wasmEngine } from './support.js';
 
 const wasm = await wasmEngine();
 afterEach(() => { vi.restoreAllMocks(); });
@@ -44,9 +43,9 @@ const mparams = { numHeads: 4, inProjWeight: random([48, 16], 23, 0.3), inProjBi
 /** Each op: its inputs, the call with options (the out among them) and the reference's result. */
 const ops: [string, Tensor[], number[], (e: Engine, xs: Tensor[], out: Tensor) => Tensor, () => Tensor][] = [
   ['matmul', [a, b], [2, 17, 20], (e, [x, y], out) => e.matmul(x, y, { out }), () => reference.matmul(a, b)],
-  ['attention, fused kernel', [q, k, v], [1, 4, 19, 8], (e, [x, y, z], out) => withAttentionKernel('fused', () => e.scaledDotProductAttention(x, y, z, { causal: true, out }).output),
+  ['attention, fused kernel', [q, k, v], [1, 4, 19, 8], (e, [x, y, z], out) => e.scaledDotProductAttention(x, y, z, { causal: true, out, ...kernelProbe('fused').options }).output,
     () => reference.scaledDotProductAttention(q, k, v, { causal: true }).output],
-  ['attention, row kernel', [q, k, v], [1, 4, 19, 8], (e, [x, y, z], out) => withAttentionKernel('row', () => e.scaledDotProductAttention(x, y, z, { out }).output),
+  ['attention, row kernel', [q, k, v], [1, 4, 19, 8], (e, [x, y, z], out) => e.scaledDotProductAttention(x, y, z, { out, ...kernelProbe('row').options }).output,
     () => reference.scaledDotProductAttention(q, k, v).output],
   ['attention with weights', [q, k, v], [1, 4, 19, 8], (e, [x, y, z], out) => e.scaledDotProductAttention(x, y, z, { returnWeights: true, out }).output,
     () => reference.scaledDotProductAttention(q, k, v).output],
@@ -102,7 +101,7 @@ describe('an out that overlaps an input', () => {
   it('attention into its own query reads the queries before out is written', () => {
     const sq = random([1, 2, 20, 8], 17), sk = random([1, 2, 20, 8], 18);
     const Q = resident(wasm, sq), K = resident(wasm, sk);
-    const seen = watch(() => withAttentionKernel('fused', () => wasm.scaledDotProductAttention(Q, K, K, { out: Q }).output));
+    const seen = watch(() => wasm.scaledDotProductAttention(Q, K, K, { out: Q, ...kernelProbe('fused').options }).output);
     expect(seen.resultFrom[0]).not.toBe(Q.data.byteOffset);
     expectClose(Q, reference.scaledDotProductAttention(sq, sk, sk).output);
     [Q, K].forEach((t) => (t as unknown as { dispose(): void }).dispose());

@@ -5,8 +5,7 @@
 // paths: the packed flash kernel, the row kernel and the row kernel that writes weights.
 import { describe, expect, it } from 'vitest';
 import { type AttentionOptions, type Engine, type Tensor, tensor } from '../src/index.js';
-import { lastAttentionKernel } from '../src/wasm/attention.js';
-import { engines, expectClose, random } from './support.js';
+import { engines, expectClose, kernelProbe, random } from './support.js';
 
 const [reference, wasm] = await engines();
 const each = [reference, wasm].map((e) => [e.name, e] as const);
@@ -66,8 +65,9 @@ describe.each(each)('NaN and ±Infinity reach only the rows that read them, on %
 
   it.each(paths())('the %s path runs the kernel it names, at both head layouts used here', (name, L, returnWeights) => {
     for (const Hkv of [1, 2]) {
-      wasm.scaledDotProductAttention(random([2, 2, L, 16], 1), random([2, Hkv, 23, 16], 2), random([2, Hkv, 23, 9], 3), { returnWeights });
-      expect(lastAttentionKernel()).toBe(name.startsWith('flash') ? 'fused' : 'row');
+      const probe = kernelProbe();
+      wasm.scaledDotProductAttention(random([2, 2, L, 16], 1), random([2, Hkv, 23, 16], 2), random([2, Hkv, 23, 9], 3), { returnWeights, ...probe.options });
+      expect(probe.ran).toEqual([name.startsWith('flash') ? 'fused' : 'row']);
     }
   });
 

@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import { formatShape } from '../src/core/tensor.js';
 import { type AttentionOptions, createEngine, type Engine, reference, type Tensor, tensor } from '../src/index.js';
 import { seededRandom } from '../src/models/sample.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
+import { ATTENTION_PROBE, type AttentionKernel, type AttentionProbe } from '../src/wasm/attentionCall.js';
 
 /** The README's tolerance (API section): |a - b| <= ABS_TOL + REL_TOL · |b| against a float64 evaluation of the same definition. */
 export const ABS_TOL = 1e-4;
@@ -59,11 +59,20 @@ export function rows(t: Tensor, cols = t.shape[t.shape.length - 1]): number[][] 
   return out;
 }
 
-/** `engine`'s attention output on the fused kernel, whatever the rows per kv head (checked), as a copy. */
+/**
+ * A probe of the wasm engine's attention kernels (src/wasm/attentionCall.ts): spread `options` into
+ * an attention op's options to run it on `force` (where that kernel can run the call); `ran` lists
+ * the kernel of each launch, `last()` the latest (null before any).
+ */
+export function kernelProbe(force?: AttentionKernel): { options: object; ran: AttentionKernel[]; last: () => AttentionKernel | null } {
+  const probe: AttentionProbe = { force, ran: [] };
+  return { options: { [ATTENTION_PROBE]: probe }, ran: probe.ran, last: () => probe.ran.at(-1) ?? null };
+}
+
+/** `engine`'s (wasm) attention output on the fused kernel, whatever the rows per kv head (checked), as a copy. */
 export function fusedAttention(engine: Engine, q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions): Tensor {
-  return withAttentionKernel('fused', () => {
-    const { output } = engine.scaledDotProductAttention(q, k, v, o);
-    expect(lastAttentionKernel()).toBe('fused');
-    return tensor(output.data.slice(), output.shape);
-  });
+  const probe = kernelProbe('fused');
+  const { output } = engine.scaledDotProductAttention(q, k, v, { ...o, ...probe.options });
+  expect(probe.ran).toEqual(['fused']);
+  return tensor(output.data.slice(), output.shape);
 }

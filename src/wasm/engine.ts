@@ -7,7 +7,6 @@ import type { Engine, EngineInfo, EngineTensor, Implementation } from '../core/t
 import { describeValue } from '../core/validate.js';
 import { type Kernels, KV_FORMATS, LAYOUT_OFFSETS } from './abi.js';
 import { additiveAttention } from './additiveAttention.js';
-import { scaledDotProductAttention } from './attention.js';
 import { batchAttention } from './batchAttention.js';
 import type { WasmContext } from './context.js';
 import { add, gatedActivation, softcap } from './elementwise.js';
@@ -24,6 +23,7 @@ import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
 import { CONTROL_BYTES, MAX_THREADS, type Parallel, pool, serial, whenReady } from './parallel.js';
 import { rmsNorm } from './rmsNorm.js';
 import { rotaryEmbedding } from './rotary.js';
+import { scaledDotProductAttention } from './scaledDotProductAttention.js';
 import { maskedSoftmax, softmax } from './softmax.js';
 
 /** Options of {@link createEngine}. */

@@ -13,7 +13,7 @@ import type { Checked } from '../core/validate.js';
 import { batchAttentionAt } from './batchAttention.js';
 import type { WasmContext } from './context.js';
 import { poolBlocks } from './kvPool.js';
-import { gemmPacked, holdPacked } from './packed.js';
+import { gemmPacked, gemmPackedBytes, holdPacked } from './packed.js';
 
 export function createWasmGroupedQuery(context: () => WasmContext, params: GroupedQueryParams): GroupedQueryAttentionLayer {
   // the weights go from the read snapshot straight into engine memory; the layer keeps their shapes
@@ -69,7 +69,7 @@ export function createWasmGroupedQuery(context: () => WasmContext, params: Group
         // the output projection writes straight into an engine-tensor out apart from x: it is the last step
         const heads = c.arena.allocF32(T * Hq * D), out = c.arena.outputApart(f.out, f.x) || c.arena.allocF32(T * E);
         // room for the output projection's scratch is made before the pool changes: nothing fails after the appends
-        batchAttentionAt(c, f.batch, qp, kp, vp, heads, (c.kernels.gemm_packed_scratch_f32() * 4 + 16) * c.parallel.threads);
+        batchAttentionAt(c, f.batch, qp, kp, vp, heads, gemmPackedBytes(c));
         gemmPacked(c, out, heads, weights.wo, T, E, Hq * D, weights.bo);
         return { output: c.arena.result(out, T * E, [T, E], f.out) };
       });

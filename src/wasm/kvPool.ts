@@ -7,19 +7,25 @@ import { checkKVPoolOptions, type KVDtype, PagedPool, type RowsSource } from '..
 import { formatCall } from '../core/tensor.js';
 import type { Checked } from '../core/validate.js';
 import type { WasmContext } from './context.js';
-import type { Arena } from './memory.js';
+import { type Arena, aligned } from './memory.js';
 
 /**
- * Where a pool keeps its blocks (byte addresses), and its format's kernel suffix. ks/vs: a float32 per
+ * Where a pool keeps its blocks (byte addresses), and its format's kernel suffix. kRowExtra/vRowExtra: a float32 per
  * row, int8's scales or binary16's flags of rows holding Infinity or NaN (0 for float32).
  */
-export interface PoolBlocks { arena: Arena; k: number; v: number; ks: number; vs: number; format: 'f32' | 'f16' | 'i8' }
+export interface PoolBlocks { arena: Arena; k: number; v: number; kRowExtra: number; vRowExtra: number; format: 'f32' | 'f16' | 'i8' }
 
 const FORMATS: Record<KVDtype, { format: PoolBlocks['format']; bytes: number }> = {
   float32: { format: 'f32', bytes: 4 }, float16: { format: 'f16', bytes: 2 }, int8: { format: 'i8', bytes: 1 },
 };
 
 /** The pools of each arena (engine): a pool of another engine is refused. */
+/**
+ * Bytes one append of `n` rows allocates when its rows are already in wasm memory (its slots),
+ * released when it returns: what batchAttention makes room for before the pool changes.
+ */
+export const appendBytes = (n: number): number => aligned(4 * n);
+
 const pools = new WeakMap<PagedPool, PoolBlocks>();
 
 /** Where a pool of this arena keeps its blocks, or null when it is not this engine's. */
@@ -38,7 +44,7 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
   let b: PoolBlocks;
   try {
     const scaled = format !== 'f32'; // int8's row scales; binary16's rows holding Infinity or NaN
-    b = { arena, k: hold(rows * d.headDim * bytes), v: hold(rows * d.valueDim * bytes), ks: scaled ? hold(rows * 4) : 0, vs: scaled ? hold(rows * 4) : 0, format };
+    b = { arena, k: hold(rows * d.headDim * bytes), v: hold(rows * d.valueDim * bytes), kRowExtra: scaled ? hold(rows * 4) : 0, vRowExtra: scaled ? hold(rows * 4) : 0, format };
   } catch (error) {
     held.forEach((p) => arena.free(p));
     throw error;
@@ -55,19 +61,19 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
     append(r: RowsSource, place) {
       arena.scoped(() => {
         const pk = address(r.keys, r.keysAt, r.n * H * d.headDim), pv = address(r.values, r.valuesAt, r.n * H * d.valueDim);
-        const ps = arena.allocF32(r.n);
+        const ps = arena.allocWords(r.n); // appendBytes(r.n)
         const slots = place(); // nothing fails from here on
         new Int32Array(arena.memory.buffer, ps, r.n).set(slots);
-        store(blocks.k, blocks.ks, pk, r.n, H, d.headDim, ps, headRows);
-        store(blocks.v, blocks.vs, pv, r.n, H, d.valueDim, ps, headRows);
+        store(blocks.k, blocks.kRowExtra, pk, r.n, H, d.headDim, ps, headRows);
+        store(blocks.v, blocks.vRowExtra, pv, r.n, H, d.valueDim, ps, headRows);
       });
     },
     read(slots) {
       return arena.scoped(() => {
         const n = slots.length, ps = arena.write(slots);
         const pk = arena.allocF32(n * H * d.headDim), pv = arena.allocF32(n * H * d.valueDim);
-        load(pk, blocks.k, blocks.ks, n, H, d.headDim, ps, headRows);
-        load(pv, blocks.v, blocks.vs, n, H, d.valueDim, ps, headRows);
+        load(pk, blocks.k, blocks.kRowExtra, n, H, d.headDim, ps, headRows);
+        load(pv, blocks.v, blocks.vRowExtra, n, H, d.valueDim, ps, headRows);
         return { keys: arena.read(pk, n * H * d.headDim), values: arena.read(pv, n * H * d.valueDim) };
       });
     },
@@ -82,7 +88,7 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
       };
       copy(blocks.k, d.headDim * bytes);
       copy(blocks.v, d.valueDim * bytes);
-      if (blocks.ks) { copy(blocks.ks, 4); copy(blocks.vs, 4); }
+      if (blocks.kRowExtra) { copy(blocks.kRowExtra, 4); copy(blocks.vRowExtra, 4); }
     },
     dispose: () => {
       if (!live) return;

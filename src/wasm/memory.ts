@@ -23,6 +23,9 @@ export type BlockKind = 'tensor' | 'cache' | 'weights';
 /** The memory limit was reached; the op's wrapper rethrows it as a RangeError naming the op. */
 export class MemoryLimitError extends RangeError {}
 
+/** The bytes an allocation of `bytes` takes in the arena (16-byte aligned): what a call's size functions add up. */
+export const aligned = (bytes: number): number => Math.ceil(bytes / ALIGN) * ALIGN;
+
 /** Bytes of a checked argument's elements (from its shape: its view may have been detached by growth). */
 const byteSize = (c: Checked<Float32Array | Uint8Array>): number => c.data.BYTES_PER_ELEMENT * c.shape.reduce((n, d) => n * d, 1);
 
@@ -56,7 +59,7 @@ export class Arena {
   hold(bytes: number, kind: BlockKind, describe?: () => string): number {
     if (this.top !== this.heldEnd) throw new Error('qkv: a long-lived block cannot be reserved during a call');
     if (describe) return this.labelled(describe, () => this.hold(bytes, kind));
-    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    const size = Math.max(ALIGN, aligned(bytes));
     let at = this.base, index = 0;
     for (; index < this.blocks.length; index++) {
       if (this.blocks[index].ptr - at >= size) break;
@@ -143,7 +146,7 @@ export class Arena {
   /** Reserves `bytes` (16-byte aligned), growing the memory when needed. Returns the byte address. */
   alloc(bytes: number): number {
     const ptr = this.top;
-    const end = ptr + Math.ceil(bytes / ALIGN) * ALIGN;
+    const end = ptr + aligned(bytes);
     if (end > this.limit) {
       throw new MemoryLimitError(`${this.describe ? this.describe() : 'qkv'}: needs ${end} bytes of wasm memory (a buffer of ${end - ptr} bytes above the ${ptr} in use), over the engine's limit of ${this.limit} bytes (createEngine({ maxMemoryBytes }))`);
     }
@@ -167,6 +170,11 @@ export class Arena {
   }
 
   allocF32(count: number): number {
+    return this.alloc(count * 4);
+  }
+
+  /** Room for `count` int32 words (block tables, rows' info). */
+  allocWords(count: number): number {
     return this.alloc(count * 4);
   }
 

@@ -9,7 +9,8 @@ import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, type MultiHead
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { Implementation, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import type { Checked, Out } from '../core/validate.js';
-import { layoutArray, runAttention } from './attention.js';
+import { type AttentionProbe, probeOf } from './attentionCall.js';
+import { planAttentionRun, runAttention } from './attentionRun.js';
 import type { WasmContext } from './context.js';
 import { engineCache, type WasmKVCache } from './kvCache.js';
 import { gemm } from './matmul.js';
@@ -35,14 +36,14 @@ function placeWeights(p: MultiHeadPlan, weight: (c: Checked, name: string) => nu
   };
 }
 
-function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined): OutputWithWeights {
+function run(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined, probe: AttentionProbe | undefined): OutputWithWeights {
   // nothing to compute, however many empty rows there are
   if (p.empty) return emptyMultiHead(p, cache?.length);
   // a call that fails after appending to the cache (the memory limit) leaves the cache as it was
-  return cache ? cache.atomically(() => runOnce(ctx, p, w, cache, target)) : runOnce(ctx, p, w, null, target);
+  return cache ? cache.atomically(() => runOnce(ctx, p, w, cache, target, probe)) : runOnce(ctx, p, w, null, target, probe);
 }
 
-function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined): OutputWithWeights {
+function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: WasmKVCache | null, target: Out | undefined, probe: AttentionProbe | undefined): OutputWithWeights {
   const { B, Lq, Lk, E, H, kdim, vdim, extraK, extraV } = p;
   const D = E / H, extra = extraK.length, L2 = Lk + extra;
   const { arena } = ctx;
@@ -88,16 +89,15 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
     const Hm = mask ? mask.shape[1] : 1;
     const heads = arena.allocF32(B * Lq * E);
     const pw = p.needWeights ? arena.allocF32(B * H * Lq * Ltotal) : 0;
-    runAttention(ctx, {
-      out: heads, weights: pw, q: qp, k: keys, v: values,
-      mask: mask ? arena.write(mask.data) : 0, lens: 0,
+    runAttention(ctx, planAttentionRun(ctx, {
+      out: heads, weights: pw, q: qp, k: keys, v: values, mask: mask ? arena.write(mask.data) : 0, validLens: null,
       B, Hq: H, Hkv: H, Lq, Lk: Ltotal, E: D, Ev: D, scale: 1 / Math.sqrt(D), softcap: 0,
       maskKind: mask ? (mask.data instanceof Uint8Array ? MASK_BOOLEAN : MASK_ADDITIVE) : MASK_NONE,
       // the combined mask is [B, Hm, Lq, L2], contiguous
       maskStrides: [Hm * Lq * L2, Hm > 1 ? Lq * L2 : 0, L2, 1],
       causal, Lpast: Ltotal - L2, windowLeft: -1, windowRight: -1,
-      layout: arena.write(layoutArray({ q: [Lq * E, D, E], k: kvLayout, v: kvLayout, out: [Lq * E, D, E] })),
-    });
+      layout: { q: [Lq * E, D, E], k: kvLayout, v: kvLayout, out: [Lq * E, D, E] }, probe,
+    }));
     // the output projection writes straight into an engine-tensor out apart from the inputs (nothing
     // after it can fail: its scratch is taken before it writes)
     const out = arena.outputApart(target, p.q, p.k, p.v) || arena.allocF32(B * Lq * E);
@@ -117,7 +117,7 @@ export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor,
   ctx.arena.checkOut(p.out);
   if (p.empty) return emptyMultiHead(p); // not even the weights copied in
   const input = (c: Checked, name: string) => ctx.arena.input(c, name);
-  return ctx.arena.call(() => formatCall(op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => run(ctx, p, placeWeights(p, input, input, false), null, p.out));
+  return ctx.arena.call(() => formatCall(op, { query: p.q.shape, key: p.k.shape, value: p.v.shape }), () => run(ctx, p, placeWeights(p, input, input, false), null, p.out, probeOf(options)));
 }
 
 /**
@@ -157,7 +157,7 @@ export function createLayer(context: () => WasmContext, params: MultiHeadParams)
       const p = planLayerForward(shapes, widths, query, key, value, options, (cache) => engineCache(c.arena, cache, LAYER_FORWARD));
       const cache = p.cache === undefined ? null : (p.cache as WasmKVCache);
       c.arena.checkOut(p.out);
-      return run(c, p, weights, cache, p.out);
+      return run(c, p, weights, cache, p.out, probeOf(options));
     },
     dispose() {
       if (weights === null) return;

@@ -41,6 +41,11 @@ export function holdPacked(ctx: WasmContext, c: Checked, name: string, describe:
  */
 const COLUMN_SPLIT_ROWS = 16;
 
+/** Bytes gemmPacked allocates (every thread's scratch), released when it returns. */
+export function gemmPackedBytes({ kernels, arena, parallel }: WasmContext): number {
+  return arena.perThreadBytes(kernels.gemm_packed_scratch_f32(), parallel.threads);
+}
+
 /** C[m, n] = A[m, k] · Wᵀ (+ bias[n]) with W packed by packWeight; pointers into the arena, bias 0 for none. */
 export function gemmPacked({ kernels, arena, parallel }: WasmContext, c: number, a: number, w: number, m: number, n: number, k: number, bias = 0): void {
   const panels = Math.ceil(n / PANEL);
