@@ -27,7 +27,8 @@ export interface AttentionPlan {
   scale: number;
   /** 0 = off. */
   softcap: number;
-  causal: number;
+  /** CAUSAL_NONE, CAUSAL_TOP_LEFT or CAUSAL_BOTTOM_RIGHT (as maskKind is a MASK_ code). */
+  causalKind: number;
   /** -1 = unbounded. */
   windowLeft: number; windowRight: number;
   validLens: Int32Array | null;
@@ -44,12 +45,33 @@ export interface AttentionPlan {
 const ATTENTION_OPTIONS = ['scale', 'mask', 'causal', 'validLens', 'softcap', 'window', 'pastKey', 'pastValue', 'returnWeights', 'cache', 'out'] as const;
 
 /**
- * A window side as the kernels take it: -1 for unbounded. A side of at least Lq + Lk reaches past
- * every key from every query position (positions lie in [-Lq, Lq + Lk)), so it is unbounded too,
- * which keeps huge sides (2^31 - 1, 2^32, …) out of the kernels' 32-bit arithmetic.
+ * `options.scale` (default 1/√D) and `options.softcap` (0: none) of every attention op (`name`:
+ * 'op: options' or 'op: params'). The kernels keep scores in base 2 (scale · log2 e) and divide by
+ * softcap, in float32: both must be finite there.
  */
-function windowSide(side: number | undefined, Lq: number, Lk: number): number {
-  return side === undefined || side >= Lq + Lk ? -1 : side;
+export function checkScoreOptions(name: string, scale: unknown, softcap: unknown, D: number): { scale: number; softcap: number } {
+  return {
+    scale: checkFloat32(`${name}.scale`, scale, 0, 126, 126) ?? (D > 0 ? 1 / Math.sqrt(D) : 1),
+    softcap: checkFloat32(`${name}.softcap`, softcap, 0, 126, 126) ?? 0,
+  };
+}
+
+/**
+ * `options.window` of every attention op as the kernels take its sides: -1 for unbounded. A side of
+ * at least `reach` reaches past every key from every query position, so it is unbounded too, which
+ * keeps huge sides (2^31 - 1, 2^32, …) out of the kernels' 32-bit arithmetic.
+ */
+export function checkWindow(name: string, window: unknown, reach: number): { windowLeft: number; windowRight: number } {
+  if (window === undefined) return { windowLeft: -1, windowRight: -1 };
+  if (window === null || typeof window !== 'object' || Array.isArray(window)) {
+    throw new TypeError(`${name}.window must be an object { left?, right? }, got ${describeValue(window)}`);
+  }
+  const { left, right } = window as { left?: unknown; right?: unknown };
+  const side = (key: 'left' | 'right', x: unknown) => {
+    const n = checkCount(`${name}.window.${key}`, x, true);
+    return n === undefined || n >= reach ? -1 : n;
+  };
+  return { windowLeft: side('left', left), windowRight: side('right', right) };
 }
 
 export function parseCausal(name: string, causal: unknown): number {
@@ -116,20 +138,11 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   }
   const Lk = Lpast + Lnew;
 
-  // the kernels keep scores in base 2 (scale · log2 e) and divide by softcap, in float32
-  const scale = checkFloat32(`${op}: options.scale`, o.scale, 0, 126, 126) ?? (E > 0 ? 1 / Math.sqrt(E) : 1);
-  const softcap = checkFloat32(`${op}: options.softcap`, o.softcap, 0, 126, 126) ?? 0;
+  const { scale, softcap } = checkScoreOptions(`${op}: options`, o.scale, o.softcap, E);
   // with a cache, queries line up with the newest keys unless causal says otherwise
-  const causal = cacheDefaultCausal ? CAUSAL_BOTTOM_RIGHT : parseCausal(`${op}: options.causal`, o.causal);
-  let windowLeft = -1, windowRight = -1;
-  if (o.window !== undefined) {
-    if (o.window === null || typeof o.window !== 'object' || Array.isArray(o.window)) {
-      throw new TypeError(`${op}: options.window must be an object { left?, right? }, got ${describeValue(o.window)}`);
-    }
-    const { left: leftRead, right: rightRead } = o.window as { left?: unknown; right?: unknown };
-    windowLeft = windowSide(checkCount(`${op}: options.window.left`, leftRead, true), Lq, Lk);
-    windowRight = windowSide(checkCount(`${op}: options.window.right`, rightRead, true), Lq, Lk);
-  }
+  const causalKind = cacheDefaultCausal ? CAUSAL_BOTTOM_RIGHT : parseCausal(`${op}: options.causal`, o.causal);
+  // query positions lie in [-Lq, Lq + Lk)
+  const { windowLeft, windowRight } = checkWindow(`${op}: options`, o.window, Lq + Lk);
   const validLens = o.validLens === undefined ? null : checkValidLens(`${op}: options.validLens`, o.validLens, [B], Lk);
   const returnWeights = checkBoolean(`${op}: options.returnWeights`, o.returnWeights) ?? false;
 
@@ -153,7 +166,7 @@ export function planAttention(query: unknown, key: unknown, value: unknown, opti
   checkIntact(op, q, k, v, pastKey, pastValue, mask?.checked, out?.checked);
   return {
     query: q, key: k, value: v, cache,
-    rank, B, Hq, Hkv, Lq, Lpast, Lnew, Lk, E, Ev, scale, softcap, causal, windowLeft, windowRight,
+    rank, B, Hq, Hkv, Lq, Lpast, Lnew, Lk, E, Ev, scale, softcap, causalKind, windowLeft, windowRight,
     validLens, mask, pastKey, pastValue, returnWeights, out,
     outputShape, weightsShape, presentKeyShape, presentValueShape,
   };

@@ -2,12 +2,13 @@
 // Plan, then run: everything is checked and every size and block count known before any sequence or
 // block changes, so a refused call leaves the pool as it was.
 
+import { checkScoreOptions, checkWindow } from './attentionPlan.js';
 import { checkSequences, type PagedPool, type PagedSequence } from './kvPool.js';
 import { checkPositions, planRotary, type RotaryPlan } from './rotary.js';
 import type { BatchAttentionOptions } from './servingTypes.js';
 import { formatShape, sizeOf } from './tensor.js';
 import {type Checked, 
-  checkBoolean, checkCount, checkFloat32, checkIntact, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out,
+  checkBoolean, checkCount, checkIntact, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out,
 } from './validate.js';
 
 /** The sizes and options of a batch, whoever holds the rows (batchAttention's tensors, a layer's projections). */
@@ -92,28 +93,15 @@ export function planBatch(op: string, dims: { T: number; Hq: number; Hkv: number
   if (total !== T) throw new RangeError(`${op}: options.queryLens sum to ${total}, but query, key and value have ${T} rows`);
 
   const causal = checkBoolean(`${op}: options.causal`, o.causal) ?? true;
-  const scale = checkFloat32(`${op}: options.scale`, o.scale, 0, 126, 126) ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
-  const softcap = checkFloat32(`${op}: options.softcap`, o.softcap, 0, 126, 126) ?? 0;
+  const { scale, softcap } = checkScoreOptions(`${op}: options`, o.scale, o.softcap, D);
   const rowSequence = new Int32Array(T), positions = new Int32Array(T);
   let maxLength = 0;
   for (let s = 0; s < sequences.length; s++) {
     for (let i = 0; i < queryLens[s]; i++) { rowSequence[rowStart[s] + i] = s; positions[rowStart[s] + i] = pastLens[s] + i; }
     maxLength = Math.max(maxLength, pastLens[s] + queryLens[s]);
   }
-  // a window side that reaches past every position of the longest sequence is unbounded (no i32 wrap)
-  let windowLeft = -1, windowRight = -1;
-  if (o.window !== undefined) {
-    if (o.window === null || typeof o.window !== 'object' || Array.isArray(o.window)) {
-      throw new TypeError(`${op}: options.window must be an object { left?, right? }, got ${describeValue(o.window)}`);
-    }
-    const { left, right } = o.window as { left?: unknown; right?: unknown };
-    const side = (name: string, x: unknown) => {
-      const n = checkCount(`${op}: options.window.${name}`, x, true);
-      return n === undefined || n >= maxLength ? -1 : n;
-    };
-    windowLeft = side('left', left);
-    windowRight = side('right', right);
-  }
+  // a window side that reaches past every position of the longest sequence is unbounded
+  const { windowLeft, windowRight } = checkWindow(`${op}: options`, o.window, maxLength);
   const rotary = o.rotary === undefined ? null : planRotary(`${op}: options.rotary`, o.rotary, D);
   if (rotary) checkPositions(`${op}: the positions (with options.rotary)`, positions, rotary);
   const perHead = (name: 'alibiSlopes' | 'sinks') => {

@@ -1,13 +1,15 @@
 // Validation of the grouped-query attention layer (Llama, Mistral, Qwen, Gemma; Hugging Face layout,
 // y = x Wᵀ + b), shared by both engines: the params once when the layer is made, a forward's input
 // and options at each call.
+
+import { checkScoreOptions, checkWindow } from './attentionPlan.js';
 import { type BatchPlan, planBatch } from './batchPlan.js';
 import type { PagedPool } from './kvPool.js';
 import { planRotary } from './rotary.js';
 import type { BatchAttentionOptions, GroupedQueryParams } from './servingTypes.js';
 import { formatShape } from './tensor.js';
 import {type Checked, 
-  checkFloat32, checkIntact, checkNumber, checkOptions, checkOut, checkPositiveCount, checkTensor, describeValue, expectShape, type Out,
+  checkIntact, checkNumber, checkOptions, checkOut, checkPositiveCount, checkTensor, describeValue, expectShape, type Out,
 } from './validate.js';
 
 const OP = 'createGroupedQueryAttention';
@@ -60,14 +62,11 @@ export function planGroupedQuery(params: unknown): GroupedQueryPlan {
   const normEps = checkNumber(`${OP}: params.normEps`, p.normEps, 0) ?? 1e-6;
   // the attention options are checked now, as a batch of no sequences would check them
   if (p.rotary !== undefined) planRotary(`${OP}: params.rotary`, p.rotary, D);
-  checkFloat32(`${OP}: params.scale`, p.scale, 0, 126, 126);
-  checkFloat32(`${OP}: params.softcap`, p.softcap, 0, 126, 126);
+  checkScoreOptions(`${OP}: params`, p.scale, p.softcap, D);
   for (const name of ['sinks', 'alibiSlopes'] as const) {
     if (p[name] !== undefined) expectShape(`${OP}: params.${name}`, checkTensor(`${OP}: params.${name}`, p[name], [1]).shape, [Hq], 'one per query head');
   }
-  if (p.window !== undefined && (p.window === null || typeof p.window !== 'object')) {
-    throw new TypeError(`${OP}: params.window must be an object { left?, right? }, got ${describeValue(p.window)}`);
-  }
+  checkWindow(`${OP}: params`, p.window, Infinity);
   checkIntact(OP, Wq, Wk, Wv, Wo, bq, bk, bv, bo, qNorm, kNorm);
   const window = p.window === undefined ? undefined : { left: p.window.left, right: p.window.right };
   return {

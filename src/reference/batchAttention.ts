@@ -16,6 +16,7 @@ import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import { isReferencePool } from './kvPool.js';
 import { rotateRows } from './rotaryEmbedding.js';
+import { inKeyRange } from './scaledDotProductAttention.js';
 
 /** `rows` rows of H·D features turned at their tokens' positions (or as they are, without rotary). */
 function turned(p: BatchPlan, x: Float32Array, H: number): Float32Array {
@@ -50,9 +51,8 @@ function attendAll(p: BatchPlan, q: Float32Array, output: Float32Array): void {
         const qRow = (t * Hq + h) * D;
         let max = p.sinks ? p.sinks.data[h] : -Infinity, anyKey = false;
         for (let j = 0; j < length; j++) {
-          const allowed = (!p.causal || j <= pos) && (p.windowLeft < 0 || j >= pos - p.windowLeft) && (p.windowRight < 0 || j <= pos + p.windowRight);
           let score = -Infinity;
-          if (allowed) {
+          if (inKeyRange(p.causal, p.windowLeft, p.windowRight, pos, j)) {
             anyKey = true;
             const kAt = (j * Hkv + g) * D;
             let dot = 0;

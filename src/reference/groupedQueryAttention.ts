@@ -16,6 +16,7 @@ import { fromData, type Tensor } from '../core/tensor.js';
 import type { MatmulOptions } from '../core/types.js';
 import { type Checked, deliver } from '../core/validate.js';
 import { isReferencePool } from './kvPool.js';
+import { linear } from './multiHeadAttention.js';
 
 export interface GroupedQueryOps {
   matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor;
@@ -24,11 +25,7 @@ export interface GroupedQueryOps {
 }
 
 /** x Wᵀ + b, reshaped to `shape`. */
-function linear(ops: GroupedQueryOps, x: Tensor, W: Checked, b: Checked | null, shape: number[]): Tensor {
-  const y = ops.matmul(x, W, { transposeB: true });
-  if (b) for (let i = 0; i < y.data.length; i++) y.data[i] += b.data[i % b.data.length];
-  return fromData(y.data, shape);
-}
+const projection = (ops: GroupedQueryOps, x: Tensor, W: Checked, b: Checked | null, shape: number[]): Tensor => fromData(linear(ops, x, W, b).data, shape);
 
 /** RMSNorm of each head's D features of `t` [T, H, D], in place (the engine's rmsNorm over [T·H, D]). */
 function normHeads(ops: GroupedQueryOps, t: Tensor, w: Checked, eps: number): void {
@@ -44,13 +41,13 @@ export function groupedQueryLayer(ops: GroupedQueryOps, params: GroupedQueryPara
       const L = layer;
       const f = planGroupedQueryForward(L, x, options, isReferencePool);
       const { T } = f;
-      const q = linear(ops, f.x, L.Wq, L.bq, [T, L.Hq, L.D]);
-      const k = linear(ops, f.x, L.Wk, L.bk, [T, L.Hkv, L.D]);
-      const v = linear(ops, f.x, L.Wv, L.bv, [T, L.Hkv, L.D]);
+      const q = projection(ops, f.x, L.Wq, L.bq, [T, L.Hq, L.D]);
+      const k = projection(ops, f.x, L.Wk, L.bk, [T, L.Hkv, L.D]);
+      const v = projection(ops, f.x, L.Wv, L.bv, [T, L.Hkv, L.D]);
       if (L.qNorm) normHeads(ops, q, L.qNorm, L.normEps);
       if (L.kNorm) normHeads(ops, k, L.kNorm, L.normEps);
       const o = ops.batchAttention(q, k, v, { ...L.attention, sequences: f.batch.sequences, queryLens: f.batch.queryLens });
-      const output = linear(ops, fromData(o.output.data, [T, L.Hq * L.D]), L.Wo, L.bo, [T, L.E]);
+      const output = projection(ops, fromData(o.output.data, [T, L.Hq * L.D]), L.Wo, L.bo, [T, L.E]);
       return { output: deliver(output, f.out) };
     },
     dispose() { layer = null; },

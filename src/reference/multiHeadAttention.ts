@@ -23,8 +23,8 @@ export interface MultiHeadOps {
   scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult;
 }
 
-/** x Wᵀ + b over the last axis. */
-function linear(ops: MultiHeadOps, x: Tensor, W: Tensor, bias: Tensor | null): Tensor {
+/** x Wᵀ + b over the last axis (nn.Linear), on `ops`' matmul: the projections of the attention layers. */
+export function linear(ops: Pick<MultiHeadOps, 'matmul'>, x: Tensor, W: Tensor, bias: Tensor | null): Tensor {
   const y = ops.matmul(x, W, { transposeB: true });
   if (bias) {
     const n = bias.data.length;

@@ -25,16 +25,21 @@ export function concatLength(past: Float32Array | null, next: Float32Array, BH: 
   return out;
 }
 
+/**
+ * May a query at position `pos` on the key axis attend to key j, by causal and the window's sides
+ * (-1: unbounded)? The one rule of every attention op's key range (batchAttention's too).
+ */
+export function inKeyRange(causal: boolean, windowLeft: number, windowRight: number, pos: number, j: number): boolean {
+  return (!causal || j <= pos) && (windowLeft < 0 || j >= pos - windowLeft) && (windowRight < 0 || j <= pos + windowRight);
+}
+
 /** May query i of batch b attend to key j, by causal, window and validLens (not the mask)? */
 export function keyAllowed(p: AttentionPlan, b: number, i: number, j: number): boolean {
   const validLen = p.validLens ? p.validLens[b] : p.Lk;
   if (j >= validLen) return false; // padding
   // the query's position on the key axis: its causal frontier, else i + Lpast
-  const pos = p.causal === CAUSAL_BOTTOM_RIGHT ? i + validLen - p.Lq : i + p.Lpast;
-  if (p.causal !== CAUSAL_NONE && j > pos) return false;
-  if (p.windowLeft >= 0 && j < pos - p.windowLeft) return false;
-  if (p.windowRight >= 0 && j > pos + p.windowRight) return false;
-  return true;
+  const pos = p.causalKind === CAUSAL_BOTTOM_RIGHT ? i + validLen - p.Lq : i + p.Lpast;
+  return inKeyRange(p.causalKind !== CAUSAL_NONE, p.windowLeft, p.windowRight, pos, j);
 }
 
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options?: AttentionOptions): AttentionResult {

@@ -127,7 +127,7 @@ export function runAttention(ctx: WasmContext, run: AttentionRun): void {
     const [msb, msh, msq, msk] = c.maskStrides;
     const layout = arena.write(layoutArray(c.layout)), lens = c.validLens ? arena.write(c.validLens) : 0;
     const shared: SharedArgs = [
-      B, Hq, Math.max(Hkv, 1), Lq, Lk, E, Ev, c.scale, c.softcap, c.maskKind, msb, msh, msq, msk, c.causal, c.Lpast, c.windowLeft, c.windowRight, layout,
+      B, Hq, Math.max(Hkv, 1), Lq, Lk, E, Ev, c.scale, c.softcap, c.maskKind, msb, msh, msq, msk, c.causalKind, c.Lpast, c.windowLeft, c.windowRight, layout,
     ];
     const rowWork = Lk * (E + Ev);
     if (kernel === 'row') {

@@ -15,7 +15,7 @@ import { KV_FORMAT_CODE } from './abi.js';
 import { type AttentionCall, type AttentionProbe, probeOf } from './attentionCall.js';
 import { planAttentionRun, runAttention } from './attentionRun.js';
 import type { WasmContext } from './context.js';
-import { appendBytes, type PoolBlocks, poolBlocks } from './kvPool.js';
+import { appendBytes, type PoolStorage, poolStorage } from './kvPool.js';
 import { launchPaged, PAGED_ROW_WORDS, pagedRowInfo, pagedScratchBytes, writePagedRow } from './pagedAttention.js';
 import { rotaryTables, rotaryWithTables } from './rotary.js';
 
@@ -41,7 +41,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const pool = p.pool, bs = pool.blockSize;
   const angles = p.rotary && p.T > 0 ? rotaryTables(ctx, p.rotary, p.positions) : null; // one set for the queries and the keys
   const qr = turnedRows(ctx, p, angles, pq, Hq), kr = turnedRows(ctx, p, angles, pk, Hkv);
-  const blocks = poolBlocks(arena, pool)!;
+  const storage = poolStorage(arena, pool)!;
   const palibi = p.alibiSlopes ? arena.input(p.alibiSlopes, 'options.alibiSlopes') : 0;
   const psinks = p.sinks ? arena.input(p.sinks, 'options.sinks') : 0;
   // the block tables after the call, one run per sequence (filled after the appends)
@@ -54,7 +54,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const ptables = arena.allocWords(tableLength);
   // each sequence's new rows as one attention call over the pool's blocks, planned once: a prompt
   // on the fused kernel, decode rows on the paged kernel, launched together below
-  const runs = p.sequences.map((_, i) => planAttentionRun(ctx, { ...sequenceCall(p, i, qr, pout, blocks, ptables + 4 * tableAt[i]), alibi: palibi, sinks: psinks, probe }));
+  const runs = p.sequences.map((_, i) => planAttentionRun(ctx, { ...sequenceCall(p, i, qr, pout, storage, ptables + 4 * tableAt[i]), alibi: palibi, sinks: psinks, probe }));
   const paged = runs.map((r) => r.kernel === 'paged');
   const pagedRows = p.queryLens.reduce((n, rows, i) => n + (paged[i] ? rows : 0), 0);
   const pinfo = arena.allocWords(pagedRows * PAGED_ROW_WORDS);
@@ -81,11 +81,11 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   }
   probe?.ran.push('paged');
   launchPaged(ctx, {
-    out: pout, q: qr, k: blocks.k, v: blocks.v, kRowExtra: blocks.kRowExtra, vRowExtra: blocks.vRowExtra, tables: ptables, rowInfo: pinfo, rows: pagedRows,
+    out: pout, q: qr, k: storage.k, v: storage.v, kRowExtra: storage.kRowExtra, vRowExtra: storage.vRowExtra, tables: ptables, rowInfo: pinfo, rows: pagedRows,
     Hq, Hkv, E: D, Ev: Dv, blockSize: bs, headRows: pool.blocks * bs, scale: p.scale, softcap: p.softcap, causal: p.causal,
     windowLeft: p.windowLeft, windowRight: p.windowRight, alibi: palibi, sinks: psinks,
     // a unit is one row's group of Hq / Hkv query heads over about half the longest sequence, on average
-    maxLength: p.maxLength, averageLength: Math.ceil(p.maxLength / 2), format: blocks.format,
+    maxLength: p.maxLength, averageLength: Math.ceil(p.maxLength / 2), format: storage.format,
   });
 }
 
@@ -95,27 +95,27 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
  * KV view (head stride: a kv head's blocks; the sequence's block table, whose indices
  * batchAttentionAt writes at `table` after the appends), the queries at positions past + i.
  */
-function sequenceCall(p: BatchPlan, i: number, qr: number, pout: number, blocks: PoolBlocks, table: number): AttentionCall {
+function sequenceCall(p: BatchPlan, i: number, qr: number, pout: number, storage: PoolStorage, table: number): AttentionCall {
   const { Hq, Hkv, D, Dv } = p, n = p.queryLens[i], at = p.rowStart[i], past = p.pastLens[i];
   const pool = p.pool!, bs = pool.blockSize, headRows = pool.blocks * bs, Lk = past + n;
-  const code = KV_FORMAT_CODE[blocks.format], i8 = blocks.format === 'i8';
+  const code = KV_FORMAT_CODE[storage.format], i8 = storage.format === 'i8';
   return {
-    out: pout + at * Hq * Dv * 4, weights: 0, q: qr + at * Hq * D * 4, k: blocks.k, v: blocks.v, mask: 0, validLens: null,
+    out: pout + at * Hq * Dv * 4, weights: 0, q: qr + at * Hq * D * 4, k: storage.k, v: storage.v, mask: 0, validLens: null,
     B: 1, Hq, Hkv, Lq: n, Lk, E: D, Ev: Dv, scale: p.scale, softcap: p.softcap,
-    maskKind: MASK_NONE, maskStrides: [0, 0, 0, 0], causal: p.causal ? CAUSAL_TOP_LEFT : CAUSAL_NONE, Lpast: past,
+    maskKind: MASK_NONE, maskStrides: [0, 0, 0, 0], causalKind: p.causal ? CAUSAL_TOP_LEFT : CAUSAL_NONE, Lpast: past,
     windowLeft: p.windowLeft, windowRight: p.windowRight,
     layout: {
       q: [n * Hq * D, D, Hq * D], out: [n * Hq * Dv, Dv, Hq * Dv],
       k: [0, headRows * D, D], v: [0, headRows * Dv, Dv],
       kvTable: { at: table, entries: Math.ceil(Lk / bs), blockRows: bs },
-      kvFormat: { code, kScales: i8 ? blocks.kRowExtra : 0, vScales: i8 ? blocks.vRowExtra : 0 },
+      kvFormat: { code, kScales: i8 ? storage.kRowExtra : 0, vScales: i8 ? storage.vRowExtra : 0 },
     },
   };
 }
 
 export function batchAttention(ctx: WasmContext, query: Tensor, key: Tensor, value: Tensor, options: BatchAttentionOptions): { output: Tensor } {
   const { arena } = ctx;
-  const p = planBatchAttention('batchAttention', query, key, value, options, (pool) => poolBlocks(arena, pool) !== null);
+  const p = planBatchAttention('batchAttention', query, key, value, options, (pool) => poolStorage(arena, pool) !== null);
   arena.checkOut(p.out);
   return arena.call(() => formatCall('batchAttention', { query: p.query.shape, key: p.key.shape, value: p.value.shape }), () => {
     const pq = arena.input(p.query, 'query'), pk = arena.input(p.key, 'key'), pv = arena.input(p.value, 'value');

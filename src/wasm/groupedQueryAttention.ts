@@ -12,7 +12,7 @@ import { formatCall } from '../core/tensor.js';
 import type { Checked } from '../core/validate.js';
 import { batchAttentionAt } from './batchAttention.js';
 import type { WasmContext } from './context.js';
-import { poolBlocks } from './kvPool.js';
+import { poolStorage } from './kvPool.js';
 import { gemmPacked, gemmPackedBytes, holdPacked } from './packed.js';
 
 export function createWasmGroupedQuery(context: () => WasmContext, params: GroupedQueryParams): GroupedQueryAttentionLayer {
@@ -22,12 +22,12 @@ export function createWasmGroupedQuery(context: () => WasmContext, params: Group
   const layer: GroupedQueryPlan = copyGroupedQuery(planned, false);
   const ctx = context();
   const { arena } = ctx;
-  const blocks: number[] = [];
+  const held: number[] = [];
   const hold = (c: Checked | null, name: string, packed = false) => {
     if (c === null) return 0;
     const describe = () => formatCall('createGroupedQueryAttention', { [name]: c.shape });
     const ptr = packed ? holdPacked(ctx, c, name, describe) : arena.holdCopy(c, 'weights', describe);
-    blocks.push(ptr);
+    held.push(ptr);
     return ptr;
   };
   let w: Record<'wq' | 'wk' | 'wv' | 'wo' | 'bq' | 'bk' | 'bv' | 'bo' | 'qn' | 'kn', number> | null;
@@ -39,20 +39,20 @@ export function createWasmGroupedQuery(context: () => WasmContext, params: Group
       qn: hold(planned.qNorm, 'qNormWeight'), kn: hold(planned.kNorm, 'kNormWeight'),
     };
   } catch (error) {
-    blocks.forEach((b) => arena.free(b));
+    held.forEach((b) => arena.free(b));
     throw error;
   }
   const { Hq, Hkv, D, E } = layer;
   const dispose = (): void => {
     if (w === null) return;
-    blocks.forEach((b) => arena.free(b));
+    held.forEach((b) => arena.free(b));
     w = null;
   };
   return {
     forward(x, options) {
       if (w === null) throw new Error('qkv: this grouped-query attention layer has been disposed');
       const c = context(), weights = w;
-      const f = planGroupedQueryForward(layer, x, options, (pool) => poolBlocks(c.arena, pool) !== null);
+      const f = planGroupedQueryForward(layer, x, options, (pool) => poolStorage(c.arena, pool) !== null);
       c.arena.checkOut(f.out);
       const { T } = f;
       return c.arena.call(() => formatCall(GQA_FORWARD, { x: f.x.shape }), () => {

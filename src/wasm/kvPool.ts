@@ -13,9 +13,9 @@ import { type Arena, aligned } from './memory.js';
  * Where a pool keeps its blocks (byte addresses), and its format's kernel suffix. kRowExtra/vRowExtra: a float32 per
  * row, int8's scales or binary16's flags of rows holding Infinity or NaN (0 for float32).
  */
-export interface PoolBlocks { arena: Arena; k: number; v: number; kRowExtra: number; vRowExtra: number; format: 'f32' | 'f16' | 'i8' }
+export interface PoolStorage { arena: Arena; k: number; v: number; kRowExtra: number; vRowExtra: number; format: 'f32' | 'f16' | 'i8' }
 
-const FORMATS: Record<KVDtype, { format: PoolBlocks['format']; bytes: number }> = {
+const FORMATS: Record<KVDtype, { format: PoolStorage['format']; bytes: number }> = {
   float32: { format: 'f32', bytes: 4 }, float16: { format: 'f16', bytes: 2 }, int8: { format: 'i8', bytes: 1 },
 };
 
@@ -26,10 +26,10 @@ const FORMATS: Record<KVDtype, { format: PoolBlocks['format']; bytes: number }> 
  */
 export const appendBytes = (n: number): number => aligned(4 * n);
 
-const pools = new WeakMap<PagedPool, PoolBlocks>();
+const pools = new WeakMap<PagedPool, PoolStorage>();
 
 /** Where a pool of this arena keeps its blocks, or null when it is not this engine's. */
-export function poolBlocks(arena: Arena, pool: PagedPool): PoolBlocks | null {
+export function poolStorage(arena: Arena, pool: PagedPool): PoolStorage | null {
   const p = pools.get(pool);
   return p && p.arena === arena ? p : null;
 }
@@ -41,7 +41,7 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
   const describe = () => formatCall('createKVPool', { keys: [d.kvHeads, d.blocks, d.blockSize, d.headDim], values: [d.kvHeads, d.blocks, d.blockSize, d.valueDim] });
   const held: number[] = [];
   const hold = (n: number) => { const ptr = arena.hold(n, 'cache', describe); held.push(ptr); return ptr; };
-  let b: PoolBlocks;
+  let b: PoolStorage;
   try {
     const scaled = format !== 'f32'; // int8's row scales; binary16's rows holding Infinity or NaN
     b = { arena, k: hold(rows * d.headDim * bytes), v: hold(rows * d.valueDim * bytes), kRowExtra: scaled ? hold(rows * 4) : 0, vRowExtra: scaled ? hold(rows * 4) : 0, format };
@@ -49,7 +49,7 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
     held.forEach((p) => arena.free(p));
     throw error;
   }
-  const blocks = b;
+  const storage = b;
   const store = kernels[`kv_store_${format}`], load = kernels[`kv_load_${format}`];
   /** The byte address of rows: where they are in this memory, else a copy's (inside the caller's scope). */
   const address = (c: Checked | number, at: number, count: number) => {
@@ -64,16 +64,16 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
         const ps = arena.allocWords(r.n); // appendBytes(r.n)
         const slots = place(); // nothing fails from here on
         new Int32Array(arena.memory.buffer, ps, r.n).set(slots);
-        store(blocks.k, blocks.kRowExtra, pk, r.n, H, d.headDim, ps, headRows);
-        store(blocks.v, blocks.vRowExtra, pv, r.n, H, d.valueDim, ps, headRows);
+        store(storage.k, storage.kRowExtra, pk, r.n, H, d.headDim, ps, headRows);
+        store(storage.v, storage.vRowExtra, pv, r.n, H, d.valueDim, ps, headRows);
       });
     },
     read(slots) {
       return arena.scoped(() => {
         const n = slots.length, ps = arena.write(slots);
         const pk = arena.allocF32(n * H * d.headDim), pv = arena.allocF32(n * H * d.valueDim);
-        load(pk, blocks.k, blocks.kRowExtra, n, H, d.headDim, ps, headRows);
-        load(pv, blocks.v, blocks.vRowExtra, n, H, d.valueDim, ps, headRows);
+        load(pk, storage.k, storage.kRowExtra, n, H, d.headDim, ps, headRows);
+        load(pv, storage.v, storage.vRowExtra, n, H, d.valueDim, ps, headRows);
         return { keys: arena.read(pk, n * H * d.headDim), values: arena.read(pv, n * H * d.valueDim) };
       });
     },
@@ -86,9 +86,9 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
           memory.copyWithin(at + to * blockBytes, at + from * blockBytes, at + (from + 1) * blockBytes);
         }
       };
-      copy(blocks.k, d.headDim * bytes);
-      copy(blocks.v, d.valueDim * bytes);
-      if (blocks.kRowExtra) { copy(blocks.kRowExtra, 4); copy(blocks.vRowExtra, 4); }
+      copy(storage.k, d.headDim * bytes);
+      copy(storage.v, d.valueDim * bytes);
+      if (storage.kRowExtra) { copy(storage.kRowExtra, 4); copy(storage.vRowExtra, 4); }
     },
     dispose: () => {
       if (!live) return;
@@ -96,6 +96,6 @@ export function createWasmKVPool({ kernels, arena }: WasmContext, options: unkno
       held.forEach((p) => arena.free(p));
     },
   }, alive);
-  pools.set(pool, blocks);
+  pools.set(pool, storage);
   return pool;
 }

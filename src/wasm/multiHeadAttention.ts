@@ -76,14 +76,14 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
     // keys and values as [B, L, H, D] views of the projections, or the cache's [B, H, capacity, D]
     let keys = kp, values = vp, Ltotal = L2;
     let kvLayout = [L2 * E, D, E];
-    let causal = p.masking.causal === undefined ? CAUSAL_NONE : parseCausal('causal', p.masking.causal);
+    let causalKind = p.masking.causal === undefined ? CAUSAL_NONE : parseCausal('causal', p.masking.causal);
     if (cache) {
       const at = (buffer: number) => (b: number, h: number, l: number) => buffer + ((b * Lk + l) * E + h * D) * 4;
       cache.appendFrom(Lk, at(kp), at(vp));
       ({ k: keys, v: values } = cache.pointers());
       Ltotal = cache.length;
       kvLayout = [H * cache.capacity * D, cache.capacity * D, D];
-      if (p.masking.causal === undefined) causal = CAUSAL_BOTTOM_RIGHT;
+      if (p.masking.causal === undefined) causalKind = CAUSAL_BOTTOM_RIGHT;
     }
     const mask = p.masking.mask;
     const Hm = mask ? mask.shape[1] : 1;
@@ -95,7 +95,7 @@ function runOnce(ctx: WasmContext, p: MultiHeadPlan, w: WeightPointers, cache: W
       maskKind: mask ? (mask.data instanceof Uint8Array ? MASK_BOOLEAN : MASK_ADDITIVE) : MASK_NONE,
       // the combined mask is [B, Hm, Lq, L2], contiguous
       maskStrides: [Hm * Lq * L2, Hm > 1 ? Lq * L2 : 0, L2, 1],
-      causal, Lpast: Ltotal - L2, windowLeft: -1, windowRight: -1,
+      causalKind, Lpast: Ltotal - L2, windowLeft: -1, windowRight: -1,
       layout: { q: [Lq * E, D, E], k: kvLayout, v: kvLayout, out: [Lq * E, D, E] }, probe,
     }));
     // the output projection writes straight into an engine-tensor out apart from the inputs (nothing
@@ -128,21 +128,21 @@ export function multiHeadAttention(ctx: WasmContext, query: Tensor, key: Tensor,
 export function createLayer(context: () => WasmContext, params: MultiHeadParams): MultiHeadAttentionLayer {
   const { plan: prepared, ...widths } = planLayerParams(params);
   const ctx = context();
-  const blocks: number[] = [];
+  const held: number[] = [];
   let weights: WeightPointers | null;
   try {
     const describe = (c: Checked, name: string) => () => formatCall('createMultiHeadAttention', { [name]: c.shape });
     weights = placeWeights(prepared, (c, name) => {
       const ptr = holdPacked(ctx, c, name, describe(c, name));
-      blocks.push(ptr);
+      held.push(ptr);
       return ptr;
     }, (c, name) => {
       const ptr = ctx.arena.holdCopy(c, 'weights', describe(c, name));
-      blocks.push(ptr);
+      held.push(ptr);
       return ptr;
     }, true);
   } catch (error) {
-    blocks.forEach((b) => ctx.arena.free(b));
+    held.forEach((b) => ctx.arena.free(b));
     throw error;
   }
   // the forward plan reads the params' shapes and options, and biasK/biasV's data; its weights are
@@ -161,7 +161,7 @@ export function createLayer(context: () => WasmContext, params: MultiHeadParams)
     },
     dispose() {
       if (weights === null) return;
-      blocks.forEach((b) => ctx.arena.free(b));
+      held.forEach((b) => ctx.arena.free(b));
       weights = null;
     },
     [disposeSymbol]: () => layer.dispose(),

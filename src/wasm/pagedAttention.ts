@@ -109,12 +109,12 @@ export function runHeadMajor(ctx: WasmContext, c: AttentionCall, headRows: numbe
     const validLen = c.validLens ? c.validLens[b] : Lk;
     table[b] = b * Hkv;
     // the query's position on the key axis (keyRange.ts's queryPosition for row 0 of 1)
-    writePagedRow(info, b, b, b, validLen, c.causal === CAUSAL_BOTTOM_RIGHT ? validLen - 1 : c.Lpast);
+    writePagedRow(info, b, b, b, validLen, c.causalKind === CAUSAL_BOTTOM_RIGHT ? validLen - 1 : c.Lpast);
   }
   launchPaged(ctx, {
     out: c.out, q: c.q, k: c.k, v: c.v, kRowExtra: 0, vRowExtra: 0, tables, rowInfo, rows: B,
     Hq: c.Hq, Hkv, E: c.E, Ev: c.Ev, blockSize: headRows, headRows, scale: c.scale, softcap: c.softcap,
-    causal: c.causal !== CAUSAL_NONE, windowLeft: c.windowLeft, windowRight: c.windowRight, alibi: c.alibi ?? 0, sinks: c.sinks ?? 0,
+    causal: c.causalKind !== CAUSAL_NONE, windowLeft: c.windowLeft, windowRight: c.windowRight, alibi: c.alibi ?? 0, sinks: c.sinks ?? 0,
     maxLength: Lk, averageLength: Lk, format: 'f32',
   });
 }

@@ -57,7 +57,7 @@ export function scaledDotProductAttention(ctx: WasmContext, query: Tensor, key: 
       out: pout, weights: pw, q: pq, k: pk, v: pv, mask: pmask, validLens: p.validLens,
       B, Hq, Hkv, Lq, Lk, E, Ev, scale: p.scale, softcap: p.softcap,
       maskKind: p.mask?.kind ?? 0, maskStrides: p.mask?.strides ?? [0, 0, 0, 0],
-      causal: p.causal, Lpast: p.Lpast, windowLeft: p.windowLeft, windowRight: p.windowRight, layout, probe,
+      causalKind: p.causalKind, Lpast: p.Lpast, windowLeft: p.windowLeft, windowRight: p.windowRight, layout, probe,
     }));
     const result: AttentionResult = { output: arena.result(pout, B * Hq * Lq * Ev, p.outputShape, p.out) };
     if (pw) result.weights = fromData(arena.read(pw, B * Hq * Lq * Lk), p.weightsShape);
