@@ -7,7 +7,8 @@
 // system's temp folder), then for each N in --clients runs N concurrent streaming clients, each sending
 // --requests requests one after the other (prompts of --prompt token ids, different per client,
 // --tokens tokens each with ignore_eos). Reported per N: aggregate tokens/s (tokens received / wall
-// time), time to first token p50/p99, inter-token latency p50/p99 (gaps between a stream's chunks),
+// time, prompts included), decode tokens/s (with --requests 1: tokens received while every stream
+// was decoding, over that time), time to first token p50/p99, inter-token latency p50/p99 (gaps between a stream's chunks),
 // and the server's step count and p50 step time from /metrics. Clients run in this process (fetch);
 // the server has its own, so its event loop is not shared with them.
 // `--model small` (default) is a 4-layer Llama of hidden 256 over a 4,096-token vocabulary, quick on 2
@@ -63,7 +64,7 @@ const stepStats = async () => {
   return { count, buckets };
 };
 
-/** One streaming request; the times of its chunks. */
+/** One streaming request; the times of its chunks (ms after it was sent) and when it was sent. */
 async function stream(prompt) {
   const t0 = performance.now();
   const res = await fetch(`${base}/v1/completions`, {
@@ -88,7 +89,20 @@ async function stream(prompt) {
       }
     }
   }
-  return { tokens, times };
+  return { tokens, times, sent: t0 };
+}
+
+/**
+ * Decode tokens/s of all streams together: the chunks received while every stream of the run was
+ * decoding (after the last first token, before the first last token), over that window's length;
+ * prompts being fed and streams finishing are outside it. NaN when the streams never all decoded at once.
+ */
+function decodeRate(all) {
+  const absolute = all.map((r) => r.times.map((t) => r.sent + t));
+  const from = Math.max(...absolute.map((ts) => ts[0])), to = Math.min(...absolute.map((ts) => ts[ts.length - 1]));
+  if (!(to > from)) return NaN;
+  const inside = absolute.reduce((n, ts) => n + ts.filter((t) => t > from && t <= to).length, 0);
+  return inside / ((to - from) / 1000);
 }
 
 let seed = 1;
@@ -100,8 +114,8 @@ await Promise.all(Array.from({ length: 4 }, () => stream(promptOf())));
 
 console.log(`# qkv serve under load: ${model} (${config.num_hidden_layers} layers, hidden ${config.hidden_size}, vocab ${config.vocab_size}), ${value('--weights') ?? 'float32'}, ${value('--threads') ?? '1'} thread(s)`);
 console.log(`# ${cpus()[0]?.model ?? 'cpu'} x${cpus().length}, Node ${process.version}; prompts of ${PROMPT} tokens, ${TOKENS} tokens each, ${REQUESTS} request(s) per client, greedy`);
-console.log('| clients | tokens/s | TTFT p50 (ms) | TTFT p99 (ms) | inter-token p50 (ms) | inter-token p99 (ms) | steps | step p50 (ms) |');
-console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| clients | tokens/s | decode tokens/s | TTFT p50 (ms) | TTFT p99 (ms) | inter-token p50 (ms) | inter-token p99 (ms) | steps | step p50 (ms) |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const N of clientCounts) {
   const before = await stepStats();
   const t0 = performance.now();
@@ -125,7 +139,8 @@ for (const N of clientCounts) {
       break;
     }
   }
-  console.log(`| ${N} | ${(tokens / seconds).toFixed(1)} | ${quantile(ttft, 0.5).toFixed(1)} | ${quantile(ttft, 0.99).toFixed(1)} | ${quantile(gaps, 0.5).toFixed(1)} | ${quantile(gaps, 0.99).toFixed(1)} | ${steps} | <= ${stepP50} |`);
+  const decoding = REQUESTS === 1 ? decodeRate(all) : NaN; // with one request a client, every stream decodes at once
+  console.log(`| ${N} | ${(tokens / seconds).toFixed(1)} | ${decoding.toFixed(1)} | ${quantile(ttft, 0.5).toFixed(1)} | ${quantile(ttft, 0.99).toFixed(1)} | ${quantile(gaps, 0.5).toFixed(1)} | ${quantile(gaps, 0.99).toFixed(1)} | ${steps} | <= ${stepP50} |`);
 }
 
 child.kill('SIGTERM');
