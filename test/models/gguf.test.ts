@@ -166,6 +166,15 @@ describe('what the reader presents', () => {
         (type === 'Q8_0' ? dequantizeQ8_0 : dequantizeQ4_0)(blocks.data, fromBlocks, 0);
         expect(Array.from(fromBlocks)).toEqual(Array.from(await ckpt.read(name)));
         await expect(ckpt.readBlocks!('model.norm.weight')).rejects.toThrow(TypeError);
+        // readGroups: the same values as q and scales (into given arrays, or fresh ones)
+        const groups = await ckpt.readGroups!(name);
+        expect(groups.dtype).toBe(type === 'Q8_0' ? 'int8' : 'int4');
+        expect(Array.from(groups.q, (q, i) => Math.fround(q * groups.scales[Math.floor(i / 32)]))).toEqual(Array.from(fromBlocks));
+        const into = { q: new Int8Array(32 * 32), scales: new Float32Array(32) };
+        expect((await ckpt.readGroups!(name, into)).q).toBe(into.q);
+        expect(Array.from(into.q)).toEqual(Array.from(groups.q));
+        await expect(ckpt.readGroups!(name, { q: new Int8Array(8), scales: new Float32Array(32) })).rejects.toThrow(/into holds 8 values and 32 scales, but tensor .* has 1024 and 32/);
+        await expect(ckpt.readGroups!('model.norm.weight')).rejects.toThrow(/readGroups: tensor "model\.norm\.weight" is F32, not Q8_0 or Q4_0 blocks/);
         expect(ckpt.tensors.get('model.layers.0.mlp.down_proj.weight')?.dtype).toBe('F16'); // rows of 16: no whole block
       } finally {
         await ckpt.close();
