@@ -20,4 +20,4 @@ export { paged_attention_f32, paged_attention_f16, paged_attention_i8, paged_scr
 export { kv_store_f32, kv_store_f16, kv_store_i8, kv_load_f32, kv_load_f16, kv_load_i8 } from './kernels/kvStore';
 export { exp_f32, exp_softmax_f32, exp2_nonpositive_f32, exp2_softmax_f32, exp2_shifted_f32, tanh_f32 } from './kernels/elementwise';
 export { linear_pack_f16, linear_f16, linear_f16_scratch, linear_rows_f32, linear_rows_f16 } from './kernels/linearF16';
-export { linear_quant_size, linear_quant_x_size, linear_quant_pack, linear_quant_x, linear_i8, linear_i4, linear_quant_rows } from './kernels/linearQuant';
+export { linear_quant_size, linear_quant_x_size, linear_quant_pack, linear_quant_x, linear_i8, linear_i4, linear_quant_rows, linear_quant_pack_q } from './kernels/linearQuant';

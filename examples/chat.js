@@ -32,7 +32,7 @@ const threads = option('threads', '1');
 const engine = await createEngine({ threads: threads === 'auto' ? 'auto' : Number(threads) });
 const t0 = performance.now();
 const decoder = await loadDecoder(folder, {
-  engine, weights: option('weights', 'float32'), maxTokens: 4096,
+  engine, weights: option('weights'), maxTokens: 4096,
   onProgress: ({ loadedBytes, totalBytes }) => process.stderr.isTTY && process.stderr.write(`\rloading ${((100 * loadedBytes) / totalBytes).toFixed(0)}% of ${(totalBytes / 1e6).toFixed(1)} MB`),
 });
 const c = decoder.config;

@@ -10,7 +10,8 @@
 // and the same row among others give the same bits, and so does any split between threads; both
 // builds compute the same exact integer sums, so they give the same bits too.
 //
-// Quantization (weights at pack time, activations once per forward; both as the reference does):
+// Quantization (weights at pack time, activations once per forward; both as the reference does; a
+// weight given already quantized, q and s, is packed as is by linear_quant_pack_q):
 //   int8   s = max|w| / 127 (f32 division), q = clamp(nearest(w / s), -127, 127)
 //   int4   m = the first element of largest magnitude, s = m / -8, q = clamp(nearest(w / s), -8, 7)
 //   a group whose s is 0, an Infinity or a NaN (a NaN anywhere in it makes s NaN) stores q = 0: its
@@ -134,6 +135,45 @@ export function linear_quant_pack(dst: usize, w: usize, n: i32, k: i32, g: i32, 
               const lo = quantize(load<f32>(src + (<usize>(c + i) << 2)), s, -8, 7) + 8;
               const hi = quantize(load<f32>(src + (<usize>(c + 16 + i) << 2)), s, -8, 7) + 8;
               store<u8>(q + <usize>((c >> 1) + i), <u8>(lo | (hi << 4)));
+            }
+          }
+        }
+      }
+      at += gb;
+    }
+  }
+}
+
+/**
+ * Packs a weight given already quantized (src/core/linearPlan.ts checked it) into dst, exactly as
+ * linear_quant_pack packs float weights that quantize to these q and s: q i8 [n, k] row-major, each
+ * in [-127, 127] (bits 8) or [-8, 7] (bits 4); s f32 [n, k / g] row-major, finite. A group whose s is
+ * 0 stores q = 0, as linear_quant_pack's quantize does; dst as linear_quant_pack's.
+ */
+export function linear_quant_pack_q(dst: usize, q: usize, s: usize, n: i32, k: i32, g: i32, bits: i32): void {
+  const G = k / g, gb = groupBytes(g, bits), rowBytes = bits == 8 ? g : g >> 1;
+  const blocks = (n + R - 1) / R;
+  let at = dst;
+  for (let b = 0; b < blocks; b++) {
+    for (let j = 0; j < G; j++) {
+      for (let r = 0; r < R; r++) {
+        const o = b * R + r;
+        const to = at + 16 + <usize>(r * rowBytes);
+        const scale = o < n ? load<f32>(s + ((<usize>o * <usize>G + <usize>j) << 2)) : 0;
+        store<f32>(at + (<usize>r << 2), scale);
+        if (o >= n || scale == 0) {
+          memory.fill(to, bits == 8 ? 0 : 0x88, <usize>rowBytes);
+          continue;
+        }
+        const src = q + <usize>o * <usize>k + <usize>(j * g);
+        if (bits == 8) {
+          memory.copy(to, src, <usize>g);
+        } else {
+          for (let c = 0; c < g; c += 32) {
+            for (let i = 0; i < 16; i++) {
+              const lo = <i32>load<i8>(src + <usize>(c + i)) + 8;
+              const hi = <i32>load<i8>(src + <usize>(c + 16 + i)) + 8;
+              store<u8>(to + <usize>((c >> 1) + i), <u8>(lo | (hi << 4)));
             }
           }
         }

@@ -1,9 +1,9 @@
 // The checks of createLinear and of a linear layer's forward and lookup, shared by both engines so
 // that they refuse the same inputs with the same messages (API.md "Bad input").
 
-import type { LinearDtype, LinearOptions } from './modelTypes.js';
-import { formatShape, type Tensor } from './tensor.js';
-import { type Checked, checkIntact, checkNumber, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out } from './validate.js';
+import type { LinearDtype, LinearOptions, QuantizedWeight } from './modelTypes.js';
+import { checkShape, formatShape, type Tensor } from './tensor.js';
+import { type Checked, checkArray, checkIntact, checkNumber, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out } from './validate.js';
 
 export const LINEAR_CREATE = 'createLinear';
 export const LINEAR_FORWARD = 'LinearLayer.forward';
@@ -13,7 +13,10 @@ const DTYPES: readonly LinearDtype[] = ['float32', 'float16', 'int8', 'int4'];
 
 /** What createLinear keeps of its arguments: W [out, in], the bias [out] or null, a storage the engines implement. */
 export interface LinearPlan {
-  readonly W: Checked;
+  /** The float weight [out, in]; null when the weight came quantized. */
+  readonly W: Checked | null;
+  /** A {@link QuantizedWeight}'s integers and scales, checked (in range, finite); null for a float weight. */
+  readonly quantized: QuantizedPlan | null;
   readonly bias: Checked | null;
   readonly dtype: LinearDtype;
   /** int8/int4: inputs per scale (default 32); 0 for the float storages. */
@@ -22,9 +25,27 @@ export interface LinearPlan {
   readonly inFeatures: number;
 }
 
+/** A quantized weight as createLinear keeps it. */
+export interface QuantizedPlan {
+  /** The q values, out·in of them, as the bytes of the caller's Int8Array (read them through an Int8Array view). */
+  readonly q: Checked<Uint8Array>;
+  /** out · (in / groupSize) finite float32 scales. */
+  readonly scales: Checked;
+}
+
+const INT_RANGE = { int8: [-127, 127], int4: [-8, 7] } as const;
+
+/** groupSize of int8/int4 storage: a multiple of 32 that divides in. */
+function checkGroupSize(name: string, g: number, inFeatures: number, shape: readonly number[]): void {
+  if (!Number.isInteger(g) || g < 32 || g % 32 !== 0 || inFeatures % g !== 0) {
+    throw new RangeError(`${name} must be a multiple of 32 that divides in = ${inFeatures} (weight ${formatShape(shape)}), got ${g}`);
+  }
+}
+
 /** createLinear's weight and options, read once and checked. */
 export function planLinear(weight: unknown, options: unknown): LinearPlan {
   const op = LINEAR_CREATE;
+  if (weight !== null && typeof weight === 'object' && !Array.isArray(weight) && 'q' in weight) return planQuantized(weight, options);
   const W = checkTensor(`${op}: weight`, weight, [2]);
   const [outFeatures, inFeatures] = W.shape;
   if (outFeatures < 1 || inFeatures < 1) {
@@ -39,17 +60,71 @@ export function planLinear(weight: unknown, options: unknown): LinearPlan {
   let groupSize = 0;
   if (dtype === 'int8' || dtype === 'int4') {
     groupSize = given ?? 32;
-    if (!Number.isInteger(groupSize) || groupSize < 32 || groupSize % 32 !== 0 || inFeatures % groupSize !== 0) {
-      throw new RangeError(`${op}: options.groupSize must be a multiple of 32 that divides in = ${inFeatures} (weight ${formatShape(W.shape)}), got ${groupSize}`);
+    checkGroupSize(`${op}: options.groupSize`, groupSize, inFeatures, W.shape);
+  }
+  const bias = checkBias(o.bias, outFeatures);
+  checkIntact(op, W, bias);
+  return { W, quantized: null, bias, dtype, groupSize, outFeatures, inFeatures };
+}
+
+function checkBias(given: unknown, outFeatures: number): Checked | null {
+  if (given === undefined) return null;
+  const bias = checkTensor(`${LINEAR_CREATE}: options.bias`, given, [1]);
+  expectShape(`${LINEAR_CREATE}: options.bias`, bias.shape, [outFeatures], `[out] with the weight's out = ${outFeatures}`);
+  return bias;
+}
+
+/**
+ * createLinear from a {@link QuantizedWeight} { dtype, shape, groupSize, q, scales }: each field
+ * read once, then every q checked against the dtype's range and every scale for finiteness.
+ */
+function planQuantized(weight: object, options: unknown): LinearPlan {
+  const op = LINEAR_CREATE, name = `${op}: weight`;
+  if ('data' in weight) throw new TypeError(`${name} must be a Tensor { data, shape } or a quantized weight { dtype, shape, groupSize, q, scales }, not both`);
+  const w = weight as Partial<Record<keyof QuantizedWeight, unknown>>;
+  const { dtype, shape: shapeField, groupSize: groupField, q: qField, scales: scalesField } = w;
+  if (typeof dtype !== 'string') throw new TypeError(`${name}.dtype must be 'int8' or 'int4', got ${describeValue(dtype)}`);
+  if (dtype !== 'int8' && dtype !== 'int4') throw new RangeError(`${name}.dtype must be 'int8' or 'int4' (a quantized weight), got '${dtype}'`);
+  const shape = checkShape(name, shapeField);
+  if (shape.length !== 2 || shape[0] < 1 || shape[1] < 1) {
+    throw new RangeError(`${name}: shape must be [out, in] with out >= 1 and in >= 1, got ${formatShape(shape)}`);
+  }
+  const [outFeatures, inFeatures] = shape;
+  const groupSize = checkNumber(`${name}.groupSize`, groupField) ?? 32;
+  checkGroupSize(`${name}.groupSize`, groupSize, inFeatures, shape);
+  const o = checkOptions<LinearOptions>(op, options, ['bias', 'dtype', 'groupSize']);
+  if (o.dtype !== undefined && o.dtype !== dtype) {
+    if (typeof o.dtype !== 'string') throw new TypeError(`${op}: options.dtype must be a string, got ${describeValue(o.dtype)}`);
+    throw new RangeError(`${op}: options.dtype '${o.dtype}' differs from the quantized weight's '${dtype}': a quantized weight is stored as it is (dequantize it to store it otherwise)`);
+  }
+  const optionGroup = checkNumber(`${op}: options.groupSize`, o.groupSize);
+  if (optionGroup !== undefined && optionGroup !== groupSize) {
+    throw new RangeError(`${op}: options.groupSize ${optionGroup} differs from the quantized weight's groupSize ${groupSize}`);
+  }
+  const q = checkArray(`${name}.q`, qField, 'Int8Array');
+  const scales = checkArray(`${name}.scales`, scalesField, 'Float32Array');
+  const G = inFeatures / groupSize;
+  if (q.data.length !== outFeatures * inFeatures) {
+    throw new RangeError(`${name}.q must hold out · in = ${outFeatures * inFeatures} values (one per weight of ${formatShape(shape)}), got ${q.data.length}`);
+  }
+  if (scales.data.length !== outFeatures * G) {
+    throw new RangeError(`${name}.scales must hold out · in / groupSize = ${outFeatures * G} values (one per group of ${groupSize} of ${formatShape(shape)}), got ${scales.data.length}`);
+  }
+  const bias = checkBias(o.bias, outFeatures);
+  checkIntact(op, q, scales, bias);
+  const [lo, hi] = INT_RANGE[dtype];
+  const values = new Int8Array(q.data.buffer, q.data.byteOffset, q.data.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v < lo || v > hi) {
+      throw new RangeError(`${name}.q[${i}] (row ${Math.floor(i / inFeatures)}, input ${i % inFeatures}) = ${v} is outside ${dtype}'s [${lo}, ${hi}]`);
     }
   }
-  let bias: Checked | null = null;
-  if (o.bias !== undefined) {
-    bias = checkTensor(`${op}: options.bias`, o.bias, [1]);
-    expectShape(`${op}: options.bias`, bias.shape, [outFeatures], `[out] with the weight's out = ${outFeatures}`);
+  const s = scales.data;
+  for (let i = 0; i < s.length; i++) {
+    if (!Number.isFinite(s[i])) throw new RangeError(`${name}.scales[${i}] (row ${Math.floor(i / G)}, group ${i % G}) is ${s[i]}: scales must be finite`);
   }
-  checkIntact(op, W, bias);
-  return { W, bias, dtype, groupSize, outFeatures, inFeatures };
+  return { W: null, quantized: { q, scales }, bias, dtype, groupSize, outFeatures, inFeatures };
 }
 
 export interface LinearForward {

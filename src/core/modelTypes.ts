@@ -19,10 +19,45 @@ export type LinearDtype = 'float32' | 'float16' | 'int8' | 'int4';
 export interface LinearOptions {
   /** `[out]`: added to every output row. */
   bias?: Tensor;
-  /** Storage of the weight. Default `'float32'`. */
+  /**
+   * Storage of the weight. Default `'float32'`; with a {@link QuantizedWeight}, the weight's own
+   * dtype (given here, it must be the same).
+   */
   dtype?: LinearDtype;
-  /** int8/int4: inputs per scale, a multiple of 32 that divides `in`. Default 32. */
+  /**
+   * int8/int4: inputs per scale, a multiple of 32 that divides `in`. Default 32; with a
+   * {@link QuantizedWeight}, the weight's own groupSize (given here, it must be the same).
+   */
   groupSize?: number;
+}
+
+/**
+ * A weight already quantized in createLinear's `'int8'` or `'int4'` storage, given to createLinear in
+ * place of a float Tensor: the layer stores exactly these integers and scales, with no requantizing
+ * (GGUF's Q8_0 and Q4_0 blocks are such weights, in groups of 32). Row `o`'s group `j` covers inputs
+ * `[j·groupSize, (j + 1)·groupSize)` and stands for the values `q[o·in + i] · scales[o·G + j]`
+ * (G = in / groupSize). The layer is the one createLinear stores when it quantizes float weights to
+ * these same q and scales, so its forward (Q8_0 activations, exact integer sums) and lookup are too.
+ *
+ * Refused before anything is allocated: `q` not an Int8Array or `scales` not a Float32Array
+ * (TypeError); `dtype` other than 'int8'/'int4', `shape` not `[out, in]` with both >= 1, a
+ * `groupSize` that is not a multiple of 32 dividing `in`, `q` not `out·in` long, `scales` not
+ * `out·G` long, a q outside `[-127, 127]` (int8: -128 is not in the format, as in GGML's Q8_0
+ * quantizer) or `[-8, 7]` (int4), a scale that is NaN or infinite (RangeError, naming the index).
+ * A group whose scale is 0 (or -0) holds q = 0, as a quantized all-zero group does: its values
+ * read back as 0 whatever q says.
+ */
+export interface QuantizedWeight {
+  /** `'int8'`: q in [-127, 127]; `'int4'`: q in [-8, 7]. */
+  readonly dtype: 'int8' | 'int4';
+  /** `[out, in]`, nn.Linear's layout. */
+  readonly shape: readonly number[];
+  /** Inputs per scale: a multiple of 32 that divides `in`. Default 32. */
+  readonly groupSize?: number;
+  /** One integer per weight, row-major `[out, in]`. */
+  readonly q: Int8Array;
+  /** One finite float32 scale per group, row-major `[out, in / groupSize]` (any sign). */
+  readonly scales: Float32Array;
 }
 
 /** A linear layer whose weight `[out, in]` (nn.Linear's layout: y = x Wᵀ + b) the engine holds. */

@@ -1,4 +1,4 @@
-import type { GatedActivationOptions, LinearLayer, LinearOptions, RmsNormOptions } from './modelTypes.js';
+import type { GatedActivationOptions, LinearLayer, LinearOptions, QuantizedWeight, RmsNormOptions } from './modelTypes.js';
 import type {
   BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams, KVPool, KVPoolOptions, RotaryEmbeddingOptions,
 } from './servingTypes.js';
@@ -399,8 +399,11 @@ export interface Engine {
    * (Gemma). x `[..., D]`, weight `[D]`.
    */
   rmsNorm(x: Tensor, weight: Tensor, options?: RmsNormOptions): Tensor;
-  /** A linear layer `y = x Wᵀ + b` whose weight `[out, in]` is copied into the engine once, stored as `dtype`. */
-  createLinear(weight: Tensor, options?: LinearOptions): LinearLayer;
+  /**
+   * A linear layer `y = x Wᵀ + b` whose weight `[out, in]` is copied into the engine once, stored as
+   * `dtype`; or, from a {@link QuantizedWeight}, stored as those int8/int4 integers and scales exactly.
+   */
+  createLinear(weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer;
   /** `a + b`, elementwise, same shapes (a residual add: `out` may be `a` itself). */
   add(a: Tensor, b: Tensor, options?: OutOptions): Tensor;
   /**

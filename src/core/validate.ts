@@ -63,6 +63,19 @@ export function checkTensor(name: string, t: unknown, ranks?: readonly number[])
   return Object.freeze({ data, shape, byteOffset });
 }
 
+/**
+ * Checks that `x` is a typed array of `kind` (from any realm) and returns what the op keeps of it, as
+ * a 1-D Checked (see Checked): a Float32Array's elements, or an Int8Array's as their bytes (a
+ * Uint8Array view of them, which engines copy as they copy a Mask).
+ */
+export function checkArray(name: string, x: unknown, kind: 'Float32Array'): Checked;
+export function checkArray(name: string, x: unknown, kind: 'Int8Array'): Checked<Uint8Array>;
+export function checkArray(name: string, x: unknown, kind: 'Float32Array' | 'Int8Array'): Checked<Float32Array | Uint8Array> {
+  if (!ArrayBuffer.isView(x) || typedArrayName(x) !== kind) throw new TypeError(`${name} must be ${kind === 'Int8Array' ? 'an' : 'a'} ${kind}, got ${describeValue(x)}`);
+  const { data, byteOffset } = kind === 'Int8Array' ? snapshot(x, Uint8Array) : snapshot(x, Float32Array);
+  return Object.freeze({ data, shape: Object.freeze([data.length]), byteOffset });
+}
+
 /** Checks that `m` is a Mask: a Uint8Array (boolean) or Float32Array (additive) that fits its shape. */
 export function checkMask(name: string, m: unknown): Checked<Uint8Array | Float32Array> {
   if (m === null || typeof m !== 'object' || Array.isArray(m)) {

@@ -43,12 +43,25 @@ export interface Checkpoint {
    */
   readBlocks?(name: string): Promise<{ type: 'Q8_0' | 'Q4_0'; data: Uint8Array }>;
   /**
+   * Optional (GGUF only): a Q8_0 or Q4_0 tensor as createLinear's int8/int4 groups of 32, as stored
+   * (rows in Hugging Face's order), into `into` when given; a block createLinear cannot hold (a
+   * non-finite scale, Q8_0's -128) is an Error naming the file and the tensor; any other dtype a TypeError.
+   */
+  readGroups?(name: string, into?: { q: Int8Array; scales: Float32Array }): Promise<CheckpointGroups>;
+  /**
    * Another file of the checkpoint folder as text (tokenizer.json, tokenizer_config.json,
    * generation_config.json), or null if absent.
    */
   text(file: string): Promise<string | null>;
   /** Closes the files; a later read() or text() throws. Twice is harmless. */
   close(): Promise<void>;
+}
+
+/** A tensor as int8/int4 groups of 32: one integer per value and one float32 scale per group, row-major (createLinear's QuantizedWeight). */
+export interface CheckpointGroups {
+  readonly dtype: 'int8' | 'int4';
+  readonly q: Int8Array;
+  readonly scales: Float32Array;
 }
 
 /** Options of {@link openCheckpoint}. */

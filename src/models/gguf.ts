@@ -20,8 +20,11 @@
 //     converter (convert_hf_to_gguf.py) did to the values undone: for `llama` it permuted the rows of the
 //     q and k projections (LlamaModel.permute: each head's rotary pairs interleaved, for GGML's normal
 //     rope; NEOX-rope architectures, qwen2, qwen3, gemma2, gemma3 and phi3, are written as they are), and
-//     for Gemma 2 and 3 it stored every RMSNorm weight as 1 + w (qkv's loader adds the 1 itself).
-import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointTensor, OpenCheckpointOptions } from './checkpointTypes.js';
+//     for Gemma 2 and 3 it stored every RMSNorm weight as 1 + w (qkv's loader adds the 1 itself);
+//   - `readGroups` gives a Q8_0 or Q4_0 tensor as it is stored, as createLinear's int8/int4 groups of
+//     32 (q and the scales widened from binary16; llama's permutation undone on both), which the loader
+//     keeps without requantizing; `readBlocks` gives its raw blocks.
+import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointGroups, CheckpointTensor, OpenCheckpointOptions } from './checkpointTypes.js';
 import { convert } from './safetensors.js';
 
 /** GGML tensor types read, by their number in the file: bytes per block of `block` elements. */
@@ -548,10 +551,10 @@ async function readRaw(file: CheckpointFile, t: GgufTensor, signal: AbortSignal 
 }
 
 /**
- * Reads tensor `t` of `file` into `out` (float32, its element count long), in pieces of at most
- * file.chunkBytes rounded down to whole blocks, dequantizing Q8_0 and Q4_0. `check` runs before each piece.
+ * Reads tensor `t` of `file` in pieces of at most file.chunkBytes rounded down to whole blocks, giving
+ * each piece to `each` with the index of its first element. `check` runs before each piece.
  */
-async function readInto(file: CheckpointFile, t: GgufTensor, out: Float32Array, signal: AbortSignal | undefined, check?: () => void): Promise<void> {
+async function readPieces(file: CheckpointFile, t: GgufTensor, signal: AbortSignal | undefined, check: (() => void) | undefined, each: (piece: Uint8Array, at: number) => void): Promise<void> {
   const { bytes: unit, block } = t.type;
   const total = t.byteLength;
   const chunk = Number.isFinite(file.chunkBytes) ? Math.max(unit, file.chunkBytes - (file.chunkBytes % unit)) : total;
@@ -565,12 +568,40 @@ async function readInto(file: CheckpointFile, t: GgufTensor, out: Float32Array, 
     if (bytes.length < length) {
       throw new Error(`qkv: ${file.name}: tensor "${t.ggufName}": the file ends at byte ${begin + bytes.length}, before the tensor's data does (byte ${t.offset + total}); was it truncated?`);
     }
-    const piece = bytes.length === length ? bytes : bytes.subarray(0, length);
-    const at = (done / unit) * block;
-    if (t.dtype === 'Q8_0') dequantizeQ8_0(piece, out, at);
-    else if (t.dtype === 'Q4_0') dequantizeQ4_0(piece, out, at);
-    else convert(t.dtype, piece, out, at);
+    each(bytes.length === length ? bytes : bytes.subarray(0, length), (done / unit) * block);
   }
+}
+
+/**
+ * Reads tensor `t` of `file` into `out` (float32, its element count long), dequantizing Q8_0 and
+ * Q4_0 (a block whose scale is not finite is an Error: see badBlock). `check` runs before each piece.
+ */
+async function readInto(file: CheckpointFile, t: GgufTensor, out: Float32Array, signal: AbortSignal | undefined, check?: () => void): Promise<void> {
+  await readPieces(file, t, signal, check, (piece, at) => {
+    if (t.dtype !== 'Q8_0' && t.dtype !== 'Q4_0') return convert(t.dtype, piece, out, at);
+    const bad = checkScales(piece, t.type.bytes);
+    if (bad >= 0) throw badBlock(file, t, piece, at, bad);
+    (t.dtype === 'Q8_0' ? dequantizeQ8_0 : dequantizeQ4_0)(piece, out, at);
+  });
+}
+
+/** The index of the first block of `bytes` (blocks of `size` bytes, each starting with its binary16 scale) whose scale is not finite, or -1. */
+function checkScales(bytes: Uint8Array, size: number): number {
+  for (let o = 0, b = 0; o < bytes.length; o += size, b++) if ((bytes[o + 1] & 0x7c) === 0x7c) return b; // exponent all ones: Infinity or NaN
+  return -1;
+}
+
+/**
+ * The Error for block `bad` of a piece of tensor `t` (whose first element is `at`) that no quantizer
+ * writes and createLinear's int8/int4 storage cannot hold: a scale that is not finite, or (Q8_0) a
+ * value of -128, outside int8's [-127, 127].
+ */
+function badBlock(file: CheckpointFile, t: GgufTensor, piece: Uint8Array, at: number, bad: number): Error {
+  const block = at / 32 + bad, perRow = t.shape[t.shape.length - 1] / 32, o = bad * t.type.bytes;
+  const bits = piece[o] | (piece[o + 1] << 8);
+  const d = halves()[bits];
+  const why = Number.isFinite(d) ? "holds -128, outside int8's [-127, 127] (llama.cpp's Q8_0 quantizer never writes it)" : `has scale ${d} (binary16 0x${bits.toString(16).padStart(4, '0')}); a block's scale must be finite`;
+  return new Error(`qkv: ${file.name}: tensor "${t.ggufName}": ${t.dtype} block ${block} (row ${Math.floor(block / perRow)}, values ${(block % perRow) * 32} to ${(block % perRow) * 32 + 31}) ${why}`);
 }
 
 let halfTable: Float32Array | null = null;
@@ -614,12 +645,41 @@ export function dequantizeQ4_0(bytes: Uint8Array, out: Float32Array, at: number)
 }
 
 /**
+ * Q8_0 or Q4_0 blocks as int8/int4 groups of 32, as stored: q (one integer per value: Q8_0's int8, Q4_0's
+ * nibble - 8) from element `at` and each block's scale d, widened from binary16, from group `at / 32`.
+ * Returns the index of the first block (counted from the piece's start) that createLinear's format cannot
+ * hold, a non-finite scale or Q8_0's -128, or -1.
+ */
+export function blocksToGroups(type: 'Q8_0' | 'Q4_0', bytes: Uint8Array, q: Int8Array, scales: Float32Array, at: number): number {
+  const h = halves(), size = type === 'Q8_0' ? 34 : 18;
+  for (let o = 0, b = 0, i = at; o < bytes.length; o += size, b++, i += 32) {
+    const d = h[bytes[o] | (bytes[o + 1] << 8)];
+    if (!Number.isFinite(d)) return b;
+    scales[i / 32] = d;
+    if (type === 'Q8_0') {
+      for (let j = 0; j < 32; j++) {
+        const v = (bytes[o + 2 + j] << 24) >> 24;
+        if (v === -128) return b;
+        q[i + j] = v;
+      }
+    } else {
+      for (let j = 0; j < 16; j++) {
+        const v = bytes[o + 2 + j];
+        q[i + j] = (v & 0x0f) - 8;
+        q[i + j + 16] = (v >> 4) - 8;
+      }
+    }
+  }
+  return -1;
+}
+
+/**
  * Undoes llama.cpp's LlamaModel.permute on the rows of `data` (rows of `width` items): the converter
  * moved, within each of `heads` heads of D rows, row j·D/2 + i (half j of rotary pair i, Hugging Face's
- * rotate_half layout) to row 2i + j (GGML's interleaved pairs). Works on any array: float32 values or a
- * row's quantized blocks as bytes.
+ * rotate_half layout) to row 2i + j (GGML's interleaved pairs). Works on any array: float32 values, a
+ * row's quantized blocks as bytes, or its q values and scales.
  */
-export function unpermuteRows<T extends Float32Array | Uint8Array>(data: T, heads: number, width: number): void {
+export function unpermuteRows<T extends Float32Array | Uint8Array | Int8Array>(data: T, heads: number, width: number): void {
   const rows = data.length / width, D = rows / heads, half = D / 2;
   const head = data.slice(0, D * width) as T;
   for (let h = 0; h < heads; h++) {
@@ -709,6 +769,38 @@ class GgufCheckpoint implements Checkpoint {
     if (t.unpermuteHeads > 0) unpermuteRows(data, t.unpermuteHeads, (t.shape[t.shape.length - 1] / t.type.block) * t.type.bytes);
     this.#progress(t);
     return { type: t.dtype, data };
+  }
+
+  /**
+   * A Q8_0 or Q4_0 tensor as createLinear's int8/int4 groups of 32, as stored (no requantizing): q, one
+   * integer per value, and each block's binary16 scale widened to float32, rows in Hugging Face's order
+   * (llama's q/k permutation undone on both), into `into` when given. A block whose scale is not finite,
+   * or a Q8_0 block holding -128 (outside int8's [-127, 127]; llama.cpp's quantizer never writes it), is
+   * an Error naming the file, the tensor and the block. Any other dtype is a TypeError.
+   */
+  async readGroups(name: string, into?: { q: Int8Array; scales: Float32Array }): Promise<CheckpointGroups> {
+    const t = this.#tensor(name);
+    if (t.dtype !== 'Q8_0' && t.dtype !== 'Q4_0') throw new TypeError(`qkv: readGroups: tensor "${name}" is ${t.dtype}, not Q8_0 or Q4_0 blocks; read() it`);
+    if (t.minus !== 0) throw new TypeError(`qkv: readGroups: tensor "${name}" holds 1 + w (Gemma's norm), which groups cannot give back exactly; read() it`);
+    const elements = (t.byteLength / t.type.bytes) * 32;
+    if (into !== undefined) {
+      if (!(into.q instanceof Int8Array) || !(into.scales instanceof Float32Array)) throw new TypeError(`qkv: readGroups: into must be { q: Int8Array, scales: Float32Array } (tensor "${name}")`);
+      if (into.q.length !== elements || into.scales.length !== elements / 32) {
+        throw new RangeError(`qkv: readGroups: into holds ${into.q.length} values and ${into.scales.length} scales, but tensor "${name}" of shape [${t.shape.join(', ')}] has ${elements} and ${elements / 32}`);
+      }
+    }
+    const q = into?.q ?? new Int8Array(elements), scales = into?.scales ?? new Float32Array(elements / 32);
+    const type = t.dtype, perRow = t.shape[t.shape.length - 1] / 32;
+    await readPieces(this.#file, t, this.#options.signal, () => this.#check(), (piece, at) => {
+      const bad = blocksToGroups(type, piece, q, scales, at);
+      if (bad >= 0) throw badBlock(this.#file, t, piece, at, bad);
+    });
+    if (t.unpermuteHeads > 0) {
+      unpermuteRows(q, t.unpermuteHeads, perRow * 32);
+      unpermuteRows(scales, t.unpermuteHeads, perRow);
+    }
+    this.#progress(t);
+    return { dtype: type === 'Q8_0' ? 'int8' : 'int4', q, scales };
   }
 
   #progress(t: GgufTensor): void {

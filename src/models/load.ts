@@ -2,9 +2,12 @@
 // before anything is allocated; then tensors are read one at a time straight into an engine tensor,
 // turned into the layer that keeps them (a linear layer stores its own format; a norm weight stays
 // as it is) and the staging tensor is let go, so loading holds the weights plus one tensor.
+// A GGUF's Q8_0 and Q4_0 tensors are read instead as the int8/int4 groups of 32 they are (readGroups)
+// and given to createLinear as they are, without requantizing, unless `weights` asks for another
+// storage (storageOf says which).
 // Anything that fails (a read, an abort, the engine's memory) disposes what was built.
 
-import type { LinearDtype, LinearLayer } from '../core/modelTypes.js';
+import type { LinearDtype, LinearLayer, QuantizedWeight } from '../core/modelTypes.js';
 import type { Tensor } from '../core/tensor.js';
 import type { Engine, EngineTensor } from '../core/types.js';
 import { checkPositiveCount, describeValue } from '../core/validate.js';
@@ -19,7 +22,8 @@ const KV_DTYPES = ['float32', 'float16', 'int8'] as const;
 
 interface LoadOptions {
   engine: Engine;
-  weights: LinearDtype;
+  /** Every linear layer's storage; undefined: each as its tensors are stored (see storageOf). */
+  weights: LinearDtype | undefined;
   groupSize: number | undefined;
   kvDtype: (typeof KV_DTYPES)[number];
   blockSize: number;
@@ -28,11 +32,11 @@ interface LoadOptions {
 
 function checkOptions(options: DecoderOptions): LoadOptions {
   if (options === null || typeof options !== 'object') throw new TypeError(`${OP}: options must be an object { engine, weights?, kv?, maxTokens?, … }`);
-  const { engine, weights = 'float32', groupSize, kv = {}, maxTokens = 8192 } = options;
+  const { engine, weights, groupSize, kv = {}, maxTokens = 8192 } = options;
   if (engine === null || typeof engine !== 'object' || typeof (engine as Engine).createLinear !== 'function') {
     throw new TypeError(`${OP}: options.engine must be an engine (reference or createEngine()), got ${describeValue(engine)}`);
   }
-  if (!LINEAR_DTYPES.includes(weights)) throw new RangeError(`${OP}: options.weights must be one of ${LINEAR_DTYPES.join(', ')}, got ${String(weights)}`);
+  if (weights !== undefined && !LINEAR_DTYPES.includes(weights)) throw new RangeError(`${OP}: options.weights must be one of ${LINEAR_DTYPES.join(', ')}, got ${String(weights)}`);
   if (kv === null || typeof kv !== 'object') throw new TypeError(`${OP}: options.kv must be an object { dtype?, blockSize? }`);
   const { dtype: kvDtype = 'float32', blockSize = 16 } = kv;
   if (!KV_DTYPES.includes(kvDtype)) throw new RangeError(`${OP}: options.kv.dtype must be one of ${KV_DTYPES.join(', ')}, got ${String(kvDtype)}`);
@@ -78,6 +82,42 @@ class Stager {
       throw error;
     }
   }
+
+  /**
+   * The int8/int4 groups of 32 that tensors `names` are all stored as (GGUF's Q8_0, Q4_0), when the
+   * reader gives them as they are (readGroups); else null.
+   */
+  storedGroups(names: readonly string[]): 'int8' | 'int4' | null {
+    if (this.ckpt.readGroups === undefined) return null;
+    const types = new Set(names.map((n) => this.ckpt.tensors.get(n)?.dtype));
+    if (types.size !== 1) return null;
+    const [type] = types;
+    return type === 'Q8_0' ? 'int8' : type === 'Q4_0' ? 'int4' : null;
+  }
+
+  /** The tensors `names` (each of `rows[i]` rows of `cols`), one after another, as one weight of their stored groups. */
+  async readGroups(names: readonly string[], rows: readonly number[], cols: number, dtype: 'int8' | 'int4'): Promise<QuantizedWeight> {
+    const total = rows.reduce((a, b) => a + b, 0);
+    const q = new Int8Array(total * cols), scales = new Float32Array((total * cols) / GGUF_GROUP);
+    let at = 0;
+    for (let i = 0; i < names.length; i++) {
+      this.signal?.throwIfAborted();
+      const n = rows[i] * cols;
+      await this.ckpt.readGroups!(names[i], { q: q.subarray(at, at + n), scales: scales.subarray(at / GGUF_GROUP, (at + n) / GGUF_GROUP) });
+      at += n;
+    }
+    this.signal?.throwIfAborted();
+    return { dtype, shape: [total, cols], groupSize: GGUF_GROUP, q, scales };
+  }
+}
+
+/** Values per block of GGUF's Q8_0 and Q4_0: the groupSize of the layers that keep them. */
+const GGUF_GROUP = 32;
+
+/** Rows [from, to) of a quantized weight (views: createLinear copies them). */
+function rowsOfGroups(w: QuantizedWeight, from: number, to: number): QuantizedWeight {
+  const cols = w.shape[1], g = w.groupSize ?? GGUF_GROUP;
+  return { dtype: w.dtype, shape: [to - from, cols], groupSize: g, q: w.q.subarray(from * cols, to * cols), scales: w.scales.subarray((from * cols) / g, (to * cols) / g) };
 }
 
 /** Tensor names of layer i, as transformers saves them. */
@@ -125,6 +165,25 @@ function normNames(plan: DecoderPlan): [string, string | null, string, string | 
 /** What a failed load must give back. */
 type Disposable = { dispose(): void };
 
+/** How one linear layer stores its weight: its dtype, and whether its tensors' groups are taken as stored. */
+interface Storage {
+  readonly dtype: LinearDtype;
+  readonly asStored: boolean;
+}
+
+/**
+ * How the linear layer of tensors `names` stores its weight. `weights` not given: as the tensors are
+ * stored, GGUF's Q8_0 / Q4_0 as int8 / int4 groups of 32, float tensors (and a layer whose tensors
+ * differ) as float32. `weights` given: as it says; tensors already in that format (Q8_0 for int8, Q4_0
+ * for int4, with groupSize 32) are taken as stored, anything else is read as float32 (Q8_0 and Q4_0
+ * dequantized) and converted.
+ */
+function storageOf(stage: Stager, names: readonly string[], o: LoadOptions): Storage {
+  const stored = stage.storedGroups(names);
+  if (o.weights === undefined) return { dtype: stored ?? 'float32', asStored: stored !== null };
+  return { dtype: o.weights, asStored: stored === o.weights && (o.groupSize ?? GGUF_GROUP) === GGUF_GROUP };
+}
+
 async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, built: Disposable[]): Promise<DecoderParts> {
   const { engine } = o;
   const { vocabSize: V, hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, numLayers } = plan.config;
@@ -132,7 +191,8 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
     built.push(x);
     return x;
   };
-  const linear = (weight: Tensor, dtype: LinearDtype, bias?: Tensor): LinearLayer => keep(engine.createLinear(weight, { dtype, bias, groupSize: o.groupSize }));
+  const linear = (weight: Tensor | QuantizedWeight, dtype: LinearDtype, bias?: Tensor): LinearLayer =>
+    keep('q' in weight ? engine.createLinear(weight, { bias }) : engine.createLinear(weight, { dtype, bias, groupSize: o.groupSize }));
   /** Reads tensors into one staging tensor, makes what keeps them, lets the staging go. */
   const staged = async <T>(names: string[], rows: number[], cols: number | null, make: (t: EngineTensor) => T): Promise<T> => {
     const t = await stage.read(names, rows, cols);
@@ -142,13 +202,32 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
       t.dispose();
     }
   };
+  /**
+   * The linear layers over tensors `names` stacked by rows ([Σ rows, cols]), stored as `how` says:
+   * one per row range [from, to) of `split` (Phi-3's fused qkv_proj gives three).
+   */
+  const linears = async (names: string[], rows: number[], cols: number, how: Storage, split: [number, number][], bias?: Tensor): Promise<LinearLayer[]> => {
+    if (how.asStored) {
+      const w = await stage.readGroups(names, rows, cols, how.dtype as 'int8' | 'int4');
+      return split.map(([from, to]) => linear(rowsOfGroups(w, from, to), how.dtype, bias));
+    }
+    return staged(names, rows, cols, (t) => split.map(([from, to]) => linear(rowsOf(t, from, to, cols), how.dtype, bias)));
+  };
+  const one = async (names: string[], rows: number[], cols: number, bias?: Tensor): Promise<LinearLayer> =>
+    (await linears(names, rows, cols, storageOf(stage, names, o), [[0, rows.reduce((a, b) => a + b, 0)]], bias))[0];
   const bias = async (names: string[], rows: number[]) => stage.read(names, rows, null);
   const rowsOf = (t: EngineTensor, from: number, to: number, cols: number): Tensor => ({ data: t.data.subarray(from * cols, to * cols), shape: [to - from, cols] });
 
-  // untied embedding tables keep the checkpoint's values (float16 when the weights are float16)
-  const tableDtype: LinearDtype = plan.config.tieWordEmbeddings ? o.weights : o.weights === 'float16' ? 'float16' : 'float32';
-  const embedding = await staged(['model.embed_tokens.weight'], [V], E, (t) => linear(t, tableDtype));
-  const lmHead = plan.config.tieWordEmbeddings ? embedding : await staged(['lm_head.weight'], [V], E, (t) => linear(t, o.weights));
+  // A tied table is the LM head, stored as the linear layers are. An untied table is only looked up: it keeps the
+  // checkpoint's values, in float32 (float16 when the weights are float16), or its Q8_0/Q4_0 groups
+  // as stored, whose lookup gives exactly the dequantized values float32 would hold.
+  const table = 'model.embed_tokens.weight';
+  const tableGroups = stage.storedGroups([table]);
+  const tableStorage: Storage = plan.config.tieWordEmbeddings ? storageOf(stage, [table], o)
+    : tableGroups !== null ? { dtype: tableGroups, asStored: true }
+    : { dtype: o.weights === 'float16' ? 'float16' : 'float32', asStored: false };
+  const [embedding] = await linears([table], [V], E, tableStorage, [[0, V]]);
+  const lmHead = plan.config.tieWordEmbeddings ? embedding : await one(['lm_head.weight'], [V], E);
   /** A norm's weight [size], kept as an engine tensor that rmsNorm reads in place. */
   const norm = async (name: string, size = E) => keep(await stage.read([name], [size], null));
   const layers: DecoderLayer[] = [];
@@ -164,17 +243,14 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
     const mlpOutNorm = mlpOutName ? await norm(n(`${mlpOutName}.weight`)) : null;
     let q: LinearLayer, k: LinearLayer, v: LinearLayer, gateUp: LinearLayer;
     if (plan.arch.fusedProjections) {
-      [q, k, v] = await staged([n('self_attn.qkv_proj.weight')], [(Hq + 2 * Hkv) * D], E, (t) => [
-        linear(rowsOf(t, 0, Hq * D, E), o.weights),
-        linear(rowsOf(t, Hq * D, (Hq + Hkv) * D, E), o.weights),
-        linear(rowsOf(t, (Hq + Hkv) * D, (Hq + 2 * Hkv) * D, E), o.weights),
-      ]);
-      gateUp = await staged([n('mlp.gate_up_proj.weight')], [2 * I], E, (t) => linear(t, o.weights));
+      const qkv = [n('self_attn.qkv_proj.weight')];
+      [q, k, v] = await linears(qkv, [(Hq + 2 * Hkv) * D], E, storageOf(stage, qkv, o), [[0, Hq * D], [Hq * D, (Hq + Hkv) * D], [(Hq + Hkv) * D, (Hq + 2 * Hkv) * D]]);
+      gateUp = await one([n('mlp.gate_up_proj.weight')], [2 * I], E);
     } else {
       const projection = async (p: string, rows: number) => {
         const b = plan.qkvBias ? await bias([n(`self_attn.${p}_proj.bias`)], [rows]) : null;
         try {
-          return await staged([n(`self_attn.${p}_proj.weight`)], [rows], E, (t) => linear(t, o.weights, b ?? undefined));
+          return await one([n(`self_attn.${p}_proj.weight`)], [rows], E, b ?? undefined);
         } finally {
           b?.dispose();
         }
@@ -184,16 +260,16 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
       v = await projection('v', Hkv * D);
       const b = plan.mlpBias ? await bias([n('mlp.gate_proj.bias'), n('mlp.up_proj.bias')], [I, I]) : null;
       try {
-        gateUp = await staged([n('mlp.gate_proj.weight'), n('mlp.up_proj.weight')], [I, I], E, (t) => linear(t, o.weights, b ?? undefined));
+        gateUp = await one([n('mlp.gate_proj.weight'), n('mlp.up_proj.weight')], [I, I], E, b ?? undefined);
       } finally {
         b?.dispose();
       }
     }
-    const o_ = await staged([n('self_attn.o_proj.weight')], [E], Hq * D, (t) => linear(t, o.weights));
+    const o_ = await one([n('self_attn.o_proj.weight')], [E], Hq * D);
     const downBias = plan.mlpBias ? await bias([n('mlp.down_proj.bias')], [E]) : null;
     let down: LinearLayer;
     try {
-      down = await staged([n('mlp.down_proj.weight')], [E], I, (t) => linear(t, o.weights, downBias ?? undefined));
+      down = await one([n('mlp.down_proj.weight')], [E], I, downBias ?? undefined);
     } finally {
       downBias?.dispose();
     }

@@ -8,9 +8,17 @@ import type { Engine } from '../core/types.js';
 export interface DecoderOptions {
   /** The engine that holds the weights and runs the decoder: `reference` or a wasm engine. */
   engine: Engine;
-  /** Storage of every linear layer's weight (the LM head included). Default `'float32'`. */
+  /**
+   * Storage of every linear layer's weight (the LM head included). Not given: `'float32'`, except a
+   * GGUF file's Q8_0 and Q4_0 tensors, which keep their stored format as `'int8'`/`'int4'` groups of
+   * 32 (createLinear's QuantizedWeight: no requantizing). Given: every linear layer is stored so; a
+   * GGUF tensor already in that format (Q8_0 for `'int8'`, Q4_0 for `'int4'`, with groupSize 32) is
+   * taken as stored, any other is dequantized first and converted (so Q4_0 to `'int8'`, or Q8_0 to
+   * `'int4'`, is rounded twice). An untied embedding table is only looked up and keeps the
+   * checkpoint's values: float32 (float16 when this is `'float16'`), or its Q8_0/Q4_0 groups as stored.
+   */
   weights?: LinearDtype;
-  /** int8/int4: inputs per scale, as in createLinear. Default 32. */
+  /** int8/int4 weights: inputs per scale, as in createLinear. Default 32 (a GGUF's blocks kept as stored have 32). */
   groupSize?: number;
   /** Every layer's KV pool: storage (default `'float32'`) and positions per block (default 16). */
   kv?: { dtype?: 'float32' | 'float16' | 'int8'; blockSize?: number };

@@ -13,6 +13,9 @@
 //              round() to nearest with ties to even. A group whose s is 0, an Infinity or a NaN (a
 //              NaN anywhere in the group makes s NaN) holds q = 0: its values read back as 0 · s.
 //
+//   a QuantizedWeight (q and s given): stored as given, q = 0 in a group whose s is 0 (as above), so
+//              the layer is the one quantizing float weights to these q and s would have made
+//
 //   forward, float:  y[t, o] = b[o] + Σ_i x[t, i] · W[o, i]        float64 sums of the stored values
 //   forward, int:    each row of x quantized per group as int8's weights are (Q8_0 activations:
 //                    s_x = max|x| / 127, q_x in [-127, 127]), then
@@ -28,8 +31,8 @@
 // sums exactly, so for int8/int4 it differs only in how it adds the groups).
 
 import { disposeSymbol } from '../core/dispose.js';
-import { type LinearPlan, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
-import type { LinearLayer, LinearOptions } from '../core/modelTypes.js';
+import { type LinearPlan, planLinear, planLinearForward, planLinearLookup, type QuantizedPlan } from '../core/linearPlan.js';
+import type { LinearLayer, LinearOptions, QuantizedWeight } from '../core/modelTypes.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import { fromFloat16Bits, toFloat16Bits } from './kvFormats.js';
@@ -75,12 +78,12 @@ function quantizeRows(values: ArrayLike<number>, rows: number, k: number, g: num
   return { q, s };
 }
 
-export function createLinear(weight: Tensor, options?: LinearOptions): LinearLayer {
+export function createLinear(weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer {
   const plan = planLinear(weight, options);
   const { inFeatures, outFeatures, dtype } = plan;
   if (dtype === 'int8' || dtype === 'int4') return createQuantLinear(plan);
   // the stored weight: a copy, rounded to binary16 for 'float16'
-  let W: Float32Array | null = Float32Array.from(plan.W.data);
+  let W: Float32Array | null = Float32Array.from(plan.W!.data);
   if (dtype === 'float16') for (let i = 0; i < W.length; i++) W[i] = fromFloat16Bits(toFloat16Bits(W[i]));
   const bias = plan.bias ? Float32Array.from(plan.bias.data) : null;
   const stored = (): Float32Array => {
@@ -125,11 +128,23 @@ export function createLinear(weight: Tensor, options?: LinearOptions): LinearLay
   };
 }
 
+/**
+ * A quantized weight's q and scales as the layer keeps them: copies, with q = 0 in every group whose
+ * scale is 0 (as quantizeRows stores such a group), so that the layer is the one quantizing float
+ * weights to these q and s would have made.
+ */
+function storeQuantized({ q, scales }: QuantizedPlan, g: number): { q: Int8Array; s: Float32Array } {
+  const values = new Int8Array(q.data.buffer, q.data.byteOffset, q.data.length).slice();
+  const s = Float32Array.from(scales.data);
+  for (let j = 0; j < s.length; j++) if (s[j] === 0) values.fill(0, j * g, (j + 1) * g);
+  return { q: values, s };
+}
+
 /** createLinear for 'int8' and 'int4': the weight held as q and per-group scales. */
 function createQuantLinear(plan: LinearPlan): LinearLayer {
   const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
   const G = K / g;
-  let stored: { q: Int8Array; s: Float32Array } | null = quantizeRows(plan.W.data, N, K, g, dtype === 'int8' ? 8 : 4);
+  let stored: { q: Int8Array; s: Float32Array } | null = plan.quantized ? storeQuantized(plan.quantized, g) : quantizeRows(plan.W!.data, N, K, g, dtype === 'int8' ? 8 : 4);
   const bias = plan.bias ? Float32Array.from(plan.bias.data) : null;
   const use = () => {
     if (stored === null) throw new Error('qkv: this linear layer has been disposed');

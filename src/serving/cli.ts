@@ -57,8 +57,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   const { checkpoint, flags } = parsed;
   const threadsFlag = flags.get('threads') ?? '1';
   const threads = threadsFlag === 'auto' ? 'auto' : integer(flags, 'threads', 1);
-  const weights = (flags.get('weights') ?? 'float32') as 'float32' | 'float16' | 'int8' | 'int4';
-  if (!['float32', 'float16', 'int8', 'int4'].includes(weights)) throw new Error(`--weights must be float32, float16, int8 or int4, got ${weights}`);
+  // absent: loadDecoder's default (float32, a GGUF's Q8_0 and Q4_0 tensors as stored)
+  const weights = flags.get('weights') as 'float32' | 'float16' | 'int8' | 'int4' | undefined;
+  if (weights !== undefined && !['float32', 'float16', 'int8', 'int4'].includes(weights)) throw new Error(`--weights must be float32, float16, int8 or int4, got ${weights}`);
   const engine = await createEngine({ threads });
   const t0 = performance.now();
   const decoder = await loadDecoder(checkpoint, {

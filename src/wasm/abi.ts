@@ -68,6 +68,7 @@ export interface Kernels {
   linear_i8(y: number, xq: number, bp: number, bias: number, m: number, n: number, k: number, g: number, o0: number, o1: number): void;
   linear_i4(y: number, xq: number, bp: number, bias: number, m: number, n: number, k: number, g: number, o0: number, o1: number): void;
   linear_quant_rows(dst: number, bp: number, ids: number, count: number, n: number, k: number, g: number, bits: number, scale: number): void;
+  linear_quant_pack_q(dst: number, q: number, s: number, n: number, k: number, g: number, bits: number): void;
   CAUSAL_NONE: WebAssembly.Global; CAUSAL_TOP_LEFT: WebAssembly.Global; CAUSAL_BOTTOM_RIGHT: WebAssembly.Global;
   MASK_NONE: WebAssembly.Global; MASK_BOOLEAN: WebAssembly.Global; MASK_ADDITIVE: WebAssembly.Global;
   /** Byte offsets into the attention kernels' layout block (assembly/layout.ts; LAYOUT_OFFSETS below). */
@@ -122,7 +123,7 @@ export const KERNEL_ARITY = {
   exp_f32: 3, exp_softmax_f32: 3, exp2_nonpositive_f32: 3, exp2_softmax_f32: 3, exp2_shifted_f32: 4, tanh_f32: 3,
   rms_norm_f32: 7, add_f32: 4, gated_silu_f32: 4, gated_gelu_tanh_f32: 4, softcap_f32: 4,
   linear_pack_f16: 4, linear_f16: 12, linear_f16_scratch: 1, linear_rows_f32: 7, linear_rows_f16: 7,
-  linear_quant_size: 4, linear_quant_x_size: 4, linear_quant_pack: 6, linear_quant_x: 6, linear_i8: 10, linear_i4: 10, linear_quant_rows: 9,
+  linear_quant_size: 4, linear_quant_x_size: 4, linear_quant_pack: 6, linear_quant_x: 6, linear_i8: 10, linear_i4: 10, linear_quant_rows: 9, linear_quant_pack_q: 7,
 } as const satisfies { [K in KernelName]: Parameters<Kernels[K]>['length'] };
 
 /** The kernels by index, in KERNEL_ARITY's order (a worker's job slot holds the index, not the name). */

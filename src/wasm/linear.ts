@@ -13,6 +13,9 @@
 //              rows; every T runs the same kernel (see gemmQuant), so an element's bits depend
 //              neither on T nor on the split
 //
+// A weight given already quantized (a QuantizedWeight: q and scales) is packed as is by
+// linear_quant_pack_q into the same layout, so the layer is the one its float weights would give.
+//
 // lookup() reads rows of the stored weight out of its panels (linear_rows_f32 / linear_rows_f16 /
 // linear_quant_rows, dequantized), so
 // an embedding table and a tied LM head are one stored matrix. The bias is held beside the weight in
@@ -20,7 +23,7 @@
 
 import { disposeSymbol } from '../core/dispose.js';
 import { LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
-import type { LinearLayer, LinearOptions } from '../core/modelTypes.js';
+import type { LinearLayer, LinearOptions, QuantizedWeight } from '../core/modelTypes.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
 import { gemmPacked, holdPacked, PANEL, packedBytes } from './packed.js';
@@ -72,29 +75,34 @@ function gemmQuant({ kernels, arena, parallel }: WasmContext, y: number, x: numb
 }
 
 /** `context` throws once the engine is disposed (as createWasmGroupedQuery's). */
-export function createWasmLinear(context: () => WasmContext, weight: Tensor, options?: LinearOptions): LinearLayer {
+export function createWasmLinear(context: () => WasmContext, weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer {
   const plan = planLinear(weight, options);
   const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
   const bits = dtype === 'int8' ? 8 : dtype === 'int4' ? 4 : 0;
   const ctx = context();
   const { arena, kernels } = ctx;
-  const describe = () => formatCall(LINEAR_CREATE, plan.bias ? { weight: plan.W.shape, bias: plan.bias.shape } : { weight: plan.W.shape });
+  const shape = [N, K];
+  const describe = () => formatCall(LINEAR_CREATE, plan.bias ? { weight: shape, bias: plan.bias.shape } : { weight: shape });
   const blocks: number[] = [];
   let w = 0, b = 0, special = 0;
   try {
     if (dtype === 'float32') {
-      w = holdPacked(ctx, plan.W, `${LINEAR_CREATE}: weight`, describe);
+      w = holdPacked(ctx, plan.W!, `${LINEAR_CREATE}: weight`, describe);
       blocks.push(w);
     } else if (bits === 0) {
       w = arena.hold(packedBytes(ctx, N, K) / 2, 'weights', describe);
       blocks.push(w);
       const at = w;
-      arena.call(describe, () => { special = kernels.linear_pack_f16(at, arena.input(plan.W, `${LINEAR_CREATE}: weight`), N, K); });
+      arena.call(describe, () => { special = kernels.linear_pack_f16(at, arena.input(plan.W!, `${LINEAR_CREATE}: weight`), N, K); });
     } else {
       w = arena.hold(kernels.linear_quant_size(N, K, g, bits), 'weights', describe);
       blocks.push(w);
-      const at = w;
-      arena.call(describe, () => kernels.linear_quant_pack(at, arena.input(plan.W, `${LINEAR_CREATE}: weight`), N, K, g, bits));
+      const at = w, given = plan.quantized;
+      if (given) {
+        arena.call(describe, () => kernels.linear_quant_pack_q(at, arena.input(given.q, `${LINEAR_CREATE}: weight.q`), arena.input(given.scales, `${LINEAR_CREATE}: weight.scales`), N, K, g, bits));
+      } else {
+        arena.call(describe, () => kernels.linear_quant_pack(at, arena.input(plan.W!, `${LINEAR_CREATE}: weight`), N, K, g, bits));
+      }
     }
     if (plan.bias) {
       b = arena.holdCopy(plan.bias, 'weights', describe);

@@ -1,6 +1,7 @@
 // The GGUF reader: the fixtures of test/fixtures/gguf (tiny decoders written as llama.cpp's converter
 // writes them, by scripts/fixtures/make-gguf.py, with transformers' logits of the weights it reads back)
-// loaded on the reference engine from a path and from { files }; the config synthesized from the
+// loaded on the reference engine from a path and from { files } (Q8_0/Q4_0 dequantized to float32,
+// as transformers reads them; as stored: ggufQuantized.test.ts); the config synthesized from the
 // metadata; the undoing of llama's q/k permutation and Gemma's 1 + w norms; Q8_0/Q4_0 blocks; and
 // malformed files, each an Error naming the file and the tensor.
 import { readFileSync } from 'node:fs';
@@ -13,7 +14,12 @@ import { serveFolder } from './safetensorsFixtures.js';
 
 const FIXTURES = new URL('../fixtures/gguf/', import.meta.url);
 const DECODERS = new URL('../fixtures/decoders/', import.meta.url);
-const NAMES = ['llama3-f32', 'llama3-q8_0', 'llama3-q4_0', 'qwen2-f16', 'gemma2-f32'];
+const NAMES = ['llama3-f32', 'llama3-q8_0', 'llama3-q4_0', 'qwen2-f16', 'gemma2-f32', 'gemma2-q8_0', 'phi3-q8_0', 'llama3w-f32', 'llama3w-q8_0', 'llama3w-q4_0', 'qwen2w-f32', 'qwen2w-q8_0', 'qwen2w-q4_0'];
+/**
+ * transformers computes with the weights dequantized: so does the decoder loaded with weights
+ * 'float32' (as stored, Q8_0 and Q4_0 are int8/int4 layers with Q8_0 activations: ggufQuantized.test.ts).
+ */
+const weightsOf = (name: string) => (/q[48]_0$/.test(name) ? 'float32' : undefined);
 
 interface Expected { source: string; type: string; prompt: number[]; logits: number[][] }
 const expected = (name: string): Expected => JSON.parse(readFileSync(new URL(`${name}.json`, FIXTURES), 'utf8'));
@@ -36,7 +42,7 @@ describe('GGUF decoders against transformers (reference engine)', () => {
   it.each(NAMES)('%s: teacher-forced logits, from a path and from { files }', async (name) => {
     const e = expected(name);
     for (const source of [path(name), { files: { [`${name}.gguf`]: bytes(name) } }]) {
-      const decoder = await loadDecoder(source, { engine: reference, maxTokens: 64 });
+      const decoder = await loadDecoder(source, { engine: reference, weights: weightsOf(name), maxTokens: 64 });
       try {
         const logits = decoder.forward(e.prompt, { sequences: [decoder.sequence()], queryLens: [e.prompt.length], logits: 'all' });
         expectLogits(logits, e.logits, name);
@@ -52,7 +58,7 @@ describe('GGUF over HTTP', () => {
     const served = await serveFolder(new URL('.', FIXTURES).pathname, { range });
     try {
       const e = expected('llama3-q8_0');
-      const decoder = await loadDecoder(new URL(`${served.url}/llama3-q8_0.gguf`), { engine: reference, maxTokens: 64 });
+      const decoder = await loadDecoder(new URL(`${served.url}/llama3-q8_0.gguf`), { engine: reference, weights: 'float32', maxTokens: 64 });
       try {
         expectLogits(decoder.forward(e.prompt, { sequences: [decoder.sequence()], queryLens: [e.prompt.length], logits: 'all' }), e.logits, 'llama3-q8_0 over HTTP');
       } finally {
@@ -166,6 +172,15 @@ describe('what the reader presents', () => {
         (type === 'Q8_0' ? dequantizeQ8_0 : dequantizeQ4_0)(blocks.data, fromBlocks, 0);
         expect(Array.from(fromBlocks)).toEqual(Array.from(await ckpt.read(name)));
         await expect(ckpt.readBlocks!('model.norm.weight')).rejects.toThrow(TypeError);
+        // readGroups: the same values as q and scales (into given arrays, or fresh ones)
+        const groups = await ckpt.readGroups!(name);
+        expect(groups.dtype).toBe(type === 'Q8_0' ? 'int8' : 'int4');
+        expect(Array.from(groups.q, (q, i) => Math.fround(q * groups.scales[Math.floor(i / 32)]))).toEqual(Array.from(fromBlocks));
+        const into = { q: new Int8Array(32 * 32), scales: new Float32Array(32) };
+        expect((await ckpt.readGroups!(name, into)).q).toBe(into.q);
+        expect(Array.from(into.q)).toEqual(Array.from(groups.q));
+        await expect(ckpt.readGroups!(name, { q: new Int8Array(8), scales: new Float32Array(32) })).rejects.toThrow(/into holds 8 values and 32 scales, but tensor .* has 1024 and 32/);
+        await expect(ckpt.readGroups!('model.norm.weight')).rejects.toThrow(/readGroups: tensor "model\.norm\.weight" is F32, not Q8_0 or Q4_0 blocks/);
         expect(ckpt.tensors.get('model.layers.0.mlp.down_proj.weight')?.dtype).toBe('F16'); // rows of 16: no whole block
       } finally {
         await ckpt.close();

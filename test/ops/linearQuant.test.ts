@@ -1,5 +1,5 @@
 // createLinear with int8 and int4 storage on both engines, against a float64 evaluation of API.md's
-// definition written here: per-group scales (int8 max|w| / 127; int4 m / -8 with m the first element
+// definition (./quantDefinition.ts): per-group scales (int8 max|w| / 127; int4 m / -8 with m the first element
 // of largest magnitude), round half to even, the input rows quantized per group to int8 (Q8_0), and
 // y = b + Σ_g s_w · s_x · (exact integer sum). T = 1..65, groupSize 32/64/128, in/out at SIMD tails
 // (out not a multiple of the wasm layout's 4 interleaved rows), zero groups, outliers, ties, NaN and
@@ -17,104 +17,29 @@ import type { WasmContext } from '../../src/wasm/context.js';
 import { createWasmLinear } from '../../src/wasm/linear.js';
 import { defaultWasmUrl } from '../../src/wasm/loader.js';
 import { engines, expectClose, random } from '../support.js';
+import { expectIdentical, float32StepsOf, productOf, type Quant, quantizeRows } from './quantDefinition.js';
 import { distCurrent, splitContext } from './split.js';
 
 const all = await engines();
 // worker threads load dist/ (its kernel list must match the sources' to run these kernels)
 const sameKernels = distCurrent;
 const ROWS = [1, 2, 3, 4, 5, 15, 16, 17, 63, 64, 65];
-type Quant = 'int8' | 'int4';
 const QUANTS: Quant[] = ['int8', 'int4'];
 
-/** Rounds to the nearest integer, ties to even. */
-function roundEven(q: number): number {
-  const f = Math.floor(q), d = q - f;
-  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
-}
+const bitsOf = (dtype: Quant) => (dtype === 'int8' ? 8 : 4);
 
-/** One group of values quantized as API.md defines: its float32 scale and integers. */
-function quantizeGroup(v: ArrayLike<number>, bits: 8 | 4): { s: number; q: number[] } {
-  const g = Array.from(v);
-  let s: number;
-  if (g.some(Number.isNaN)) s = NaN;
-  else if (bits === 8) s = Math.fround(Math.max(...g.map(Math.abs)) / 127);
-  else {
-    let m = 0;
-    for (const w of g) if (Math.abs(w) > Math.abs(m)) m = w; // the first of largest magnitude
-    s = Math.fround(m / -8);
-  }
-  const [lo, hi] = bits === 8 ? [-127, 127] : [-8, 7];
-  const q = g.map((w) => (s === 0 || !Number.isFinite(s) ? 0 : Math.min(hi, Math.max(lo, roundEven(Math.fround(w / s)))) | 0)); // | 0: no -0
-  return { s, q };
-}
+/** The float64 definition for float weights w quantized by the layer. */
+const expected = (x: Tensor, w: Tensor, b: Tensor | undefined, dtype: Quant, g: number): Tensor =>
+  productOf(x, quantizeRows(w.data, w.shape[0], w.shape[1], g, bitsOf(dtype)), w.shape[0], b, g);
 
-/** Rows [rows, k] quantized in groups of g. */
-function quantizeRows(data: ArrayLike<number>, rows: number, k: number, g: number, bits: 8 | 4): { s: number[]; q: number[] } {
-  const s: number[] = [], q: number[] = [];
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < k; j += g) {
-      const group = quantizeGroup(Array.prototype.slice.call(data, r * k + j, r * k + j + g), bits);
-      s.push(group.s);
-      q.push(...group.q);
-    }
-  }
-  return { s, q };
-}
-
-/** y = b + Σ_g s_w · s_x · Σ q_w · q_x in float64 (the integer sums exact). */
-function expected(x: Tensor, w: Tensor, b: Tensor | undefined, dtype: Quant, g: number): Tensor {
-  const [T, K] = x.shape, N = w.shape[0], G = K / g;
-  const W = quantizeRows(w.data, N, K, g, dtype === 'int8' ? 8 : 4), X = quantizeRows(x.data, T, K, g, 8);
-  const y = new Float32Array(T * N);
-  for (let t = 0; t < T; t++) {
-    for (let o = 0; o < N; o++) {
-      let sum = b ? b.data[o] : 0;
-      for (let j = 0; j < G; j++) {
-        let dot = 0;
-        for (let i = j * g; i < (j + 1) * g; i++) dot += W.q[o * K + i] * X.q[t * K + i];
-        sum += W.s[o * G + j] * X.s[t * G + j] * dot;
-      }
-      y[t * N + o] = sum;
-    }
-  }
-  return tensor(y, [T, N]);
-}
-
-/**
- * What the wasm kernels compute, in float32 step by step: acc = b (or 0), then per group ascending
- * acc += (s_w · s_x) · float(isum). Both builds must give exactly these bits.
- */
-function float32Steps(x: Tensor, w: Tensor, b: Tensor | undefined, dtype: Quant, g: number): Float32Array {
-  const [T, K] = x.shape, N = w.shape[0], G = K / g, f = Math.fround;
-  const W = quantizeRows(w.data, N, K, g, dtype === 'int8' ? 8 : 4), X = quantizeRows(x.data, T, K, g, 8);
-  const y = new Float32Array(T * N);
-  for (let t = 0; t < T; t++) {
-    for (let o = 0; o < N; o++) {
-      let acc = b ? b.data[o] : 0;
-      for (let j = 0; j < G; j++) {
-        let dot = 0;
-        for (let i = j * g; i < (j + 1) * g; i++) dot += W.q[o * K + i] * X.q[t * K + i];
-        acc = f(acc + f(f(W.s[o * G + j] * X.s[t * G + j]) * dot));
-      }
-      y[t * N + o] = acc;
-    }
-  }
-  return y;
-}
+/** The wasm kernels' float32 steps for float weights w quantized by the layer. */
+const float32Steps = (x: Tensor, w: Tensor, b: Tensor | undefined, dtype: Quant, g: number): Float32Array =>
+  float32StepsOf(x, quantizeRows(w.data, w.shape[0], w.shape[1], g, bitsOf(dtype)), w.shape[0], b, g);
 
 /** The dequantized stored weight float32(q · s), as lookup gives it. */
 function dequantized(w: Tensor, dtype: Quant, g: number): Float32Array {
-  const [N, K] = w.shape, W = quantizeRows(w.data, N, K, g, dtype === 'int8' ? 8 : 4);
+  const [N, K] = w.shape, W = quantizeRows(w.data, N, K, g, bitsOf(dtype));
   return Float32Array.from(W.q, (q, i) => q * W.s[Math.floor(i / g)]);
-}
-
-/** Every element the same bits, NaN equal to NaN. */
-function expectIdentical(a: Tensor | Float32Array, b: Tensor | Float32Array, label: string): void {
-  const x = 'data' in a ? a.data : a, y = 'data' in b ? b.data : b;
-  expect(x.length, label).toBe(y.length);
-  let diff = -1;
-  for (let i = 0; i < x.length && diff < 0; i++) if (!Object.is(x[i], y[i]) && !(Number.isNaN(x[i]) && Number.isNaN(y[i]))) diff = i;
-  expect(diff, `${label}: first difference at ${diff}: ${x[diff]} vs ${y[diff]}`).toBe(-1);
 }
 
 const copy = (t: Tensor): Tensor => tensor(Float32Array.from(t.data), t.shape);
