@@ -537,7 +537,7 @@ describe('wasm engine lifecycle', () => {
   });
 
   it('shares its enum codes with the kernels (must match on both sides)', async () => {
-    const plan = await import('../src/core/attentionPlan.js');
+    const plan = await import('../src/core/scaledDotProductAttentionPlan.js');
     const { loadKernels } = await import('../src/wasm/loader.js');
     const kernels = await loadKernels();
     for (const name of ['CAUSAL_NONE', 'CAUSAL_TOP_LEFT', 'CAUSAL_BOTTOM_RIGHT', 'MASK_NONE', 'MASK_BOOLEAN', 'MASK_ADDITIVE'] as const) {

@@ -37,7 +37,7 @@ describe.each(engines)('rotaryEmbedding on %s', (_, engine) => {
   });
 
   it('one call after another with the same positions, then another base, dim, positions or tables: each its own angles', () => {
-    // the wasm engine keeps the last angles it computed (src/wasm/rotary.ts): none may serve a call they do not fit
+    // the wasm engine keeps the last angles it computed (src/wasm/rotaryEmbedding.ts): none may serve a call they do not fit
     const D = 8, x = random([4, 2, D], 11);
     const calls: { positions: number[]; base?: number; dim?: number; tables?: boolean }[] = [
       { positions: [3, 9, 9, 40] }, { positions: [3, 9, 9, 40] }, { positions: [3, 9, 9, 40], base: 500 }, { positions: [3, 9, 9, 40], dim: 4 },

@@ -7,7 +7,7 @@
 // where validLen = validLens[b] (or lk). Must agree with keyAllowed() in
 // src/reference/scaledDotProductAttention.ts.
 
-// must match src/core/attentionPlan.ts (exported by assembly/index.ts; createEngine compares them)
+// must match src/core/scaledDotProductAttentionPlan.ts (exported by assembly/index.ts; createEngine compares them)
 export const CAUSAL_NONE: i32 = 0;
 export const CAUSAL_TOP_LEFT: i32 = 1;
 export const CAUSAL_BOTTOM_RIGHT: i32 = 2;

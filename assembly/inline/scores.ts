@@ -2,7 +2,7 @@
 // softcapping and the user's mask.
 import { tanh1, tanh4 } from './exp';
 
-// must match src/core/attentionPlan.ts (exported by assembly/index.ts; createEngine compares them)
+// must match src/core/scaledDotProductAttentionPlan.ts (exported by assembly/index.ts; createEngine compares them)
 export const MASK_NONE: i32 = 0;
 export const MASK_BOOLEAN: i32 = 1;
 export const MASK_ADDITIVE: i32 = 2;

@@ -1,4 +1,4 @@
-// Rotary position embeddings over rows of d features (src/core/rotary.ts has the formula):
+// Rotary position embeddings over rows of d features (src/core/rotaryEmbeddingPlan.ts has the formula):
 //   (a, b) -> (a·cos − b·sin, b·cos + a·sin) for each of the rot/2 pairs; features past rot are copied.
 //
 //   halves (Llama, NeoX):  a = x[0 .. rot/2),  b = x[rot/2 .. rot)   four pairs per v128 step

@@ -1,5 +1,5 @@
 // Validation and shape resolution for the ops other than scaledDotProductAttention (see
-// attentionPlan.ts), shared by both engines so that they reject the same inputs the same way.
+// scaledDotProductAttentionPlan.ts), shared by both engines so that they reject the same inputs the same way.
 import { broadcastOffset, broadcastShapes, broadcastStrides } from './broadcast.js';
 import { checkShape, formatShape, sizeOf } from './tensor.js';
 import type { AdditiveOptions, AdditiveParams, KernelRegressionOptions, MatmulOptions } from './types.js';

@@ -9,8 +9,8 @@
 //   output    = Σ_j weights_j · v_j                          (a row with no allowed key: zeros)
 //
 // Query head h reads kv head floor(h / (Hq / Hkv)).
-import { appendBatch, type BatchPlan, outputSize, planBatchAttention } from '../core/batchPlan.js';
-import { rotaryAngles } from '../core/rotary.js';
+import { appendBatch, type BatchPlan, outputSize, planBatchAttention } from '../core/batchAttentionPlan.js';
+import { rotaryAngles } from '../core/rotaryEmbeddingPlan.js';
 import type { BatchAttentionOptions } from '../core/servingTypes.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';

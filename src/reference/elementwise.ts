@@ -8,7 +8,7 @@
 // gelu_tanh(-Infinity) are NaN (-Infinity · 0), silu(+Infinity) = gelu_tanh(+Infinity) = +Infinity,
 // softcap(±Infinity) = ±cap; NaN gives NaN.
 
-import { planAdd, planGatedActivation, planSoftcap } from '../core/decoderOpsPlan.js';
+import { planAdd, planGatedActivation, planSoftcap } from '../core/elementwisePlan.js';
 import type { GatedActivation, GatedActivationOptions } from '../core/modelTypes.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { OutOptions } from '../core/types.js';

@@ -9,7 +9,7 @@
 // The wasm engine runs the same steps inside wasm memory (src/wasm/groupedQueryAttention.ts).
 
 import { disposeSymbol } from '../core/dispose.js';
-import { copyGroupedQuery, type GroupedQueryPlan, planGroupedQuery, planGroupedQueryForward } from '../core/groupedQueryPlan.js';
+import { copyGroupedQuery, type GroupedQueryPlan, planGroupedQuery, planGroupedQueryForward } from '../core/groupedQueryAttentionPlan.js';
 import type { RmsNormOptions } from '../core/modelTypes.js';
 import type { BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams } from '../core/servingTypes.js';
 import { fromData, type Tensor } from '../core/tensor.js';

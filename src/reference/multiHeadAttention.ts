@@ -8,10 +8,10 @@
 //   output = concat_h(o_h) Woᵀ + bo                                        [B, Lq, E]
 //
 // The wasm engine runs the same steps inside wasm memory (src/wasm/multiHeadAttention.ts); both
-// validate through src/core/multiHeadPlan.ts.
+// validate through src/core/multiHeadAttentionPlan.ts.
 
 import { disposeSymbol } from '../core/dispose.js';
-import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, type MultiHeadOp, type MultiHeadPlan, planLayerForward, planLayerParams, planMultiHead, type ReadParams } from '../core/multiHeadPlan.js';
+import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, type MultiHeadOp, type MultiHeadPlan, planLayerForward, planLayerParams, planMultiHead, type ReadParams } from '../core/multiHeadAttentionPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult, Implementation, KVCache, MatmulOptions, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import { deliver } from '../core/validate.js';

@@ -4,8 +4,8 @@
 // in float64. A row holding NaN is all NaN; in a row holding ±Infinity those entries are NaN and the
 // others 0 (x · 1/∞); an all-zero row with eps = 0 is NaN (0 · 1/0); all as in PyTorch.
 
-import { planRmsNorm } from '../core/decoderOpsPlan.js';
 import type { RmsNormOptions } from '../core/modelTypes.js';
+import { planRmsNorm } from '../core/rmsNormPlan.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 

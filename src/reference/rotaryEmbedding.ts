@@ -1,6 +1,6 @@
-// Rotary position embeddings, the readable definition (see src/core/rotary.ts for the formula):
+// Rotary position embeddings, the readable definition (see src/core/rotaryEmbeddingPlan.ts for the formula):
 // each pair (a, b) of a row at position p becomes (a·cos θ − b·sin θ, b·cos θ + a·sin θ).
-import { pairOf, planRotaryEmbedding, type RotaryPlan, rotaryAngles } from '../core/rotary.js';
+import { pairOf, planRotaryEmbedding, type RotaryPlan, rotaryAngles } from '../core/rotaryEmbeddingPlan.js';
 import type { RotaryEmbeddingOptions } from '../core/servingTypes.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';

@@ -7,7 +7,7 @@
 //   output[b, h, i]    = sum_j weights[b, h, i, j] · v[b, g(h), j]
 //
 // k and v are the past keys/values followed by the new ones (a KV cache), so j runs over Lpast + Lk.
-import { type AttentionPlan, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_BOOLEAN, planAttention } from '../core/attentionPlan.js';
+import { type AttentionPlan, CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_BOOLEAN, planAttention } from '../core/scaledDotProductAttentionPlan.js';
 import { fromData, sizeOf, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
 import { deliver } from '../core/validate.js';

@@ -28,7 +28,7 @@ export interface AttentionCall {
   out: number; weights: number; q: number; k: number; v: number; mask: number;
   B: number; Hq: number; Hkv: number; Lq: number; Lk: number; E: number; Ev: number;
   scale: number; softcap: number; maskKind: number; maskStrides: number[];
-  /** A CAUSAL_ code (src/core/attentionPlan.ts). */
+  /** A CAUSAL_ code (src/core/scaledDotProductAttentionPlan.ts). */
   causalKind: number; Lpast: number; windowLeft: number; windowRight: number;
   /** Each batch row's keys in view (int32 [B]), or null for Lk. */
   validLens: Int32Array | null;

@@ -7,8 +7,8 @@
 // is taken, or room made for it, before the pool changes, so a call refused by the memory limit
 // leaves every sequence as it was.
 
-import { CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_NONE } from '../core/attentionPlan.js';
-import { appendBatch, type BatchPlan, outputSize, planBatchAttention } from '../core/batchPlan.js';
+import { appendBatch, type BatchPlan, outputSize, planBatchAttention } from '../core/batchAttentionPlan.js';
+import { CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_NONE } from '../core/scaledDotProductAttentionPlan.js';
 import type { BatchAttentionOptions } from '../core/servingTypes.js';
 import { formatCall, type Tensor } from '../core/tensor.js';
 import { KV_FORMAT_CODE } from './abi.js';
@@ -17,7 +17,7 @@ import { planAttentionRun, runAttention } from './attentionRun.js';
 import type { WasmContext } from './context.js';
 import { appendBytes, type PoolStorage, poolStorage } from './kvPool.js';
 import { launchPaged, PAGED_ROW_WORDS, pagedRowInfo, pagedScratchBytes, writePagedRow } from './pagedAttention.js';
-import { rotaryTables, rotaryWithTables } from './rotary.js';
+import { rotaryTables, rotaryWithTables } from './rotaryEmbedding.js';
 
 /** Token-major rows of H heads turned at their tokens' positions, in a copy (or as they are, without rotary). */
 function turnedRows(ctx: WasmContext, p: BatchPlan, tables: { pc: number; ps: number } | null, x: number, H: number): number {

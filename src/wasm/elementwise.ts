@@ -1,7 +1,7 @@
 // Thin wrapper over assembly/kernels/activation.ts: the residual add, the gated MLP's activation and
 // the logit softcap, threads taking shares of the elements (of the rows for gatedActivation).
 
-import { planAdd, planGatedActivation, planSoftcap } from '../core/decoderOpsPlan.js';
+import { planAdd, planGatedActivation, planSoftcap } from '../core/elementwisePlan.js';
 import type { GatedActivationOptions } from '../core/modelTypes.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { OutOptions } from '../core/types.js';

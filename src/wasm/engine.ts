@@ -1,7 +1,8 @@
 // createEngine(): instantiates the kernels and binds every op's wrapper to them.
-import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/attentionPlan.js';
+
 import { disposeSymbol } from '../core/dispose.js';
 import { positionalEncoding } from '../core/positionalEncoding.js';
+import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, CAUSAL_TOP_LEFT, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE } from '../core/scaledDotProductAttentionPlan.js';
 import { checkShape, formatCall, sizeOf } from '../core/tensor.js';
 import type { Engine, EngineInfo, EngineTensor, Implementation } from '../core/types.js';
 import { describeValue } from '../core/validate.js';
@@ -22,7 +23,7 @@ import { Arena, MAX_MEMORY_BYTES } from './memory.js';
 import { createLayer, multiHeadAttention } from './multiHeadAttention.js';
 import { CONTROL_BYTES, MAX_THREADS, type Parallel, pool, serial, whenReady } from './parallel.js';
 import { rmsNorm } from './rmsNorm.js';
-import { rotaryEmbedding } from './rotary.js';
+import { rotaryEmbedding } from './rotaryEmbedding.js';
 import { scaledDotProductAttention } from './scaledDotProductAttention.js';
 import { maskedSoftmax, softmax } from './softmax.js';
 

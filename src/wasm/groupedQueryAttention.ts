@@ -6,7 +6,7 @@
 // the output projection.
 
 import { disposeSymbol } from '../core/dispose.js';
-import { copyGroupedQuery, GQA_FORWARD, type GroupedQueryPlan, planGroupedQuery, planGroupedQueryForward } from '../core/groupedQueryPlan.js';
+import { copyGroupedQuery, GQA_FORWARD, type GroupedQueryPlan, planGroupedQuery, planGroupedQueryForward } from '../core/groupedQueryAttentionPlan.js';
 import type { GroupedQueryAttentionLayer, GroupedQueryParams } from '../core/servingTypes.js';
 import { formatCall } from '../core/tensor.js';
 import type { Checked } from '../core/validate.js';

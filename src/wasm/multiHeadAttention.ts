@@ -3,9 +3,10 @@
 // [B, L, E] buffers, which the attention kernels read in place as [B, L, H, D] through their layout
 // strides, and they write the heads' outputs straight into the [B, Lq, E] input of the output projection.
 // A prepared layer (engine.createMultiHeadAttention) holds its weights in engine memory across calls.
-import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/attentionPlan.js';
+
 import { disposeSymbol } from '../core/dispose.js';
-import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, type MultiHeadOp, type MultiHeadPlan, planLayerForward, planLayerParams, planMultiHead } from '../core/multiHeadPlan.js';
+import { averageHeads, copyParams, emptyMultiHead, LAYER_FORWARD, type MultiHeadOp, type MultiHeadPlan, planLayerForward, planLayerParams, planMultiHead } from '../core/multiHeadAttentionPlan.js';
+import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_ADDITIVE, MASK_BOOLEAN, MASK_NONE, parseCausal } from '../core/scaledDotProductAttentionPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { Implementation, MultiHeadAttentionLayer, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from '../core/types.js';
 import type { Checked, Out } from '../core/validate.js';

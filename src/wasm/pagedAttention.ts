@@ -14,7 +14,7 @@
 // up to validLens[b] (or Lk), at the position the query has on the key axis; causal and window then
 // give the same range as keyRange.ts.
 
-import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_NONE } from '../core/attentionPlan.js';
+import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, MASK_NONE } from '../core/scaledDotProductAttentionPlan.js';
 import { KV_FORMATS, LAYOUT_OFFSETS } from './abi.js';
 import type { AttentionCall } from './attentionCall.js';
 import type { WasmContext } from './context.js';

@@ -1,7 +1,7 @@
 // Thin wrapper over assembly/kernels/norm.ts: RMSNorm of rows, threads taking shares of the rows.
 
-import { planRmsNorm } from '../core/decoderOpsPlan.js';
 import type { RmsNormOptions } from '../core/modelTypes.js';
+import { planRmsNorm } from '../core/rmsNormPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
 

@@ -1,6 +1,6 @@
 // scaledDotProductAttention on the wasm engine: the same signature as the reference
 // (src/reference/scaledDotProductAttention.ts); the call is planned and run by ./attentionRun.ts.
-import { planAttention } from '../core/attentionPlan.js';
+import { planAttention } from '../core/scaledDotProductAttentionPlan.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { AttentionOptions, AttentionResult } from '../core/types.js';
 import type { Checked } from '../core/validate.js';

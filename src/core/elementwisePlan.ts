@@ -1,38 +1,12 @@
-// Validation and shapes of the pointwise ops a decoder is built from (rmsNorm, add, gatedActivation,
-// softcap), shared by both engines so that they reject the same inputs with the same messages. Every
-// argument is read and checked (options.out among the first: its shape is the result's) before an
-// engine computes or allocates anything.
-import type { GatedActivation, GatedActivationOptions, RmsNormOptions } from './modelTypes.js';
+// Validation and shapes of the pointwise ops a decoder is built from (add, gatedActivation, softcap),
+// shared by both engines (src/reference/elementwise.ts, src/wasm/elementwise.ts) so that they reject
+// the same inputs with the same messages. Every argument is read and checked (options.out among the
+// first: its shape is the result's) before an engine computes or allocates anything.
+import type { GatedActivation, GatedActivationOptions, } from './modelTypes.js';
 import { formatShape, sizeOf } from './tensor.js';
 import type { OutOptions } from './types.js';
-import {type Checked, 
-  checkBoolean, checkIntact, checkNumber, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out,
+import {type Checked, checkIntact, checkOptions, checkOut, checkTensor, describeValue, type Out,
 } from './validate.js';
-
-export interface RmsNormPlan {
-  x: Checked; weight: Checked;
-  /** Rows of the flattened [rows, d] view (0 when d is 0). */
-  rows: number; d: number;
-  eps: number; unitOffset: boolean;
-  /** Nothing to compute: x has no element. */
-  empty: boolean;
-  out: Out | undefined;
-}
-
-export function planRmsNorm(x: unknown, weight: unknown, options?: unknown): RmsNormPlan {
-  const X = checkTensor('rmsNorm: x', x);
-  if (X.shape.length === 0) throw new RangeError('rmsNorm: x must be at least 1-D [..., D], got shape []');
-  const o = checkOptions<RmsNormOptions>('rmsNorm', options, ['eps', 'unitOffset', 'out']);
-  const out = checkOut('rmsNorm', o.out, X.shape);
-  const W = checkTensor('rmsNorm: weight', weight);
-  const d = X.shape[X.shape.length - 1];
-  expectShape('rmsNorm: weight', W.shape, [d], `D, the last size of x ${formatShape(X.shape)}`);
-  const eps = checkNumber('rmsNorm: options.eps', o.eps, 0) ?? 1e-6;
-  const unitOffset = checkBoolean('rmsNorm: options.unitOffset', o.unitOffset) ?? false;
-  checkIntact('rmsNorm', X, W, out?.checked);
-  const empty = X.data.length === 0;
-  return { x: X, weight: W, rows: empty ? 0 : X.data.length / d, d, eps, unitOffset, empty, out };
-}
 
 export interface AddPlan {
   a: Checked; b: Checked;

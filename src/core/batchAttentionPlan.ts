@@ -2,9 +2,9 @@
 // Plan, then run: everything is checked and every size and block count known before any sequence or
 // block changes, so a refused call leaves the pool as it was.
 
-import { checkScoreOptions, checkWindow } from './attentionPlan.js';
 import { checkSequences, type PagedPool, type PagedSequence } from './kvPool.js';
-import { checkPositions, planRotary, type RotaryPlan } from './rotary.js';
+import { checkPositions, planRotary, type RotaryPlan } from './rotaryEmbeddingPlan.js';
+import { checkScoreOptions, checkWindow } from './scaledDotProductAttentionPlan.js';
 import type { BatchAttentionOptions } from './servingTypes.js';
 import { formatShape, sizeOf } from './tensor.js';
 import {type Checked, 

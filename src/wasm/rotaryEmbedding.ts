@@ -1,6 +1,6 @@
 // Thin wrapper over assembly/kernels/rotary.ts: the angles are computed once per distinct position
-// in float64 (src/core/rotary.ts), handed to the kernel as float32 tables; threads take shares of rows.
-import { planRotaryEmbedding, type RotaryPlan, rotaryAngles } from '../core/rotary.js';
+// in float64 (src/core/rotaryEmbeddingPlan.ts), handed to the kernel as float32 tables; threads take shares of rows.
+import { planRotaryEmbedding, type RotaryPlan, rotaryAngles } from '../core/rotaryEmbeddingPlan.js';
 import type { RotaryEmbeddingOptions } from '../core/servingTypes.js';
 import { formatCall, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
@@ -28,7 +28,7 @@ function sameValues(a: Int32Array, b: ArrayLike<number>): boolean {
   return true;
 }
 
-/** cos θ and sin θ (rotaryAngles, src/core/rotary.ts) rounded to float32. */
+/** cos θ and sin θ (rotaryAngles, src/core/rotaryEmbeddingPlan.ts) rounded to float32. */
 function anglesF32(plan: RotaryPlan, positions: ArrayLike<number>): { cos: Float32Array; sin: Float32Array } {
   if (plan.cos) {
     const { cos, sin } = rotaryAngles(plan, positions);

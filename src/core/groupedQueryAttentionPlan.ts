@@ -2,10 +2,10 @@
 // y = x Wᵀ + b), shared by both engines: the params once when the layer is made, a forward's input
 // and options at each call.
 
-import { checkScoreOptions, checkWindow } from './attentionPlan.js';
-import { type BatchPlan, planBatch } from './batchPlan.js';
+import { type BatchPlan, planBatch } from './batchAttentionPlan.js';
 import type { PagedPool } from './kvPool.js';
-import { planRotary } from './rotary.js';
+import { planRotary } from './rotaryEmbeddingPlan.js';
+import { checkScoreOptions, checkWindow } from './scaledDotProductAttentionPlan.js';
 import type { BatchAttentionOptions, GroupedQueryParams } from './servingTypes.js';
 import { formatShape } from './tensor.js';
 import {type Checked, 

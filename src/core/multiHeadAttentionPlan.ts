@@ -2,9 +2,9 @@
 // parameters, shared by the reference composition (src/reference/multiHeadAttention.ts) and the
 // wasm engine's in-memory path (src/wasm/multiHeadAttention.ts).
 
-import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, parseCausal } from './attentionPlan.js';
 import { broadcastStrides } from './broadcast.js';
 import { checkCacheType, checkRoom } from './kvCache.js';
+import { CAUSAL_BOTTOM_RIGHT, CAUSAL_NONE, parseCausal } from './scaledDotProductAttentionPlan.js';
 import { checkShape, formatShape, fromData, type Tensor } from './tensor.js';
 import type { AttentionOptions, KVCache, MultiHeadOptions, MultiHeadParams, OutputWithWeights } from './types.js';
 import {type Checked, 
