@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type AttentionOptions, createEngine, type Engine, mask, reference, type Tensor } from '../src/index.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, random, rng, wasmEngine } from './support.js';
+import { expectClose, fillPool, random, rng, wasmEngine } from './support.js';
 
 const wasm = await wasmEngine();
 const wasm2 = await createEngine({ threads: 2 });
@@ -139,9 +139,8 @@ describe('a KV pool of blocks longer than a run of the paged kernel', () => {
   it.each([100, 256, 257, 300])('blocks of %i positions, decode and a prompt, against the reference', (blockSize) => {
     const Hkv = 2, Hq = 6, D = 16;
     const pools = [reference, wasm, wasm2].map((e) => e.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 16, blockSize }));
-    const seqs = pools.map((p) => [p.sequence(), p.sequence()]);
-    const past = random([700, Hkv, D], 24), pastV = random([700, Hkv, D], 25);
-    seqs.forEach(([a, b]) => { a.append(past, pastV); b.append(random([7, Hkv, D], 26), random([7, Hkv, D], 27)); });
+    const pasts = [{ keys: random([700, Hkv, D], 24), values: random([700, Hkv, D], 25) }, { keys: random([7, Hkv, D], 26), values: random([7, Hkv, D], 27) }];
+    const seqs = pools.map((p) => fillPool(p, pasts));
     for (const [step, queryLens] of [[0, [1, 1]], [1, [3, 1]], [2, [1, 20]]] as const) {
       const T = queryLens[0] + queryLens[1];
       const q = random([T, Hq, D], 30 + step), k = random([T, Hkv, D], 40 + step), v = random([T, Hkv, D], 50 + step);

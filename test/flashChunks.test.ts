@@ -5,12 +5,11 @@
 // pairs than a segment holds, segments that end inside a kv head and at its end, rows whose range
 // misses some chunks (causal, windows, valid lengths), masks, softcap, sinks, and NaN and infinite
 // values; against the reference on 1 and 2 threads (which split the segments elsewhere: same bits).
-import { afterAll, describe, expect, it } from 'vitest';
-import { type AttentionOptions, createEngine, reference, tensor } from '../src/index.js';
-import { expectClose, fusedAttention, random } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { type AttentionOptions, reference } from '../src/index.js';
+import { expectClose, fusedAttention, poolAttention, random, wasmEngines } from './support.js';
 
-const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
-afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
+const [wasm1, wasm2] = await wasmEngines();
 
 interface Case { B?: number; Hq: number; Hkv: number; Lq: number; Lk: number; E?: number; Ev?: number; options?: AttentionOptions; specials?: boolean }
 
@@ -46,14 +45,9 @@ describe('fused attention over chunks of keys', () => {
   it('a prompt over an int8 pool with a long past, sinks included, goes through chunks too', () => {
     const Hq = 4, Hkv = 2, D = 512, past = 230, n = 20;
     const sinks = random([Hq], 30);
-    const outs = [wasm1, wasm2, reference].map((engine) => {
-      const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 20, blockSize: 16, dtype: 'int8' });
-      const seq = pool.sequence();
-      seq.append(random([past, Hkv, D], 31, 0.2), random([past, Hkv, D], 32));
-      const { output } = engine.batchAttention(random([n, Hq, D], 33, 0.2), random([n, Hkv, D], 34, 0.2), random([n, Hkv, D], 35), { sequences: [seq], queryLens: [n], sinks });
-      pool.dispose();
-      return tensor(output.data.slice(), output.shape);
-    });
+    const outs = [wasm1, wasm2, reference].map((engine) => poolAttention(engine, { kvHeads: Hkv, headDim: D, blocks: 20, blockSize: 16, dtype: 'int8' },
+      [{ keys: random([past, Hkv, D], 31, 0.2), values: random([past, Hkv, D], 32) }],
+      random([n, Hq, D], 33, 0.2), random([n, Hkv, D], 34, 0.2), random([n, Hkv, D], 35), { queryLens: [n], sinks }));
     expectClose(outs[0], outs[2], '1 thread');
     expect(Array.from(outs[1].data)).toEqual(Array.from(outs[0].data));
   });

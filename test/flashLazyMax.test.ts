@@ -4,12 +4,11 @@
 // block is finished by moving the max. Scores built to climb, fall, jump inside a block, and hold NaN
 // and infinities in later blocks, so that both ways and their mix within a pair of rows are taken;
 // against the reference, on 1 and 2 threads with the same bits.
-import { afterAll, describe, expect, it } from 'vitest';
-import { type AttentionOptions, createEngine, reference, type Tensor, tensor } from '../src/index.js';
-import { expectClose, fusedAttention, random } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { type AttentionOptions, reference, type Tensor, tensor } from '../src/index.js';
+import { expectClose, fusedAttention, poolAttention, random, wasmEngines } from './support.js';
 
-const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
-afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
+const [wasm1, wasm2] = await wasmEngines();
 
 const E = 8, Ev = 12, LK = 700; // blocks of 128 keys: five whole ones and a partial one
 
@@ -87,14 +86,9 @@ describe('the fused kernel\'s lazy running max', () => {
   it('a sink logit above every score: blocks take their weights in one pass from the first', () => {
     const Hq = 2, Hkv = 1, past = 600, n = 20;
     const sinks = tensor(Float32Array.of(20, -3), [Hq]);
-    const outs = [wasm1, wasm2, reference].map((engine) => {
-      const pool = engine.createKVPool({ kvHeads: Hkv, headDim: E, blocks: 48, blockSize: 16 });
-      const seq = pool.sequence();
-      seq.append(random([past, Hkv, E], 12), random([past, Hkv, E], 13));
-      const { output } = engine.batchAttention(random([n, Hq, E], 14), random([n, Hkv, E], 15), random([n, Hkv, E], 16), { sequences: [seq], queryLens: [n], sinks });
-      pool.dispose();
-      return tensor(output.data.slice(), output.shape);
-    });
+    const outs = [wasm1, wasm2, reference].map((engine) => poolAttention(engine, { kvHeads: Hkv, headDim: E, blocks: 48, blockSize: 16 },
+      [{ keys: random([past, Hkv, E], 12), values: random([past, Hkv, E], 13) }],
+      random([n, Hq, E], 14), random([n, Hkv, E], 15), random([n, Hkv, E], 16), { queryLens: [n], sinks }));
     expectClose(outs[0], outs[2], '1 thread');
     expect(Array.from(outs[1].data)).toEqual(Array.from(outs[0].data));
   });

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Engine, reference, type Tensor } from '../src/index.js';
 import { withAttentionKernel } from '../src/wasm/attention.js';
 import { Arena } from '../src/wasm/memory.js';
-import { expectClose, random, wasmEngine } from './support.js';
+import { expectClose, fillPool, random, wasmEngine } from './support.js';
 
 const wasm = await wasmEngine();
 afterEach(() => { vi.restoreAllMocks(); });
@@ -114,8 +114,7 @@ describe('batchAttention on engine tensors', () => {
   /** A pool of `blocks` blocks of 4 on `engine`, with two sequences of `past` positions each. */
   const setup = (past: number, blocks = 16, engine: Engine = wasm) => {
     const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: 4 });
-    const seqs = [pool.sequence(), pool.sequence()];
-    if (past > 0) seqs.forEach((s, i) => s.append(random([past, Hkv, D], 30 + i), random([past, Hkv, D], 40 + i)));
+    const seqs = fillPool(pool, [0, 1].map((i) => ({ keys: random([past, Hkv, D], 30 + i), values: random([past, Hkv, D], 40 + i) })));
     return { pool, seqs };
   };
 

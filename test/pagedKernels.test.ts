@@ -4,12 +4,11 @@
 // (or, for 4+ query heads a kv head, each run widened once into float32 rows, 16 at a time).
 // Sizes sit at and around the loops' steps (4 keys, 8 and 16 elements, 2 heads), and the queries hold
 // the rows those loops must hand to a slower path: Infinity, NaN, zero, too small to scale, huge.
-import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine, reference, type Tensor, tensor } from '../src/index.js';
-import { expectClose, random } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { type Engine, reference, type Tensor, tensor } from '../src/index.js';
+import { expectClose, poolAttention, random, randomPasts, wasmEngines } from './support.js';
 
-const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
-afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
+const [wasm1, wasm2] = await wasmEngines();
 
 type Dtype = 'float32' | 'float16' | 'int8';
 interface Case { Hq: number; Hkv: number; D: number; Dv: number; blockSize: number; past: number[]; news?: number[] }
@@ -42,21 +41,14 @@ function withStoredSpecials(t: Tensor, Hkv: number, D: number): Tensor {
 
 function run(engine: Engine, dtype: Dtype, c: Case, specials: boolean, stored: 'keys' | 'values' | null = null): Tensor {
   const news = c.news ?? c.past.map(() => 1);
-  // a pool of 0 blocks is refused, and a case may need none
-  const blocks = Math.max(1, c.past.reduce((n, L, s) => n + Math.ceil((L + news[s]) / c.blockSize), 0));
-  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize, dtype });
-  const seqs = c.past.map((L, s) => {
-    const seq = pool.sequence();
-    const keys = random([L, c.Hkv, c.D], 100 + s), values = random([L, c.Hkv, c.Dv], 200 + s);
+  const pasts = randomPasts(c.past, c.Hkv, c.D, c.Dv);
+  for (const { keys, values } of pasts) {
     if (stored === 'keys') withStoredSpecials(keys, c.Hkv, c.D);
     if (stored === 'values') withStoredSpecials(values, c.Hkv, c.Dv);
-    if (L > 0) seq.append(keys, values);
-    return seq;
-  });
+  }
   const T = news.reduce((a, b) => a + b, 0);
-  const { output } = engine.batchAttention(queries(T, c.Hq, c.D, 1, specials), random([T, c.Hkv, c.D], 2), random([T, c.Hkv, c.Dv], 3), { sequences: seqs, queryLens: news });
-  pool.dispose();
-  return tensor(output.data.slice(), output.shape);
+  return poolAttention(engine, { kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blockSize: c.blockSize, dtype }, pasts,
+    queries(T, c.Hq, c.D, 1, specials), random([T, c.Hkv, c.D], 2), random([T, c.Hkv, c.Dv], 3), { queryLens: news });
 }
 
 const cases: [string, Case][] = [
@@ -112,19 +104,16 @@ describe('int8 scores of the longest rows', () => {
     // key row j is (j + 1) / 10 everywhere: stored as 127s with scale (j + 1) / 1270; the query is all ones
     const D = 4100, L = 6;
     for (const engine of [reference, wasm1]) {
-      const pool = engine.createKVPool({ kvHeads: 1, headDim: D, valueDim: 4, blocks: 3, blockSize: 4, dtype: 'int8' });
-      const seq = pool.sequence();
       const keys = tensor(Float32Array.from({ length: L * D }, (_, i) => (Math.floor(i / D) + 1) / 10), [L, 1, D]);
       const values = tensor(Float32Array.from({ length: L * 4 }, (_, i) => (i % 4 === 0 ? Math.floor(i / 4) : 0)), [L, 1, 4]);
-      seq.append(keys, values);
       const q = tensor(new Float32Array(D).fill(1), [1, 1, D]);
-      const { output } = engine.batchAttention(q, tensor(new Float32Array(D), [1, 1, D]), tensor(new Float32Array(4), [1, 1, 4]), { sequences: [seq], queryLens: [1], scale: 1 / D });
+      const output = poolAttention(engine, { kvHeads: 1, headDim: D, valueDim: 4, blocks: 3, blockSize: 4, dtype: 'int8' }, [{ keys, values }],
+        q, tensor(new Float32Array(D), [1, 1, D]), tensor(new Float32Array(4), [1, 1, 4]), { queryLens: [1], scale: 1 / D });
       // scores (j + 1) / 10 for the stored rows and 0 for the new one; output[0] = sum_j w_j · j
       const scores = [...Array.from({ length: L }, (_, j) => (j + 1) / 10), 0];
       const w = scores.map(Math.exp), sum = w.reduce((a, b) => a + b);
       const want = w.slice(0, L).reduce((a, wj, j) => a + wj * j, 0) / sum;
       expect(Math.abs(output.data[0] - want), `${engine === reference ? 'reference' : 'wasm'}: ${output.data[0]} vs ${want}`).toBeLessThan(1e-5);
-      pool.dispose();
     }
   });
 });

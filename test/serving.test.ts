@@ -1,13 +1,11 @@
 // Serving many sequences: rotary embeddings, the paged KV pool, batchAttention and the grouped-query
 // layer, on the reference engine and on wasm engines of 1 and 2 threads, against float64 formulas
 // written here (not the reference engine's code) and against each other.
-import { afterAll, describe, expect, it } from 'vitest';
-import type { PagedPool, PagedSequence } from '../src/core/kvPool.js';
-import { createEngine, type Engine, type KVPool, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
-import { expectClose, random, rng } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { type Engine, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
+import { blocksFor, expectClose, expectPoolInvariants, fillPool, random, randomPasts, rng, wasmEngines } from './support.js';
 
-const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
-afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
+const [wasm1, wasm2] = await wasmEngines();
 const engines: [string, Engine][] = [['reference', reference], ['wasm, 1 thread', wasm1], ['wasm, 2 threads', wasm2]];
 
 /** Float64 RoPE of one row (the formula in src/reference/rotaryEmbedding.ts), for checking both engines. */
@@ -79,18 +77,6 @@ describe.each(engines)('rotaryEmbedding on %s', (_, engine) => {
   });
 });
 
-/** The pool's internals, for the invariants of src/core/kvPool.ts. */
-function expectInvariants(pool: KVPool, live: KVSequence[]): void {
-  const p = pool as PagedPool;
-  const held = new Map<number, number>();
-  for (const s of live as PagedSequence[]) {
-    expect(s.table.length, 'blocks of a sequence').toBe(Math.ceil(s.length / p.blockSize));
-    for (const b of s.table) held.set(b, (held.get(b) ?? 0) + 1);
-  }
-  for (let b = 0; b < p.blocks; b++) expect(p.refs[b], `refs[${b}]`).toBe(held.get(b) ?? 0);
-  expect(p.freeBlocks).toBe(p.blocks - held.size);
-}
-
 const rows = (n: number, H: number, D: number, seed: number) => random([n, H, D], seed);
 
 describe.each(engines)('the KV pool on %s', (_, engine) => {
@@ -105,22 +91,22 @@ describe.each(engines)('the KV pool on %s', (_, engine) => {
     expectClose(a.read().values, v1);
     const b = a.fork();
     expect(pool.freeBlocks, 'a fork takes no block').toBe(8);
-    expectInvariants(pool, [a, b]);
+    expectPoolInvariants(pool, [a, b]);
     const k2 = rows(1, 2, 3, 3), v2 = rows(1, 2, 5, 4);
     b.append(k2, v2);
     expect(pool.freeBlocks, 'writing into the shared last block copies it').toBe(7);
     expectClose(a.read().keys, k1, 'the original is unchanged');
     expect(b.read().keys.data.slice(0, 36)).toEqual(k1.data);
     expect(b.read().keys.data.slice(36)).toEqual(k2.data);
-    expectInvariants(pool, [a, b]);
+    expectPoolInvariants(pool, [a, b]);
     b.truncate(3);
     expect(b.length).toBe(3);
-    expectInvariants(pool, [a, b]);
+    expectPoolInvariants(pool, [a, b]);
     expect(() => b.truncate(4)).toThrow(RangeError);
     a.free();
     expect(() => a.read()).toThrow(/freed/);
     expect(() => a.free()).toThrow(/freed/);
-    expectInvariants(pool, [b]);
+    expectPoolInvariants(pool, [b]);
     b.free();
     expect(pool.freeBlocks).toBe(10);
     pool.dispose();
@@ -135,7 +121,7 @@ describe.each(engines)('the KV pool on %s', (_, engine) => {
     expect(s.length).toBe(3);
     expect(() => s.append(rows(1, 2, 2, 3), rows(1, 2, 2, 4))).toThrow(RangeError);
     expectClose(s.read().keys, rows(3, 1, 2, 1));
-    expectInvariants(pool, [s]);
+    expectPoolInvariants(pool, [s]);
     expect(() => engine.createKVPool({ kvHeads: 1, headDim: 2, blocks: 2, dtype: 'bfloat16' as never })).toThrow(/must be 'float32', 'float16' or 'int8'/);
     expect(() => engine.createKVPool({ kvHeads: 1e200, headDim: 1e200, blocks: 0 })).toThrow(RangeError);
     pool.dispose();
@@ -200,14 +186,9 @@ function naiveBatch(c: BatchCase, q: Tensor, k: Tensor, v: Tensor, pasts: { keys
 
 /** Runs case `c` on `engine`: a pool with the past lengths filled in, then one batch call. */
 function runBatch(engine: Engine, c: BatchCase, seed: number) {
-  // a pool of 0 blocks is refused, and a case may need none
-  const blocks = Math.max(1, c.past.reduce((n, L, s) => n + Math.ceil((L + c.news[s]) / c.blockSize), 0));
-  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize, dtype: c.dtype });
-  const seqs = c.past.map((L, s) => {
-    const seq = pool.sequence();
-    if (L > 0) seq.append(rows(L, c.Hkv, c.D, seed + 100 + s), rows(L, c.Hkv, c.Dv, seed + 200 + s));
-    return seq;
-  });
+  const stored = randomPasts(c.past, c.Hkv, c.D, c.Dv, seed + 100);
+  const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks: blocksFor(stored, c.news, c.blockSize), blockSize: c.blockSize, dtype: c.dtype });
+  const seqs = fillPool(pool, stored);
   const pasts = seqs.map((s) => s.read());
   const T = c.news.reduce((a, b) => a + b, 0);
   const q = rows(T, c.Hq, c.D, seed + 1), k = rows(T, c.Hkv, c.D, seed + 2), v = rows(T, c.Hkv, c.Dv, seed + 3);
@@ -278,7 +259,7 @@ describe.each(engines)('batchAttention on %s', (_, engine) => {
       expect(call).toThrow(error as RegExp);
       expect(s.length).toBe(3);
       expect(t.length).toBe(0);
-      expectInvariants(pool, [s, t]);
+      expectPoolInvariants(pool, [s, t]);
     }
     expectClose(s.read().keys, rows(3, 1, 4, 1));
     pool.dispose(); other.dispose();
@@ -341,7 +322,7 @@ describe('batchAttention: the wasm engine equals the reference on random batches
       if (step === 100) before = wasm1.info.memoryBytes;
     }
     expect(wasm1.info.memoryBytes).toBe(before);
-    expectInvariants(pool, live);
+    expectPoolInvariants(pool, live);
     pool.dispose();
   });
 });

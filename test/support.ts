@@ -1,7 +1,10 @@
 // Shared test support: tolerances (declared once), the comparison, seeded random data, the engines.
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
+import type { PagedPool, PagedSequence } from '../src/core/kvPool.js';
 import { formatShape } from '../src/core/tensor.js';
-import { type AttentionOptions, createEngine, type Engine, reference, type Tensor, tensor } from '../src/index.js';
+import {
+  type AttentionOptions, type BatchAttentionOptions, createEngine, type Engine, type KVPool, type KVPoolOptions, type KVSequence, reference, type Tensor, tensor,
+} from '../src/index.js';
 import { seededRandom } from '../src/models/sample.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 
@@ -19,6 +22,13 @@ export async function engines(): Promise<Engine[]> {
   return [reference, await wasm];
 }
 export const wasmEngine = async (): Promise<Engine> => (await engines())[1];
+
+/** Wasm engines on 1 and 2 threads, a test file's own, disposed after its tests. */
+export async function wasmEngines(): Promise<[Engine, Engine]> {
+  const one = await createEngine(), two = await createEngine({ threads: 2 });
+  afterAll(() => { one.dispose(); two.dispose(); });
+  return [one, two];
+}
 
 /**
  * Asserts same shape, then every element within tolerance; NaN equals NaN, infinities must match.
@@ -66,4 +76,70 @@ export function fusedAttention(engine: Engine, q: Tensor, k: Tensor, v: Tensor, 
     expect(lastAttentionKernel()).toBe('fused');
     return tensor(output.data.slice(), output.shape);
   });
+}
+
+// KV pools: one set-up for every test that runs batchAttention over a pool.
+
+/** What a sequence holds before a call: keys [L, kvHeads, headDim] and values [L, kvHeads, valueDim]. */
+export interface Past { keys: Tensor; values: Tensor }
+
+/** Random pasts of `lengths` positions: sequence s's keys from seed `seed + s`, its values from `seed + 100 + s`. */
+export function randomPasts(lengths: readonly number[], kvHeads: number, headDim: number, valueDim: number, seed = 100): Past[] {
+  return lengths.map((L, s) => ({ keys: random([L, kvHeads, headDim], seed + s), values: random([L, kvHeads, valueDim], seed + 100 + s) }));
+}
+
+/**
+ * New sequences of `pool`, one per past, holding it: appended at once, or in turns of `turns`
+ * positions (each sequence in order, then again), so that the sequences' block tables interleave.
+ */
+export function fillPool(pool: KVPool, pasts: readonly Past[], turns?: number): KVSequence[] {
+  const seqs = pasts.map(() => pool.sequence());
+  const longest = Math.max(0, ...pasts.map((p) => p.keys.shape[0]));
+  const step = turns ?? Math.max(1, longest);
+  const rowsOf = (t: Tensor, at: number, n: number) => {
+    const [, H, D] = t.shape;
+    return tensor(t.data.slice(at * H * D, (at + n) * H * D), [n, H, D]);
+  };
+  for (let at = 0; at < longest; at += step) {
+    seqs.forEach((seq, s) => {
+      const n = Math.min(step, pasts[s].keys.shape[0] - at);
+      if (n > 0) seq.append(rowsOf(pasts[s].keys, at, n), rowsOf(pasts[s].values, at, n));
+    });
+  }
+  return seqs;
+}
+
+/** The blocks `pasts` and then `queryLens` new positions take in pools of `blockSize` (at least 1: a pool of 0 blocks is refused). */
+export function blocksFor(pasts: readonly Past[], queryLens: ArrayLike<number>, blockSize: number): number {
+  return Math.max(1, pasts.reduce((n, p, s) => n + Math.ceil((p.keys.shape[0] + queryLens[s]) / blockSize), 0));
+}
+
+/**
+ * One batchAttention call on `engine` over a fresh KV pool (`blocks` by default what the call takes)
+ * whose sequences hold `pasts` (fillPool); the pool is disposed afterwards and the output returned as a copy.
+ */
+export function poolAttention(
+  engine: Engine, pool: Omit<KVPoolOptions, 'blocks'> & { blocks?: number }, pasts: readonly Past[],
+  q: Tensor, k: Tensor, v: Tensor, options: Omit<BatchAttentionOptions, 'sequences'>,
+): Tensor {
+  const blocks = pool.blocks ?? blocksFor(pasts, options.queryLens, pool.blockSize ?? 16);
+  const kv = engine.createKVPool({ ...pool, blocks });
+  try {
+    const { output } = engine.batchAttention(q, k, v, { ...options, sequences: fillPool(kv, pasts) });
+    return tensor(output.data.slice(), output.shape);
+  } finally {
+    kv.dispose();
+  }
+}
+
+/** The invariants of src/core/kvPool.ts over the pool's internals, with `live` its live sequences. */
+export function expectPoolInvariants(pool: KVPool, live: readonly KVSequence[]): void {
+  const p = pool as PagedPool;
+  const held = new Map<number, number>();
+  for (const s of live as PagedSequence[]) {
+    expect(s.table.length, 'blocks of a sequence').toBe(Math.ceil(s.length / p.blockSize));
+    for (const b of s.table) held.set(b, (held.get(b) ?? 0) + 1);
+  }
+  for (let b = 0; b < p.blocks; b++) expect(p.refs[b], `refs[${b}]`).toBe(held.get(b) ?? 0);
+  expect(p.freeBlocks).toBe(p.blocks - held.size);
 }
