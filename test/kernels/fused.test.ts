@@ -2,9 +2,9 @@
 // 16-key panel and 64-key block, odd query counts (rows go in pairs), and causal/window ranges that
 // start and end at every alignment, so that skipped and partial blocks are all exercised.
 import { describe, expect, it } from 'vitest';
-import { type AttentionOptions, mask, reference, type Tensor, tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, fusedAttention, random, wasmEngine } from './support.js';
+import { type AttentionOptions, mask, reference, type Tensor, tensor } from '../../src/index.js';
+import { lastAttentionKernel, withAttentionKernel } from '../../src/wasm/attention.js';
+import { expectClose, fusedAttention, random, wasmEngine } from '../support.js';
 
 const wasm = await wasmEngine();
 

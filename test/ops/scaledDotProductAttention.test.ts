@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { type AttentionOptions, type Engine, mask, reference, type Tensor, tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { engines, expectClose, random, rows, TAIL_SIZES } from './support.js';
+import { type AttentionOptions, type Engine, mask, reference, type Tensor, tensor } from '../../src/index.js';
+import { lastAttentionKernel, withAttentionKernel } from '../../src/wasm/attention.js';
+import { engines, expectClose, random, rows, TAIL_SIZES } from '../support.js';
 
 const all = await engines();
 const wasm = all[1];

@@ -5,9 +5,9 @@
 // the calls it must leave to the other kernels.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type AttentionOptions, createEngine, type Engine, mask, reference, type Tensor } from '../src/index.js';
-import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, fillPool, random, rng, wasmEngine } from './support.js';
+import { type AttentionOptions, createEngine, type Engine, mask, reference, type Tensor } from '../../src/index.js';
+import { lastAttentionKernel, withAttentionKernel } from '../../src/wasm/attention.js';
+import { expectClose, fillPool, random, rng, wasmEngine } from '../support.js';
 
 const wasm = await wasmEngine();
 const wasm2 = await createEngine({ threads: 2 });

@@ -8,9 +8,9 @@
 // windows, softcap, grouped heads, head sizes off the SIMD steps, and stored values that are NaN or
 // infinite where the window hides them.
 import { describe, expect, it } from 'vitest';
-import { type Engine, reference, type Tensor, tensor } from '../src/index.js';
-import { type AttentionKernel, lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
-import { expectClose, fillPool, poolAttention, random, randomPasts, wasmEngines } from './support.js';
+import { type Engine, reference, type Tensor, tensor } from '../../src/index.js';
+import { type AttentionKernel, lastAttentionKernel, withAttentionKernel } from '../../src/wasm/attention.js';
+import { expectClose, fillPool, poolAttention, random, randomPasts, wasmEngines } from '../support.js';
 
 const [wasm1, wasm2] = await wasmEngines();
 

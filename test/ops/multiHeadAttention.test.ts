@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Engine, type MultiHeadOptions, type MultiHeadParams, mask, tensor } from '../src/index.js';
-import { engines, expectClose, random, rows } from './support.js';
+import { type Engine, type MultiHeadOptions, type MultiHeadParams, mask, tensor } from '../../src/index.js';
+import { engines, expectClose, random, rows } from '../support.js';
 
 const all = await engines();
 const [reference, wasm] = all;
