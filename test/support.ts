@@ -78,6 +78,19 @@ export function fusedAttention(engine: Engine, q: Tensor, k: Tensor, v: Tensor, 
   });
 }
 
+/** Float64 RoPE of one row (the formula in src/reference/rotaryEmbedding.ts), for checking both engines. */
+export function ropeRow(x: ArrayLike<number>, p: number, dim: number, base: number, interleaved: boolean, tables?: { cos: Tensor; sin: Tensor }): number[] {
+  const out = Array.from(x);
+  for (let i = 0; i < dim / 2; i++) {
+    const [ia, ib] = interleaved ? [2 * i, 2 * i + 1] : [i, i + dim / 2];
+    const theta = p * base ** (-2 * i / dim);
+    const c = tables ? tables.cos.data[p * (dim / 2) + i] : Math.cos(theta), s = tables ? tables.sin.data[p * (dim / 2) + i] : Math.sin(theta);
+    out[ia] = x[ia] * c - x[ib] * s;
+    out[ib] = x[ib] * c + x[ia] * s;
+  }
+  return out;
+}
+
 // KV pools: one set-up for every test that runs batchAttention over a pool.
 
 /** What a sequence holds before a call: keys [L, kvHeads, headDim] and values [L, kvHeads, valueDim]. */

@@ -1,132 +1,16 @@
-// Serving many sequences: rotary embeddings, the paged KV pool, batchAttention and the grouped-query
-// layer, on the reference engine and on wasm engines of 1 and 2 threads, against float64 formulas
-// written here (not the reference engine's code) and against each other.
+// batchAttention on the reference engine and on wasm engines of 1 and 2 threads: against its float64
+// semantics written here (naiveBatch, not the reference engine's code) over KV pools of every dtype,
+// decode and prompts (the kernel routes' edges: test/kernels/paged.test.ts, test/kernels/kvView.test.ts),
+// refused calls that change nothing, the wasm engine against the reference on random batches, and
+// memory over hundreds of decode steps.
 import { describe, expect, it } from 'vitest';
-import { type Engine, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
-import { blocksFor, expectClose, expectPoolInvariants, fillPool, random, randomPasts, rng, wasmEngines } from './support.js';
+import { type Engine, type KVSequence, reference, type Tensor, tensor } from '../../src/index.js';
+import { blocksFor, expectClose, expectPoolInvariants, fillPool, random, randomPasts, rng, ropeRow, wasmEngines } from '../support.js';
 
 const [wasm1, wasm2] = await wasmEngines();
 const engines: [string, Engine][] = [['reference', reference], ['wasm, 1 thread', wasm1], ['wasm, 2 threads', wasm2]];
 
-/** Float64 RoPE of one row (the formula in src/reference/rotaryEmbedding.ts), for checking both engines. */
-function ropeRow(x: ArrayLike<number>, p: number, dim: number, base: number, interleaved: boolean, tables?: { cos: Tensor; sin: Tensor }): number[] {
-  const out = Array.from(x);
-  for (let i = 0; i < dim / 2; i++) {
-    const [ia, ib] = interleaved ? [2 * i, 2 * i + 1] : [i, i + dim / 2];
-    const theta = p * base ** (-2 * i / dim);
-    const c = tables ? tables.cos.data[p * (dim / 2) + i] : Math.cos(theta), s = tables ? tables.sin.data[p * (dim / 2) + i] : Math.sin(theta);
-    out[ia] = x[ia] * c - x[ib] * s;
-    out[ib] = x[ib] * c + x[ia] * s;
-  }
-  return out;
-}
-
-describe.each(engines)('rotaryEmbedding on %s', (_, engine) => {
-  it.each([2, 4, 6, 8, 16, 18, 64, 66, 130])('matches the float64 formula, D = %i, halves and interleaved, full and partial', (D) => {
-    const x = random([2, 3, 5, D], D);
-    for (const interleaved of [false, true]) {
-      for (const dim of [D, D - 2]) {
-        const got = engine.rotaryEmbedding(x, { interleaved, dim, base: 500 });
-        const want = new Float32Array(x.data.length);
-        for (let r = 0; r < 2 * 3 * 5; r++) want.set(ropeRow(x.data.subarray(r * D, (r + 1) * D), r % 5, dim, 500, interleaved), r * D);
-        expectClose(got, { data: want, shape: x.shape }, `interleaved ${interleaved}, dim ${dim}`);
-      }
-    }
-  });
-
-  it('one call after another with the same positions, then another base, dim, positions or tables: each its own angles', () => {
-    // the wasm engine keeps the last angles it computed (src/wasm/rotary.ts): none may serve a call they do not fit
-    const D = 8, x = random([4, 2, D], 11);
-    const calls: { positions: number[]; base?: number; dim?: number; tables?: boolean }[] = [
-      { positions: [3, 9, 9, 40] }, { positions: [3, 9, 9, 40] }, { positions: [3, 9, 9, 40], base: 500 }, { positions: [3, 9, 9, 40], dim: 4 },
-      { positions: [3, 9, 9, 41] }, { positions: [3, 9, 9, 40], tables: true }, { positions: [3, 9, 9, 40] }, { positions: [40, 9, 9, 3] },
-    ];
-    const cos = random([64, D / 2], 12), sin = random([64, D / 2], 13);
-    for (const [i, c] of calls.entries()) {
-      const options = { positions: c.positions, base: c.base, dim: c.dim, ...(c.tables ? { cos, sin } : {}) };
-      const got = engine.rotaryEmbedding(x, options);
-      const want = new Float32Array(x.data.length);
-      for (let r = 0; r < 8; r++) {
-        const p = c.positions[Math.floor(r / 2)];
-        want.set(ropeRow(x.data.subarray(r * D, (r + 1) * D), p, c.dim ?? D, c.base ?? 10000, false, c.tables ? { cos, sin } : undefined), r * D);
-      }
-      expectClose(got, { data: want, shape: x.shape }, `call ${i}: ${JSON.stringify(c)}`);
-    }
-  });
-
-  it('takes positions [L], [B, L] and token-major [T, H, D] with positions [T], and cos/sin tables', () => {
-    const D = 8, x = random([2, 2, 3, D], 7);
-    const perBatch = [4, 9, 1, 0, 2, 30];
-    const got = engine.rotaryEmbedding(x, { positions: perBatch });
-    const want = new Float32Array(x.data.length);
-    for (let r = 0; r < 12; r++) {
-      const b = Math.floor(r / 6), l = r % 3;
-      want.set(ropeRow(x.data.subarray(r * D, (r + 1) * D), perBatch[b * 3 + l], D, 10000, false), r * D);
-    }
-    expectClose(got, { data: want, shape: x.shape }, '[B, L] positions');
-    const tokens = random([5, 3, D], 8), positions = tensor([7, 0, 3, 3, 12], [5]);
-    const cos = random([16, D / 2], 9), sin = random([16, D / 2], 10);
-    const t = engine.rotaryEmbedding(tokens, { positions, cos, sin });
-    const tw = new Float32Array(tokens.data.length);
-    for (let r = 0; r < 15; r++) tw.set(ropeRow(tokens.data.subarray(r * D, (r + 1) * D), positions.data[Math.floor(r / 3)], D, 0, false, { cos, sin }), r * D);
-    expectClose(t, { data: tw, shape: tokens.shape }, 'token-major with tables');
-    expect(() => engine.rotaryEmbedding(tokens, { positions: [16, 0, 0, 0, 0], cos, sin })).toThrow(RangeError);
-    expect(() => engine.rotaryEmbedding(tokens, { dim: 3 })).toThrow(/even integer/);
-    expect(() => engine.rotaryEmbedding(tokens, { positions: [1, 2] })).toThrow(RangeError);
-    expect(() => engine.rotaryEmbedding(tokens, { cos })).toThrow(TypeError);
-  });
-});
-
 const rows = (n: number, H: number, D: number, seed: number) => random([n, H, D], seed);
-
-describe.each(engines)('the KV pool on %s', (_, engine) => {
-  it('appends, reads, forks with shared blocks, copies on write, truncates and frees', () => {
-    const pool = engine.createKVPool({ kvHeads: 2, headDim: 3, valueDim: 5, blocks: 10, blockSize: 4 });
-    const a = pool.sequence();
-    const k1 = rows(6, 2, 3, 1), v1 = rows(6, 2, 5, 2);
-    a.append(k1, v1);
-    expect(a.length).toBe(6);
-    expect(pool.freeBlocks).toBe(8);
-    expectClose(a.read().keys, k1);
-    expectClose(a.read().values, v1);
-    const b = a.fork();
-    expect(pool.freeBlocks, 'a fork takes no block').toBe(8);
-    expectPoolInvariants(pool, [a, b]);
-    const k2 = rows(1, 2, 3, 3), v2 = rows(1, 2, 5, 4);
-    b.append(k2, v2);
-    expect(pool.freeBlocks, 'writing into the shared last block copies it').toBe(7);
-    expectClose(a.read().keys, k1, 'the original is unchanged');
-    expect(b.read().keys.data.slice(0, 36)).toEqual(k1.data);
-    expect(b.read().keys.data.slice(36)).toEqual(k2.data);
-    expectPoolInvariants(pool, [a, b]);
-    b.truncate(3);
-    expect(b.length).toBe(3);
-    expectPoolInvariants(pool, [a, b]);
-    expect(() => b.truncate(4)).toThrow(RangeError);
-    a.free();
-    expect(() => a.read()).toThrow(/freed/);
-    expect(() => a.free()).toThrow(/freed/);
-    expectPoolInvariants(pool, [b]);
-    b.free();
-    expect(pool.freeBlocks).toBe(10);
-    pool.dispose();
-    expect(() => pool.sequence()).toThrow(/disposed/);
-  });
-
-  it('refuses an append that does not fit, changing nothing', () => {
-    const pool = engine.createKVPool({ kvHeads: 1, headDim: 2, blocks: 2, blockSize: 2 });
-    const s = pool.sequence();
-    s.append(rows(3, 1, 2, 1), rows(3, 1, 2, 2));
-    expect(() => s.append(rows(2, 1, 2, 3), rows(2, 1, 2, 4))).toThrow(/1 free blocks? of 2|0 free blocks of 2/);
-    expect(s.length).toBe(3);
-    expect(() => s.append(rows(1, 2, 2, 3), rows(1, 2, 2, 4))).toThrow(RangeError);
-    expectClose(s.read().keys, rows(3, 1, 2, 1));
-    expectPoolInvariants(pool, [s]);
-    expect(() => engine.createKVPool({ kvHeads: 1, headDim: 2, blocks: 2, dtype: 'bfloat16' as never })).toThrow(/must be 'float32', 'float16' or 'int8'/);
-    expect(() => engine.createKVPool({ kvHeads: 1e200, headDim: 1e200, blocks: 0 })).toThrow(RangeError);
-    pool.dispose();
-  });
-});
 
 interface BatchCase {
   dtype?: 'float32' | 'float16' | 'int8';
@@ -135,7 +19,7 @@ interface BatchCase {
   options: { causal?: boolean; scale?: number; softcap?: number; window?: { left?: number; right?: number }; rotary?: { dim?: number; interleaved?: boolean; base?: number }; alibi?: boolean; sinks?: boolean };
 }
 
-/** batchAttention's semantics (the README's "Serving many sequences") in float64, from each sequence's stored keys (read()) and the new rows. */
+/** batchAttention's semantics (docs/ATTENTION.md, "Many sequences") in float64, from each sequence's stored keys (read()) and the new rows. */
 function naiveBatch(c: BatchCase, q: Tensor, k: Tensor, v: Tensor, pasts: { keys: Tensor; values: Tensor }[], alibi: Tensor | null, sinks: Tensor | null): Float32Array {
   const { Hq, Hkv, D, Dv } = c;
   const out = new Float32Array(q.shape[0] * Hq * Dv);
@@ -324,72 +208,5 @@ describe('batchAttention: the wasm engine equals the reference on random batches
     expect(wasm1.info.memoryBytes).toBe(before);
     expectPoolInvariants(pool, live);
     pool.dispose();
-  });
-});
-
-/** Random grouped-query params (Hugging Face layout). */
-function gqaParams(E: number, Hq: number, Hkv: number, D: number, seed: number, extras = true) {
-  return {
-    numHeads: Hq, numKvHeads: Hkv, headDim: D,
-    qProjWeight: random([Hq * D, E], seed, 0.3), kProjWeight: random([Hkv * D, E], seed + 1, 0.3),
-    vProjWeight: random([Hkv * D, E], seed + 2, 0.3), oProjWeight: random([E, Hq * D], seed + 3, 0.3),
-    ...(extras ? {
-      qProjBias: random([Hq * D], seed + 4, 0.1), kProjBias: random([Hkv * D], seed + 5, 0.1), vProjBias: random([Hkv * D], seed + 6, 0.1),
-      qNormWeight: random([D], seed + 7, 1), kNormWeight: random([D], seed + 8, 1), rotary: { base: 10000 },
-    } : {}),
-  };
-}
-
-describe.each(engines)('createGroupedQueryAttention on %s', (_, engine) => {
-  it('equals the reference layer, and one 16-token forward equals sixteen one-token forwards', () => {
-    const E = 24, Hq = 6, Hkv = 2, D = 8;
-    const params = gqaParams(E, Hq, Hkv, D, 1);
-    const layer = engine.createGroupedQueryAttention(params), ref = reference.createGroupedQueryAttention(params);
-    const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 64, blockSize: 4 });
-    const refPool = reference.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 64, blockSize: 4 });
-    const seqs = Array.from({ length: 16 }, () => pool.sequence()), refSeqs = Array.from({ length: 16 }, () => refPool.sequence());
-    // prompts of different lengths, then one decode step of all 16 in one forward
-    const prompt = seqs.map((_, i) => 1 + (i % 5));
-    const x0 = random([prompt.reduce((a, b) => a + b, 0), E], 2);
-    expectClose(layer.forward(x0, { sequences: seqs, queryLens: prompt }).output, ref.forward(x0, { sequences: refSeqs, queryLens: prompt }).output, 'prefill');
-    const forks = seqs.map((s) => s.fork());
-    const x1 = random([16, E], 3);
-    const batched = layer.forward(x1, { sequences: seqs, queryLens: seqs.map(() => 1) }).output;
-    expectClose(batched, ref.forward(x1, { sequences: refSeqs, queryLens: refSeqs.map(() => 1) }).output, 'decode');
-    forks.forEach((s, i) => {
-      const one = layer.forward(tensor(x1.data.subarray(i * E, (i + 1) * E), [1, E]), { sequences: [s], queryLens: [1] }).output;
-      expectClose(one, tensor(batched.data.subarray(i * E, (i + 1) * E), [1, E]), `sequence ${i} alone`);
-    });
-    expect(() => layer.forward(random([2, E + 1], 4), { sequences: [seqs[0]], queryLens: [2] })).toThrow(RangeError);
-    expect(() => engine.createGroupedQueryAttention({ ...params, numKvHeads: 4 })).toThrow(RangeError);
-    layer.dispose();
-    expect(() => layer.forward(x1, { sequences: seqs, queryLens: seqs.map(() => 1) })).toThrow(/disposed/);
-    pool.dispose(); refPool.dispose();
-  });
-
-  it('keeps the weights it was given, from JavaScript or from engine tensors while engine memory grows', () => {
-    const E = 1024, Hq = 4, Hkv = 2, D = 16;
-    const params = gqaParams(E, Hq, Hkv, D, 5);
-    const asGiven = { ...params };
-    if (engine !== reference) {
-      for (const name of ['qProjWeight', 'kProjWeight', 'vProjWeight', 'oProjWeight'] as const) {
-        const t = engine.tensor(params[name].shape);
-        t.data.set(params[name].data);
-        asGiven[name] = t;
-      }
-    }
-    const ref = reference.createGroupedQueryAttention(params);
-    const before = engine.info.memoryBytes;
-    const layer = engine.createGroupedQueryAttention(asGiven);
-    const others = Array.from({ length: 3 }, () => engine.createGroupedQueryAttention(asGiven));
-    if (engine !== reference) expect(engine.info.memoryBytes).toBeGreaterThan(before); // the engine tensors' buffer was detached
-    // the caller's arrays change afterwards: the layer does not see it
-    asGiven.qProjWeight.data.fill(7);
-    asGiven.oProjWeight.data.fill(-7);
-    const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 8, blockSize: 4 }), refPool = reference.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 8, blockSize: 4 });
-    const x = random([3, E], 6);
-    expectClose(layer.forward(x, { sequences: [pool.sequence()], queryLens: [3] }).output, ref.forward(x, { sequences: [refPool.sequence()], queryLens: [3] }).output);
-    [layer, ...others].forEach((l) => l.dispose());
-    pool.dispose(); refPool.dispose();
   });
 });
