@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, type Engine, type EngineTensor, type KVCache, type Mask, type MultiHeadAttentionLayer, type MultiHeadParams, mask, reference, type Tensor, tensor } from '../src/index.js';
 import { runtimeHasRelaxedSimd } from '../src/wasm/loader.js';
-import { engines, expectClose, random } from './support.js';
+import { engines, expectClose, multiHeadParams, random } from './support.js';
 
 const all = await engines();
 const wasm = all[1];
@@ -543,5 +543,20 @@ describe('wasm engine lifecycle', () => {
     for (const name of ['CAUSAL_NONE', 'CAUSAL_TOP_LEFT', 'CAUSAL_BOTTOM_RIGHT', 'MASK_NONE', 'MASK_BOOLEAN', 'MASK_ADDITIVE'] as const) {
       expect(kernels[name].value, name).toBe(plan[name]);
     }
+  });
+});
+
+describe('objects of a disposed wasm engine', () => {
+  it('a cache, a layer and an engine tensor throw once their engine is disposed', async () => {
+    const { createEngine } = await import('../src/index.js');
+    const engine = await createEngine();
+    const cache = engine.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: 4 });
+    const layer = engine.createMultiHeadAttention(multiHeadParams(4, 1, 40));
+    const t = engine.tensor([2]);
+    engine.dispose();
+    expect(() => cache.append(random([1, 1, 1, 4], 1), random([1, 1, 1, 4], 2))).toThrow(/disposed/);
+    expect(() => cache.read()).toThrow(/disposed/);
+    expect(() => layer.forward(random([1, 1, 4], 3), random([1, 1, 4], 3), random([1, 1, 4], 3))).toThrow(/disposed/);
+    expect(() => t.data).toThrow(/disposed/);
   });
 });

@@ -3,7 +3,8 @@ import { afterAll, expect } from 'vitest';
 import type { PagedPool, PagedSequence } from '../src/core/kvPool.js';
 import { formatShape } from '../src/core/tensor.js';
 import {
-  type AttentionOptions, type BatchAttentionOptions, createEngine, type Engine, type KVPool, type KVPoolOptions, type KVSequence, reference, type Tensor, tensor,
+  type AttentionOptions, type BatchAttentionOptions, createEngine, type Engine, type KVPool, type KVPoolOptions, type KVSequence, type MultiHeadParams, reference,
+  type Tensor, tensor,
 } from '../src/index.js';
 import { seededRandom } from '../src/models/sample.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
@@ -67,6 +68,15 @@ export function rows(t: Tensor, cols = t.shape[t.shape.length - 1]): number[][] 
   const out: number[][] = [];
   for (let i = 0; i < t.data.length; i += cols) out.push(Array.from(t.data.subarray(i, i + cols)));
   return out;
+}
+
+/** Random multi-head params in PyTorch's layout (inProjWeight [3E, E], biases), scaled to keep scores moderate. */
+export function multiHeadParams(E: number, H: number, seed: number, extra: Partial<MultiHeadParams> = {}): MultiHeadParams {
+  const s = 1 / Math.sqrt(E);
+  return {
+    numHeads: H, inProjWeight: random([3 * E, E], seed, s), inProjBias: random([3 * E], seed + 1, 0.1),
+    outProjWeight: random([E, E], seed + 2, s), outProjBias: random([E], seed + 3, 0.1), ...extra,
+  };
 }
 
 /** `engine`'s attention output on the fused kernel, whatever the rows per kv head (checked), as a copy. */
