@@ -9,7 +9,7 @@ import {
 import { seededRandom } from '../src/models/sample.js';
 import { lastAttentionKernel, withAttentionKernel } from '../src/wasm/attention.js';
 
-/** The README's tolerance (API section): |a - b| <= ABS_TOL + REL_TOL · |b| against a float64 evaluation of the same definition. */
+/** The README's tolerance ("Attention ops"): |a - b| <= ABS_TOL + REL_TOL · |b| against a float64 evaluation of the same definition. */
 export const ABS_TOL = 1e-4;
 export const REL_TOL = 1e-4;
 

@@ -176,7 +176,8 @@ describe('batchAttention: the wasm engine equals the reference on random batches
       const exact = runBatch(reference, c, 7).output, stored = runBatch(reference, { ...c, dtype }, 7).output;
       const largest = Math.max(...Array.from(exact.data, Math.abs));
       const worst = Math.max(0, ...Array.from(exact.data, (x, i) => Math.abs(x - stored.data[i])));
-      // API's bounds relative to the largest output: 4e-3 for float16, 2e-2 for int8
+      // bounds relative to the largest output, well above what docs/BENCHMARKS.md measures (1.8e-4 and
+      // 3.8e-3): 4e-3 for float16, 2e-2 for int8
       expect(worst, `${name}: ${dtype} vs float32`).toBeLessThanOrEqual((dtype === 'int8' ? 2e-2 : 4e-3) * largest);
     }
   });

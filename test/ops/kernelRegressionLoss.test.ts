@@ -30,7 +30,7 @@ function centralDifference(loss: (w: number) => number, w: number): number {
   return (loss(w + h) - loss(w - h)) / (2 * h);
 }
 
-/** |a - b| <= ABS_TOL + REL_TOL · |b| (API.md's float32 tolerance), with a message that shows both. */
+/** |a - b| <= ABS_TOL + REL_TOL · |b| (the README's float32 tolerance), with a message that shows both. */
 function expectNear(actual: number, expected: number, label: string, abs = ABS_TOL, rel = REL_TOL): void {
   expect(Math.abs(actual - expected) <= abs + rel * Math.abs(expected), `${label}: got ${actual}, expected ${expected}`).toBe(true);
 }

@@ -1,4 +1,4 @@
-// createLinear with int8 and int4 storage on both engines, against a float64 evaluation of API.md's
+// createLinear with int8 and int4 storage on both engines, against a float64 evaluation of docs/MODELS.md's
 // definition written here: per-group scales (int8 max|w| / 127; int4 m / -8 with m the first element
 // of largest magnitude), round half to even, the input rows quantized per group to int8 (Q8_0), and
 // y = b + Σ_g s_w · s_x · (exact integer sum). T = 1..65, groupSize 32/64/128, in/out at SIMD tails
@@ -32,7 +32,7 @@ function roundEven(q: number): number {
   return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
 }
 
-/** One group of values quantized as API.md defines: its float32 scale and integers. */
+/** One group of values quantized as docs/MODELS.md defines: its float32 scale and integers. */
 function quantizeGroup(v: ArrayLike<number>, bits: 8 | 4): { s: number; q: number[] } {
   const g = Array.from(v);
   let s: number;
