@@ -1,12 +1,12 @@
 // Before and after in one process: `node bench/ab.js DIR [--filter REGEX] [--runs N] [--cpu]` times this
 // checkout's engine against the qkv build in DIR (a copy of another checkout's package.json, dist/
-// and build/, with node_modules/@assemblyscript linked), case by case from cases.js, the two calls
+// and build/, with node_modules/@assemblyscript linked), case by case from lib/cases.js, the two calls
 // interleaved so that a busy machine disturbs both alike. Softmax also runs from an engine tensor
 // into one (options.out), and matmul, attention and kernel regression from engine tensors into one.
-// Take the bench lock.
+// One benchmark at a time (bench/README.md).
 import { createEngine } from 'qkv';
-import { flag, now, value } from './args.js';
-import { benchCases, random } from './cases.js';
+import { flag, now, value } from './lib/args.js';
+import { benchCases, random } from './lib/cases.js';
 
 const dir = process.argv[2];
 if (!dir || dir.startsWith('--')) throw new Error('usage: node bench/ab.js DIR [--filter REGEX] [--runs N]');
@@ -16,7 +16,7 @@ const base = await import(new URL(`file://${dir.replace(/\/$/, '')}/dist/bundle/
 const engines = { before: await base.createEngine(), after: await createEngine() };
 let sink = 0;
 
-/** `--cpu`: time by this process's CPU time (args.js, `now`). */
+/** `--cpu`: time by this process's CPU time (lib/args.js, `now`). */
 const cpu = flag('--cpu');
 
 /** Median and min ms of each function, called in turn RUNS times after 3 warm-up rounds. */

@@ -1,5 +1,5 @@
 // Where the time of a softmax goes: `node bench/softmax-breakdown.js [--shapes 8192x1024,65536x128]
-// [--runs N]` (after `npm run build`; take the bench lock). Times each piece of a stateless
+// [--runs N]` (after `npm run build`; one benchmark at a time). Times each piece of a stateless
 // engine.softmax(x) separately, in one process, on the kernels of the single-threaded build: the
 // copy of x into wasm memory, the kernel (reading the copy, writing an output region, or in place),
 // one exp pass alone, the copy out into an array already touched and into a fresh one, and a fresh
@@ -22,8 +22,8 @@
 import { createEngine } from 'qkv';
 import { loadKernels } from '../dist/wasm/loader.js';
 import { Arena } from '../dist/wasm/memory.js';
-import { value } from './args.js';
-import { random } from './cases.js';
+import { value } from './lib/args.js';
+import { random } from './lib/cases.js';
 
 const RUNS = Number(value('--runs') ?? 15);
 

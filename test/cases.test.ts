@@ -1,9 +1,9 @@
-// The case table (bench/cases.js), which the benchmark times and the peers are checked on, checked
+// The case table (bench/lib/cases.js), which the benchmark times and the peers are checked on, checked
 // here on qkv's wasm engine against the reference at each op's declared tolerance, on 1 and 2
 // threads: one table of shapes, options and tolerances for tests and benches.
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: bench/ is plain JavaScript without declarations
-import { checkCases, compareToReference, TOLERANCE } from '../bench/cases.js';
+import { checkCases, compareToReference, TOLERANCE } from '../bench/lib/cases.js';
 import { createEngine, type Engine, reference, type Tensor } from '../src/index.js';
 
 interface Case { op: string; shape: string; tolerance: number; inputs(): unknown; qkv(engine: Engine, inputs: unknown): Tensor }

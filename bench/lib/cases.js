@@ -1,4 +1,4 @@
-// The case table, declared once: run.js times it, check-peers.js checks the peers on its small
+// The case table, declared once: bench/run.js times it, lib/check-peers.js checks the peers on its small
 // cases, and test/cases.test.ts checks qkv's wasm engine on them (1 and 2 threads) against the
 // reference, each at the op's TOLERANCE below.
 //
