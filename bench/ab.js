@@ -3,7 +3,11 @@
 // and build/, with node_modules/@assemblyscript linked), case by case from lib/cases.js, the two calls
 // interleaved so that a busy machine disturbs both alike. Softmax also runs from an engine tensor
 // into one (options.out), and matmul, attention and kernel regression from engine tensors into one.
+// DIR's package is loaded through its entry (its package.json's exports '.'), as an app would load it.
 // One benchmark at a time (bench/README.md).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createEngine } from 'qkv';
 import { flag, now, value } from './lib/args.js';
 import { benchCases, random } from './lib/cases.js';
@@ -12,7 +16,8 @@ const dir = process.argv[2];
 if (!dir || dir.startsWith('--')) throw new Error('usage: node bench/ab.js DIR [--filter REGEX] [--runs N]');
 const filter = value('--filter') ? new RegExp(value('--filter')) : null;
 const RUNS = Number(value('--runs') ?? 15);
-const base = await import(new URL(`file://${dir.replace(/\/$/, '')}/dist/bundle/qkv.js`).href);
+const { exports } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+const base = await import(pathToFileURL(join(dir, exports['.'].default)).href);
 const engines = { before: await base.createEngine(), after: await createEngine() };
 let sink = 0;
 
