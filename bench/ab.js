@@ -66,7 +66,7 @@ function residentCase(c, call) {
 }
 
 const cases = [
-  ...benchCases().map((c) => ({ op: c.op, shape: c.shape, setup: (e, inputs) => () => c.qkv(e, inputs).data, inputs: c.inputs })),
+  ...benchCases().map((c) => ({ op: c.op, shape: c.shape, setup: (e, inputs) => () => c.qkv(e, inputs).data, inputs: c.inputs, release: c.release })),
   engineTensorCase(8192, 1024), engineTensorCase(65536, 128),
   ...benchCases().filter((c) => c.op === 'matmul' && !c.normalShape).map((c) => residentCase(c, (e, { a, b }, out) => e.matmul(a, b, { out }))),
   ...benchCases().filter((c) => (c.op === 'attention' || c.op === 'grouped-query decode') && !c.normalShape)
@@ -79,6 +79,7 @@ for (const c of cases) {
   const [before, after] = interleaved([c.setup(engines.before, inputs), c.setup(engines.after, inputs)]);
   const f = (r) => `${r.median.toFixed(2)} (${r.min.toFixed(2)})`;
   console.log(`  ${`${c.op} ${c.shape}`.padEnd(52)} before ${f(before).padStart(16)}  after ${f(after).padStart(16)}  ${(before.median / after.median).toFixed(2)}x`);
+  for (const e of Object.values(engines)) c.release?.(e, inputs);
 }
 engines.before.dispose();
 engines.after.dispose();

@@ -19,7 +19,7 @@ console.log(`median (min) ms${cpu ? ' of CPU time' : ''} of ${RUNS} rounds after
 let sink = 0;
 for (const c of benchCases().filter((c) => filter.test(`${c.op} ${c.shape}`))) {
   const inputs = c.inputs();
-  const impls = [{ name: 'qkv wasm', async: false, call: () => c.qkv(engine, inputs).data, dispose: () => {} }];
+  const impls = [{ name: 'qkv wasm', async: false, call: () => c.qkv(engine, inputs).data, dispose: () => c.release?.(engine, inputs) }];
   for (const peer of peers.filter((p) => p.ops.includes(c.op))) impls.push({ name: peer.name, async: peer.async, ...(await peer.setup(c, inputs)) });
   const ts = impls.map(() => []);
   for (let round = 0; round < RUNS + 3; round++) {

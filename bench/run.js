@@ -34,7 +34,7 @@ let sink = 0; // results flow here so that no call is dead code
 
 /** An implementation: name, short name for the ratio columns, the op families it runs, and setup(case, inputs) -> { call, dispose }. */
 function qkvImpl(name, short, engine) {
-  return { name, short, async: false, ops: null, setup: (c, inputs) => ({ call: () => c.qkv(engine, inputs).data, dispose: () => {} }) };
+  return { name, short, async: false, ops: null, setup: (c, inputs) => ({ call: () => c.qkv(engine, inputs).data, dispose: () => c.release?.(engine, inputs) }) };
 }
 
 /** qkv with B held in engine memory (an engine tensor) across calls: the cases that have `resident`. */
