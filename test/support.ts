@@ -1,4 +1,5 @@
-// Shared test support: tolerances (declared once), the comparison, seeded random data, the engines.
+// Shared test support: tolerances (declared once), the comparison, seeded random data, the engines, and
+// the KV pool set-up (fillPool, poolAttention) with the pool's invariants.
 import { afterAll, expect } from 'vitest';
 import type { PagedPool, PagedSequence } from '../src/core/kvPool.js';
 import { formatShape } from '../src/core/tensor.js';
