@@ -17,9 +17,9 @@
 import os from 'node:os';
 import * as ort from 'onnxruntime-web';
 import { createEngine, tensor } from 'qkv';
-import { flag, value } from './args.js';
-import { random } from './cases.js';
-import { groupQueryAttentionModel, groupQueryBlockModel } from './onnx-models.js';
+import { flag, value } from './lib/args.js';
+import { random } from './lib/cases.js';
+import { groupQueryAttentionModel, groupQueryBlockModel } from './lib/onnx-models.js';
 
 const Hq = 14, Hkv = 2, D = 64, E = 896, S = 16, MAX_PAST = 2048, BLOCK = 16;
 /** Steps each engine makes in a row in the thread comparison (race's `burst`). */

@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEngine, loadDecoder, sample } from 'qkv';
-import { flag, now, value } from './args.js';
+import { flag, now, value } from './lib/args.js';
 import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
 
 const models = (value('--model') ?? 'Qwen2.5-0.5B') === 'all' ? Object.keys(SHAPES) : (value('--model') ?? 'Qwen2.5-0.5B').split(',');

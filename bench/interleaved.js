@@ -1,16 +1,16 @@
 // qkv against the peers with calls interleaved: `node bench/interleaved.js [--filter REGEX] [--runs N] [--cpu]`
-// (after `npm run build`; take the bench lock). run.js times one implementation after another, so
+// (after `npm run build`; one benchmark at a time, bench/README.md). run.js times one implementation after another, so
 // a machine whose load changes during the run (a shared one) moves its ratios; here each round
 // calls every implementation once, in turn, on the same inputs, and the ratios are of medians over
 // the rounds. Same cases and peers as run.js, one thread.
 import { createEngine } from 'qkv';
-import { flag, now, value } from './args.js';
-import { benchCases } from './cases.js';
-import { loadPeers } from './peers/index.js';
+import { flag, now, value } from './lib/args.js';
+import { benchCases } from './lib/cases.js';
+import { loadPeers } from './lib/peers/index.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : /^softmax/;
 const RUNS = Number(value('--runs') ?? 15);
-/** `--cpu`: time by the process's CPU time (args.js, `now`). */
+/** `--cpu`: time by the process's CPU time (lib/args.js, `now`). */
 const cpu = flag('--cpu');
 const engine = await createEngine();
 const peers = await loadPeers(value('--peers') ?? 'all');
@@ -19,7 +19,7 @@ console.log(`median (min) ms${cpu ? ' of CPU time' : ''} of ${RUNS} rounds after
 let sink = 0;
 for (const c of benchCases().filter((c) => filter.test(`${c.op} ${c.shape}`))) {
   const inputs = c.inputs();
-  const impls = [{ name: 'qkv wasm', async: false, call: () => c.qkv(engine, inputs).data, dispose: () => {} }];
+  const impls = [{ name: 'qkv wasm', async: false, call: () => c.qkv(engine, inputs).data, dispose: () => c.release?.(engine, inputs) }];
   for (const peer of peers.filter((p) => p.ops.includes(c.op))) impls.push({ name: peer.name, async: peer.async, ...(await peer.setup(c, inputs)) });
   const ts = impls.map(() => []);
   for (let round = 0; round < RUNS + 3; round++) {

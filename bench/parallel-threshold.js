@@ -1,35 +1,61 @@
-// Measures where splitting a kernel call over two threads starts to pay, to set MIN_PARALLEL_WORK
-// (src/wasm/parallel.ts). Runs gemm (n x n x n) and flash attention (B=1, H=2, L, d=64) on one
-// thread and on a two-thread pool that always splits, over growing sizes.
-//   node bench/parallel-threshold.js
+// Where a second thread starts to pay: `node bench/parallel-threshold.js [--runs N]` (after `npm run
+// build`; one benchmark at a time). Times matmul (n x n x n) and attention (B=1, H=2, L x L, d=64) on
+// createEngine() and createEngine({ threads: 2 }) over growing sizes, the two calls interleaved, with
+// inputs and output in engine memory (engine tensors) so that the kernels are most of the time.
+//
+// The engine splits a kernel call only from MIN_PARALLEL_WORK multiply-adds (src/wasm/parallel.ts):
+// below that both columns run one thread, and the first sizes above it show whether the split pays
+// there. To look below the threshold, lower MIN_PARALLEL_WORK, `npm run build`, and run this again.
+import { createEngine } from 'qkv';
+import { value } from './lib/args.js';
+import { random } from './lib/cases.js';
 
-import { startWorkers } from '../dist/platform/threads.node.js';
-import { chooseBuild, compileKernels, defaultWasmUrl, instantiateKernels } from '../dist/wasm/loader.js';
-import { CONTROL_BYTES, pool, serial, whenReady } from '../dist/wasm/parallel.js';
+const RUNS = Number(value('--runs') ?? 41);
+const engines = [await createEngine(), await createEngine({ threads: 2 })];
+let sink = 0;
 
-const module = await compileKernels(defaultWasmUrl(chooseBuild(), true));
-const memory = new WebAssembly.Memory({ initial: 2048, maximum: 4096, shared: true });
-const kernels = instantiateKernels(module, memory);
-const control = new SharedArrayBuffer(CONTROL_BYTES);
-const workers = await startWorkers([{ module, memory, control, index: 0 }]);
-await whenReady(control, 1, workers);
-const two = pool(kernels, control, workers, true, 0);
-const one = serial(kernels);
-
-function median(f) {
-  for (let i = 0; i < 20; i++) f();
-  const ts = [];
-  for (let r = 0; r < 41; r++) { const t0 = performance.now(); f(); ts.push(performance.now() - t0); }
-  return ts.sort((a, b) => a - b)[20];
+/** An engine tensor on `e` holding a copy of `t`. */
+function resident(e, t) {
+  const r = e.tensor(t.shape);
+  r.data.set(t.data);
+  return r;
 }
 
-const base = 1 << 20;
-console.log('work (multiply-adds)   1 thread ms   2 threads ms   speedup');
+/** Median ms of each call, the calls made in turn RUNS times after warm-up rounds. */
+function interleaved(calls) {
+  const ts = calls.map(() => []);
+  for (let round = 0; round < RUNS + 5; round++) {
+    calls.forEach((call, i) => {
+      const t0 = performance.now();
+      sink += call()[0] ?? 0;
+      if (round >= 5) ts[i].push(performance.now() - t0);
+    });
+  }
+  return ts.map((t) => t.sort((a, b) => a - b)[t.length >> 1]);
+}
+
+function report(label, work, make) {
+  const held = engines.map((e) => make(e));
+  const [t1, t2] = interleaved(held.map((h) => h.call));
+  held.forEach((h) => h.dispose());
+  console.log(`${label.padEnd(16)} ${String(work).padStart(11)}   ${t1.toFixed(4).padStart(11)}   ${t2.toFixed(4).padStart(12)}   ${(t1 / t2).toFixed(2)}x`);
+}
+
+console.log('call             multiply-adds   1 thread ms   2 threads ms   speedup');
 for (const n of [16, 32, 64, 128, 256, 384, 512, 768]) {
-  const a = base, c = base + n * n * 4, scratch = c + n * n * 4;
-  new Float32Array(memory.buffer, a, n * n).fill(0.5);
-  const run = (p) => () => p.run('gemm_f32', n, n * n, (t, r0, r1) => [c + r0 * n * 4, a + r0 * n * 4, a, r1 - r0, n, n, 0, 0, scratch + t * 131072 * 4], 2);
-  const t1 = median(run(one)), t2 = median(run(two));
-  console.log(`gemm n=${String(n).padEnd(4)} ${String(n ** 3).padStart(10)}   ${t1.toFixed(4).padStart(11)}   ${t2.toFixed(4).padStart(12)}   ${(t1 / t2).toFixed(2)}x`);
+  const a = random([n, n], 1), b = random([n, n], 2);
+  report(`matmul n=${n}`, n ** 3, (e) => {
+    const A = resident(e, a), B = resident(e, b), out = e.tensor([n, n]);
+    return { call: () => e.matmul(A, B, { out }).data, dispose: () => [A, B, out].forEach((t) => t.dispose()) };
+  });
 }
-two.dispose();
+const H = 2, d = 64;
+for (const L of [32, 64, 128, 256, 512, 1024, 2048]) {
+  const q = random([1, H, L, d], 4), k = random([1, H, L, d], 5), v = random([1, H, L, d], 6);
+  report(`attention L=${L}`, 2 * H * L * L * d, (e) => {
+    const Q = resident(e, q), K = resident(e, k), V = resident(e, v), out = e.tensor([1, H, L, d]);
+    return { call: () => e.scaledDotProductAttention(Q, K, V, { out }).output.data, dispose: () => [Q, K, V, out].forEach((t) => t.dispose()) };
+  });
+}
+engines.forEach((e) => e.dispose());
+if (Number.isNaN(sink)) console.log('(a result was NaN)');

@@ -4,21 +4,21 @@
 // ratio of each implementation against every other one measured in the same run on the same
 // inputs: qkv's wasm engine, qkv's reference engine, and the peers onnxruntime-web and
 // TensorFlow.js (wasm backend), each on one thread. The peers are first checked against qkv's
-// reference on small inputs (check-peers.js). Inputs are built once per case outside the timed
-// functions (cases.js; each peer converts them to its own tensors in its setup); every result is
+// reference on small inputs (lib/check-peers.js). Inputs are built once per case outside the timed
+// functions (lib/cases.js; each peer converts them to its own tensors in its setup); every result is
 // consumed so that nothing is optimized away; each timing starts after warm-up calls.
-// --markdown ends with the README's tables and footprint for this run (markdown.js).
+// --markdown ends with the README's tables and footprint for this run (lib/markdown.js).
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { createEngine, reference } from 'qkv';
 import { Bench } from 'tinybench';
-import { flag, value } from './args.js';
-import { benchCases, familyNotes } from './cases.js';
-import { checkPeers, MAX_TOLERANCE } from './check-peers.js';
-import { attentionMemory, coldStartMs } from './footprint.js';
-import { markdownReport } from './markdown.js';
-import { loadPeers } from './peers/index.js';
-import { decoder, encoder, oneTokenLayer, zeroCopySoftmax } from './serving.js';
+import { flag, value } from './lib/args.js';
+import { benchCases, familyNotes } from './lib/cases.js';
+import { checkPeers, MAX_TOLERANCE } from './lib/check-peers.js';
+import { attentionMemory, coldStartMs } from './lib/footprint.js';
+import { markdownReport } from './lib/markdown.js';
+import { loadPeers } from './lib/peers/index.js';
+import { decoder, encoder, oneTokenLayer, zeroCopySoftmax } from './lib/serving.js';
 
 const filter = value('--filter') ? new RegExp(value('--filter')) : null;
 const jsonFile = value('--json');
@@ -34,7 +34,7 @@ let sink = 0; // results flow here so that no call is dead code
 
 /** An implementation: name, short name for the ratio columns, the op families it runs, and setup(case, inputs) -> { call, dispose }. */
 function qkvImpl(name, short, engine) {
-  return { name, short, async: false, ops: null, setup: (c, inputs) => ({ call: () => c.qkv(engine, inputs).data, dispose: () => {} }) };
+  return { name, short, async: false, ops: null, setup: (c, inputs) => ({ call: () => c.qkv(engine, inputs).data, dispose: () => c.release?.(engine, inputs) }) };
 }
 
 /** qkv with B held in engine memory (an engine tensor) across calls: the cases that have `resident`. */
@@ -85,7 +85,7 @@ function printRows(rows, impls) {
 }
 
 /**
- * Time with float32 subnormal inputs over time with normal ones, per implementation (cases.js pairs
+ * Time with float32 subnormal inputs over time with normal ones, per implementation (lib/cases.js pairs
  * them): of the medians, and of the minimums, which a busy machine disturbs less.
  */
 function printSubnormalRatios(cases, results) {

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBatcher, createEngine, loadDecoder } from 'qkv';
-import { value } from './args.js';
+import { value } from './lib/args.js';
 import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
 
 const model = value('--model') ?? 'Qwen2.5-0.5B';

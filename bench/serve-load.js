@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { value } from './args.js';
+import { value } from './lib/args.js';
 import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
 
 const SMALL = {

@@ -1,7 +1,7 @@
 // The decode-step criteria of the skinny-matmul work, measured interleaved: every implementation is
 // called once per round, in turn, and each reports its median over the rounds, so that a busy
 // machine slows all of them alike (run.js times one implementation after another). One thread.
-//   node bench/skinny-interleaved.js [rounds]     (after npm run build; take the bench lock)
+//   node bench/skinny-interleaved.js [rounds]     (after npm run build; one benchmark at a time)
 // [1, 4096] x [4096, 4096], plain and transposed: qkv with B in engine memory and stateless,
 // tfjs-wasm with its tensors resident, onnxruntime-web (MatMul; Gemm transB = 1); and a prepared
 // E = 4096 multi-head layer's one-token forward (4 x 64 MiB of weights). GB/s of weights read.
@@ -10,8 +10,8 @@ import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-web';
 import { createEngine } from 'qkv';
-import { random } from './cases.js';
-import { gemmTransBModel, matmulModel } from './onnx-models.js';
+import { random } from './lib/cases.js';
+import { gemmTransBModel, matmulModel } from './lib/onnx-models.js';
 
 setThreadsCount(1);
 setWasmPaths(new URL('../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url).pathname);

@@ -1,7 +1,7 @@
 // qkv soak: `npm run soak [-- --short] [-- --calls N] [-- --seconds S] [-- --seed N] [-- --threads N]`
 //
 // Mixes calls of every op on one wasm engine, round-robin, each with a fresh random shape (sizes 0
-// and 1 included), random options and masks (bench/random-cases.js), a few with NaN or ±Infinity in
+// and 1 included), random options and masks (bench/lib/random-cases.js), a few with NaN or ±Infinity in
 // the data, and a share of bad input that must throw TypeError or RangeError. A sample of the calls
 // is checked against the reference engine at the tolerance of the API (|a - b| <= 1e-4 + 1e-4·|b|, NaN equal to NaN).
 //
@@ -14,8 +14,8 @@
 // SHORT_CALLS of every op in about 15 s. Exits 1 on a mismatch, an unexpected error or growth.
 import os from 'node:os';
 import { createEngine, reference } from 'qkv';
-import { flag, value } from './args.js';
-import { compare, randomCases } from './random-cases.js';
+import { flag, value } from './lib/args.js';
+import { compare, randomCases } from './lib/random-cases.js';
 
 const CALLS = 100_000, SHORT_CALLS = 20_000;
 const HEAP_SLACK = 4 * 2 ** 20; // bytes the GC'd heap may drift between checkpoints

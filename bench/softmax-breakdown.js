@@ -1,5 +1,5 @@
 // Where the time of a softmax goes: `node bench/softmax-breakdown.js [--shapes 8192x1024,65536x128]
-// [--runs N]` (after `npm run build`; take the bench lock). Times each piece of a stateless
+// [--runs N]` (after `npm run build`; one benchmark at a time). Times each piece of a stateless
 // engine.softmax(x) separately, in one process, on the kernels of the single-threaded build: the
 // copy of x into wasm memory, the kernel (reading the copy, writing an output region, or in place),
 // one exp pass alone, the copy out into an array already touched and into a fresh one, and a fresh
@@ -19,11 +19,11 @@
 //     VM (glibc maps every block >= 32 MiB afresh); 0.3 us a page where pages are already backed
 //     (2-3 ms); 9 ms with GLIBC_TUNABLES=glibc.malloc.hugetlb=1. The whole stateless call: 139 ms,
 //     16 ms with huge pages. tfjs-wasm and onnxruntime-web return fresh arrays as well.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createEngine } from 'qkv';
-import { loadKernels } from '../dist/wasm/loader.js';
-import { Arena } from '../dist/wasm/memory.js';
-import { value } from './args.js';
-import { random } from './cases.js';
+import { value } from './lib/args.js';
+import { random } from './lib/cases.js';
 
 const RUNS = Number(value('--runs') ?? 15);
 
@@ -34,15 +34,30 @@ function median(f) {
   return ts.sort((a, b) => a - b)[RUNS >> 1];
 }
 
-const kernels = await loadKernels();
-const arena = new Arena(kernels.memory, kernels.heap_base());
 const engine = await createEngine();
+// The kernel alone: the package's .wasm entry (qkv/qkv.wasm, or qkv/qkv-relaxed.wasm where the engine
+// runs that build) instantiated here, its exports called as the engine's wrapper calls them
+// (src/wasm/abi.ts gives their arguments), on buffers above its heap base laid out as the engine's
+// memory arena lays them out: 16-byte aligned, the memory grown to fit.
+const entry = engine.info.simd === 'relaxed' ? 'qkv/qkv-relaxed.wasm' : 'qkv/qkv.wasm';
+const { instance } = await WebAssembly.instantiate(readFileSync(fileURLToPath(import.meta.resolve(entry))));
+const kernels = instance.exports;
+let top = Math.ceil(kernels.heap_base() / 16) * 16;
+/** The address of `count` fresh floats in the kernels' memory. */
+function allocF32(count) {
+  const ptr = top;
+  top += Math.ceil((4 * count) / 16) * 16;
+  const have = kernels.memory.buffer.byteLength;
+  if (top > have) kernels.memory.grow(Math.ceil((top - have) / 65536));
+  return ptr;
+}
+const f32 = (ptr, count) => new Float32Array(kernels.memory.buffer, ptr, count);
 let sink = 0;
 
 for (const [rows, n] of (value("--shapes") ?? "8192x1024,65536x128").split(",").map((s) => s.split("x").map(Number))) {
   const count = rows * n, bytes = 4 * count;
   const x = random([rows, n], 3);
-  const px = arena.allocF32(count), po = arena.allocF32(count);
+  const px = allocF32(count), po = allocF32(count);
   const wasmBytes = () => new Uint8Array(kernels.memory.buffer);
   const src = new Uint8Array(x.data.buffer);
   wasmBytes().set(src, px); wasmBytes().fill(0, po, po + bytes);
@@ -59,8 +74,8 @@ for (const [rows, n] of (value("--shapes") ?? "8192x1024,65536x128").split(",").
     'kernel, input copy -> output region': () => { kernels.softmax_rows_f32(po, px, rows, n, 0, 1); },
     'kernel, in place': () => { kernels.softmax_rows_f32(px, px, rows, n, 0, 1); },
     'one exp pass (exp_softmax_f32, region -> region)': () => { kernels.exp_softmax_f32(po, px, count); },
-    'copy out into a touched JS array': () => { kept.set(arena.f32(po, count)); },
-    'copy out into a fresh array (slice)': () => { sink += arena.read(po, count)[0]; },
+    'copy out into a touched JS array': () => { kept.set(f32(po, count)); },
+    'copy out into a fresh array (slice)': () => { sink += f32(po, count).slice()[0]; },
     'fresh array alone (new + fill)': () => { sink += new Float32Array(count).fill(1)[0]; },
   };
   console.log(`\nsoftmax [${rows}, ${n}]: ${(bytes / 2 ** 20).toFixed(0)} MiB in and out; median of ${RUNS} ms (GB/s of ${bytes / 2 ** 20} MiB read + the same written)`);

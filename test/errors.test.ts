@@ -1,11 +1,15 @@
 // Bad input: TypeError for a wrong type, RangeError for a shape, size or value that does not fit,
 // a message that names the argument with what was expected and what came, and an engine that
 // still works afterwards and keeps no memory from the failed call. docs/VALIDATION.md is the table
-// of what each op rejects; every row of it has a case here.
+// of what each op rejects; every row of its two tables has at least one case here (the wasm engine's
+// memory limit: 'createEngine({ maxMemoryBytes })' and 'the wasm engine after failed calls' below).
 import { describe, expect, it } from 'vitest';
-import { createEngine, type Engine, type EngineTensor, type KVCache, type Mask, type MultiHeadAttentionLayer, type MultiHeadParams, mask, reference, type Tensor, tensor } from '../src/index.js';
+import {
+  createEngine, type Engine, type EngineTensor, type GroupedQueryAttentionLayer, type GroupedQueryParams, type KVCache, type KVPool, type KVSequence, type Mask,
+  type MultiHeadAttentionLayer, type MultiHeadParams, mask, reference, type Tensor, tensor,
+} from '../src/index.js';
 import { runtimeHasRelaxedSimd } from '../src/wasm/loader.js';
-import { engines, expectClose, random } from './support.js';
+import { engines, expectClose, expectPoolInvariants, multiHeadParams, poolAttention, random } from './support.js';
 
 const all = await engines();
 const wasm = all[1];
@@ -40,6 +44,18 @@ const mha: MultiHeadParams = { numHeads: 2, inProjWeight: random([12, 4], 34), o
 const sep: MultiHeadParams = { numHeads: 2, qProjWeight: random([4, 4], 36), kProjWeight: random([4, 5], 37), vProjWeight: random([4, 5], 38), outProjWeight: random([4, 4], 35) };
 const w44 = random([4, 4], 39), w45 = random([4, 5], 40), w4 = random([4], 41), w12 = random([12], 42), w114 = random([1, 1, 4], 43), w115 = random([1, 1, 5], 44);
 
+// Serving many sequences: rotary over x [1, 2, 4]; a KV pool of 1 kv head, D 4, Dv 2, 3 blocks of 2, whose
+// sequence `seq` holds pk, pv (3 positions, 2 blocks); batchAttention of one new row (nq, nk, nv: 2 query
+// heads) or two; a grouped-query layer of E 8, 2 query heads over 1 kv head of 4.
+const cos82 = random([8, 2], 60), cos83 = random([8, 3], 61);
+const pk = random([3, 1, 4], 62), pv = random([3, 1, 2], 63);
+const nq = random([1, 2, 4], 64), nk = random([1, 1, 4], 65), nv = random([1, 1, 2], 66);
+const nq2 = random([2, 2, 4], 67), nk2 = random([2, 1, 4], 68), nv2 = random([2, 1, 2], 69);
+const nq3 = random([1, 3, 4], 70), nk12 = random([1, 2, 4], 71), nv12 = random([1, 2, 2], 72), nv13 = random([1, 1, 3], 73), nk15 = random([1, 1, 5], 74);
+const pk4 = random([4, 1, 4], 75), pv4 = random([4, 1, 2], 76), q42 = random([4, 2, 4], 77), k41 = random([4, 1, 4], 78), v41 = random([4, 1, 2], 79);
+const gqa: GroupedQueryParams = { numHeads: 2, numKvHeads: 1, headDim: 4, qProjWeight: random([8, 8], 80), kProjWeight: random([4, 8], 81), vProjWeight: random([4, 8], 82), oProjWeight: random([8, 8], 83) };
+const gx = random([2, 8], 84), gx9 = random([2, 9], 85), w84 = random([8, 4], 86), w88 = random([8, 8], 87), w8 = random([8], 88), w1 = random([1], 89), w3 = random([3], 90);
+
 // Serving objects, made once per engine: KV caches shaped for attention over q, k, v (heads 2, E 4, Ev 6)
 // and for a layer of mha (E 4, 2 heads of 2), some holding positions, some disposed; engine tensors.
 // Every failing call below must leave each cache as it was (checked after them, and after 10,000 rounds).
@@ -48,6 +64,8 @@ interface Held {
   layer: MultiHeadAttentionLayer; layerDisposed: MultiHeadAttentionLayer;
   lkEmpty: KVCache; lkFull: KVCache; lkWrong: KVCache; lkDisposed: KVCache;
   t3: EngineTensor; tDisposed: EngineTensor;
+  pool: KVPool; seq: KVSequence; seqEmpty: KVSequence; seqFreed: KVSequence; seqOtherPool: KVSequence; seqOrphan: KVSequence; poolDisposed: KVPool;
+  gqa: GroupedQueryAttentionLayer; gqaDisposed: GroupedQueryAttentionLayer; gqaPool: KVPool; gqaSeq: KVSequence;
 }
 const k2 = random([1, 2, 2, 4], 50), v2 = random([1, 2, 2, 6], 51), lk2 = random([1, 2, 2, 2], 52), lv2 = random([1, 2, 2, 2], 53);
 const heldBy = new Map<Engine, Held>();
@@ -57,14 +75,21 @@ function held(e: Engine): Held {
   const kv = (capacity: number, kvHeads = 2) => e.createKVCache({ batch: 1, kvHeads, headDim: 4, valueDim: 6, capacity });
   const lk = (capacity: number, kvHeads = 2, headDim = 2) => e.createKVCache({ batch: 1, kvHeads, headDim, capacity });
   const disposed = <T extends { dispose(): void }>(x: T) => { x.dispose(); return x; };
+  const pool = () => e.createKVPool({ kvHeads: 1, headDim: 4, valueDim: 2, blocks: 3, blockSize: 2 });
+  const p = pool(), other = pool(), gone = pool(), gqaPool = e.createKVPool({ kvHeads: 1, headDim: 4, blocks: 4, blockSize: 2 });
   h = {
     kvEmpty: kv(8), kvFull: kv(6), kvWrong: kv(8, 1), kvDisposed: disposed(kv(8)),
     layer: e.createMultiHeadAttention(mha), layerDisposed: disposed(e.createMultiHeadAttention(mha)),
     lkEmpty: lk(8), lkFull: lk(3), lkWrong: lk(8, 1, 4), lkDisposed: disposed(lk(8)),
     t3: e.tensor([3]), tDisposed: disposed(e.tensor([2, 3])),
+    pool: p, seq: p.sequence(), seqEmpty: p.sequence(), seqFreed: p.sequence(), seqOtherPool: other.sequence(), seqOrphan: gone.sequence(), poolDisposed: gone,
+    gqa: e.createGroupedQueryAttention(gqa), gqaDisposed: disposed(e.createGroupedQueryAttention(gqa)), gqaPool, gqaSeq: gqaPool.sequence(),
   };
   h.kvFull.append(k2, v2);
   h.lkFull.append(lk2, lv2);
+  h.seq.append(pk, pv);
+  h.seqFreed.free();
+  gone.dispose();
   heldBy.set(e, h);
   return h;
 }
@@ -83,6 +108,19 @@ function expectCachesUnchanged(e: Engine): void {
   expectClose(h.kvFull.read().values, v2, 'kvFull values');
   expectClose(h.lkFull.read().keys, lk2, 'lkFull keys');
   expectClose(h.lkFull.read().values, lv2, 'lkFull values');
+}
+
+/** Each pool's sequences still hold what they held before the failed calls, and no block moved. */
+function expectPoolsUnchanged(e: Engine): void {
+  const h = held(e);
+  expect(h.seq.length).toBe(3);
+  expectClose(h.seq.read().keys, pk, 'seq keys');
+  expectClose(h.seq.read().values, pv, 'seq values');
+  expect(h.seqEmpty.length).toBe(0);
+  expect(h.pool.freeBlocks).toBe(1);
+  expectPoolInvariants(h.pool, [h.seq, h.seqEmpty]);
+  expect(h.gqaSeq.length).toBe(0);
+  expect(h.gqaPool.freeBlocks).toBe(4);
 }
 
 type Call = [string, typeof Error | typeof TypeError | typeof RangeError, RegExp, (e: Engine) => unknown];
@@ -302,6 +340,90 @@ const calls: Call[] = [
   ['positionalEncoding dim non-integer', RangeError, /positionalEncoding: dim must be a non-negative integer, got 2.5/, (e) => e.positionalEncoding(3, 2.5)],
   ['positionalEncoding NaN', RangeError, /positionalEncoding: maxLen must be a non-negative integer, got NaN/, (e) => e.positionalEncoding(NaN, 4)],
   ['positionalEncoding type', TypeError, /positionalEncoding: dim must be a number, got a string/, (e) => e.positionalEncoding(3, '4' as never)],
+
+  // rotaryEmbedding(x, options): x [1, 2, 4] is token-major [T, H, D], one position
+  ['rotaryEmbedding x rank', RangeError, /^rotaryEmbedding: x: expected a 3-D or 4-D tensor, got shape \[2, 3\]/, (e) => e.rotaryEmbedding(m23)],
+  ['rotaryEmbedding dim odd', RangeError, /^rotaryEmbedding: options.dim must be an even integer in \[0, 4\] \(the head size\), got 3/, (e) => e.rotaryEmbedding(x, { dim: 3 })],
+  ['rotaryEmbedding dim above D', RangeError, /^rotaryEmbedding: options.dim must be an even integer in \[0, 4\] \(the head size\), got 6/, (e) => e.rotaryEmbedding(x, { dim: 6 })],
+  ['rotaryEmbedding base', RangeError, /^rotaryEmbedding: options.base must be a positive finite number, got 0/, (e) => e.rotaryEmbedding(x, { base: 0 })],
+  ['rotaryEmbedding positions length', RangeError, /^rotaryEmbedding: options.positions: expected length 1 \(one per row of x \[1, 2, 4\]\), got 3/, (e) => e.rotaryEmbedding(x, { positions: [1, 2, 3] })],
+  ['rotaryEmbedding position negative', RangeError, /^rotaryEmbedding: options.positions\[0\] must be an integer in \[0, 2147483648\), got -2/, (e) => e.rotaryEmbedding(x, { positions: [-2] })],
+  ['rotaryEmbedding position 2^31', RangeError, /^rotaryEmbedding: options.positions\[0\] must be an integer in \[0, 2147483648\), got 2147483648/, (e) => e.rotaryEmbedding(x, { positions: [2 ** 31] })],
+  ['rotaryEmbedding position type', TypeError, /^rotaryEmbedding: options.positions\[0\] must be a number, got a string/, (e) => e.rotaryEmbedding(x, { positions: ['2'] as never })],
+  ['rotaryEmbedding position past the tables', RangeError, /^rotaryEmbedding: options.positions\[0\] must be an integer in \[0, 8\) \(the rows of the cos\/sin tables\), got 8/, (e) => e.rotaryEmbedding(x, { positions: [8], cos: cos82, sin: cos82 })],
+  ['rotaryEmbedding cos without sin', TypeError, /^rotaryEmbedding: options.cos and .*options.sin must be given together/, (e) => e.rotaryEmbedding(x, { cos: cos82 })],
+  ['rotaryEmbedding tables of two shapes', RangeError, /^rotaryEmbedding: options.sin: expected shape \[8, 2\] \(the shape of cos \[8, 2\]\), got \[8, 3\]/, (e) => e.rotaryEmbedding(x, { cos: cos82, sin: cos83 })],
+  ['rotaryEmbedding tables not [*, dim / 2]', RangeError, /^rotaryEmbedding: options.cos: expected shape \[\*, 2\] \(\[maxPositions, dim \/ 2\] with dim = 4\), got \[8, 3\]/, (e) => e.rotaryEmbedding(x, { cos: cos83, sin: cos83 })],
+
+  // engine.createKVPool(options) and its sequences
+  ['createKVPool options type', TypeError, /^createKVPool: options must be an object \{ kvHeads, headDim, blocks, … \}, got a number/, (e) => e.createKVPool(3 as never)],
+  ['createKVPool blocks missing', TypeError, /^createKVPool: options.blocks is required/, (e) => e.createKVPool({ kvHeads: 1, headDim: 4 } as never)],
+  ['createKVPool size type', TypeError, /^createKVPool: options.kvHeads must be a number, got a string/, (e) => e.createKVPool({ kvHeads: '1' as never, headDim: 4, blocks: 2 })],
+  ['createKVPool blocks 0', RangeError, /^createKVPool: options.blocks must be a positive integer, got 0/, (e) => e.createKVPool({ kvHeads: 1, headDim: 4, blocks: 0 })],
+  ['createKVPool size fractional', RangeError, /^createKVPool: options.headDim must be a positive integer, got 4.5/, (e) => e.createKVPool({ kvHeads: 1, headDim: 4.5, blocks: 2 })],
+  ['createKVPool past 2^30', RangeError, /^createKVPool: the keys: shape \[65536, 2, 16, 65536\] is too large/, (e) => e.createKVPool({ kvHeads: 2 ** 16, headDim: 2 ** 16, blocks: 2 })],
+  ['createKVPool dtype', RangeError, /^createKVPool: options.dtype must be 'float32', 'float16' or 'int8', got 'bf16'/, (e) => e.createKVPool({ kvHeads: 1, headDim: 4, blocks: 2, dtype: 'bf16' as never })],
+  ['createKVPool dtype type', TypeError, /^createKVPool: options.dtype must be 'float32', 'float16' or 'int8', got a number/, (e) => e.createKVPool({ kvHeads: 1, headDim: 4, blocks: 2, dtype: 16 as never })],
+  ['KVPool disposed, sequence()', Error, /this KV pool has been disposed/, (e) => held(e).poolDisposed.sequence()],
+  ['KVSequence.append rank', RangeError, /^KVSequence.append: key: expected a 3-D tensor, got shape \[2, 3\]/, (e) => held(e).seqEmpty.append(m23, m23)],
+  ['KVSequence.append shapes', RangeError, /^KVSequence.append: expected key \[n, 1, 4\] and value \[n, 1, 2\] with one n, got \[1, 2, 4\] and \[1, 2, 2\]/, (e) => held(e).seqEmpty.append(nk12, nv12)],
+  ['KVSequence.append lengths differ', RangeError, /^KVSequence.append: expected key \[n, 1, 4\] and value \[n, 1, 2\] with one n, got \[1, 1, 4\] and \[2, 1, 2\]/, (e) => held(e).seqEmpty.append(nk, nv2)],
+  ['KVSequence.append without free blocks', RangeError, /^KVSequence.append: the KV pool has 1 free blocks of 3, this call needs 2/, (e) => held(e).seq.append(pk4, pv4)],
+  ['KVSequence.truncate above its length', RangeError, /^KVSequence.truncate: length must be at most the 3 positions held, got 4/, (e) => held(e).seq.truncate(4)],
+  ['KVSequence.truncate fractional', RangeError, /^KVSequence.truncate: length must be a non-negative integer, got 1.5/, (e) => held(e).seq.truncate(1.5)],
+  ['KVSequence freed, read', Error, /^KVSequence.read: this sequence has been freed/, (e) => held(e).seqFreed.read()],
+  ['KVSequence freed, append', Error, /^KVSequence.append: this sequence has been freed/, (e) => held(e).seqFreed.append(nk, nv)],
+  ['KVSequence freed, fork', Error, /^KVSequence.fork: this sequence has been freed/, (e) => held(e).seqFreed.fork()],
+  ['KVSequence freed, truncate', Error, /^KVSequence.truncate: this sequence has been freed/, (e) => held(e).seqFreed.truncate(0)],
+  ['KVSequence freed, free', Error, /^KVSequence.free: this sequence has been freed/, (e) => held(e).seqFreed.free()],
+  ['KVSequence of a disposed pool', Error, /this KV pool has been disposed/, (e) => held(e).seqOrphan.read()],
+
+  // batchAttention(q, k, v, options) over held(e).seq (Hq 2, Hkv 1, D 4, Dv 2)
+  ['batchAttention key rank', RangeError, /^batchAttention: key: expected a 3-D tensor, got shape \[2, 3\]/, (e) => e.batchAttention(nq, m23, nv, { sequences: [held(e).seq], queryLens: [1] })],
+  ['batchAttention rows differ', RangeError, /^batchAttention: query, key and value must have one row per new token \(T\): query \[1, 2, 4\], key \[2, 1, 4\], value \[2, 1, 2\]/, (e) => e.batchAttention(nq, nk2, nv2, { sequences: [held(e).seq], queryLens: [1] })],
+  ['batchAttention key feature size', RangeError, /^batchAttention: key feature size 5 differs from query's 4/, (e) => e.batchAttention(nq, nk15, nv, { sequences: [held(e).seq], queryLens: [1] })],
+  ['batchAttention value heads', RangeError, /^batchAttention: value must have key's heads: query \[1, 2, 4\], key \[1, 1, 4\], value \[1, 2, 2\]/, (e) => e.batchAttention(nq, nk, nv12, { sequences: [held(e).seq], queryLens: [1] })],
+  ['batchAttention query heads', RangeError, /^batchAttention: query heads \(3\) must be a multiple of key\/value heads \(2\)/, (e) => e.batchAttention(nq3, nk12, nv12, { sequences: [held(e).seq], queryLens: [1] })],
+  ['batchAttention not fitting the pool', RangeError, /^batchAttention: key and value must fit the KV pool \[\*, 1, 4\] \/ \[\*, 1, 2\]: query \[1, 2, 4\], key \[1, 1, 4\], value \[1, 1, 3\]/, (e) => e.batchAttention(nq, nk, nv13, { sequences: [held(e).seq], queryLens: [1] })],
+  ['batchAttention queryLens count', RangeError, /^batchAttention: options.queryLens: expected one length per sequence \(1\), got 2/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [1, 0] })],
+  ['batchAttention queryLens negative', RangeError, /^batchAttention: options.queryLens\[1\] must be a non-negative integer, got -1/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq, held(e).seqEmpty], queryLens: [1, -1] })],
+  ['batchAttention queryLens fractional', RangeError, /^batchAttention: options.queryLens\[0\] must be a non-negative integer, got 0.5/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [0.5] })],
+  ['batchAttention queryLens sum', RangeError, /^batchAttention: options.queryLens sum to 1, but query, key and value have 2 rows/, (e) => e.batchAttention(nq2, nk2, nv2, { sequences: [held(e).seq], queryLens: [1] })],
+  ['batchAttention scale', RangeError, /^batchAttention: options.scale must be a finite number >= 0, got -1/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [1], scale: -1 })],
+  ['batchAttention softcap', RangeError, /^batchAttention: options.softcap must be a finite number >= 0, got NaN/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [1], softcap: NaN })],
+  ['batchAttention window', RangeError, /^batchAttention: options.window.left must be a non-negative integer, got -1/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [1], window: { left: -1 } })],
+  ['batchAttention rotary', RangeError, /^batchAttention: options.rotary.dim must be an even integer in \[0, 4\] \(the head size\), got 3/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [1], rotary: { dim: 3 } })],
+  ['batchAttention alibiSlopes', RangeError, /^batchAttention: options.alibiSlopes: expected shape \[2\] \(one per query head\), got \[3\]/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [1], alibiSlopes: w3 })],
+  ['batchAttention sinks', RangeError, /^batchAttention: options.sinks: expected shape \[2\] \(one per query head\), got \[1\]/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [1], sinks: w1 })],
+  ['batchAttention a sequence twice', RangeError, /^batchAttention: options.sequences\[1\] is also options.sequences\[0\]: a sequence may appear once/, (e) => e.batchAttention(nq2, nk2, nv2, { sequences: [held(e).seq, held(e).seq], queryLens: [1, 1] })],
+  ['batchAttention without free blocks', RangeError, /^batchAttention: the KV pool has 1 free blocks of 3, this call needs 2/, (e) => e.batchAttention(q42, k41, v41, { sequences: [held(e).seqEmpty], queryLens: [4] })],
+  ['batchAttention out', RangeError, /^batchAttention: options.out: expected shape \[1, 2, 2\] \(the shape of the result\), got \[1, 2, 4\]/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seq], queryLens: [1], out: nq })],
+  ['batchAttention options missing', TypeError, /^batchAttention: options must be an object \{ sequences, queryLens, … \}, got undefined/, (e) => e.batchAttention(nq, nk, nv, undefined as never)],
+  ['batchAttention sequences type', TypeError, /^batchAttention: options.sequences must be an array of KVSequence, got an object/, (e) => e.batchAttention(nq, nk, nv, { sequences: held(e).seq as never, queryLens: [1] })],
+  ['batchAttention a look-alike sequence', TypeError, /^batchAttention: options.sequences\[0\] must be a KVSequence \(pool.sequence\(\)\), got an object/, (e) => e.batchAttention(nq, nk, nv, { sequences: [{ length: 3 }] as never, queryLens: [1] })],
+  ['batchAttention sequences of two pools', TypeError, /^batchAttention: options.sequences\[1\] belongs to another KV pool than options.sequences\[0\]/, (e) => e.batchAttention(nq2, nk2, nv2, { sequences: [held(e).seq, held(e).seqOtherPool], queryLens: [1, 1] })],
+  ['batchAttention a sequence of another engine', TypeError, /^batchAttention: options.sequences\[0\] belongs to a KV pool of another engine/, (e) => e.batchAttention(nq, nk, nv, { sequences: [foreign(e).seqEmpty], queryLens: [1] })],
+  ['batchAttention a freed sequence', Error, /^batchAttention: options.sequences\[0\]: this sequence has been freed/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seqFreed], queryLens: [1] })],
+  ['batchAttention a disposed pool', Error, /this KV pool has been disposed/, (e) => e.batchAttention(nq, nk, nv, { sequences: [held(e).seqOrphan], queryLens: [1] })],
+
+  // engine.createGroupedQueryAttention(params) and the layer's forward (E 8, Hq 2, Hkv 1, D 4)
+  ['createGroupedQueryAttention params type', TypeError, /^createGroupedQueryAttention: params must be an object \(GroupedQueryParams\), got null/, (e) => e.createGroupedQueryAttention(null as never)],
+  ['createGroupedQueryAttention oProjWeight missing', TypeError, /^createGroupedQueryAttention: params.oProjWeight is required/, (e) => e.createGroupedQueryAttention({ ...gqa, oProjWeight: undefined } as never)],
+  ['createGroupedQueryAttention numKvHeads 0', RangeError, /^createGroupedQueryAttention: params.numKvHeads must be a positive integer, got 0/, (e) => e.createGroupedQueryAttention({ ...gqa, numKvHeads: 0 })],
+  ['createGroupedQueryAttention headDim 0', RangeError, /^createGroupedQueryAttention: params.headDim must be a positive integer, got 0/, (e) => e.createGroupedQueryAttention({ ...gqa, headDim: 0 })],
+  ['createGroupedQueryAttention heads not a multiple', RangeError, /^createGroupedQueryAttention: params.numHeads \(3\) must be a multiple of params.numKvHeads \(2\)/, (e) => e.createGroupedQueryAttention({ ...gqa, numHeads: 3, numKvHeads: 2 })],
+  ['createGroupedQueryAttention qProjWeight', RangeError, /^createGroupedQueryAttention: params.qProjWeight: expected shape \[8, 8\] \(\[numHeads · headDim, E\] = \[8, E\]\), got \[4, 8\]/, (e) => e.createGroupedQueryAttention({ ...gqa, qProjWeight: gqa.kProjWeight })],
+  ['createGroupedQueryAttention kProjWeight', RangeError, /^createGroupedQueryAttention: params.kProjWeight: expected shape \[4, 8\] \(\[numKvHeads · headDim, E\] with E = 8 from qProjWeight\), got \[8, 8\]/, (e) => e.createGroupedQueryAttention({ ...gqa, kProjWeight: w88 })],
+  ['createGroupedQueryAttention oProjWeight', RangeError, /^createGroupedQueryAttention: params.oProjWeight: expected shape \[8, 8\] \(\[E, numHeads · headDim\]\), got \[8, 4\]/, (e) => e.createGroupedQueryAttention({ ...gqa, oProjWeight: w84 })],
+  ['createGroupedQueryAttention bias', RangeError, /^createGroupedQueryAttention: params.qProjBias: expected shape \[8\], got \[3\]/, (e) => e.createGroupedQueryAttention({ ...gqa, qProjBias: w3 })],
+  ['createGroupedQueryAttention norm weight', RangeError, /^createGroupedQueryAttention: params.qNormWeight: expected shape \[4\], got \[8\]/, (e) => e.createGroupedQueryAttention({ ...gqa, qNormWeight: w8 })],
+  ['createGroupedQueryAttention sinks', RangeError, /^createGroupedQueryAttention: params.sinks: expected shape \[2\] \(one per query head\), got \[1\]/, (e) => e.createGroupedQueryAttention({ ...gqa, sinks: w1 })],
+  ['createGroupedQueryAttention rotary', RangeError, /^createGroupedQueryAttention: params.rotary.dim must be an even integer in \[0, 4\] \(the head size\), got 5/, (e) => e.createGroupedQueryAttention({ ...gqa, rotary: { dim: 5 } })],
+  ['GroupedQueryAttentionLayer.forward x rank', RangeError, /^GroupedQueryAttentionLayer.forward: x: expected a 2-D tensor, got shape \[1, 2, 4\]/, (e) => held(e).gqa.forward(x, { sequences: [held(e).gqaSeq], queryLens: [2] })],
+  ['GroupedQueryAttentionLayer.forward x width', RangeError, /^GroupedQueryAttentionLayer.forward: x: expected shape \[\*, 8\] \(\[T, E\] with the layer's E = 8\), got \[2, 9\]/, (e) => held(e).gqa.forward(gx9, { sequences: [held(e).gqaSeq], queryLens: [2] })],
+  ['GroupedQueryAttentionLayer.forward queryLens', RangeError, /^GroupedQueryAttentionLayer.forward: options.queryLens sum to 1, but query, key and value have 2 rows/, (e) => held(e).gqa.forward(gx, { sequences: [held(e).gqaSeq], queryLens: [1] })],
+  ['GroupedQueryAttentionLayer.forward out', RangeError, /^GroupedQueryAttentionLayer.forward: options.out: expected shape \[2, 8\] \(the shape of the result\), got \[3\]/, (e) => held(e).gqa.forward(gx, { sequences: [held(e).gqaSeq], queryLens: [2], out: held(e).t3 })],
+  ['GroupedQueryAttentionLayer disposed', Error, /this grouped-query attention layer has been disposed/, (e) => held(e).gqaDisposed.forward(gx, { sequences: [held(e).gqaSeq], queryLens: [2] })],
 ];
 
 describe.each(all.map((e) => [e.name, e] as const))('bad input on %s', (_, engine: Engine) => {
@@ -330,6 +452,22 @@ describe.each(all.map((e) => [e.name, e] as const))('bad input on %s', (_, engin
     for (const c of [h.kvEmpty, h.lkEmpty, h.kvFull]) c.reset();
     h.kvFull.append(k2, v2);
     expectCachesUnchanged(engine);
+  });
+
+  it('every failed call left each KV pool\'s sequences and blocks as they were, and they still work', () => {
+    expectPoolsUnchanged(engine);
+    const h = held(engine);
+    // a fork of seq takes a row (copying its shared last block into the pool's free one) as a fresh pool would
+    const fork = h.seq.fork();
+    const got = engine.batchAttention(nq, nk, nv, { sequences: [fork], queryLens: [1] }).output;
+    expectClose(got, poolAttention(engine, { kvHeads: 1, headDim: 4, valueDim: 2, blockSize: 2 }, [{ keys: pk, values: pv }], nq, nk, nv, { queryLens: [1] }), 'batchAttention');
+    expect(fork.length).toBe(4);
+    fork.free();
+    const layerOut = h.gqa.forward(gx, { sequences: [h.gqaSeq], queryLens: [2] }).output;
+    expect(layerOut.shape).toEqual([2, 8]);
+    expect(h.gqaSeq.length).toBe(2);
+    h.gqaSeq.truncate(0);
+    expectPoolsUnchanged(engine);
   });
 });
 
@@ -429,6 +567,7 @@ describe('the wasm engine after failed calls', () => {
     expect(wasm.info.memoryBytes).toBe(before);
     expectClose(good(wasm), expected, 'after 10,000 rounds');
     expectCachesUnchanged(wasm);
+    expectPoolsUnchanged(wasm);
   });
 });
 
@@ -543,5 +682,20 @@ describe('wasm engine lifecycle', () => {
     for (const name of ['CAUSAL_NONE', 'CAUSAL_TOP_LEFT', 'CAUSAL_BOTTOM_RIGHT', 'MASK_NONE', 'MASK_BOOLEAN', 'MASK_ADDITIVE'] as const) {
       expect(kernels[name].value, name).toBe(plan[name]);
     }
+  });
+});
+
+describe('objects of a disposed wasm engine', () => {
+  it('a cache, a layer and an engine tensor throw once their engine is disposed', async () => {
+    const { createEngine } = await import('../src/index.js');
+    const engine = await createEngine();
+    const cache = engine.createKVCache({ batch: 1, kvHeads: 1, headDim: 4, capacity: 4 });
+    const layer = engine.createMultiHeadAttention(multiHeadParams(4, 1, 40));
+    const t = engine.tensor([2]);
+    engine.dispose();
+    expect(() => cache.append(random([1, 1, 1, 4], 1), random([1, 1, 1, 4], 2))).toThrow(/disposed/);
+    expect(() => cache.read()).toThrow(/disposed/);
+    expect(() => layer.forward(random([1, 1, 4], 3), random([1, 1, 4], 3), random([1, 1, 4], 3))).toThrow(/disposed/);
+    expect(() => t.data).toThrow(/disposed/);
   });
 });

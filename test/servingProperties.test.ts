@@ -5,15 +5,14 @@
 // random causal, window, softcap, rotary, ALiBi and sinks. On 1 and 2 threads; the two must give the
 // same bits, and every sequence must hold what the reference's holds afterwards.
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type BatchAttentionOptions, createEngine, type Engine, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
-import { expectClose, random } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { type BatchAttentionOptions, type Engine, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
+import { expectClose, random, wasmEngines } from './support.js';
 
 const RUNS = Number(process.env.SERVING_RUNS ?? 40);
 const SEED = Number(process.env.FC_SEED ?? 20261201);
 
-const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
-afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
+const [wasm1, wasm2] = await wasmEngines();
 
 interface History {
   dtype: 'float32' | 'float16' | 'int8'; blockSize: number; group: number; Hkv: number; D: number; Dv: number;

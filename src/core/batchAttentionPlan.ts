@@ -1,4 +1,4 @@
-// Validation and planning of batchAttention (the README's "Serving many sequences"), shared by both engines.
+// Validation and planning of batchAttention (docs/ATTENTION.md, "Many sequences"), shared by both engines.
 // Plan, then run: everything is checked and every size and block count known before any sequence or
 // block changes, so a refused call leaves the pool as it was.
 

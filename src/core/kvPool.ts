@@ -2,7 +2,8 @@
 // counts, copy on write. Engines only supply the storage (PoolStorage); kernels only see a block table
 // (the block indices of a sequence, in order) and lengths.
 //
-// Invariants (asserted by test/serving.test.ts after every operation):
+// Invariants (asserted by test/ops/kvPool.test.ts and test/ops/batchAttention.test.ts after every
+// operation, through expectPoolInvariants in test/support.ts):
 // - refs[b] is the number of sequences whose table holds block b; b is free exactly when refs[b] === 0,
 //   and then it is in `free` once. So freeBlocks = blocks − (distinct blocks held), and the sum of
 //   reference counts equals the total length of all tables.

@@ -1,5 +1,5 @@
 // The checks of createLinear and of a linear layer's forward and lookup, shared by both engines so
-// that they refuse the same inputs with the same messages (API.md "Bad input").
+// that they refuse the same inputs with the same messages (docs/VALIDATION.md).
 
 import type { LinearDtype, LinearOptions, QuantizedWeight } from './modelTypes.js';
 import { checkShape, formatShape, type Tensor } from './tensor.js';

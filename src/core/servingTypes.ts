@@ -1,4 +1,4 @@
-// The types of serving many sequences (the README's "Serving many sequences"): rotary embeddings, a paged
+// The types of serving many sequences (docs/ATTENTION.md, "Many sequences"): rotary embeddings, a paged
 // KV pool and its sequences, batched attention over them, and the grouped-query attention layer.
 import type { Tensor } from './tensor.js';
 

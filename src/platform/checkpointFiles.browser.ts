@@ -1,8 +1,8 @@
 // Everywhere but Node (browsers, workers, bundlers' browser targets): there is no file system to open a
 // folder in, so a checkpoint comes from an http(s) URL (read by src/models/checkpoint.ts with fetch) or
 // from the page's files ({ files }). package.json "imports" maps #checkpoint-files here for every
-// condition except "node"; this file must never import a Node built-in (test/bundles.test.ts checks the
-// bundles). checkpointFiles.node.ts is the other side and exports the same signature.
+// condition except "node"; this file must never import a Node built-in (test/browser/bundles.test.ts
+// checks the bundles). checkpointFiles.node.ts is the other side and exports the same signature.
 import type { CheckpointFolder } from '../models/checkpointTypes.js';
 
 /**

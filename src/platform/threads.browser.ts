@@ -1,6 +1,6 @@
 // The browser's side of the threads engine: module Web Workers, navigator.hardwareConcurrency.
 // package.json "imports" maps #threads here for every condition except "node"; this file must
-// never import a Node built-in (test/bundles.test.ts checks the bundles).
+// never import a Node built-in (test/browser/bundles.test.ts checks the bundles).
 import type { WorkerHandle, WorkerInit } from '../wasm/parallel.js';
 
 /** Starts one module worker per init and hands it its start data. */

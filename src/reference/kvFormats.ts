@@ -1,4 +1,4 @@
-// The storage formats of a KV pool, the readable definition (the README's "16- and 8-bit pools"); the wasm engine's
+// The storage formats of a KV pool, the readable definition (docs/ATTENTION.md, "Many sequences"); the wasm engine's
 // assembly/kernels/kvStore.ts and assembly/inline/kvFormats.ts compute the same bits.
 //
 //   'float16'  IEEE 754 binary16, rounded to nearest even: 1 sign bit, 5 exponent bits (bias 15),

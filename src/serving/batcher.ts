@@ -1,4 +1,4 @@
-// Continuous batching of one decoder for many users (API.md, "Serving many users"): requests come and
+// Continuous batching of one decoder for many users (docs/SERVING.md, "The batcher"): requests come and
 // go between steps; each step is ONE decoder.forward over every running request (a row for each
 // decoding request, chunks of prompts being prefilled), planned by ./scheduler.ts over the blocks the
 // ledger of ./prefixCache.ts counts. A step is synchronous; the loop yields to the event loop between
@@ -126,7 +126,7 @@ export interface BatcherStats {
   readonly preemptions: number;
 }
 
-/** Continuous batching over one decoder (API.md). */
+/** Continuous batching over one decoder (docs/SERVING.md). */
 export interface Batcher {
   /** A stream of generated tokens; GenerateOptions without `sequence` (a TypeError). */
   submit(prompt: ArrayLike<number>, options?: Omit<GenerateOptions, 'sequence'>): AsyncGenerator<number, void, undefined>;
@@ -442,7 +442,7 @@ export class ContinuousBatcher implements Batcher {
   }
 }
 
-/** A continuous batcher over `decoder` (API.md, "Serving many users"). It assumes it is the only user of the decoder's pools. */
+/** A continuous batcher over `decoder` (docs/SERVING.md, "The batcher"). It assumes it is the only user of the decoder's pools. */
 export function createBatcher(decoder: Decoder, options?: BatcherOptions): Batcher {
   return new ContinuousBatcher(decoder, options);
 }

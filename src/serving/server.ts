@@ -1,4 +1,4 @@
-// An OpenAI-compatible HTTP server of one decoder through a batcher (API.md, "The server").
+// An OpenAI-compatible HTTP server of one decoder through a batcher (docs/SERVING.md, "The server").
 //
 // Node's own `http`, no framework: the package keeps no runtime dependency for it, the routes are five,
 // and server-sent events are plain writes on a response (`data: …\n\n`), so a library would add code

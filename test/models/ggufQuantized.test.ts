@@ -1,5 +1,5 @@
 // GGUF's Q8_0 and Q4_0 tensors loaded as they are stored: int8/int4 linear layers whose q and scales
-// are the file's blocks, with no requantizing (API.md, "Loading a checkpoint"). The fixtures of
+// are the file's blocks, with no requantizing (docs/MODELS.md). The fixtures of
 // test/fixtures/gguf (scripts/fixtures/make-gguf.py): llama3-q8_0/-q4_0 (llama's q/k rows permuted,
 // down_proj in F16 beside the blocks, untied table), gemma2-q8_0 (1 + w norms in F32, tied table
 // scaled by √hidden), phi3-q8_0 (fused qkv_proj and gate_up_proj, split by rows), and the "wide" llama3w and qwen2w (intermediate 32, so every linear layer is in

@@ -1,4 +1,4 @@
-// createLinear with int8 and int4 storage on both engines, against a float64 evaluation of API.md's
+// createLinear with int8 and int4 storage on both engines, against a float64 evaluation of docs/MODELS.md's
 // definition (./quantDefinition.ts): per-group scales (int8 max|w| / 127; int4 m / -8 with m the first element
 // of largest magnitude), round half to even, the input rows quantized per group to int8 (Q8_0), and
 // y = b + Σ_g s_w · s_x · (exact integer sum). T = 1..65, groupSize 32/64/128, in/out at SIMD tails

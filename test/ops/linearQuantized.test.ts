@@ -1,7 +1,7 @@
 // createLinear from a weight given already quantized ({ dtype, shape, groupSize, q, scales }: a
 // QuantizedWeight, what a GGUF file's Q8_0 and Q4_0 blocks are) on both engines. The claim: the layer
 // is the one createLinear stores when it quantizes float weights to those same q and s. So float
-// weights are quantized by createLinear, the same q and s computed here by API.md's definition
+// weights are quantized by createLinear, the same q and s computed here by docs/MODELS.md's definition
 // (./quantDefinition.ts), a layer created from them, and its forward must give the float-made layer's
 // bits (wasm at T = 1, 3, 17, 64 on 1 and 2 threads, and the reference engine), its lookup too. Then
 // q and s no quantizer would make (int8 scales of either sign, groups without ±127 or -8), a zero

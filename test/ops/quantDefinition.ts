@@ -1,4 +1,4 @@
-// API.md's int8/int4 storage of a linear layer ("New ops"), written once for the tests that check
+// The int8/int4 storage of a linear layer (docs/MODELS.md, "Storage of a linear layer"), written once for the tests that check
 // createLinear against it (linearQuant.test.ts: float weights quantized by the layer;
 // linearQuantized.test.ts: weights given already quantized; test/models: GGUF blocks): per-group
 // scales (int8 max|w| / 127; int4 m / -8 with m the first element of largest magnitude), round half
@@ -18,7 +18,7 @@ export function roundEven(q: number): number {
   return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
 }
 
-/** One group of values quantized as API.md defines: its float32 scale and integers. */
+/** One group of values quantized as docs/MODELS.md defines: its float32 scale and integers. */
 export function quantizeGroup(v: ArrayLike<number>, bits: 8 | 4): { s: number; q: number[] } {
   const g = Array.from(v);
   let s: number;

@@ -5,12 +5,12 @@
 //   bun test/runtimes/check.js       deno run -A test/runtimes/check.js       node test/runtimes/check.js
 //
 // For each op: its largest case (large enough for the calls to be split between threads) and CASES
-// random ones (bench/random-cases.js: sizes 0 and 1, SIMD tails, masks, options; some with NaN or
+// random ones (bench/lib/random-cases.js: sizes 0 and 1, SIMD tails, masks, options; some with NaN or
 // ±Infinity in an input). Each case must match the reference within the API's tolerance on each of
 // the four engines, give the same bits on 2 threads as on 1, and each bad input must throw a
 // TypeError or RangeError. Prints every failure, then 'N passed, N failed'; exits 1 on any failure.
 import { createEngine, reference } from 'qkv';
-import { compare, randomCases } from '../../bench/random-cases.js';
+import { compare, randomCases } from '../../bench/lib/random-cases.js';
 
 const CASES = 40;
 const SEED = 13;

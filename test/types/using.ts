@@ -1,4 +1,4 @@
-// `using` with qkv's objects, as the README's "Serverless and edge" shows it: compiled against the
+// `using` with qkv's objects, as docs/RUNTIMES.md's "Serverless and edge" shows it: compiled against the
 // built declarations by npm run test:types under every tsconfig here, with lib ES2022 and @types/node
 // (whose declarations include Symbol.dispose and Disposable) and, in tsconfig.disposable.json, with
 // TypeScript's own lib esnext.disposable and no @types/node.

@@ -1,8 +1,8 @@
-// The bench suite's attention and matmul cases (bench/cases.js) on this page's wasm engine and on the
+// The bench suite's attention and matmul cases (bench/lib/cases.js) on this page's wasm engine and on the
 // reference, timed with tinybench like bench/run.js: warm-up first, results consumed, median and min.
 import { reference } from 'qkv';
 import { Bench } from 'tinybench';
-import { attentionCase, benchCases, matmulCase } from '../../../bench/cases.js';
+import { attentionCase, benchCases, matmulCase } from '../../../bench/lib/cases.js';
 import { fail, nav, ready, startEngine } from './common.js';
 import { barChart } from './plot.js';
 

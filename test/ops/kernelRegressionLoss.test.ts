@@ -1,8 +1,8 @@
 // kernelRegressionLoss: predictions as kernelRegression's, the loss, and ∂loss/∂w checked against a
 // central finite difference of a float64 evaluation written here independently of both engines.
 import { describe, expect, it } from 'vitest';
-import { type Engine, type KernelRegressionLossOptions, type Tensor, tensor } from '../src/index.js';
-import { ABS_TOL, engines, expectClose, REL_TOL, random, TAIL_SIZES } from './support.js';
+import { type Engine, type KernelRegressionLossOptions, type Tensor, tensor } from '../../src/index.js';
+import { ABS_TOL, engines, expectClose, REL_TOL, random, TAIL_SIZES } from '../support.js';
 
 /** The loss in float64, straight from the definition: softmax over the keys each query may use, squared errors. */
 function oracleLoss(q: Tensor, k: Tensor, v: Tensor, y: Tensor, w: number, leaveOneOut = false, reduction = 'mean'): number {
@@ -30,7 +30,7 @@ function centralDifference(loss: (w: number) => number, w: number): number {
   return (loss(w + h) - loss(w - h)) / (2 * h);
 }
 
-/** |a - b| <= ABS_TOL + REL_TOL · |b| (API.md's float32 tolerance), with a message that shows both. */
+/** |a - b| <= ABS_TOL + REL_TOL · |b| (the README's float32 tolerance), with a message that shows both. */
 function expectNear(actual: number, expected: number, label: string, abs = ABS_TOL, rel = REL_TOL): void {
   expect(Math.abs(actual - expected) <= abs + rel * Math.abs(expected), `${label}: got ${actual}, expected ${expected}`).toBe(true);
 }

@@ -7,12 +7,11 @@
 // grew in turns, forks sharing blocks), past lengths at the panel and block edges, causal or not,
 // windows, softcap, grouped heads, head sizes off the SIMD steps, and stored values that are NaN or
 // infinite where the window hides them.
-import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine, type KVSequence, reference, type Tensor, tensor } from '../src/index.js';
-import { expectClose, kernelProbe, random } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { type Engine, reference, type Tensor, tensor } from '../../src/index.js';
+import { expectClose, fillPool, kernelProbe, poolAttention, random, randomPasts, wasmEngines } from '../support.js';
 
-const wasm1 = await createEngine(), wasm2 = await createEngine({ threads: 2 });
-afterAll(() => { wasm1.dispose(); wasm2.dispose(); });
+const [wasm1, wasm2] = await wasmEngines();
 
 interface Case {
   Hq: number; Hkv: number; D: number; Dv: number; blockSize: number; past: number[]; news: number[];
@@ -32,22 +31,9 @@ type Dtype = 'float32' | 'float16' | 'int8';
 function run(engine: Engine, c: Case, dtype: Dtype, probe?: ReturnType<typeof kernelProbe>): Tensor {
   const blocks = c.past.reduce((n, L, s) => n + Math.ceil((L + c.news[s]) / c.blockSize) + 1, 0);
   const pool = engine.createKVPool({ kvHeads: c.Hkv, headDim: c.D, valueDim: c.Dv, blocks, blockSize: c.blockSize, dtype });
-  const count = c.fork ? c.past.length - 1 : c.past.length;
-  const seqs: KVSequence[] = Array.from({ length: count }, () => pool.sequence());
-  const pasts = seqs.map((_, s) => {
-    const keys = random([c.past[s], c.Hkv, c.D], 100 + s), values = random([c.past[s], c.Hkv, c.Dv], 200 + s);
-    if (c.specials) for (let i = 0; i < Math.min(3, c.past[s]); i++) values.data[i * c.Hkv * c.Dv + i] = [NaN, Infinity, -Infinity][i];
-    return { keys, values };
-  });
-  const step = c.turns ?? Math.max(1, ...c.past);
-  for (let at = 0; at < Math.max(0, ...c.past); at += step) {
-    seqs.forEach((seq, s) => {
-      const n = Math.min(step, c.past[s] - at);
-      if (n <= 0) return;
-      const rowsOf = (t: Tensor, d: number) => tensor(t.data.slice(at * c.Hkv * d, (at + n) * c.Hkv * d), [n, c.Hkv, d]);
-      seq.append(rowsOf(pasts[s].keys, c.D), rowsOf(pasts[s].values, c.Dv));
-    });
-  }
+  const pasts = randomPasts(c.fork ? c.past.slice(0, -1) : c.past, c.Hkv, c.D, c.Dv);
+  if (c.specials) pasts.forEach(({ values }, s) => { for (let i = 0; i < Math.min(3, c.past[s]); i++) values.data[i * c.Hkv * c.Dv + i] = [NaN, Infinity, -Infinity][i]; });
+  const seqs = fillPool(pool, pasts, c.turns);
   if (c.fork) seqs.push(seqs[0].fork());
   const T = c.news.reduce((a, b) => a + b, 0);
   const { output } = engine.batchAttention(random([T, c.Hq, c.D], 1), random([T, c.Hkv, c.D], 2), random([T, c.Hkv, c.Dv], 3), {
@@ -105,14 +91,8 @@ describe('sinks that are not finite, on the fused kernel and the paged one', () 
   it('give what the reference gives: NaN rows for NaN and +Infinity, no sink for -Infinity', () => {
     const Hq = 4, Hkv = 1, D = 8, sinks = tensor(Float32Array.from([NaN, Infinity, -Infinity, 0.5]), [Hq]);
     for (const n of [16, 2]) { // 16 new rows: the fused kernel; 2: the paged one
-      const outs = [wasm1, reference].map((engine) => {
-        const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks: 12, blockSize: 4 });
-        const seq = pool.sequence();
-        seq.append(random([9, Hkv, D], 20), random([9, Hkv, D], 21));
-        const { output } = engine.batchAttention(random([n, Hq, D], 22), random([n, Hkv, D], 23), random([n, Hkv, D], 24), { sequences: [seq], queryLens: [n], sinks });
-        pool.dispose();
-        return tensor(output.data.slice(), output.shape);
-      });
+      const outs = [wasm1, reference].map((engine) => poolAttention(engine, { kvHeads: Hkv, headDim: D, blocks: 12, blockSize: 4 }, [{ keys: random([9, Hkv, D], 20), values: random([9, Hkv, D], 21) }],
+        random([n, Hq, D], 22), random([n, Hkv, D], 23), random([n, Hkv, D], 24), { queryLens: [n], sinks }));
       expectClose(outs[0], outs[1], `${n} rows`);
       for (let t = 0; t < n; t++) for (let h = 0; h < Hq; h++) {
         const x = outs[0].data[(t * Hq + h) * D];

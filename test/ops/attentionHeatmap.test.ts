@@ -1,8 +1,8 @@
 // attentionHeatmap: the SVG is well-formed XML, cells sit where their (row, column) says, the colour
 // scale follows the finite values, NaN is grey, and every piece of text is escaped.
 import { describe, expect, it } from 'vitest';
-import { escapeXml, formatTick, formatValue, NAN_COLOR, niceTicks } from '../src/heatmap.js';
-import { attentionHeatmap, reference, tensor } from '../src/index.js';
+import { escapeXml, formatTick, formatValue, NAN_COLOR, niceTicks } from '../../src/heatmap.js';
+import { attentionHeatmap, reference, tensor } from '../../src/index.js';
 
 /**
  * A small well-formedness check (Node has no XML parser): tags nest and close, attribute values

@@ -2,11 +2,11 @@
 // shape, so these run through the public matmul on both engines, at the sizes around the kernel's
 // vector widths (4 columns, 8 rows of B, 4 rows of Bᵀ, 32 floats of a dot) and its row thresholds.
 import { describe, expect, it } from 'vitest';
-import { type Engine, reference, type Tensor, tensor } from '../src/index.js';
-import { SKINNY_ROWS, SKINNY_ROWS_TRANSPOSED } from '../src/wasm/gemv.js';
-import { chooseBuild, compileKernels, defaultWasmUrl, instantiateKernels } from '../src/wasm/loader.js';
-import { PANEL } from '../src/wasm/packed.js';
-import { expectClose, random, TAIL_SIZES, wasmEngine } from './support.js';
+import { type Engine, reference, type Tensor, tensor } from '../../src/index.js';
+import { SKINNY_ROWS, SKINNY_ROWS_TRANSPOSED } from '../../src/wasm/gemv.js';
+import { chooseBuild, compileKernels, defaultWasmUrl, instantiateKernels } from '../../src/wasm/loader.js';
+import { PANEL } from '../../src/wasm/packed.js';
+import { expectClose, random, TAIL_SIZES, wasmEngine } from '../support.js';
 
 const engine: Engine = await wasmEngine();
 

@@ -1,11 +1,14 @@
-// The case table, declared once: run.js times it, check-peers.js checks the peers on its small
+// The case table, declared once: bench/run.js times it, lib/check-peers.js checks the peers on its small
 // cases, and test/cases.test.ts checks qkv's wasm engine on them (1 and 2 threads) against the
 // reference, each at the op's TOLERANCE below.
 //
 // A case names its op family, a shape label, its work (FLOPs or bytes moved per call), its
 // parameters and its tolerance; inputs() builds its inputs once as qkv tensors, which every
 // implementation uses (a peer converts them to its own tensors in its setup, outside the timed
-// call); qkv(engine, inputs) is the call on a qkv engine and returns the output tensor.
+// call); qkv(engine, inputs) is the call on a qkv engine and returns the output tensor. The serving
+// cases (a KV pool's appends, batchAttention, the grouped-query layer) keep state per engine (a pool
+// whose sequences hold their pasts, a layer), made by their first call on that engine; release(engine,
+// inputs) frees it.
 import { tensor } from 'qkv';
 
 /**
@@ -18,6 +21,7 @@ import { tensor } from 'qkv';
 export const TOLERANCE = {
   matmul: 1e-4, 'skinny matmul': 1e-4, softmax: 1e-4, 'masked softmax': 1e-4, attention: 1e-4,
   'attention with weights': 1e-4, 'grouped-query decode': 1e-4, 'multi-head attention': 1e-4, 'kernel regression': 1e-4, 'kernel regression loss': 1e-4,
+  'kv pool append': 1e-4, 'batch attention decode': 1e-4, 'grouped-query layer': 1e-4,
 };
 
 /**
@@ -184,6 +188,133 @@ export function kernelRegressionLossCase(n, m, { leaveOneOut = false } = {}) {
   };
 }
 
+// Serving many sequences. A serving case's state lives on its engine: made by the first call there,
+// kept with the inputs, so that the timed call runs the op alone. Each call leaves it as it found
+// it (every sequence truncated back to its past), so that every call does the same work and the
+// reference engine's state gives the reference's result.
+
+/** The state of `inputs` on `engine`, made by `make()` on the first call there. */
+function held(inputs, engine, make) {
+  inputs.held ??= new Map();
+  if (!inputs.held.has(engine)) inputs.held.set(engine, make());
+  return inputs.held.get(engine);
+}
+
+/** Frees what a serving case holds on `engine` (the release of every serving case). */
+function release(engine, inputs) {
+  inputs.held?.get(engine)?.dispose();
+  inputs.held?.delete(engine);
+}
+
+/** Past lengths of S sequences spread over [min, max], as a serving batch holds them. */
+const spread = (S, min, max) => Array.from({ length: S }, (_, i) => (S === 1 ? max : Math.round(min + (i * (max - min)) / (S - 1))));
+
+/** Random past keys and values [L, Hkv, D] of sequences of `pasts` lengths. */
+const pastRows = (pasts, Hkv, D) => ({ pastK: pasts.map((L, s) => random([L, Hkv, D], 100 + s)), pastV: pasts.map((L, s) => random([L, Hkv, D], 200 + s)) });
+
+/** A pool on `engine` (blocks of 16 unless said) whose sequences hold `pastK[s]`, `pastV[s]`, with room for `extra` more positions each. */
+function filledPool(engine, { Hkv, D, dtype = 'float32', blockSize = 16 }, { pastK, pastV }, extra) {
+  const blocks = pastK.reduce((n, k) => n + Math.ceil((k.shape[0] + extra) / blockSize) + 1, 0);
+  const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize, dtype });
+  const seqs = pastK.map((k, s) => {
+    const seq = pool.sequence();
+    if (k.shape[0] > 0) seq.append(k, pastV[s]);
+    return seq;
+  });
+  const pasts = pastK.map((k) => k.shape[0]);
+  return { pool, seqs, truncate: () => seqs.forEach((seq, s) => seq.truncate(pasts[s])), dispose: () => pool.dispose() };
+}
+
+/** Bytes a pool of `dtype` stores per position and kv head of D features (int8 adds its float32 scale). */
+const storedBytes = (dtype, D) => (dtype === 'int8' ? D + 4 : dtype === 'float16' ? 2 * D : 4 * D);
+
+/**
+ * A KV pool's appends: n new positions (keys and values [n, Hkv, D]) into each of S sequences
+ * holding `pasts`, converted to the pool's dtype. GB/s of the float32 rows given. A timed call
+ * returns the sequences' lengths; with `verify` (the check cases) it reads the new rows back.
+ */
+export function poolAppendCase(label, { S, n, Hkv = 2, D = 64, pasts = spread(S, 256, 2048), dtype = 'float32', blockSize = 16, verify = false }) {
+  return {
+    op: 'kv pool append', shape: `${label}, ${dtype} (Hkv=${Hkv} D=${D})`, bytes: 2 * 4 * S * n * Hkv * D,
+    params: { S, n, Hkv, D, pasts, dtype, blockSize },
+    inputs: () => ({ ...pastRows(pasts, Hkv, D), k: pasts.map((_, s) => random([n, Hkv, D], 300 + s)), v: pasts.map((_, s) => random([n, Hkv, D], 400 + s)) }),
+    qkv: (e, inputs) => {
+      const h = held(inputs, e, () => filledPool(e, { Hkv, D, dtype, blockSize }, inputs, n));
+      h.seqs.forEach((seq, s) => seq.append(inputs.k[s], inputs.v[s]));
+      let out = tensor(h.seqs.map((seq) => seq.length), [S]);
+      if (verify) {
+        const rows = n * Hkv * D, stored = new Float32Array(2 * S * rows);
+        h.seqs.forEach((seq, s) => {
+          const { keys, values } = seq.read();
+          stored.set(keys.data.subarray(keys.data.length - rows), 2 * s * rows);
+          stored.set(values.data.subarray(values.data.length - rows), (2 * s + 1) * rows);
+        });
+        out = tensor(stored, [S, 2, n, Hkv, D]);
+      }
+      h.truncate();
+      return out;
+    },
+    release,
+  };
+}
+
+/**
+ * One decode step of batchAttention: a new row for each of S sequences whose pasts (spread over
+ * 256..2048 by default) sit in a KV pool of `dtype`, Hq / Hkv query heads a kv head, rotary on; the
+ * paged kernel. Qwen2.5-0.5B's attention by default. GB/s of the pool's keys and values read.
+ */
+export function batchDecodeCase({ S = 16, Hq = 14, Hkv = 2, D = 64, pasts = spread(S, 256, 2048), dtype = 'float32', blockSize = 16 } = {}) {
+  const positions = pasts.reduce((a, L) => a + L + 1, 0);
+  return {
+    op: 'batch attention decode', shape: `${S} seqs, ${dtype} (Hq=${Hq} Hkv=${Hkv} D=${D})`, bytes: 2 * positions * Hkv * storedBytes(dtype, D),
+    params: { S, Hq, Hkv, D, pasts, dtype, blockSize },
+    inputs: () => ({ ...pastRows(pasts, Hkv, D), q: random([S, Hq, D], 1), k: random([S, Hkv, D], 2), v: random([S, Hkv, D], 3) }),
+    qkv: (e, inputs) => {
+      const h = held(inputs, e, () => filledPool(e, { Hkv, D, dtype, blockSize }, inputs, 1));
+      const { output } = e.batchAttention(inputs.q, inputs.k, inputs.v, { sequences: h.seqs, queryLens: h.seqs.map(() => 1), rotary: {} });
+      h.truncate();
+      return output;
+    },
+    release,
+  };
+}
+
+/**
+ * The grouped-query attention layer's forward (createGroupedQueryAttention, Hugging Face's layout with
+ * q/k/v biases and rotary, as Qwen2): n new tokens for each of S sequences over a float32 pool. Decode
+ * (n = 1, pasts spread over 256..2048) or a prompt (n tokens over an empty sequence). Qwen2.5-0.5B's
+ * shapes by default. GFLOP/s from the four projections and the attention.
+ */
+export function groupedQueryLayerCase(label, { S = 16, n = 1, E = 896, Hq = 14, Hkv = 2, D = 64, pasts = spread(S, 256, 2048), blockSize = 16 } = {}) {
+  const T = S * n, attention = pasts.reduce((a, L) => a + n * L + (n * (n + 1)) / 2, 0); // causal query-key pairs
+  const s = 1 / Math.sqrt(E);
+  const scaled = (shape, seed, by) => tensor(random(shape, seed).data.map((x) => x * by), shape);
+  return {
+    op: 'grouped-query layer', shape: `${label} (E=${E} Hq=${Hq} Hkv=${Hkv})`,
+    flops: 2 * T * E * (2 * Hq * D + 2 * Hkv * D) + 4 * Hq * D * attention,
+    params: { S, n, E, Hq, Hkv, D, pasts, blockSize },
+    inputs: () => ({
+      ...pastRows(pasts, Hkv, D), x: random([T, E], 4),
+      params: {
+        numHeads: Hq, numKvHeads: Hkv, headDim: D, rotary: {},
+        qProjWeight: scaled([Hq * D, E], 5, s), kProjWeight: scaled([Hkv * D, E], 6, s), vProjWeight: scaled([Hkv * D, E], 7, s),
+        oProjWeight: scaled([E, Hq * D], 8, 1 / Math.sqrt(Hq * D)),
+        qProjBias: scaled([Hq * D], 9, 0.1), kProjBias: scaled([Hkv * D], 10, 0.1), vProjBias: scaled([Hkv * D], 11, 0.1),
+      },
+    }),
+    qkv: (e, inputs) => {
+      const h = held(inputs, e, () => {
+        const state = filledPool(e, { Hkv, D, blockSize }, inputs, n), layer = e.createGroupedQueryAttention(inputs.params);
+        return { ...state, layer, dispose: () => { layer.dispose(); state.dispose(); } };
+      });
+      const { output } = h.layer.forward(inputs.x, { sequences: h.seqs, queryLens: h.seqs.map(() => n) });
+      h.truncate();
+      return output;
+    },
+    release,
+  };
+}
+
 /** What the work column counts, printed under each family's table. */
 export const familyNotes = {
   softmax: 'GB/s: one float32 read and one write of the input. Where the time goes (node bench/softmax-breakdown.js): a stateless call is the copy in, the kernel, the copy out, and the first touch of the fresh output array, which for 32 MiB costs from 2 ms to over 100 ms depending on whether its pages are already backed: every peer pays it too',
@@ -194,6 +325,9 @@ export const familyNotes = {
   'skinny matmul': 'GB/s of B (the weights) read once per call; stateless calls copy B in as well, resident ones read it in place',
   'kernel regression loss': 'GFLOP/s from 15*n*m FLOPs: the forward pass (8 per query and key) and the derivative in w (7 more)',
   'multi-head attention': 'GFLOP/s from B*(8*L*E^2 + 4*L^2*E) FLOPs: four projections and the attention',
+  'kv pool append': 'GB/s of the float32 keys and values given, stored in the pool\'s dtype; each call then truncates the sequences back to their pasts (bookkeeping only). qkv only, as the other serving families: no peer has a paged KV pool (bench/batch-serving.js races onnxruntime-web\'s GroupQueryAttention)',
+  'batch attention decode': 'GB/s of the keys and values the step reads from the pool (int8: with a float32 scale per row and head); one new row for each sequence, whose pasts spread over 256..2048, rotary on',
+  'grouped-query layer': 'GFLOP/s from 2*T*E*(2*Hq*D + 2*Hkv*D) FLOPs of projections and 4*Hq*D per causal query-key pair; decode: one new row for each sequence, whose pasts spread over 256..2048',
 };
 
 /** The benchmark set; `full` adds the smaller and larger shapes. */
@@ -215,6 +349,11 @@ export function benchCases({ full = false } = {}) {
     kernelRegressionCase(1000, 10000),
     kernelRegressionLossCase(1000, 10000),
     kernelRegressionLossCase(4000, 4000, { leaveOneOut: true }),
+    poolAppendCase('16 seqs x 1', { S: 16, n: 1 }),
+    ...['float32', 'float16', 'int8'].map((dtype) => poolAppendCase('1 seq x 512', { S: 1, n: 512, pasts: [0], dtype })),
+    ...['float32', 'float16', 'int8'].map((dtype) => batchDecodeCase({ dtype })),
+    groupedQueryLayerCase('decode, 16 seqs'),
+    groupedQueryLayerCase('prompt of 256', { S: 1, n: 256, pasts: [0] }),
   ].map(withTolerance);
 }
 
@@ -230,5 +369,11 @@ export function checkCases() {
     attentionCase('causal L=21', { Lq: 21, causal: true }),
     attentionCase('decode Lq=1 Lk=45', { Lq: 1, Lk: 45 }),
     multiHeadCase({ B: 2, L: 9, E: 512, H: 8 }),
+    poolAppendCase('3 seqs x 5', { S: 3, n: 5, Hkv: 2, D: 12, pasts: [0, 7, 16], dtype: 'int8', blockSize: 4, verify: true }),
+    poolAppendCase('3 seqs x 5', { S: 3, n: 5, Hkv: 2, D: 12, pasts: [0, 7, 16], dtype: 'float16', blockSize: 4, verify: true }),
+    batchDecodeCase({ S: 3, Hq: 4, Hkv: 2, D: 16, pasts: [5, 17, 40], blockSize: 4 }),
+    batchDecodeCase({ S: 3, Hq: 6, Hkv: 2, D: 20, pasts: [5, 17, 40], dtype: 'int8', blockSize: 4 }),
+    groupedQueryLayerCase('decode, 3 seqs', { S: 3, E: 24, Hq: 6, Hkv: 2, D: 8, pasts: [0, 9, 20], blockSize: 4 }),
+    groupedQueryLayerCase('prompt, 2 x 17', { S: 2, n: 17, E: 24, Hq: 6, Hkv: 2, D: 8, pasts: [0, 3], blockSize: 4 }),
   ].map(withTolerance);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Engine, type Tensor, tensor } from '../src/index.js';
-import { engines, expectClose, random, TAIL_SIZES } from './support.js';
+import { type Engine, type Tensor, tensor } from '../../src/index.js';
+import { engines, expectClose, random, TAIL_SIZES } from '../support.js';
 
 /** Float64 oracle: C[z, i, j] = sum_k A[z, i, k] B[z, k, j], with A or B shared when its batch is 1. */
 function oracle(a: Tensor, b: Tensor, transposeB: boolean, batch: number): Tensor {

@@ -12,7 +12,7 @@ const row = (cells) => `| ${cells.join(' | ')} |`;
 
 /** Bytes of the files the footprint names: the four builds and the two entry bundles. */
 export function packageSizes() {
-  const size = (path) => statSync(new URL(`../${path}`, import.meta.url)).size;
+  const size = (path) => statSync(new URL(`../../${path}`, import.meta.url)).size;
   return {
     wasm: Object.fromEntries(['qkv', 'qkv-relaxed', 'qkv-threads', 'qkv-relaxed-threads'].map((b) => [`${b}.wasm`, size(`build/${b}.wasm`)])),
     mainEntry: size('dist/bundle/qkv.js'),

@@ -1,14 +1,18 @@
-// Engine tensors read and written where they are: with inputs and `out` in engine memory, the
-// kernels read the inputs in place and write straight into out (Arena.result is handed out's own
-// address, so it copies nothing), for matmul, attention (both kernels, and with weights),
-// kernelRegression, additiveAttention, multiHeadAttention and its prepared layer, rotaryEmbedding
-// (also into its own x), batchAttention's decode steps and the grouped-query layer's forward; an out that overlaps an input, or lives outside engine
-// memory, is written through a block of the call's own and gets the same result.
+// Engine tensors (engine.tensor(shape)), across the ops. Read and written where they are: with inputs
+// and `out` in engine memory, the kernels read the inputs in place and write straight into out
+// (Arena.result is handed out's own address, so it copies nothing), for matmul, attention (both
+// kernels, and with weights), kernelRegression, additiveAttention, multiHeadAttention and its prepared
+// layer, rotaryEmbedding (also into its own x), batchAttention's decode steps and the grouped-query
+// layer's forward; an out that overlaps an input, or lives outside engine memory, is written through a
+// block of the call's own and gets the same result. On both engines: engine tensors as inputs and
+// outputs of every op, equal to the copying calls; a wrong out refused; and on wasm, memory growth
+// (an engine tensor's data is always a live view).
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type Engine, reference, type Tensor } from '../src/index.js';
+import { type Engine, reference, type Tensor, tensor } from '../src/index.js';
 import { Arena } from '../src/wasm/memory.js';
-import { expectClose, kernelProbe, random, wasmEngine } from './support.js';
+import { engines, expectClose, fillPool, kernelProbe, multiHeadParams, random, wasmEngine } from './support.js';
 
+const all = await engines();
 const wasm = await wasmEngine();
 afterEach(() => { vi.restoreAllMocks(); });
 
@@ -113,8 +117,7 @@ describe('batchAttention on engine tensors', () => {
   /** A pool of `blocks` blocks of 4 on `engine`, with two sequences of `past` positions each. */
   const setup = (past: number, blocks = 16, engine: Engine = wasm) => {
     const pool = engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: 4 });
-    const seqs = [pool.sequence(), pool.sequence()];
-    if (past > 0) seqs.forEach((s, i) => s.append(random([past, Hkv, D], 30 + i), random([past, Hkv, D], 40 + i)));
+    const seqs = fillPool(pool, [0, 1].map((i) => ({ keys: random([past, Hkv, D], 30 + i), values: random([past, Hkv, D], 40 + i) })));
     return { pool, seqs };
   };
 
@@ -170,5 +173,64 @@ describe('a grouped-query layer on engine tensors', () => {
     expectClose(out, ref.forward(x, { sequences: [refPool.sequence()], queryLens: [3] }).output);
     [X, out].forEach((t) => (t as unknown as { dispose(): void }).dispose());
     layer.dispose(); pool.dispose(); refPool.dispose();
+  });
+});
+
+describe.each(all.map((e) => [e.name, e] as const))('zero-copy tensors and options.out on %s', (_, engine: Engine) => {
+  it('engine tensors are inputs and outputs of every op, and results equal the copying calls', () => {
+    const a = engine.tensor([5, 6]), b = engine.tensor([6, 7]);
+    a.data.set(random([5, 6], 1).data);
+    b.data.set(random([6, 7], 2).data);
+    const c = engine.tensor([5, 7]);
+    expect(engine.matmul(a, b, { out: c })).toBe(c);
+    expectClose(c, engine.matmul(tensor(Float32Array.from(a.data), [5, 6]), tensor(Float32Array.from(b.data), [6, 7])));
+    // an output may be an input: the result is written after the inputs are read
+    const s = engine.tensor([2, 3, 5]);
+    s.data.set(random([2, 3, 5], 3, 4).data);
+    const want = engine.softmax(tensor(Float32Array.from(s.data), s.shape));
+    expect(engine.softmax(s, { out: s })).toBe(s);
+    expectClose(s, want);
+    const plain = tensor(new Float32Array(30), [2, 3, 5]);
+    expect(engine.maskedSoftmax(random([2, 3, 5], 4), [2, 5], { out: plain })).toBe(plain);
+    const q = random([1, 2, 16, 8], 5), k = random([1, 2, 20, 8], 6), v = random([1, 2, 20, 4], 7);
+    const o = engine.tensor([1, 2, 16, 4]);
+    expectClose(engine.scaledDotProductAttention(q, k, v, { causal: true, out: o }).output, engine.scaledDotProductAttention(q, k, v, { causal: true }).output);
+    const kr = engine.tensor([3]);
+    expect(engine.kernelRegression(random([3], 8), random([9], 9), random([9], 10), { out: kr }).output).toBe(kr);
+    const x = random([2, 4, 8], 11), p = multiHeadParams(8, 2, 12), mo = engine.tensor([2, 4, 8]);
+    expect(engine.selfAttention(x, p, { out: mo }).output).toBe(mo);
+    expectClose(mo, engine.selfAttention(x, p).output);
+    for (const t of [a, b, c, s, o, kr, mo]) t.dispose();
+  });
+
+  it('refuses an out of the wrong shape, and a disposed tensor', () => {
+    expect(() => engine.matmul(random([2, 3], 1), random([3, 4], 2), { out: tensor(new Float32Array(6), [2, 3]) })).toThrow(/options.out: expected shape \[2, 4\]/);
+    const t = engine.tensor([2]);
+    t.dispose();
+    t.dispose();
+    expect(() => t.data).toThrow(/disposed/);
+  });
+});
+
+describe('wasm engine tensors when the memory grows', () => {
+  it('an engine tensor is copied in right even when that copy grows the memory', async () => {
+    const { createEngine } = await import('../src/index.js');
+    const engine = await createEngine();
+    const x = engine.tensor([512, 1024]), out = engine.tensor([512, 1024]);
+    x.data.set(random([512, 1024], 1, 3).data);
+    const want = all[1].softmax(tensor(Float32Array.from(x.data), x.shape));
+    expectClose(engine.softmax(x, { out }), want); // softmax copies x (it works in place), growing the memory
+    engine.dispose();
+  });
+
+  it('data is always a live view; a view kept across growth is refused by ops, not silently read', () => {
+    const engine = all[1];
+    const t = engine.tensor([4, 4]);
+    t.data.set(random([4, 4], 1).data);
+    const kept = t.data;
+    engine.matmul(random([700, 700], 2), random([700, 700], 3)); // grows the memory
+    expect(Array.from(t.data.subarray(0, 3))).toEqual(Array.from(random([4, 4], 1).data.subarray(0, 3)));
+    if (kept.length === 0) expect(() => engine.softmax({ data: kept, shape: [4, 4] })).toThrow(RangeError);
+    t.dispose();
   });
 });

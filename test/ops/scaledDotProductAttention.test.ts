@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type AttentionOptions, type Engine, mask, reference, type Tensor, tensor } from '../src/index.js';
-import { engines, expectClose, kernelProbe, random, rows, TAIL_SIZES } from './support.js';
+import { type AttentionOptions, type Engine, mask, reference, type Tensor, tensor } from '../../src/index.js';
+import { engines, expectClose, kernelProbe, random, rows, TAIL_SIZES } from '../support.js';
 
 const all = await engines();
 const wasm = all[1];

@@ -1,7 +1,7 @@
 // The error bounds stated in assembly/inline/exp.ts, measured against float64 Math.exp / Math.tanh.
 import { describe, expect, it } from 'vitest';
-import { loadKernels } from '../src/wasm/loader.js';
-import { Arena } from '../src/wasm/memory.js';
+import { loadKernels } from '../../src/wasm/loader.js';
+import { Arena } from '../../src/wasm/memory.js';
 
 const kernels = await loadKernels();
 const arena = new Arena(kernels.memory, kernels.heap_base());

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Engine, type Tensor, tensor } from '../src/index.js';
-import { engines, expectClose, random, rows, TAIL_SIZES, wasmEngine } from './support.js';
+import { type Engine, type Tensor, tensor } from '../../src/index.js';
+import { engines, expectClose, random, rows, TAIL_SIZES, wasmEngine } from '../support.js';
 
 /** Float64 oracle of softmax over the first len entries of each row, zeros after. */
 function oracle(x: Tensor, lens?: number[]): Tensor {

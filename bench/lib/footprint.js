@@ -18,7 +18,7 @@ export function coldStartMs(runs = 5) {
     if (!(output.data[0] > 0)) throw new Error('bad result');
     console.log(JSON.stringify({ ms: performance.now() - t0, rssMB: process.memoryUsage().rss / 2 ** 20 }));
   `;
-  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  const cwd = fileURLToPath(new URL('../..', import.meta.url));
   const samples = [];
   for (let i = 0; i < runs; i++) {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8' });
