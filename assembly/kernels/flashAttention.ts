@@ -43,7 +43,7 @@
 // a KV pool's blocks through a block table; binary16 and int8 keys are widened as they are packed,
 // and a kv head's values widened once into scratch (a prompt reads each value many times).
 import { exp2NonPositive4, exp2Shifted4, exp2Softmax4, shiftedExpMagic } from '../inline/exp';
-import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
+import { alibiRow, applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, hsum4, madd4 } from '../inline/simd';
 import { packPanel } from '../inline/panels';
@@ -616,12 +616,7 @@ export function flash_attention_f32(
     // scores are in base 2
     if (t1 > t0) applyMask(s + (<usize>t0 << 2), t1 - t0, mask, maskKind, mrow + (j0 + t0) * msk, msk, LOG2E);
   }
-  if (slope != 0) {
-    for (let t = t0; t < t1; t++) {
-      const at = s + (<usize>t << 2);
-      store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (j0 + t)));
-    }
-  }
+  if (slope != 0) alibiRow(s, t0, t1, slope, p, j0);
   // keys outside [lo, hi)
   const a = min(n, max(0, lo - j0));
   for (let t = 0; t < a; t++) store<f32>(s + (<usize>t << 2), -Infinity);

@@ -18,7 +18,7 @@
 import { dot, expShiftSum, rowMax, scale, scoreKeys, zero } from '../inline/rows';
 import { hsum4, madd4, sums4 } from '../inline/simd';
 import { HALF_REBIAS, halfHighScaled, halfLowScaled, int8Quarter0, int8Quarter1, int8Quarter2, int8Quarter3, load1, load4, loadScaled1, loadScaled4 } from '../inline/kvFormats';
-import { softcapRow } from '../inline/scores';
+import { alibiRow, softcapRow } from '../inline/scores';
 import { keyHi, keyLo, CAUSAL_NONE, CAUSAL_TOP_LEFT } from '../inline/keyRange';
 import { exp1 } from '../inline/exp';
 import { PAGED_ROW_BYTES, PAGED_ROW_KV_LENGTH, PAGED_ROW_POSITION, PAGED_ROW_TABLE_AT, PAGED_ROW_TOKEN } from '../layout';
@@ -656,13 +656,7 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
     for (let x = 0; x < group; x++) {
       const s = scratch + <usize>x * stride, h = h0 + x;
       if (softcap > 0) softcapRow(s, n, softcap);
-      if (alibi != 0) {
-        const slope = load<f32>(alibi + (<usize>h << 2));
-        for (let j = 0; j < n; j++) {
-          const at = s + (<usize>j << 2);
-          store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (lo + j)));
-        }
-      }
+      if (alibi != 0) alibiRow(s, 0, n, load<f32>(alibi + (<usize>h << 2)), p, lo);
       // binary16 values are read times 2^-112 (unless widened): their weights take the 2^112 here, in the softmax's scaling pass
       const state = softmaxWithSink(s, n, sinks != 0, sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) : -Infinity, sizeof<T>() == 2 && !widen ? HALF_REBIAS : 1);
       // a row with no weights is left out of the values' pass: zeros, or NaN
