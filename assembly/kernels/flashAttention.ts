@@ -8,8 +8,8 @@
 //
 //   Kp[panel][t][0..16) = K[panel·16 + c][t]        c = 0..15
 //
-// Two query rows r0, r1 then go through key blocks of BLOCK keys (eight panels; 128 measured a
-// little faster than 64 and clearly faster than 32 at L = 1024):
+// Two query rows r0, r1 then go through key blocks of BLOCK keys (eight panels; smaller blocks ran
+// slower):
 //
 //   S[2][BLOCK]  = scale · Q[r0, r1] · Kpᵀ      2×16 register tile: 4 panel loads + 2 splats -> 8 FMAs per t
 //   S            = softcap, mask, key range (-inf outside [lo, hi) of each row)
@@ -24,7 +24,7 @@
 // of it (weights up to 2^8), and each panel's P is taken as it is scored, from the registers
 // (scorePanel): no pass over S, no α. m is kept an integer, so that the exp folds it into its
 // rounding (exp2Shifted4). A panel that rises further stays raw, and finishLazyBlock moves m for
-// the block. At L = 1024 (H = 8, d = 64, engine tensors) this took attention from 47.8 to 46.2 ms.
+// the block.
 //
 // When a kv head's packed keys and values outgrow CHUNK_BYTES, the keys go in chunks of that size,
 // and a segment of up to SEGMENT_UNITS pairs goes through each chunk before the next, each pair's O

@@ -39,10 +39,10 @@ export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): 
 /**
  * Query heads per kv head from which a binary16 or int8 pool's runs are widened once into float32
  * rows of scratch (WIDE_ROWS at a time, in L1; int8 rows times their scales) and read by the float32
- * loops, two heads at a time: widening in registers repeats for every head, which made a group of 7
- * heads 1.5x slower over binary16 than over float32. Over int8, widening once ran a 16-sequence step
- * 1.33-1.35x faster at 7 heads a kv head, 1.21x at 4, 1.01x at 3 and 0.96x at 2. Smaller groups
- * widen in registers (int8 through 16-bit integer dot products), as memory-bound decode wants.
+ * loops, two heads at a time: widening in registers repeats for every head, which from 4 heads a kv
+ * head on costs more than widening once (at 3 the two were even, at 2 widening once was slower).
+ * Smaller groups widen in registers (int8 through 16-bit integer dot products), as memory-bound
+ * decode wants.
  */
 // @ts-ignore: decorator
 @inline const WIDEN_MIN_GROUP: i32 = 4;
@@ -50,10 +50,9 @@ export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): 
  * The most rows a run takes (a run: consecutive slots of one block, which every head of the group
  * scores, then weighs). Blocks larger than this (a KVCache or tensor read as one block per kv head,
  * src/wasm/decodeAttention.ts; a pool of large blocks) go in runs of this many rows, so that the
- * values' pass, which reads a run once per 16 columns, finds it in L2 (64 KB of rows of 64 floats):
- * a whole 32,768-row kv head went 4 times through memory. Measured: 256 left pools of blocks up to
- * 256 as fast as before (64 made blocks of 256 0.93x) and made grouped-query decode over 32,768
- * positions 2x faster than the row kernel.
+ * values' pass, which reads a run once per 16 columns, finds it in L2 (64 KB of rows of 64 floats)
+ * where a whole long kv head would go through memory that many times. Not fewer: blocks of up to
+ * 256 rows stay whole runs (runs of 64 made blocks of 256 slower).
  */
 // @ts-ignore: decorator
 @inline const RUN_ROWS: i32 = 256;
@@ -511,9 +510,8 @@ const INT8_DOT_CHUNK = 2048;
  * block run while the current one is computed starts its memory traffic early where the hardware
  * prefetcher cannot: at a jump to a block that is not the next one in memory. A sequence's
  * consecutive blocks are one stream (each kv head's blocks lie side by side), which the prefetcher
- * follows better than any touch: touching them too cost 1.7x at 32,768 positions. Measured, 16
- * decode rows over 256..2048 positions with blocks laid out block-major: one line in four 1.2x, every
- * line 1.35x (Hq = 14, Hkv = 2); 1.6x with one query head per kv head.
+ * follows better than any touch (touching them too slowed long sequences down). Every line of the
+ * next block is touched, not one in four: that ran faster.
  */
 // @ts-ignore: decorator
 @inline function touch(p: usize, bytes: usize): f32 {
