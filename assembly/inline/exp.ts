@@ -24,17 +24,26 @@ import { madd4 } from './simd';
 // @ts-ignore: decorator
 @inline const EXP_HI: f32 = 88.72283905;
 
+/**
+ * c0·r^5 + c1·r^4 + … + c5 by Horner's rule, for exp4 and exp2NonPositive4: multiplies and adds
+ * unfused, as they have always been computed (madd4 would fuse them on the relaxed build).
+ */
+// @ts-ignore: decorator
+@inline function horner5(r: v128, c0: f32, c1: f32, c2: f32, c3: f32, c4: f32, c5: f32): v128 {
+  let p = f32x4.splat(c0);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(c1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(c2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(c3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(c4));
+  return f32x4.add(f32x4.mul(p, r), f32x4.splat(c5));
+}
+
 /** e^r for r = x - n·ln 2 (Cody–Waite, so that r is exact), by Cephes' degree-6 polynomial. */
 // @ts-ignore: decorator
 @inline function expReduced(x: v128, n: v128): v128 {
   let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  const p = horner5(r, 1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1);
   return f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
 }
 
@@ -68,12 +77,7 @@ import { madd4 } from './simd';
   const magic = f32x4.splat(ROUND_MAGIC);
   const t = f32x4.add(xc, magic);
   const r = f32x4.sub(xc, f32x4.sub(t, magic));
-  let p = f32x4.splat(1.5403530393381608e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3333558146428443e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(9.618129107628477e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.550410866482158e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(2.402265069591007e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(6.931471805599453e-1));
+  const p = horner5(r, 1.5403530393381608e-4, 1.3333558146428443e-3, 9.618129107628477e-3, 5.550410866482158e-2, 2.402265069591007e-1, 6.931471805599453e-1);
   const er = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
   const pow2n = i32x4.add(i32x4.shl(t, 23), i32x4.splat(127 << 23));
   return v128.bitselect(f32x4.splat(0.0), f32x4.mul(er, pow2n), f32x4.lt(x, f32x4.splat(-126.0)));

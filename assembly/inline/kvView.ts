@@ -1,15 +1,16 @@
-// The KV view of the attention kernels (kernels/attention.ts, kernels/flashAttention.ts): where the
-// rows of one kv head's keys (or values) lie. The layout block (layout.ts) holds its strides and its
-// optional block table; a kernel reads them once per head into `head` (the head's first row),
-// `table` (this batch row's block indices, or 0) and `rows` (positions per block):
+// The KV view of the attention kernels (kernels/attention.ts, flashAttention.ts, pagedAttention.ts):
+// where the rows of one kv head's keys (or values) lie. The row and fused kernels find its strides
+// and its optional block table in the layout block (layout.ts), the paged kernel in its arguments and
+// row block; a kernel reads them once per head into `head` (the head's first row), `table` (this
+// batch row's or sequence's block indices, or 0) and `rows` (positions per block):
 //
 //   no table (tensors, a KVCache):  row j at head + j·ld                      one run of rows
 //   a table (a KV pool's blocks):   row j at head + (table[j / rows]·rows + j % rows)·ld
 //
 // Consecutive rows of a block lie ld bytes apart, so the kernels' loops keep their stride inside a
 // run (runEnd) and look the table up only where a run starts: the contiguous case is one run, and
-// its loops are the ones they were before the view. Elements are float32, or (the fused kernel
-// only) a pool's binary16 or int8, read by inline/kvFormats.ts's loaders (kvFormat).
+// its loops are the ones they were before the view. Elements are float32, or (the fused and paged
+// kernels) a pool's binary16 or int8, read by inline/kvFormats.ts's loaders (kvFormat).
 import { LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_FORMAT, LAYOUT_KV_TABLE, LAYOUT_KV_TABLE_ENTRIES } from '../layout';
 
 /** The view's element type: KV_F32, KV_F16 or KV_I8 (layout.ts). */
@@ -66,6 +67,12 @@ import { LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_FORMAT, LAYOUT_KV_TABLE, LAYOUT_KV_TABL
   return head + <usize>(load<i32>(table + (<usize>block << 2)) * rows + slot) * ld;
 }
 
+/** Whether the table's block after `block` lies right after it in the head's rows (the two are one run). */
+// @ts-ignore: decorator
+@inline export function kvNextAdjacent(table: usize, block: i32): bool {
+  return load<i32>(table + (<usize>(block + 1) << 2)) == load<i32>(table + (<usize>block << 2)) + 1;
+}
+
 /**
  * Rows from slot `slot` of `block` that lie ld apart, at most `left`: to the end of the block, and on
  * through the blocks after it that the table holds consecutively (a sequence's blocks taken in order
@@ -76,7 +83,7 @@ import { LAYOUT_KV_BLOCK_ROWS, LAYOUT_KV_FORMAT, LAYOUT_KV_TABLE, LAYOUT_KV_TABL
 @inline export function kvRunLength(table: usize, rows: i32, block: i32, slot: i32, left: i32): i32 {
   if (table == 0) return left;
   let len = rows - slot;
-  for (let b = block; len < left && load<i32>(table + (<usize>(b + 1) << 2)) == load<i32>(table + (<usize>b << 2)) + 1; b++) len += rows;
+  for (let b = block; len < left && kvNextAdjacent(table, b); b++) len += rows;
   return min(len, left);
 }
 

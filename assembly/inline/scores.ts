@@ -1,5 +1,5 @@
-// What turns raw scores into the softmax's inputs, shared by the row and the fused attention kernels:
-// softcapping and the user's mask.
+// What turns raw scores into the softmax's inputs, shared by the attention kernels: softcapping (row,
+// fused and paged), the user's mask (row and fused) and ALiBi's distance penalty (fused and paged).
 import { tanh1, tanh4 } from './exp';
 
 // must match src/core/scaledDotProductAttentionPlan.ts (exported by assembly/index.ts; createEngine compares them)
@@ -37,5 +37,17 @@ export const MASK_ADDITIVE: i32 = 2;
     } else {
       store<f32>(st, load<f32>(st) + load<f32>(mask + (at << 2)) * unit);
     }
+  }
+}
+
+/**
+ * ALiBi over scores t0 .. t1 of keys j0 + t: s[t] -= slope · |p − (j0 + t)|, p the query's position
+ * (see: Press et al., "Train Short, Test Long", 2022).
+ */
+// @ts-ignore: decorator
+@inline export function alibiRow(s: usize, t0: i32, t1: i32, slope: f32, p: i32, j0: i32): void {
+  for (let t = t0; t < t1; t++) {
+    const at = s + (<usize>t << 2);
+    store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (j0 + t)));
   }
 }

@@ -16,7 +16,7 @@
 /**
  * Max of the four lanes (a NaN lane may be ignored: callers detect NaN through the sum that follows).
  * By pmax and shuffles: V8 compiles f32.max to a sequence with data-dependent branches (NaN, ±0),
- * which cost softmax rows of 128 random scores 1.2x.
+ * which slowed softmax rows down.
  */
 // @ts-ignore: decorator
 @inline export function hmax4(v: v128): f32 {

@@ -8,8 +8,8 @@
 //
 //   Kp[panel][t][0..16) = K[panel·16 + c][t]        c = 0..15
 //
-// Two query rows r0, r1 then go through key blocks of BLOCK keys (eight panels; 128 measured a
-// little faster than 64 and clearly faster than 32 at L = 1024):
+// Two query rows r0, r1 then go through key blocks of BLOCK keys (eight panels; smaller blocks ran
+// slower):
 //
 //   S[2][BLOCK]  = scale · Q[r0, r1] · Kpᵀ      2×16 register tile: 4 panel loads + 2 splats -> 8 FMAs per t
 //   S            = softcap, mask, key range (-inf outside [lo, hi) of each row)
@@ -24,7 +24,7 @@
 // of it (weights up to 2^8), and each panel's P is taken as it is scored, from the registers
 // (scorePanel): no pass over S, no α. m is kept an integer, so that the exp folds it into its
 // rounding (exp2Shifted4). A panel that rises further stays raw, and finishLazyBlock moves m for
-// the block. At L = 1024 (H = 8, d = 64, engine tensors) this took attention from 47.8 to 46.2 ms.
+// the block.
 //
 // When a kv head's packed keys and values outgrow CHUNK_BYTES, the keys go in chunks of that size,
 // and a segment of up to SEGMENT_UNITS pairs goes through each chunk before the next, each pair's O
@@ -43,7 +43,7 @@
 // a KV pool's blocks through a block table; binary16 and int8 keys are widened as they are packed,
 // and a kv head's values widened once into scratch (a prompt reads each value many times).
 import { exp2NonPositive4, exp2Shifted4, exp2Softmax4, shiftedExpMagic } from '../inline/exp';
-import { applyMask, MASK_NONE, softcapRow } from '../inline/scores';
+import { alibiRow, applyMask, MASK_NONE, softcapRow } from '../inline/scores';
 import { keyHi, keyLo, queryPosition } from '../inline/keyRange';
 import { hmax4, hsum4, madd4 } from '../inline/simd';
 import { packPanel } from '../inline/panels';
@@ -454,12 +454,11 @@ export function flash_attention_f32(
   const osb = load<i32>(layout, LAYOUT_OUT + STRIDE_BATCH), osh = load<i32>(layout, LAYOUT_OUT + STRIDE_HEAD), osi = load<i32>(layout, LAYOUT_OUT + STRIDE_ROW);
   // the KV view: rows ld bytes apart inside a run, runs per block of a pool, elements of `format`
   // (inline/kvView.ts); binary16 and int8 keys are widened into the panels, their values into vWide
-  const format = kvFormat(layout), bytes: i32 = format == KV_F32 ? 4 : format == KV_F16 ? 2 : 1;
-  const ldk = <usize>(ksj * bytes), rows = kvBlockRows(layout);
+  const format = kvFormat(layout), rows = kvBlockRows(layout);
   const kScales = <usize>load<i32>(layout, LAYOUT_KV_K_SCALES), vScales = <usize>load<i32>(layout, LAYOUT_KV_V_SCALES);
   const vWide = mx + 96;
   // the values the packed kv head's rows are read from: the view, or vWide (one run, ev floats apart)
-  let vHead: usize = 0, vTable: usize = 0, ldv = <usize>(vsj * bytes);
+  let vHead: usize = 0, vTable: usize = 0, ldv: usize = 0;
   // keys in chunks that stay in cache (their panels and values) while a segment of pairs goes
   // through them, each pair's state in its slot; one chunk (and one pair a segment) when lk fits
   const chunked = lk > chunkKeys(e, ev), chunk = chunked ? chunkKeys(e, ev) : max(lk, 1);
@@ -479,28 +478,13 @@ export function flash_attention_f32(
     const uEnd = chunked ? min(unitEnd, min((kvh + 1) * group * pairs, u + SEGMENT_UNITS)) : u + 1;
     if (kvh != packed) {
       const table = kvTable(layout, bi), kOffset = bi * ksb + g * ksh, vOffset = bi * vsb + g * vsh;
-      const kh = k + <usize>kOffset * bytes, vh = v + <usize>vOffset * bytes;
+      packHead(format, kPanels, vWide, k, v, kScales, vScales, kOffset, vOffset, ksj, vsj, table, rows, lk, e, ev);
       if (format == KV_F32) {
-        packKeys(kPanels, kh, table, rows, ldk, lk, e);
-        vHead = vh; vTable = table; ldv = <usize>vsj << 2;
+        vHead = v + (<usize>vOffset << 2); vTable = table; ldv = <usize>vsj << 2;
       } else {
-        // int8's scales are indexed by the row's index among the head's rows (elements / row stride)
-        const ks = kScales + (<usize>(kOffset / ksj) << 2), vs = vScales + (<usize>(vOffset / vsj) << 2);
-        if (format == KV_F16) {
-          packKeysWidened<u16>(kPanels, kh, ks, table, rows, ldk, lk, e);
-          widenRows<u16>(vWide, vh, vs, table, rows, <usize>(vsj * bytes), lk, ev);
-        } else {
-          packKeysWidened<i8>(kPanels, kh, ks, table, rows, ldk, lk, e);
-          widenRows<i8>(vWide, vh, vs, table, rows, <usize>(vsj * bytes), lk, ev);
-        }
         vHead = vWide; vTable = 0; ldv = <usize>ev << 2;
       }
-      valuesNotFinite = false;
-      for (let j = 0; j < lk;) {
-        const end = kvRunEnd(vTable, rows, j, lk);
-        valuesNotFinite = valuesNotFinite || anyNotFinite(kvRow(vHead, vTable, rows, ldv, j), end - j, ev, <i32>(ldv >> 2));
-        j = end;
-      }
+      valuesNotFinite = viewNotFinite(vHead, vTable, rows, ldv, lk, ev);
       packed = kvh;
     }
     // every chunk once (lk = 0 too: one pass, which zeroes the outputs)
@@ -529,15 +513,7 @@ export function flash_attention_f32(
         const o0 = chunked ? slots + <usize>(unit - u) * <usize>slotBytes(ev) : fixed, o1 = o0 + <usize>evPad * 4;
         const st0 = o1 + <usize>evPad * 4, st1 = st0 + ROW_STATE_BYTES;
         const slope2: f32 = alibi != 0 ? load<f32>(alibi + (<usize>h << 2)) * LOG2E : 0;
-        if (c0 == 0) {
-          // a sink starts each row's softmax as its first logit: m = sink, l = 2^(sink - m) = 1, no value
-          // (m is kept an integer: m = ceil(sink), l = 2^(sink - m))
-          const sink2: f32 = sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) * LOG2E : -Infinity, mSink = Mathf.ceil(sink2);
-          const lSink: f32 = sink2 == -Infinity ? 0 : f32x4.extract_lane(exp2NonPositive4(f32x4.splat(sink2 - mSink)), 0);
-          store<f32>(st0, mSink, ROW_M); store<f32>(st0, lSink, ROW_L);
-          store<f32>(st1, mSink, ROW_M); store<f32>(st1, lSink, ROW_L);
-          zero(o0, ev); zero(o1, ev);
-        }
+        if (c0 == 0) startRows(o0, o1, st0, st1, sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) * LOG2E : -Infinity, ev);
         // this chunk's blocks of the pair's keys, from a panel's start
         const to = min(jhi, c0 + chunk);
         for (let j0 = max(jlo & ~(PANEL - 1), c0); j0 < to; j0 += BLOCK) {
@@ -549,30 +525,12 @@ export function flash_attention_f32(
           const inside = plain && n == np * PANEL && j0 >= max(lo0, lo1) && j0 + n <= min(hi0, hi1);
           const m0 = load<f32>(st0, ROW_M), m1 = load<f32>(st1, ROW_M);
           if (inside && abs(m0) <= LAZY_MAX_M && abs(m1) <= LAZY_MAX_M) {
-            // one pass: each panel's weights taken against the running maxima while its scores are
-            // in registers; the panels whose scores outgrow them are finished by finishLazyBlock
-            const sums = mx + 32;
-            v128.store(sums, f32x4.splat(0)); v128.store(sums, f32x4.splat(0), 16);
-            v128.store(sums, f32x4.splat(0), 32); v128.store(sums, f32x4.splat(0), 48);
-            let raw = 0;
-            for (let p = 0; p < np; p++) {
-              const fit = scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
-                kPanels + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx, true, m0, m1, sums, valuesNotFinite);
-              if (!fit) raw |= 1 << p;
-            }
-            if (raw == 0) {
-              store<f32>(st0, 1, ROW_ALPHA); store<f32>(st1, 1, ROW_ALPHA);
-              addSum(st0, v128.load(sums)); addSum(st1, v128.load(sums, 16));
-              if (v128.any_true(v128.load(sums, 32))) store<f32>(st0, 1, ROW_ZERO);
-              if (v128.any_true(v128.load(sums, 48))) store<f32>(st1, 1, ROW_ZERO);
-            } else {
-              finishLazyBlock(s0, np, raw, st0, hmax4(v128.load(mx)), v128.load(sums), valuesNotFinite);
-              finishLazyBlock(s1, np, raw, st1, hmax4(v128.load(mx, 16)), v128.load(sums, 16), valuesNotFinite);
-            }
+            // one pass: weights against the running maxima while the scores are in registers
+            lazyBlock(s0, s1, q0, q1, kPanels, j0, np, e, vscale, mx, m0, m1, st0, st1, valuesNotFinite);
           } else {
+            // the block's scores in full, their row maxima, then the softmax step
             for (let p = 0; p < np; p++) {
-              scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
-                kPanels + <usize>((j0 / PANEL + p) * PANEL * e) * 4, e, vscale, mx, false, 0, 0, 0, false);
+              scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1, panelAt(kPanels, j0 / PANEL + p, e), e, vscale, mx, false, 0, 0, 0, false);
             }
             let mb0: f32, mb1: f32;
             if (inside) {
@@ -583,12 +541,7 @@ export function flash_attention_f32(
               prepareRow(s1, n, j0, lo1, hi1, cap2, mask, maskKind, bi * msb + h * msh + i1 * msq, msk, slope2, p1);
               mb0 = rowMax(s0, n); mb1 = rowMax(s1, n);
             }
-            const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
-            if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1, valuesNotFinite);
-            else {
-              if (live0) store<f32>(st0, load<f32>(st0, ROW_ALPHA) * load<f32>(st0, ROW_L) + expRow(s0, n, load<f32>(st0, ROW_M), st0), ROW_L);
-              if (live1) store<f32>(st1, load<f32>(st1, ROW_ALPHA) * load<f32>(st1, ROW_L) + expRow(s1, n, load<f32>(st1, ROW_M), st1), ROW_L);
-            }
+            weighBlock(s0, s1, n, np, st0, st1, mb0, mb1, valuesNotFinite);
           }
           // 0 · v is 0 unless v is NaN or infinite: only then must zero weights be skipped
           const careful = valuesNotFinite && (load<f32>(st0, ROW_ZERO) != 0 || load<f32>(st1, ROW_ZERO) != 0);
@@ -605,6 +558,110 @@ export function flash_attention_f32(
 }
 
 /**
+ * Packs the keys of one kv head (kOffset elements into k, the KV view's rows from there) into 16-key
+ * panels at kPanels, and for a binary16 or int8 view widens its values (vOffset elements into v) once
+ * into float32 rows at vWide. int8's row scales are indexed by the row's index among the head's rows
+ * (element offset / row stride).
+ */
+// @ts-ignore: decorator
+@inline function packHead(
+  format: i32, kPanels: usize, vWide: usize, k: usize, v: usize, kScales: usize, vScales: usize,
+  kOffset: i32, vOffset: i32, ksj: i32, vsj: i32, table: usize, rows: i32, lk: i32, e: i32, ev: i32,
+): void {
+  const bytes: i32 = format == KV_F32 ? 4 : format == KV_F16 ? 2 : 1;
+  const kh = k + <usize>kOffset * bytes, vh = v + <usize>vOffset * bytes, ldk = <usize>(ksj * bytes), ldv = <usize>(vsj * bytes);
+  if (format == KV_F32) {
+    packKeys(kPanels, kh, table, rows, ldk, lk, e);
+    return;
+  }
+  const ks = kScales + (<usize>(kOffset / ksj) << 2), vs = vScales + (<usize>(vOffset / vsj) << 2);
+  if (format == KV_F16) {
+    packKeysWidened<u16>(kPanels, kh, ks, table, rows, ldk, lk, e);
+    widenRows<u16>(vWide, vh, vs, table, rows, ldv, lk, ev);
+  } else {
+    packKeysWidened<i8>(kPanels, kh, ks, table, rows, ldk, lk, e);
+    widenRows<i8>(vWide, vh, vs, table, rows, ldv, lk, ev);
+  }
+}
+
+/** Is any of the lk value rows (ev floats) of a float32 view NaN or ±Infinity? (anyNotFinite a run at a time.) */
+// @ts-ignore: decorator
+@inline function viewNotFinite(head: usize, table: usize, rows: i32, ld: usize, lk: i32, ev: i32): bool {
+  let notFinite = false;
+  for (let j = 0; j < lk;) {
+    const end = kvRunEnd(table, rows, j, lk);
+    notFinite = notFinite || anyNotFinite(kvRow(head, table, rows, ld, j), end - j, ev, <i32>(ld >> 2));
+    j = end;
+  }
+  return notFinite;
+}
+
+/** Panel p of the packed keys (PANEL keys of e floats each). */
+// @ts-ignore: decorator
+@inline function panelAt(kPanels: usize, p: i32, e: i32): usize {
+  return kPanels + <usize>(p * PANEL * e) * 4;
+}
+
+/**
+ * Starts a pair's rows: O = 0, and a sink (sink2, in base 2; -Infinity for none) as each row's first
+ * logit, with no value: m = ⌈sink2⌉ (m is kept an integer), l = 2^(sink2 - m).
+ */
+// @ts-ignore: decorator
+@inline function startRows(o0: usize, o1: usize, st0: usize, st1: usize, sink2: f32, ev: i32): void {
+  const mSink = Mathf.ceil(sink2);
+  const lSink: f32 = sink2 == -Infinity ? 0 : f32x4.extract_lane(exp2NonPositive4(f32x4.splat(sink2 - mSink)), 0);
+  store<f32>(st0, mSink, ROW_M); store<f32>(st0, lSink, ROW_L);
+  store<f32>(st1, mSink, ROW_M); store<f32>(st1, lSink, ROW_L);
+  zero(o0, ev); zero(o1, ev);
+}
+
+/**
+ * A block of np whole panels from key j0 that both rows fully see, with nothing to add to the scores,
+ * in one pass: each panel's weights taken against the running maxima m0, m1 while its scores are in
+ * registers (scorePanel); the panels whose scores outgrow them are finished by finishLazyBlock. The
+ * rows' states get α, l and the zero flags (looked for when `trackZeros`).
+ */
+// @ts-ignore: decorator
+@inline function lazyBlock(
+  s0: usize, s1: usize, q0: usize, q1: usize, kPanels: usize, j0: i32, np: i32, e: i32, vscale: v128, mx: usize,
+  m0: f32, m1: f32, st0: usize, st1: usize, trackZeros: bool,
+): void {
+  const sums = mx + 32;
+  v128.store(sums, f32x4.splat(0)); v128.store(sums, f32x4.splat(0), 16);
+  v128.store(sums, f32x4.splat(0), 32); v128.store(sums, f32x4.splat(0), 48);
+  let raw = 0;
+  for (let p = 0; p < np; p++) {
+    const fit = scorePanel(s0 + <usize>(p * PANEL) * 4, s1 + <usize>(p * PANEL) * 4, q0, q1,
+      panelAt(kPanels, j0 / PANEL + p, e), e, vscale, mx, true, m0, m1, sums, trackZeros);
+    if (!fit) raw |= 1 << p;
+  }
+  if (raw == 0) {
+    store<f32>(st0, 1, ROW_ALPHA); store<f32>(st1, 1, ROW_ALPHA);
+    addSum(st0, v128.load(sums)); addSum(st1, v128.load(sums, 16));
+    if (v128.any_true(v128.load(sums, 32))) store<f32>(st0, 1, ROW_ZERO);
+    if (v128.any_true(v128.load(sums, 48))) store<f32>(st1, 1, ROW_ZERO);
+  } else {
+    finishLazyBlock(s0, np, raw, st0, hmax4(v128.load(mx)), v128.load(sums), trackZeros);
+    finishLazyBlock(s1, np, raw, st1, hmax4(v128.load(mx, 16)), v128.load(sums, 16), trackZeros);
+  }
+}
+
+/**
+ * The softmax step of a block scored in full (n scores of each row in s0, s1, np panels, row maxima
+ * mb0, mb1): each row's running max moves (beginRow) and its scores become weights, added to l; both
+ * rows in one loop (expRows) when both have allowed keys and the block is whole panels.
+ */
+// @ts-ignore: decorator
+@inline function weighBlock(s0: usize, s1: usize, n: i32, np: i32, st0: usize, st1: usize, mb0: f32, mb1: f32, trackZeros: bool): void {
+  const live0 = beginRow(s0, n, st0, mb0), live1 = beginRow(s1, n, st1, mb1);
+  if (live0 && live1 && n == np * PANEL) expRows(s0, s1, n, st0, st1, trackZeros);
+  else {
+    if (live0) store<f32>(st0, load<f32>(st0, ROW_ALPHA) * load<f32>(st0, ROW_L) + expRow(s0, n, load<f32>(st0, ROW_M), st0), ROW_L);
+    if (live1) store<f32>(st1, load<f32>(st1, ROW_ALPHA) * load<f32>(st1, ROW_L) + expRow(s1, n, load<f32>(st1, ROW_M), st1), ROW_L);
+  }
+}
+
+/**
  * Softcap, mask, ALiBi and key range of one row of one block: s[0 .. n) holds keys j0 .. j0 + n, in
  * base 2 (softcap and the ALiBi slope come already multiplied by log2 e; p is the query's position).
  */
@@ -616,12 +673,7 @@ export function flash_attention_f32(
     // scores are in base 2
     if (t1 > t0) applyMask(s + (<usize>t0 << 2), t1 - t0, mask, maskKind, mrow + (j0 + t0) * msk, msk, LOG2E);
   }
-  if (slope != 0) {
-    for (let t = t0; t < t1; t++) {
-      const at = s + (<usize>t << 2);
-      store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (j0 + t)));
-    }
-  }
+  if (slope != 0) alibiRow(s, t0, t1, slope, p, j0);
   // keys outside [lo, hi)
   const a = min(n, max(0, lo - j0));
   for (let t = 0; t < a; t++) store<f32>(s + (<usize>t << 2), -Infinity);

@@ -37,11 +37,8 @@ import { HALF_REBIAS, halfHighScaled, halfLowScaled, load1, load4, toHalf } from
 @inline const KC: i32 = 256;
 
 /**
- * Up to this many rows the panels are widened as they are read; above, into scratch once per block.
- * Measured on the 2-core Zen 5 (one thread, best of 5, [4864, 896] and [896, 4864], a busy machine):
- * one row 0.63-0.69 ms as read against 0.82-0.87 ms through scratch; two rows 1.05-1.15 against
- * 0.92-1.03 ms; four rows 2.1-2.4 against 1.4-1.7 ms; 16 rows 9.0 against 4.8-5.3 ms; 128 rows 73
- * against 35-45 ms.
+ * Up to this many rows the panels are widened as they are read; above, into scratch once per block:
+ * one row ran faster widened as read, two rows and more through scratch, and more so the more rows.
  */
 // @ts-ignore: decorator
 @inline const DIRECT_ROWS: i32 = 1;
@@ -110,7 +107,7 @@ export function linear_pack_f16(bp: usize, w: usize, n: i32, k: i32): i32 {
  * per element.
  */
 // (not inlined: V8 allocates the registers of each loop better in a small function of its own; with
-// the four loops inlined into one function the pair loop ran 3x slower)
+// the four loops inlined into one function the pair loop ran several times slower)
 function tile<F>(c0: usize, c1: usize, a0: usize, a1: usize, panel: usize, kc: i32, accumulate: bool, bias: usize, pair: bool, scaled: bool): void {
   let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
   let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);

@@ -6,7 +6,7 @@
 //   Bp[panel][p][0..16) = B[k0 + p, panel·16 + c]      (transposeB: B[panel·16 + c, k0 + p])
 //
 // zero-padded past n. The micro-kernel computes a 2×16 tile of C with 8 v128 accumulators, the most
-// V8 keeps in registers on x86 (measured on the 2-core Zen 5: 2×16 beat 4×16, 6×8, 8×8); per k it loads one panel row
+// V8 keeps in registers on x86 (4×16, 6×8 and 8×8 tiles ran slower); per k it loads one panel row
 // (4 v128) and splats two elements of A:
 //
 //             Bp[panel][p] = [ b0 | b1 | b2 | b3 ]

@@ -5,20 +5,24 @@
 // one row of scores per query head of a group, per thread. Keys and values are read in the pool's
 // storage format through assembly/inline/kvFormats.ts (float32, binary16, int8 with row scales).
 //
-// The KV view a unit reads (src/wasm/batchAttention.ts builds it):
+// The KV view a unit reads (src/wasm/batchAttention.ts builds it; assembly/inline/kvView.ts, always
+// with a block table):
 //
-//   pool block b, kv head g, slot s  at  pool + (g · headRows + b · bs + s) · d elements  (keys d = e, values
-//                                    d = ev; headRows = blocks · bs: each kv head's blocks side by side)
-//   rowInfo[r] = (token, tableAt, kvLength, position) (assembly/layout.ts names the offsets): row r of the call is token `token` of q and out;
-//                its sequence holds kvLength positions, whose blocks are tables[tableAt ..]; the token
-//                itself is at `position`
+//   kv head g's rows    head = pool + g · headRows · d elements  (keys d = e, values d = ev; headRows =
+//                       blocks · bs: each kv head's blocks side by side); their int8 scales or binary16
+//                       flags likewise from kScales, vScales, one float a row
+//   rowInfo[r]          (token, tableAt, kvLength, position) (assembly/layout.ts names the offsets): row r
+//                       of the call is token `token` of q and out; its sequence holds kvLength positions,
+//                       whose blocks are table = tables[tableAt ..]; the token itself is at `position`
 //
-// Key j of the sequence is in block tables[tableAt + j / bs], slot j % bs: a block's slots for one kv
-// head are contiguous rows, so scores and value sums run over whole runs of slots.
+// Key j of the sequence is row table[j / bs] · bs + j % bs of its kv head: a block's slots are
+// contiguous rows, so scores and value sums run over whole runs of slots (pagedPass walks them, once
+// over the keys and once over the values).
 import { dot, expShiftSum, rowMax, scale, scoreKeys, zero } from '../inline/rows';
 import { hsum4, madd4, sums4 } from '../inline/simd';
 import { HALF_REBIAS, halfHighScaled, halfLowScaled, int8Quarter0, int8Quarter1, int8Quarter2, int8Quarter3, load1, load4, loadScaled1, loadScaled4 } from '../inline/kvFormats';
-import { softcapRow } from '../inline/scores';
+import { alibiRow, softcapRow } from '../inline/scores';
+import { kvBlockOf, kvNextAdjacent, kvSlot } from '../inline/kvView';
 import { keyHi, keyLo, CAUSAL_NONE, CAUSAL_TOP_LEFT } from '../inline/keyRange';
 import { exp1 } from '../inline/exp';
 import { PAGED_ROW_BYTES, PAGED_ROW_KV_LENGTH, PAGED_ROW_POSITION, PAGED_ROW_TABLE_AT, PAGED_ROW_TOKEN } from '../layout';
@@ -35,10 +39,10 @@ export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): 
 /**
  * Query heads per kv head from which a binary16 or int8 pool's runs are widened once into float32
  * rows of scratch (WIDE_ROWS at a time, in L1; int8 rows times their scales) and read by the float32
- * loops, two heads at a time: widening in registers repeats for every head, which made a group of 7
- * heads 1.5x slower over binary16 than over float32. Over int8, widening once ran a 16-sequence step
- * 1.33-1.35x faster at 7 heads a kv head, 1.21x at 4, 1.01x at 3 and 0.96x at 2. Smaller groups
- * widen in registers (int8 through 16-bit integer dot products), as memory-bound decode wants.
+ * loops, two heads at a time: widening in registers repeats for every head, which from 4 heads a kv
+ * head on costs more than widening once (at 3 the two were even, at 2 widening once was slower).
+ * Smaller groups widen in registers (int8 through 16-bit integer dot products), as memory-bound
+ * decode wants.
  */
 // @ts-ignore: decorator
 @inline const WIDEN_MIN_GROUP: i32 = 4;
@@ -46,10 +50,9 @@ export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): 
  * The most rows a run takes (a run: consecutive slots of one block, which every head of the group
  * scores, then weighs). Blocks larger than this (a KVCache or tensor read as one block per kv head,
  * src/wasm/decodeAttention.ts; a pool of large blocks) go in runs of this many rows, so that the
- * values' pass, which reads a run once per 16 columns, finds it in L2 (64 KB of rows of 64 floats):
- * a whole 32,768-row kv head went 4 times through memory. Measured: 256 left pools of blocks up to
- * 256 as fast as before (64 made blocks of 256 0.93x) and made grouped-query decode over 32,768
- * positions 2x faster than the row kernel.
+ * values' pass, which reads a run once per 16 columns, finds it in L2 (64 KB of rows of 64 floats)
+ * where a whole long kv head would go through memory that many times. Not fewer: blocks of up to
+ * 256 rows stay whole runs (runs of 64 made blocks of 256 slower).
  */
 // @ts-ignore: decorator
 @inline const RUN_ROWS: i32 = 256;
@@ -507,9 +510,8 @@ const INT8_DOT_CHUNK = 2048;
  * block run while the current one is computed starts its memory traffic early where the hardware
  * prefetcher cannot: at a jump to a block that is not the next one in memory. A sequence's
  * consecutive blocks are one stream (each kv head's blocks lie side by side), which the prefetcher
- * follows better than any touch: touching them too cost 1.7x at 32,768 positions. Measured, 16
- * decode rows over 256..2048 positions with blocks laid out block-major: one line in four 1.2x, every
- * line 1.35x (Hq = 14, Hkv = 2); 1.6x with one query head per kv head.
+ * follows better than any touch (touching them too slowed long sequences down). Every line of the
+ * next block is touched, not one in four: that ran faster.
  */
 // @ts-ignore: decorator
 @inline function touch(p: usize, bytes: usize): f32 {
@@ -539,36 +541,112 @@ const INT8_DOT_CHUNK = 2048;
 }
 
 /**
- * Scores of the first `heads` query heads of a group (rows of e floats at q, one after another)
- * against n float32 key rows at k: two heads at a time (scorePairF32), an odd last one alone; head x's
- * scores go to s + x · stride. For binary16 and int8 runs widened to float32 (a call per 16
- * rows, not inlined: the float32 pools' own loops stay inline in pagedAttention).
+ * Scores of the group's query heads against n key rows of T at k (their int8 scales or binary16
+ * flags at rowScales, a float a row): head x's query is the row of e floats at q + x · e floats (for
+ * int8, its 16-bit copy at q16 + x · q16Row with its scale at qScales, see quantizeQuery16), its
+ * scores go to s + x · stride. float32 rows go two heads at a time (scorePairF32), an odd last one
+ * alone; binary16 and int8 rows one head at a time (scoreRun, scoreRunInt8).
  */
-function scoreGroupF32(s: usize, stride: usize, q: usize, k: usize, n: i32, e: i32, heads: i32, scale_: f32): void {
+// @ts-ignore: decorator
+@inline function scoreGroup<T>(s: usize, stride: usize, q: usize, k: usize, rowScales: usize, n: i32, e: i32, group: i32, scale_: f32, q16: usize, q16Row: usize, qScales: usize): void {
   let x = 0;
-  for (; x + 2 <= heads; x += 2) {
-    const sx = s + <usize>x * stride, qx = q + (<usize>(x * e) << 2);
-    scorePairF32(sx, sx + stride, qx, qx + (<usize>e << 2), k, n, e, scale_);
+  if (sizeof<T>() == 4) {
+    for (; x + 2 <= group; x += 2) {
+      const sx = s + <usize>x * stride, qx = q + (<usize>(x * e) << 2);
+      scorePairF32(sx, sx + stride, qx, qx + (<usize>e << 2), k, n, e, scale_);
+    }
   }
-  if (x < heads) scoreKeys(s + <usize>x * stride, q + (<usize>(x * e) << 2), k, n, e, e, scale_);
+  for (; x < group; x++) {
+    const sx = s + <usize>x * stride;
+    if (sizeof<T>() == 1) {
+      const qs = load<f32>(qScales + (<usize>x << 2));
+      if (qs >= 0) {
+        scoreRunInt8(sx, q16 + <usize>x * q16Row, k, n, e, scale_ * qs, rowScales);
+        continue;
+      }
+    }
+    scoreRun<T>(sx, q + (<usize>(x * e) << 2), k, n, e, scale_, rowScales);
+  }
+}
+
+/**
+ * scoreGroup over float32 rows widened from a binary16 or int8 run (a call per WIDE_ROWS rows, not
+ * inlined: the float32 pools' own loops stay inline in pagedAttention).
+ */
+function scoreGroupF32(s: usize, stride: usize, q: usize, k: usize, n: i32, e: i32, group: i32, scale_: f32): void {
+  scoreGroup<f32>(s, stride, q, k, 0, n, e, group, scale_, 0, 0, 0);
 }
 
 /**
  * out rows of the group's heads (ev floats each, one after another) += weights (head x's at w + x ·
- * stride) times n float32 value rows at v: two heads at a time while neither is done (a row with no
- * weights: done[x] != 0), then one at a time.
+ * stride) times n value rows of T at v (rowScales as in scoreGroup), leaving out a head whose row has
+ * no weights (done[x] != 0): float32 rows two heads at a time while neither is done
+ * (accumulatePairF32), then one head at a time (accumulateRun).
  */
-function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v: usize, n: i32, ev: i32, group: i32): void {
+// @ts-ignore: decorator
+@inline function accumulateGroup<T>(out: usize, w: usize, stride: usize, done: usize, v: usize, rowScales: usize, n: i32, ev: i32, group: i32): void {
   let x = 0;
-  for (; x + 2 <= group; x += 2) {
-    if (load<i32>(done + (<usize>x << 2)) != 0 || load<i32>(done + (<usize>x << 2), 4) != 0) break;
-    const wx = w + <usize>x * stride, ox = out + (<usize>(x * ev) << 2);
-    accumulatePairF32(ox, ox + (<usize>ev << 2), wx, wx + stride, v, n, ev);
+  if (sizeof<T>() == 4) {
+    for (; x + 2 <= group; x += 2) {
+      if (load<i32>(done + (<usize>x << 2)) != 0 || load<i32>(done + (<usize>x << 2), 4) != 0) break;
+      const wx = w + <usize>x * stride, ox = out + (<usize>(x * ev) << 2);
+      accumulatePairF32(ox, ox + (<usize>ev << 2), wx, wx + stride, v, n, ev);
+    }
   }
   for (; x < group; x++) {
     if (load<i32>(done + (<usize>x << 2)) != 0) continue;
-    accumulateRun<f32>(out + (<usize>(x * ev) << 2), w + <usize>x * stride, v, n, ev, 0);
+    accumulateRun<T>(out + (<usize>(x * ev) << 2), w + <usize>x * stride, v, n, ev, rowScales);
   }
+}
+
+/** accumulateGroup over float32 rows widened from a binary16 or int8 run (not inlined, as scoreGroupF32). */
+function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v: usize, n: i32, ev: i32, group: i32): void {
+  accumulateGroup<f32>(out, w, stride, done, v, 0, n, ev, group);
+}
+
+/**
+ * One pass of a unit over its allowed positions lo .. hi: the keys (every head's scores into its row
+ * at s + x · stride) or, when `values`, the values (out += the weights in those rows times them). It
+ * goes a run at a time (consecutive slots of one block, at most RUN_ROWS), which every head of the
+ * group reads while it is in cache. The rows are the KV view's (inline/kvView.ts): the kv head's
+ * first row at `head`, d elements of T a row, the sequence's blocks of bs rows in `table`; a row's
+ * int8 scale or binary16 flag is at the same row index from `scales`. With `widen`, a run is widened
+ * into float32 rows at `wide`, WIDE_ROWS at a time, first. q to qScales are the keys' pass's
+ * (scoreGroup), out and done the values' (accumulateGroup). Returns the sum of what touch read.
+ */
+// @ts-ignore: decorator
+@inline function pagedPass<T>(
+  values: bool, head: usize, scales: usize, d: i32, table: usize, bs: i32, lo: i32, hi: i32,
+  s: usize, stride: usize, group: i32, widen: bool, wide: usize,
+  q: usize, scale_: f32, q16: usize, q16Row: usize, qScales: usize, out: usize, done: usize,
+): f32 {
+  const ld = <usize>d * sizeof<T>();
+  let touched: f32 = 0;
+  for (let j = lo, block = kvBlockOf(table, bs, lo), slot = lo - block * bs; j < hi;) {
+    const run = min(min(bs - slot, hi - j), RUN_ROWS);
+    const rows = kvSlot(head, table, bs, ld, block, slot), rowScales = kvSlot(scales, table, bs, 4, block, slot);
+    // the run ends its block and the next block is elsewhere in memory: start reading it (touch)
+    if (slot + run == bs && j + run < hi && !kvNextAdjacent(table, block)) {
+      touched += touch(kvSlot(head, table, bs, ld, block + 1, 0), <usize>min(bs, hi - j - run) * ld);
+    }
+    const sj = s + (<usize>(j - lo) << 2);
+    if (widen) {
+      for (let r = 0; r < run; r += WIDE_ROWS) {
+        const m = min(WIDE_ROWS, run - r), sr = sj + (<usize>r << 2);
+        widenRows<T>(wide, rows + <usize>r * ld, rowScales + (<usize>r << 2), m, d);
+        if (values) accumulateGroupF32(out, sr, stride, done, wide, m, d, group);
+        else scoreGroupF32(sr, stride, q, wide, m, d, group, scale_);
+      }
+    } else if (values) {
+      accumulateGroup<T>(out, sj, stride, done, rows, rowScales, run, d, group);
+    } else {
+      scoreGroup<T>(sj, stride, q, rows, rowScales, run, d, group, scale_, q16, q16Row, qScales);
+    }
+    j += run;
+    slot += run;
+    if (slot == bs) { block++; slot = 0; }
+  }
+  return touched;
 }
 
 /**
@@ -576,6 +654,8 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
  * @param scratch  f32 [paged_scratch_f32(longest kvLength, ev, hq / hkv)]
  * @param q        f32 [t, hq, e] (already turned by rotary)
  * @param kPool    [hkv, blocks, bs, e] in the pool's format;  vPool: [hkv, blocks, bs, ev]
+ * @param kScales,vScales  f32 [hkv, blocks, bs]: int8's row scales, binary16's flags (1: the row holds
+ *                 an Infinity or a NaN); 0 for float32
  * @param headRows rows of one kv head in the pool: blocks · bs
  * @param tables   i32 block indices of every sequence, one run per sequence
  * @param rowInfo  i32 [rows, 4]: token, tableAt, kvLength, position of each row computed here
@@ -612,100 +692,30 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
     const lo = keyLo(p, left), hi = keyHi(p, causal == 0 ? CAUSAL_NONE : CAUSAL_TOP_LEFT, length, right);
     if (lo >= hi) continue; // no position allowed: zero rows (a sink alone has no value)
     const n = hi - lo;
+    // the KV view of kv head g: its rows (headRows of them) and their scales or flags, the sequence's blocks
+    const kHead = kPool + <usize>(g * headRows) * (<usize>e * sizeof<T>()), vHead = vPool + <usize>(g * headRows) * (<usize>ev * sizeof<T>());
+    const kHeadScales = kScales + (<usize>(g * headRows) << 2), vHeadScales = vScales + (<usize>(g * headRows) << 2);
     const table = tables + (<usize>tableAt << 2);
     if (sizeof<T>() == 1 && !widen) for (let x = 0; x < group; x++) store<f32>(qScales + (<usize>x << 2), quantizeQuery16(q16 + <usize>x * q16Row, q0 + (<usize>(x * e) << 2), e));
-    // scores, block run by block run, every head of the group against the run while it is in cache
-    let touched: f32 = 0;
-    for (let j = lo; j < hi;) {
-      const slot = j % bs, run = min(min(bs - slot, hi - j), RUN_ROWS);
-      const block = load<i32>(table + (<usize>(j / bs) << 2));
-      const at = g * headRows + block * bs + slot;
-      const k = kPool + <usize>(at * e) * sizeof<T>(), ks = kScales + (<usize>at << 2);
-      if (slot + run == bs && j + run < hi) {
-        const nextBlock = load<i32>(table + (<usize>((j + run) / bs) << 2)), next = g * headRows + nextBlock * bs;
-        if (nextBlock != block + 1) touched += touch(kPool + <usize>(next * e) * sizeof<T>(), <usize>(min(bs, hi - j - run) * e) * sizeof<T>());
-      }
-      if (widen) {
-        for (let r = 0; r < run; r += WIDE_ROWS) {
-          const m = min(WIDE_ROWS, run - r);
-          widenRows<T>(wide, k + <usize>(r * e) * sizeof<T>(), ks + (<usize>r << 2), m, e);
-          scoreGroupF32(scratch + (<usize>(j - lo + r) << 2), stride, q0, wide, m, e, group, scale_);
-        }
-        j += run;
-        continue;
-      }
-      let x = 0;
-      if (sizeof<T>() == 4) {
-        for (; x + 2 <= group; x += 2) {
-          const s = scratch + <usize>x * stride + (<usize>(j - lo) << 2), qx = q0 + (<usize>(x * e) << 2);
-          scorePairF32(s, s + stride, qx, qx + (<usize>e << 2), k, run, e, scale_);
-        }
-      }
-      for (; x < group; x++) {
-        if (sizeof<T>() == 1) {
-          const qs = load<f32>(qScales + (<usize>x << 2));
-          if (qs >= 0) {
-            scoreRunInt8(scratch + <usize>x * stride + (<usize>(j - lo) << 2), q16 + <usize>x * q16Row, k, run, e, scale_ * qs, ks);
-            continue;
-          }
-        }
-        scoreRun<T>(scratch + <usize>x * stride + (<usize>(j - lo) << 2), q0 + (<usize>(x * e) << 2), k, run, e, scale_, ks);
-      }
-      j += run;
-    }
+    // scores: every head of the group against each run of keys while it is in cache
+    let touched = pagedPass<T>(false, kHead, kHeadScales, e, table, bs, lo, hi, scratch, stride, group, widen, wide, q0, scale_, q16, q16Row, qScales, o0, done);
     for (let x = 0; x < group; x++) {
       const s = scratch + <usize>x * stride, h = h0 + x;
       if (softcap > 0) softcapRow(s, n, softcap);
-      if (alibi != 0) {
-        const slope = load<f32>(alibi + (<usize>h << 2));
-        for (let j = 0; j < n; j++) {
-          const at = s + (<usize>j << 2);
-          store<f32>(at, load<f32>(at) - slope * <f32>abs(p - (lo + j)));
-        }
-      }
+      if (alibi != 0) alibiRow(s, 0, n, load<f32>(alibi + (<usize>h << 2)), p, lo);
       // binary16 values are read times 2^-112 (unless widened): their weights take the 2^112 here, in the softmax's scaling pass
       const state = softmaxWithSink(s, n, sinks != 0, sinks != 0 ? load<f32>(sinks + (<usize>h << 2)) : -Infinity, sizeof<T>() == 2 && !widen ? HALF_REBIAS : 1);
       // a row with no weights is left out of the values' pass: zeros, or NaN
       if (state == 2) for (let c = 0; c < ev; c++) store<f32>(o0 + (<usize>(x * ev + c) << 2), NaN);
       store<i32>(done + (<usize>x << 2), state != 0 ? 1 : 0);
     }
-    // output = sum_j w_j v_j, block run by block run (a zero weight skips its value, so a NaN there cannot leak)
-    for (let j = lo; j < hi;) {
-      const slot = j % bs, run = min(min(bs - slot, hi - j), RUN_ROWS);
-      const block = load<i32>(table + (<usize>(j / bs) << 2));
-      const at = g * headRows + block * bs + slot;
-      const v = vPool + <usize>(at * ev) * sizeof<T>(), vs = vScales + (<usize>at << 2);
-      if (slot + run == bs && j + run < hi) {
-        const nextBlock = load<i32>(table + (<usize>((j + run) / bs) << 2)), next = g * headRows + nextBlock * bs;
-        if (nextBlock != block + 1) touched += touch(vPool + <usize>(next * ev) * sizeof<T>(), <usize>(min(bs, hi - j - run) * ev) * sizeof<T>());
-      }
-      if (widen) {
-        for (let r = 0; r < run; r += WIDE_ROWS) {
-          const m = min(WIDE_ROWS, run - r);
-          widenRows<T>(wide, v + <usize>(r * ev) * sizeof<T>(), vs + (<usize>r << 2), m, ev);
-          accumulateGroupF32(o0, scratch + (<usize>(j - lo + r) << 2), stride, done, wide, m, ev, group);
-        }
-      } else {
-        let x = 0;
-        if (sizeof<T>() == 4) {
-          for (; x + 2 <= group; x += 2) {
-            if (load<i32>(done + (<usize>x << 2)) != 0 || load<i32>(done + (<usize>x << 2), 4) != 0) break;
-            const w = scratch + <usize>x * stride + (<usize>(j - lo) << 2), ox = o0 + (<usize>(x * ev) << 2);
-            accumulatePairF32(ox, ox + (<usize>ev << 2), w, w + stride, v, run, ev);
-          }
-        }
-        for (; x < group; x++) {
-          if (load<i32>(done + (<usize>x << 2)) != 0) continue;
-          accumulateRun<T>(o0 + (<usize>(x * ev) << 2), scratch + <usize>x * stride + (<usize>(j - lo) << 2), v, run, ev, vs);
-        }
-      }
-      j += run;
-    }
+    // output = sum_j w_j v_j, run by run (a zero weight skips its value, so a NaN there cannot leak)
+    touched += pagedPass<T>(true, vHead, vHeadScales, ev, table, bs, lo, hi, scratch, stride, group, widen, wide, q0, scale_, q16, q16Row, qScales, o0, done);
     store<f32>(done + (<usize>group << 2), touched);
   }
 }
 
-/** The paged attention kernel over a float32 pool; the _f16 and _i8 exports read binary16 and int8 pools (kScales/vScales: their row scales, 0 otherwise). */
+/** The paged attention kernel over a float32 pool; the _f16 and _i8 exports read binary16 and int8 pools (kScales/vScales: see pagedAttention). */
 export function paged_attention_f32(
   out: usize, scratch: usize, q: usize, kPool: usize, vPool: usize, kScales: usize, vScales: usize, tables: usize, rowInfo: usize,
   hq: i32, hkv: i32, e: i32, ev: i32, bs: i32, headRows: i32, scale_: f32, softcap: f32, causal: i32, left: i32, right: i32,
