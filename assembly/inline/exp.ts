@@ -3,7 +3,7 @@
 // exp4: exp(x) = 2^n · exp(r), n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2], with ln 2
 // split in two parts (Cody–Waite) so that r is exact, and exp(r) by the degree-6 minimax polynomial
 // of Cephes' expf (S. L. Moshier). Rounding uses the add-magic-number trick (fast in V8, unlike
-// f32x4.nearest). Error, measured against float64 Math.exp in test/exp.test.ts: within 1 ulp for x
+// f32x4.nearest). Error, measured against float64 Math.exp in test/kernels/exp.test.ts: within 1 ulp for x
 // in [-87.3, 88], within 5 ulp in (88, 88.72] where n is held at 127. Below -87.33 the result is
 // flushed to 0 (the true value is subnormal, < 1.2e-38); above 88.72 it is +Infinity; NaN gives NaN.
 // The softmax rows use expSoftmax4 instead (x <= 0, sized to the 1e-4 tolerance), the fused
@@ -88,7 +88,7 @@ import { madd4 } from './simd';
  * weights <= 1) rather than to float32's last bit: x·log2(e) = n + r with n = round, r in [-1/2, 1/2],
  * and 2^r by a degree-4 polynomial fitted for least maximum relative error on [-1/2, 1/2] (Lawson's
  * iteration in float64; fit error 2.6e-6). Error bound, measured against float64 Math.exp in
- * test/exp.test.ts (both builds): relative error below 3.5e-6 over [-10, 0] and below 7e-6 over
+ * test/kernels/exp.test.ts (both builds): relative error below 3.5e-6 over [-10, 0] and below 7e-6 over
  * [-87.3, 0] (6.4e-6 measured), so a softmax weight is within about 1.4e-5 of itself, 7x inside
  * the tolerance. Cheaper than exp4 by two multiply-adds, the Cody–Waite split and the range checks:
  * the rounding of x·log2(e) costs a relative |x|·2^-24·ln 2 in the result, which is tiny exactly

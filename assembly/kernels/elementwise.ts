@@ -1,5 +1,5 @@
 // Elementwise exp and tanh over arrays, by the same approximations the softmax and softcap use;
-// exported so that their error bounds are tested directly (test/exp.test.ts).
+// exported so that their error bounds are tested directly (test/kernels/exp.test.ts).
 import { exp1, exp2NonPositive4, exp2Shifted4, exp2Softmax4, exp4, expSoftmax4, shiftedExpMagic, tanh1, tanh4 } from '../inline/exp';
 
 /** out[t] = e^x[t] over n f32 elements (out may equal x). */

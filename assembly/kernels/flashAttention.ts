@@ -159,7 +159,7 @@ function packKeysWidened<T>(kPanels: usize, head: usize, scales: usize, table: u
 }
 
 /** Rows 0 .. lk of a binary16 or int8 view (as in packKeysWidened) as float32 rows of ev at dst, ev floats apart. */
-function widenRows<T>(dst: usize, head: usize, scales: usize, table: usize, rows: i32, ld: usize, lk: i32, ev: i32): void {
+function widenViewRows<T>(dst: usize, head: usize, scales: usize, table: usize, rows: i32, ld: usize, lk: i32, ev: i32): void {
   const ev4 = ev & ~3;
   for (let j = 0; j < lk; j++) {
     const at = kvRowIndex(table, rows, j), src = head + <usize>at * ld, to = dst + (<usize>(j * ev) << 2);
@@ -577,10 +577,10 @@ export function flash_attention_f32(
   const ks = kScales + (<usize>(kOffset / ksj) << 2), vs = vScales + (<usize>(vOffset / vsj) << 2);
   if (format == KV_F16) {
     packKeysWidened<u16>(kPanels, kh, ks, table, rows, ldk, lk, e);
-    widenRows<u16>(vWide, vh, vs, table, rows, ldv, lk, ev);
+    widenViewRows<u16>(vWide, vh, vs, table, rows, ldv, lk, ev);
   } else {
     packKeysWidened<i8>(kPanels, kh, ks, table, rows, ldk, lk, e);
-    widenRows<i8>(vWide, vh, vs, table, rows, ldv, lk, ev);
+    widenViewRows<i8>(vWide, vh, vs, table, rows, ldv, lk, ev);
   }
 }
 

@@ -5,7 +5,7 @@
 // one row of scores per query head of a group, per thread. Keys and values are read in the pool's
 // storage format through assembly/inline/kvFormats.ts (float32, binary16, int8 with row scales).
 //
-// The KV view a unit reads (src/wasm/batchAttention.ts builds it; assembly/inline/kvView.ts, always
+// The KV view a unit reads (src/wasm/pagedAttention.ts builds it for batchAttention and for decode rows over tensors; assembly/inline/kvView.ts, always
 // with a block table):
 //
 //   kv head g's rows    head = pool + g · headRows · d elements  (keys d = e, values d = ev; headRows =
@@ -49,7 +49,7 @@ export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): 
 /**
  * The most rows a run takes (a run: consecutive slots of one block, which every head of the group
  * scores, then weighs). Blocks larger than this (a KVCache or tensor read as one block per kv head,
- * src/wasm/decodeAttention.ts; a pool of large blocks) go in runs of this many rows, so that the
+ * src/wasm/pagedAttention.ts; a pool of large blocks) go in runs of this many rows, so that the
  * values' pass, which reads a run once per 16 columns, finds it in L2 (64 KB of rows of 64 floats)
  * where a whole long kv head would go through memory that many times. Not fewer: blocks of up to
  * 256 rows stay whole runs (runs of 64 made blocks of 256 slower).
@@ -104,7 +104,7 @@ export function paged_scratch_f32(maxLength: i32, e: i32, ev: i32, group: i32): 
 
 /** Widens n rows of a binary16 or int8 run (flags or scales at `rowScales`) into float32 rows at dst. */
 // @ts-ignore: decorator
-@inline function widenRows<T>(dst: usize, src: usize, rowScales: usize, n: i32, d: i32): void {
+@inline function widenRunRows<T>(dst: usize, src: usize, rowScales: usize, n: i32, d: i32): void {
   if (sizeof<T>() == 2) widenHalfRows(dst, src, rowScales, n, d);
   else widenInt8Rows(dst, src, rowScales, n, d);
 }
@@ -633,7 +633,7 @@ function accumulateGroupF32(out: usize, w: usize, stride: usize, done: usize, v:
     if (widen) {
       for (let r = 0; r < run; r += WIDE_ROWS) {
         const m = min(WIDE_ROWS, run - r), sr = sj + (<usize>r << 2);
-        widenRows<T>(wide, rows + <usize>r * ld, rowScales + (<usize>r << 2), m, d);
+        widenRunRows<T>(wide, rows + <usize>r * ld, rowScales + (<usize>r << 2), m, d);
         if (values) accumulateGroupF32(out, sr, stride, done, wide, m, d, group);
         else scoreGroupF32(sr, stride, q, wide, m, d, group, scale_);
       }

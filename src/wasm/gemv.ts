@@ -5,10 +5,9 @@ import type { Checked } from '../core/validate.js';
 import type { WasmContext } from './context.js';
 
 /**
- * Rows of A up to which the skinny kernel beats the packed GEMM, per layout of B. Measured on the
- * 2-core Zen 5 machine, one thread, interleaved, K = N = 512, 896, 4096: plain B [K, N] 2.7-2.9x at
- * M = 1, 1.06-1.4x at M = 4, 0.87-1.06x at M = 8; transposed B [N, K] 1.7-3.0x at M = 1, 1.2-1.3x
- * at M = 16 (the dot products reuse each load of B for two rows of A and four of B).
+ * Rows of A up to which the skinny kernel beats the packed GEMM, per layout of B (bench, one thread,
+ * interleaved; the figures are in the commit that set them): transposed B keeps the lead longer,
+ * since its dot products reuse each load of B for two rows of A and four of B.
  */
 export const SKINNY_ROWS = 4;
 export const SKINNY_ROWS_TRANSPOSED = 16;
@@ -29,7 +28,7 @@ export function gemv(ctx: WasmContext, c: number, a: number, b: number, m: numbe
   ctx.arena.scoped(() => {
     if (transposeB && (k * 4) % PAGE === 0 && n > 1) {
       // every row of B then starts at the same offset in a 4 KiB page; a row of A there too would
-      // meet it in the same L1 sets on every load (measured: 24-27 -> 28-30 GB/s at K = 4096)
+      // meet it in the same L1 sets on every load, which slows the product (bench/, K = 4096)
       a = shiftedCopy(ctx, a, m, k, lda, b + PAGE / 2);
       lda = k;
     }

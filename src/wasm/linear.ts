@@ -57,8 +57,7 @@ export const QUANT_BLOCK_ROWS = 4;
  * Y[m, n] = X · Wᵀ (+ bias) with W packed by linear_quant_pack (bits 8 or 4): X's rows quantized once
  * into scratch, then threads take ranges of 4-row blocks of outputs.
  * Prefill (many rows) runs the same kernel, so that a row's bits never depend on T. It is the slower
- * choice there: measured at T = 128 (one thread, CPU time, 2-core Zen 5, [4864, 896] / [896, 4864]),
- * float32's packed GEMM 22.8 / 21.9 ms, int8 30.9 / 32.2 ms, int4 29.6 / 31.3 ms (1.3-1.5x), the
+ * choice there (slower than float32's packed GEMM at T = 128: docs/MODELS.md has the figures), the
  * kernel costing T times its one-row compute; dequantizing panels into the float32 GEMM would cost
  * the GEMM plus a pass over the weight, but gives up batch invariance above some T (not done).
  */

@@ -24,7 +24,7 @@ import { gemmPacked, holdPacked } from './packed.js';
 interface WeightPointers { wq: number; wk: number; wv: number; wo: number; bq: number; bk: number; bv: number; bo: number; packed: boolean }
 
 /**
- * Writes the params' weights with `weight` and biases with `bias` (per call: the arena, as given;
+ * Writes the params' weights with `weight` and biases with `put` (per call: the arena, as given;
  * per layer: held blocks, weights packed).
  */
 function placeWeights(p: MultiHeadPlan, weight: (c: Checked, name: string) => number, put: (c: Checked, name: string) => number, packed: boolean): WeightPointers {

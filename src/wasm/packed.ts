@@ -6,7 +6,7 @@
 import type { Checked } from '../core/validate.js';
 import type { WasmContext } from './context.js';
 
-/** Columns per panel; must match NR in assembly/kernels/matmul.ts (test/gemv.test.ts checks). */
+/** Columns per panel; must match NR in assembly/kernels/matmul.ts (test/kernels/gemv.test.ts checks). */
 export const PANEL = 16;
 
 /** Bytes a packed weight W [n, k] takes (n rounded up to whole panels). */

@@ -31,12 +31,10 @@ const ERROR_BYTES = 1024;
 export const CONTROL_BYTES = ERROR_AT + ERROR_BYTES;
 
 /**
- * Below this much work (in multiply-adds, roughly) a call runs on the calling thread alone. Measured
- * with bench/parallel-threshold.js on the 2-core Zen 5 machine. With workers sleeping in Atomics.wait
- * between jobs, a round trip took 12-60 µs and two threads lost below ~4 M (gemm n = 128, 2.1 M:
- * 0.8x). With workers polling for a while after each job (SPIN_MS) back-to-back jobs round-trip in
- * about 6 µs: gemm n = 64 (0.26 M) 1.33x, n = 128 1.76x, n = 256 1.83x, n = 512 1.92x. 1 M keeps a
- * margin for the first call after a pause, which still pays the wake-up.
+ * Below this much work (in multiply-adds, roughly) a call runs on the calling thread alone
+ * (bench/parallel-threshold.js; the figures are in the commit that set it). With workers polling for
+ * a while after each job (SPIN_MS) back-to-back jobs round-trip in microseconds and two threads win
+ * well below this; it keeps a margin for the first call after a pause, which still pays the wake-up.
  */
 export const MIN_PARALLEL_WORK = 1_000_000;
 
@@ -45,9 +43,8 @@ export const MIN_PARALLEL_WORK = 1_000_000;
  * the gap between two calls' kernels, or every call pays the wake-up (0.1-0.4 ms on the 2-core VM):
  * between two serving steps' kernels (batchAttention over 16 sequences) come the calling thread's
  * last rows, the caller's own code, and the next step's planning, rotary and appends, which often
- * took longer than 0.2 ms. Measured over back-to-back decode steps: 2 threads against 1 went from
- * 1.80-1.83x with 0.2 ms to 1.89-1.92x with 1 ms (three engines in one process). The price is up to
- * 1 ms of one core's time after a burst of calls ends.
+ * outlast a shorter poll (back-to-back decode steps on 2 threads gained from the longer one; figures
+ * in the commit that set it). The price is up to 1 ms of one core's time after a burst of calls ends.
  */
 const SPIN_MS = 1;
 
@@ -123,7 +120,8 @@ export interface WorkerHandle {
 /**
  * A pool over `workers` (threads - 1) started by the platform. `canBlock` says whether the calling
  * thread may Atomics.wait (not on a browser's main thread, which spins instead); `minWork` is the
- * split threshold (bench/parallel-threshold.js measures it with 0).
+ * split threshold (bench/parallel-threshold.js times 1 against 2 threads through the engine; lower
+ * MIN_PARALLEL_WORK and rebuild to look below it).
  */
 export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: WorkerHandle[], canBlock: boolean, minWork = MIN_PARALLEL_WORK): Parallel {
   checkSlotBound();
