@@ -20,11 +20,12 @@
 //   - metadata: general.*, {arch}.context_length, embedding_length, block_count, feed_forward_length,
 //     attention.head_count(_kv), attention.layer_norm_rms_epsilon, rope.freq_base,
 //     rope.dimension_count, and a tokenizer llama.cpp accepts: model `gpt2` (byte-level BPE, as both
-//     Qwen2.5 and SmolLM2 have), the real models' pre-tokenizer names, no merges, ids 0-255 GPT-2's
-//     byte-level characters (byte b is token b), every other id the text `<id>`, bos/eos as control
-//     tokens. wllama's server takes a prompt only as text: with no merges, a text of printable ASCII
-//     characters tokenizes to one token per byte, its byte value, so the bench's prompt ids (33-126,
-//     bench/lib/ggufTokens.js) reach llama.cpp as exactly those ids.
+//     Qwen2.5 and SmolLM2 have), the real models' pre-tokenizer names, no merges, ids 0-127 GPT-2's
+//     byte-level characters of the ASCII bytes (byte b is token b), every other id the text `<id>`
+//     (a lone byte above 127 is not UTF-8, and llama.cpp's server fails on a piece that is not),
+//     bos/eos as control tokens. wllama's server takes a prompt only as text: with no merges, a
+//     text of printable ASCII characters tokenizes to one token per byte, its byte value, so the
+//     bench's prompt ids (33-126, bench/lib/ggufTokens.js) reach llama.cpp as exactly those ids.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { byteCharacters } from './ggufTokens.js';
 import { readRandomCheckpoint, tensorList } from './randomCheckpoint.js';
@@ -174,7 +175,7 @@ function metadata(config, type) {
   const E = config.hidden_size, Hq = config.num_attention_heads, D = config.head_dim ?? E / Hq;
   const V = config.vocab_size, bos = config.bos_token_id, eos = [config.eos_token_id].flat()[0];
   const bytes = byteCharacters();
-  const tokens = Array.from({ length: V }, (_, i) => (i < 256 ? bytes[i] : `<${i}>`));
+  const tokens = Array.from({ length: V }, (_, i) => (i < 128 ? bytes[i] : `<${i}>`));
   const types = new Array(V).fill(1); // LLAMA_TOKEN_TYPE_NORMAL
   for (const [id, text] of [[bos, '<|bos|>'], [eos, '<|eos|>']]) {
     tokens[id] = text;

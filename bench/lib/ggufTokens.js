@@ -1,7 +1,7 @@
 // The token ids of the GGUF files that bench/lib/gguf.js writes, between text and ids, in Node and in
-// the bench page alike (no Node module here). Ids 0-255 are GPT-2's byte-level characters (byte b is
-// token b), the rest `<id>`; with no merges, llama.cpp tokenizes a text of ASCII characters to one
-// token per byte, its value.
+// the bench page alike (no Node module here). Ids 0-127 are GPT-2's byte-level characters of the ASCII
+// bytes (byte b is token b), the rest `<id>`; with no merges, llama.cpp tokenizes a text of ASCII
+// characters to one token per byte, its value.
 
 /** GPT-2's bytes_to_unicode: the character each byte is written as in a byte-level BPE vocabulary. */
 export function byteCharacters() {
@@ -35,7 +35,7 @@ export function readTokens(text) {
     const m = /^<(\d+)>/.exec(text.slice(i, i + 12));
     if (m) { ids.push(Number(m[1])); i += m[0].length; continue; }
     const c = text.charCodeAt(i);
-    if ((c < 32 || c > 126) && c !== 9 && c !== 10 && c !== 13) break;
+    if (c > 127) break;
     ids.push(c);
     i++;
   }
