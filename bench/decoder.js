@@ -14,6 +14,14 @@
 // comes from the same minutes. With `--cpu`, steps and parts are timed by the process's CPU time, which
 // counts every thread's: compare threads by wall time (the default). `--load` measures loading instead: each (format, dtype) in a child
 // process, its time and its peak RSS against the weights' bytes.
+//
+// `--peers [--engines wllama,ort]` (prompt 128, decode 64 by default): the same weights on the peers,
+// one table (bench/peers/decoders/): llama.cpp's wasm build (wllama) beside qkv's browser build in one
+// headless Chromium page, on one GGUF file (qkv float32/int8/int4 against F32/Q8_0/Q4_0), and
+// onnxruntime-web in Node on an ONNX graph laid out as transformers.js' exports (float32 against f32,
+// int4 against q4: MatMulNBits), each pair's rounds interleaved; tokens/s by threads, peak memory, and
+// qkv / peer. The GGUF and ONNX files are written once into the temp folder beside the checkpoint.
+// `--model tiny-qwen2` or `tiny-llama` checks the harness in seconds.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -21,11 +29,15 @@ import { join } from 'node:path';
 import { createEngine, loadDecoder, sample } from 'qkv';
 import { flag, now, value } from './lib/args.js';
 import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
+import { PAIRS, runPeers } from './peers/decoders/index.js';
 
-const models = (value('--model') ?? 'Qwen2.5-0.5B') === 'all' ? Object.keys(SHAPES) : (value('--model') ?? 'Qwen2.5-0.5B').split(',');
-const formats = (value('--weights') ?? 'float32,float16').split(',');
+const PEERS = flag('--peers');
+// 'all': the real models' shapes (the tiny ones only check a harness)
+const models = (value('--model') ?? 'Qwen2.5-0.5B') === 'all' ? Object.keys(SHAPES).filter((n) => !n.startsWith('tiny')) : (value('--model') ?? 'Qwen2.5-0.5B').split(',');
+const formats = (value('--weights') ?? (PEERS ? 'float32,float16,int8,int4' : 'float32,float16')).split(',');
 const threadCounts = (value('--threads') ?? '1,2').split(',').map(Number);
-const PROMPT = Number(value('--prompt') ?? 512), DECODE = Number(value('--decode') ?? 32), ROUNDS = Number(value('--rounds') ?? 3);
+const PROMPT = Number(value('--prompt') ?? (PEERS ? 128 : 512)), DECODE = Number(value('--decode') ?? (PEERS ? 64 : 32)), ROUNDS = Number(value('--rounds') ?? 3);
+for (const m of models) if (!SHAPES[m]) throw new Error(`--model ${m}: use ${Object.keys(SHAPES).join(', ')} or all`);
 
 /** The checkpoint of a shape, written once per dtype into the temp folder. */
 function checkpoint(name, dtype = 'F32') {
@@ -197,11 +209,74 @@ function benchModel(name) {
 
 /** Bytes of the weights one decode step reads: every linear layer's stored weight (the embedding's rows aside). */
 function weightBytesOf(decoder, weights) {
-  const c = decoder.config;
+  return weightBytesOfConfig(decoder.config, weights);
+}
+
+function weightBytesOfConfig(c, weights) {
   // bytes a weight: int8 and int4 keep one float32 scale a group of 32 (createLinear's default)
   const per = { float32: 4, float16: 2, int8: 1 + 4 / 32, int4: 0.5 + 4 / 32 }[weights];
   const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, numLayers: L, vocabSize: V } = c;
   return per * (L * (E * (Hq + 2 * Hkv) * D + Hq * D * E + 3 * E * I) + V * E);
+}
+
+/** qkv's config names from a config.json's (for weightBytesOfConfig without loading the model). */
+const sizes = (c) => ({
+  hiddenSize: c.hidden_size, numHeads: c.num_attention_heads, numKvHeads: c.num_key_value_heads ?? c.num_attention_heads,
+  headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads, intermediateSize: c.intermediate_size, numLayers: c.num_hidden_layers, vocabSize: c.vocab_size,
+});
+
+const bytesText = (b) => (b === undefined ? '' : b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+const sig = (x) => (x === undefined || !Number.isFinite(x) ? '' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+/** `--peers`: the table of qkv and its peers on the same weights, one row per engine and format. */
+async function benchPeers() {
+  const engines = (value('--engines') ?? 'wllama,ort').split(',');
+  const log = (line) => console.error(line);
+  const all = [];
+  for (const name of models) {
+    const dir = checkpoint(name);
+    const config = SHAPES[name];
+    const rows = await runPeers(name, dir, config, {
+      formats, threads: threadCounts, prompt: PROMPT, decode: DECODE, rounds: ROUNDS, engines, log,
+      weightBytes: (format) => weightBytesOfConfig(sizes(config), format),
+    });
+    all.push(...rows);
+  }
+  const versions = [...new Set(all.map((r) => r.version))].join('; ');
+  console.log(`prompt ${PROMPT} tokens then ${DECODE} greedy tokens; a warm-up round, then ${ROUNDS} rounds alternating between the engines of a pair, medians; ${versions}\n`);
+  const T = threadCounts;
+  const per = (t) => T.map((n) => t(n)).join(' / ');
+  console.log(`| model | engine | where | format | weights | prefill tok/s (${per((n) => `${n}T`)}) | decode tok/s (${per((n) => `${n}T`)}) | peak memory | qkv / peer, prefill | qkv / peer, decode | greedy tokens equal |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  const key = (r) => `${r.model}|${r.env}|${r.engine}|${r.format}`;
+  const groups = new Map();
+  for (const r of all) {
+    if (!groups.has(key(r))) groups.set(key(r), []);
+    groups.get(key(r)).push(r);
+  }
+  for (const rs of groups.values()) {
+    const r0 = rs[0];
+    const at = (n) => rs.find((r) => r.threads === n);
+    const qkvAt = (n) => all.find((q) => q.engine === 'qkv' && q.model === r0.model && q.env === r0.env && q.pair === r0.pair && q.threads === n);
+    const peer = r0.engine !== 'qkv';
+    const ratio = (field) => (peer ? per((n) => `${sig(qkvAt(n)?.[field] / at(n)?.[field])}x`) : '');
+    const agree = peer ? per((n) => (at(n)?.agree === undefined ? '' : `${at(n).agree}/${DECODE + 1}`)) : '';
+    console.log(`| ${r0.model} | ${r0.engine} | ${r0.env} | ${r0.format} | ${bytesText(r0.weightBytes)} | ${per((n) => sig(at(n)?.prefillTokS))} | ${per((n) => sig(at(n)?.decodeTokS))} | ${bytesText(Math.max(...rs.map((r) => r.peakBytes)))} | ${ratio('prefillTokS')} | ${ratio('decodeTokS')} | ${agree} |`);
+  }
+  console.log(`
+- where: Chromium is one headless page holding qkv's browser build (in a module worker) and wllama; Node is
+  one process a (format, threads) holding qkv and onnxruntime-web. qkv / peer compares the qkv row of the
+  same place, format pair (${Object.entries(PAIRS).filter(([, p]) => p.gguf || p.onnx).map(([f, p]) => `${f}: ${[p.gguf, p.onnx].filter(Boolean).join(', ')}`).join('; ')}) and threads.
+- weights: qkv's linear layers as stored (the tied embedding once); wllama the GGUF file; onnxruntime-web
+  model.onnx_data (its LM head a second copy of the embedding, as transformers.js' exports keep it).
+- peak memory: the most resident memory the engine's load and warm-up round added (Linux VmHWM, reset
+  before; in Chromium summed over its processes), the larger of the thread counts. qkv loads first, so a
+  peer's figure can only be low.
+- timing: qkv and onnxruntime-web by performance.now() around the forwards; wllama by llama.cpp's server
+  clock (prompt_ms; predicted_ms over ${DECODE} steps). onnxruntime-web's prefill computes logits at every
+  prompt position, as transformers.js' exports do; qkv and llama.cpp compute the last.
+- greedy tokens equal: how many of the ${DECODE + 1} greedy tokens of the last round the peer and qkv share
+  from the start (the same weights; they part where two logits are closer than the formats' rounding).`);
 }
 
 /** `--load`: each checkpoint dtype loaded in a child process; its time and peak RSS. */
@@ -238,8 +313,10 @@ function benchLoad(name) {
 
 const fixed = (x, d = 1) => (x === undefined ? '' : x.toFixed(d));
 console.log(`# qkv decoders — ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.versions.node}${flag('--cpu') ? ', CPU time' : ''}`);
-console.log(`prompt ${PROMPT} tokens, ${DECODE} decode steps a round, ${ROUNDS} rounds (medians); random weights of the named model's shape\n`);
-if (flag('--load')) {
+if (!PEERS) console.log(`prompt ${PROMPT} tokens, ${DECODE} decode steps a round, ${ROUNDS} rounds (medians); random weights of the named model's shape\n`);
+if (PEERS) {
+  await benchPeers();
+} else if (flag('--load')) {
   console.log('| model | file | weights | file GB | load s | file GB/s | engine GB | peak RSS GB | peak / engine |\n|---|---|---|---|---|---|---|---|---|');
   for (const name of models) {
     for (const r of benchLoad(name)) console.log(`| ${r.model} | ${r.file} | ${r.weights} | ${fixed(r.fileGB, 2)} | ${fixed(r.seconds, 2)} | ${fixed(r.fileGBs, 2)} | ${fixed(r.engineGB, 2)} | ${fixed(r.peakGB, 2)} | ${fixed(r.peakRatio, 2)} |`);

@@ -7,7 +7,9 @@
 //   GraphProto       node 1, name 2, initializer 5, input 11, output 12
 //   NodeProto        input 1, output 2, name 3, op_type 4, attribute 5, domain 7
 //   AttributeProto   name 1, f 2, i 3, ints 8, type 20 (FLOAT = 1, INT = 2, INTS = 7)
-//   TensorProto      dims 1, data_type 2 (FLOAT = 1), name 8, raw_data 9 (little-endian)
+//   TensorProto      dims 1, data_type 2 (FLOAT = 1, UINT8 = 2, INT32 = 6, INT64 = 7), name 8,
+//                    raw_data 9 (little-endian), external_data 13 (StringStringEntryProto: key 1,
+//                    value 2), data_location 14 (EXTERNAL = 1)
 //   ValueInfoProto   name 1, type 2
 //   TypeProto        tensor_type 1 -> { elem_type 1, shape 2 -> { dim 1 -> { dim_value 1 | dim_param 2 } } }
 //
@@ -18,6 +20,8 @@ const OPSET = 17;
 const MS_DOMAIN = 'com.microsoft';
 const FLOAT = 1;
 const INT32 = 6;
+/** TensorProto.DataType of the element types the models use. */
+const DATA_TYPES = { float32: FLOAT, uint8: 2, int32: INT32, int64: 7 };
 
 // ---- protobuf wire format -------------------------------------------------------------------
 
@@ -77,33 +81,47 @@ function node({ op, inputs, outputs, domain = '', attributes = {} }) {
   ];
 }
 
-/** A float32 tensor [dims] whose dims are numbers (fixed) or strings (symbolic); { int32: dims } for int32. */
+/**
+ * A float32 tensor [dims] whose dims are numbers (fixed) or strings (symbolic); { int32: dims } or
+ * { int64: dims } for integers.
+ */
 function valueInfo(name, dims) {
-  const type = Array.isArray(dims) ? FLOAT : INT32;
-  const list = Array.isArray(dims) ? dims : dims.int32;
+  const [elementType, list] = Array.isArray(dims) ? ['float32', dims] : Object.entries(dims)[0];
+  const type = DATA_TYPES[elementType];
   const dim = (d) => message(1, [typeof d === 'string' ? string(2, d) : int(1, d)]);
   const shape = message(2, list.map(dim));
   return [string(1, name), message(2, [message(1, [int(1, type), shape])])];
 }
 
-/** An initializer: float32 data with raw_data in little-endian order. */
-function initializer(name, dims, data) {
+/**
+ * An initializer: float32 `data` as raw_data in little-endian order; or `{ type, raw }` (any element
+ * type, raw_data as given); or `{ type, external: { location, offset, length } }`, data kept in a
+ * file beside the model (ONNX's external data, which models past protobuf's 2 GB use).
+ */
+function initializer(name, dims, data, { type, raw, external } = {}) {
+  if (external) {
+    const entry = (k, v) => message(13, [string(1, k), string(2, String(v))]);
+    return [...dims.map((d) => int(1, d)), int(2, DATA_TYPES[type]), string(8, name),
+      entry('location', external.location), entry('offset', external.offset), entry('length', external.length), int(14, 1)];
+  }
+  if (raw) return [...dims.map((d) => int(1, d)), int(2, DATA_TYPES[type]), string(8, name), bytes(9, raw)];
   const f32 = Float32Array.from(data);
-  const raw = new Uint8Array(f32.length * 4);
-  const view = new DataView(raw.buffer);
+  const le = new Uint8Array(f32.length * 4);
+  const view = new DataView(le.buffer);
   f32.forEach((x, i) => view.setFloat32(i * 4, x, true));
-  return [...dims.map((d) => int(1, d)), int(2, FLOAT), string(8, name), bytes(9, raw)];
+  return [...dims.map((d) => int(1, d)), int(2, FLOAT), string(8, name), bytes(9, le)];
 }
 
 /**
  * A serialized ModelProto. `inputs` and `outputs` map names to dims; `initializers` map names to
- * { dims, data }; `nodes` as for node(). Opset 17 for the default domain, 1 for com.microsoft.
+ * { dims, data } or { dims, type, raw | external } (see initializer); `nodes` as for node(). Opset 17
+ * for the default domain, 1 for com.microsoft.
  */
 export function model({ name, nodes, inputs, outputs, initializers = {} }) {
   const graph = [
     ...nodes.map((n) => message(1, node(n))),
     string(2, name),
-    ...Object.entries(initializers).map(([n, t]) => message(5, initializer(n, t.dims, t.data))),
+    ...Object.entries(initializers).map(([n, t]) => message(5, initializer(n, t.dims, t.data, t))),
     ...Object.entries(inputs).map(([n, dims]) => message(11, valueInfo(n, dims))),
     ...Object.entries(outputs).map(([n, dims]) => message(12, valueInfo(n, dims))),
   ];

@@ -1,7 +1,7 @@
 // Random-weight Hugging Face checkpoints made in JavaScript (no Python): config.json and one
 // model.safetensors, written tensor by tensor, for the decoder's benchmark and tests. Shapes follow
 // transformers' naming for Llama-style decoders (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM).
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Real models' shapes (their config.json's sizes), for benchmarks. */
@@ -16,6 +16,19 @@ export const SHAPES = {
     num_attention_heads: 14, num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768,
     rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false,
     sliding_window: 32768, max_window_layers: 21, bos_token_id: 151643, eos_token_id: 151645,
+  },
+  // Tiny models of the same two architectures, to check a harness in seconds (not real shapes). Every
+  // input width is a multiple of 32, as GGUF's Q8_0 and Q4_0 blocks and MatMulNBits' block of 32 need.
+  'tiny-qwen2': {
+    architectures: ['Qwen2ForCausalLM'], hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 512, max_position_embeddings: 1024,
+    rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false,
+    bos_token_id: 1, eos_token_id: 2,
+  },
+  'tiny-llama': {
+    architectures: ['LlamaForCausalLM'], hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 512, max_position_embeddings: 1024,
+    rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true, hidden_act: 'silu', bos_token_id: 1, eos_token_id: 2,
   },
 };
 
@@ -124,4 +137,43 @@ export function writeRandomCheckpoint(dir, config, { dtype = 'F32', seed = 1 } =
     closeSync(fd);
   }
   return offset;
+}
+
+/**
+ * Opens a float32 checkpoint that writeRandomCheckpoint wrote (config.json and one model.safetensors):
+ * `config`, `tensors` (name -> shape) and `read(name)`, one tensor's values as a new Float32Array. The
+ * GGUF and ONNX writers read the weights from here, so every format holds the same values.
+ */
+export function readRandomCheckpoint(dir) {
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  const fd = openSync(join(dir, 'model.safetensors'), 'r');
+  const prefix = Buffer.alloc(8);
+  readSync(fd, prefix, 0, 8, 0);
+  const length = Number(prefix.readBigUInt64LE(0));
+  const json = Buffer.alloc(length);
+  readSync(fd, json, 0, length, 8);
+  const header = JSON.parse(json.toString('latin1'));
+  const tensors = new Map();
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    if (t.dtype !== 'F32') throw new Error(`${dir}: tensor ${name} is ${t.dtype}; the writers read float32 checkpoints`);
+    tensors.set(name, { shape: t.shape, begin: 8 + length + t.data_offsets[0], bytes: t.data_offsets[1] - t.data_offsets[0] });
+  }
+  return {
+    config,
+    tensors: new Map([...tensors].map(([name, t]) => [name, t.shape])),
+    read(name) {
+      const t = tensors.get(name);
+      if (t === undefined) throw new Error(`${dir}: no tensor ${name}`);
+      const out = new Float32Array(t.bytes / 4);
+      const bytes = new Uint8Array(out.buffer);
+      for (let done = 0; done < t.bytes;) {
+        const n = readSync(fd, bytes, done, Math.min(t.bytes - done, 1 << 30), t.begin + done);
+        if (n === 0) throw new Error(`${dir}: model.safetensors ends inside tensor ${name}`);
+        done += n;
+      }
+      return out;
+    },
+    close: () => closeSync(fd),
+  };
 }
