@@ -16,7 +16,7 @@
 // process, its time and its peak RSS against the weights' bytes.
 //
 // `--peers [--engines wllama,ort]` (prompt 128, decode 64 by default): the same weights on the peers,
-// one table (bench/peers/decoders/): llama.cpp's wasm build (wllama) beside qkv's browser build in one
+// one table (bench/lib/peers/decoders/): llama.cpp's wasm build (wllama) beside qkv's browser build in one
 // headless Chromium page, on one GGUF file (qkv float32/int8/int4 against F32/Q8_0/Q4_0), and
 // onnxruntime-web in Node on an ONNX graph laid out as transformers.js' exports (float32 against f32,
 // int4 against q4: MatMulNBits), each pair's rounds interleaved; tokens/s by threads, peak memory, and
@@ -28,8 +28,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEngine, loadDecoder, sample } from 'qkv';
 import { flag, now, value } from './lib/args.js';
+import { PAIRS, runPeers } from './lib/peers/decoders/index.js';
 import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
-import { PAIRS, runPeers } from './peers/decoders/index.js';
 
 const PEERS = flag('--peers');
 // 'all': the real models' shapes (the tiny ones only check a harness)

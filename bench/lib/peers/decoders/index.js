@@ -14,9 +14,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEngine, loadDecoder } from 'qkv';
-import { writeGguf } from '../../lib/gguf.js';
-import { promptTokens } from '../../lib/ggufTokens.js';
-import { writeOnnxDecoder } from '../../lib/onnxDecoder.js';
+import { writeGguf } from '../../gguf.js';
+import { promptTokens } from '../../ggufTokens.js';
+import { writeOnnxDecoder } from '../../onnxDecoder.js';
 import { runNodePairInChild } from './node.js';
 import { openPeerPage } from './wllama.js';
 
@@ -119,7 +119,7 @@ export async function runPeers(name, dir, config, { formats, threads, prompt: pr
     const folders = new Set(Object.values(files).map((x) => x.folder));
     if (folders.size > 0) {
       const page = await openPeerPage([...folders][0]);
-      const wllamaVersion = JSON.parse(readFileSync(new URL('../../../node_modules/@wllama/wllama/package.json', import.meta.url), 'utf8')).version;
+      const wllamaVersion = JSON.parse(readFileSync(new URL('../../../../node_modules/@wllama/wllama/package.json', import.meta.url), 'utf8')).version;
       try {
         for (const [format, { file }] of Object.entries(files)) {
           for (const t of threads) {

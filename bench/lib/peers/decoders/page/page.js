@@ -1,9 +1,9 @@
 // The bench page: qkv's browser build (in a module worker, qkv-worker.js) and wllama (llama.cpp's
-// wasm build, which starts its own worker) side by side. bench/peers/decoders/wllama.js drives it
+// wasm build, which starts its own worker) side by side. bench/lib/peers/decoders/wllama.js drives it
 // through window.bench with puppeteer; the page itself only relays.
 import { Wllama } from '@wllama/wllama';
 import wllamaWasm from '@wllama/wllama/esm/wasm/wllama.wasm?url';
-import { promptText, readTokens } from '../../../lib/ggufTokens.js';
+import { promptText, readTokens } from '../../../ggufTokens.js';
 
 const worker = new Worker(new URL('./qkv-worker.js', import.meta.url), { type: 'module' });
 const pending = new Map();

@@ -15,10 +15,10 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peakAdded, processTree } from '../../lib/memory.js';
+import { peakAdded, processTree } from '../../memory.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const repo = fileURLToPath(new URL('../../../../', import.meta.url));
 export const CHROMIUM = process.env.QKV_CHROMIUM ?? '/usr/bin/chromium';
 
 const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin' };

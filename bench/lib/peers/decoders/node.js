@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEngine, loadDecoder, sample } from 'qkv';
-import { peakAdded } from '../../lib/memory.js';
-import { runRound } from '../../lib/qkvRun.js';
+import { peakAdded } from '../../memory.js';
+import { runRound } from '../../qkvRun.js';
 import { openOnnxDecoder } from './onnxruntime.js';
 
 const self = () => [process.pid];

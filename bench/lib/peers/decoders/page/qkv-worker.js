@@ -2,7 +2,7 @@
 // would spin there; llama.cpp's wasm build runs in a worker too). Messages: { id, op, args } ->
 // { id, result } or { id, error }.
 import { createEngine, loadDecoder, sample } from 'qkv';
-import { runRound } from '../../../lib/qkvRun.js';
+import { runRound } from '../../../qkvRun.js';
 
 const loaded = new Map();
 
