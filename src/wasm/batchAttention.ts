@@ -54,7 +54,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
   const ptables = arena.allocWords(tableLength);
   // each sequence's new rows as one attention call over the pool's blocks, planned once: a prompt
   // on the fused kernel, decode rows on the paged kernel, launched together below
-  const runs = p.sequences.map((_, i) => planAttentionRun(ctx, { ...sequenceCall(p, i, qr, pout, storage, ptables + 4 * tableAt[i]), alibi: palibi, sinks: psinks, probe }));
+  const runs = p.sequences.map((_, i) => planAttentionRun(ctx, sequenceCall(p, i, qr, pout, storage, ptables + 4 * tableAt[i], palibi, psinks, probe)));
   const paged = runs.map((r) => r.kernel === 'paged');
   const pagedRows = p.queryLens.reduce((n, rows, i) => n + (paged[i] ? rows : 0), 0);
   const pinfo = arena.allocWords(pagedRows * PAGED_ROW_WORDS);
@@ -95,7 +95,7 @@ export function batchAttentionAt(ctx: WasmContext, p: BatchPlan, pq: number, pk:
  * KV view (head stride: a kv head's blocks; the sequence's block table, whose indices
  * batchAttentionAt writes at `table` after the appends), the queries at positions past + i.
  */
-function sequenceCall(p: BatchPlan, i: number, qr: number, pout: number, storage: PoolStorage, table: number): AttentionCall {
+function sequenceCall(p: BatchPlan, i: number, qr: number, pout: number, storage: PoolStorage, table: number, alibi: number, sinks: number, probe: AttentionProbe | undefined): AttentionCall {
   const { Hq, Hkv, D, Dv } = p, n = p.queryLens[i], at = p.rowStart[i], past = p.pastLens[i];
   const pool = p.pool!, bs = pool.blockSize, headRows = pool.blocks * bs, Lk = past + n;
   const code = KV_FORMAT_CODE[storage.format], i8 = storage.format === 'i8';
@@ -103,7 +103,7 @@ function sequenceCall(p: BatchPlan, i: number, qr: number, pout: number, storage
     out: pout + at * Hq * Dv * 4, weights: 0, q: qr + at * Hq * D * 4, k: storage.k, v: storage.v, mask: 0, validLens: null,
     B: 1, Hq, Hkv, Lq: n, Lk, E: D, Ev: Dv, scale: p.scale, softcap: p.softcap,
     maskKind: MASK_NONE, maskStrides: [0, 0, 0, 0], causalKind: p.causal ? CAUSAL_TOP_LEFT : CAUSAL_NONE, Lpast: past,
-    windowLeft: p.windowLeft, windowRight: p.windowRight,
+    windowLeft: p.windowLeft, windowRight: p.windowRight, alibi, sinks, probe,
     layout: {
       q: [n * Hq * D, D, Hq * D], out: [n * Hq * Dv, Dv, Hq * Dv],
       k: [0, headRows * D, D], v: [0, headRows * Dv, Dv],
