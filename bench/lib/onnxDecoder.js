@@ -1,6 +1,6 @@
 // An ONNX decoder of a random checkpoint's weights (randomCheckpoint.js), laid out as transformers.js'
 // exports of Llama and Qwen2 (onnxruntime-genai's model builder, as the onnx-community models are
-// made), for onnxruntime-web; written in JavaScript with bench/onnx-models.js' protobuf encoder, so
+// made), for onnxruntime-web; written in JavaScript with bench/lib/onnx-models.js' protobuf encoder, so
 // the bench needs no Python. Weights go to model.onnx_data beside model.onnx (ONNX external data:
 // the float32 0.5B model is past protobuf's 2 GB).
 //
@@ -27,7 +27,7 @@
 // transformers.js' quantize script makes its q4 models), the embedding's Gather in float32.
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { model } from '../onnx-models.js';
+import { model } from './onnx-models.js';
 import { readRandomCheckpoint } from './randomCheckpoint.js';
 
 export const ONNX_FORMATS = ['f32', 'q4'];
