@@ -107,34 +107,37 @@ export function linear_quant_x_size(m: i32, k: i32, g: i32, bits: i32): i32 {
 }
 
 /**
- * Packs W [n, k] (f32, row-major) into dst (linear_quant_size(n, k, g, bits) bytes, 16-byte aligned)
- * as bits = 8 (int8) or 4 (int4) groups of g inputs, the layout above.
+ * The one walk of both packers: every 4-row block's groups, each row's scale then its g values (int8,
+ * or int4 as nibbles + 8: value i low, i + 16 high, per 32), rows past n and groups whose scale is 0
+ * as zeros. T = f32: `w` holds float weights [n, k], quantized here (groupScale, quantize); T = i8:
+ * `w` holds q [n, k] and `s` the scales [n, k / g], taken as they are.
  */
-export function linear_quant_pack(dst: usize, w: usize, n: i32, k: i32, g: i32, bits: i32): void {
+// @ts-ignore: decorator
+@inline function packGroups<T>(dst: usize, w: usize, s: usize, n: i32, k: i32, g: i32, bits: i32): void {
   const G = k / g, gb = groupBytes(g, bits), rowBytes = bits == 8 ? g : g >> 1;
+  const lo = bits == 8 ? -127 : -8, hi = bits == 8 ? 127 : 7;
   const blocks = (n + R - 1) / R;
   let at = dst;
   for (let b = 0; b < blocks; b++) {
     for (let j = 0; j < G; j++) {
       for (let r = 0; r < R; r++) {
         const o = b * R + r;
-        const q = at + 16 + <usize>(r * rowBytes);
-        if (o >= n) {
-          store<f32>(at + (<usize>r << 2), 0);
-          memory.fill(q, bits == 8 ? 0 : 0x88, <usize>rowBytes);
+        const to = at + 16 + <usize>(r * rowBytes);
+        const src = w + ((<usize>o * <usize>k + <usize>(j * g)) << alignof<T>());
+        let scale: f32 = 0;
+        if (o < n) scale = isFloat<T>() ? groupScale(src, g, bits) : load<f32>(s + ((<usize>o * <usize>G + <usize>j) << 2));
+        store<f32>(at + (<usize>r << 2), scale);
+        if (o >= n || scale == 0) {
+          memory.fill(to, bits == 8 ? 0 : 0x88, <usize>rowBytes);
           continue;
         }
-        const src = w + ((<usize>o * <usize>k + <usize>(j * g)) << 2);
-        const s = groupScale(src, g, bits);
-        store<f32>(at + (<usize>r << 2), s);
         if (bits == 8) {
-          for (let i = 0; i < g; i++) store<i8>(q + <usize>i, <i8>quantize(load<f32>(src + (<usize>i << 2)), s, -127, 127));
+          for (let i = 0; i < g; i++) store<i8>(to + <usize>i, <i8>groupValue<T>(src, i, scale, lo, hi));
         } else {
           for (let c = 0; c < g; c += 32) {
             for (let i = 0; i < 16; i++) {
-              const lo = quantize(load<f32>(src + (<usize>(c + i) << 2)), s, -8, 7) + 8;
-              const hi = quantize(load<f32>(src + (<usize>(c + 16 + i) << 2)), s, -8, 7) + 8;
-              store<u8>(q + <usize>((c >> 1) + i), <u8>(lo | (hi << 4)));
+              const low = groupValue<T>(src, c + i, scale, lo, hi) + 8, high = groupValue<T>(src, c + 16 + i, scale, lo, hi) + 8;
+              store<u8>(to + <usize>((c >> 1) + i), <u8>(low | (high << 4)));
             }
           }
         }
@@ -144,6 +147,20 @@ export function linear_quant_pack(dst: usize, w: usize, n: i32, k: i32, g: i32, 
   }
 }
 
+/** Value i of a group at src: a float weight quantized with the group's scale, or a q as given. */
+// @ts-ignore: decorator
+@inline function groupValue<T>(src: usize, i: i32, scale: f32, lo: i32, hi: i32): i32 {
+  return isFloat<T>() ? quantize(load<f32>(src + (<usize>i << 2)), scale, lo, hi) : <i32>load<i8>(src + <usize>i);
+}
+
+/**
+ * Packs W [n, k] (f32, row-major) into dst (linear_quant_size(n, k, g, bits) bytes, 16-byte aligned)
+ * as bits = 8 (int8) or 4 (int4) groups of g inputs, the layout above.
+ */
+export function linear_quant_pack(dst: usize, w: usize, n: i32, k: i32, g: i32, bits: i32): void {
+  packGroups<f32>(dst, w, 0, n, k, g, bits);
+}
+
 /**
  * Packs a weight given already quantized (src/core/linearPlan.ts checked it) into dst, exactly as
  * linear_quant_pack packs float weights that quantize to these q and s: q i8 [n, k] row-major, each
@@ -151,36 +168,7 @@ export function linear_quant_pack(dst: usize, w: usize, n: i32, k: i32, g: i32, 
  * 0 stores q = 0, as linear_quant_pack's quantize does; dst as linear_quant_pack's.
  */
 export function linear_quant_pack_q(dst: usize, q: usize, s: usize, n: i32, k: i32, g: i32, bits: i32): void {
-  const G = k / g, gb = groupBytes(g, bits), rowBytes = bits == 8 ? g : g >> 1;
-  const blocks = (n + R - 1) / R;
-  let at = dst;
-  for (let b = 0; b < blocks; b++) {
-    for (let j = 0; j < G; j++) {
-      for (let r = 0; r < R; r++) {
-        const o = b * R + r;
-        const to = at + 16 + <usize>(r * rowBytes);
-        const scale = o < n ? load<f32>(s + ((<usize>o * <usize>G + <usize>j) << 2)) : 0;
-        store<f32>(at + (<usize>r << 2), scale);
-        if (o >= n || scale == 0) {
-          memory.fill(to, bits == 8 ? 0 : 0x88, <usize>rowBytes);
-          continue;
-        }
-        const src = q + <usize>o * <usize>k + <usize>(j * g);
-        if (bits == 8) {
-          memory.copy(to, src, <usize>g);
-        } else {
-          for (let c = 0; c < g; c += 32) {
-            for (let i = 0; i < 16; i++) {
-              const lo = <i32>load<i8>(src + <usize>(c + i)) + 8;
-              const hi = <i32>load<i8>(src + <usize>(c + 16 + i)) + 8;
-              store<u8>(to + <usize>((c >> 1) + i), <u8>(lo | (hi << 4)));
-            }
-          }
-        }
-      }
-      at += gb;
-    }
-  }
+  packGroups<i8>(dst, q, s, n, k, g, bits);
 }
 
 /**
