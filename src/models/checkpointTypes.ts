@@ -23,6 +23,20 @@ export interface CheckpointTensor<D extends CheckpointDtype = 'F32' | 'F16' | 'B
 }
 
 /** An open checkpoint: its config, the table of its tensors, and tensors read one at a time. */
+/**
+ * Where {@link Checkpoint.read} writes a tensor: a Float32Array, or an object whose `data` is one
+ * (an engine tensor: its `data` is taken again after every await, as the engine's memory may grow).
+ */
+export type ReadTarget = Float32Array | { readonly data: Float32Array };
+
+/** The view of `target` to write into now, which must hold the `elements` of tensor `name` of `shape`. */
+export function targetView(target: ReadTarget, name: string, shape: readonly number[], elements: number): Float32Array {
+  const view = target instanceof Float32Array ? target : target?.data;
+  if (!(view instanceof Float32Array)) throw new TypeError(`qkv: read: into must be a Float32Array or an object whose data is one (tensor "${name}")`);
+  if (view.length !== elements) throw new RangeError(`qkv: read: into has ${view.length} elements, but tensor "${name}" of shape [${shape.join(', ')}] has ${elements}`);
+  return view;
+}
+
 export interface Checkpoint {
   /** The file format the weights came from. */
   readonly format: 'safetensors' | 'gguf';
@@ -33,10 +47,12 @@ export interface Checkpoint {
   /** The sum of the tensors' byteLength (the total that onProgress counts towards). */
   readonly totalBytes: number;
   /**
-   * One tensor converted to float32: into `into` (a Float32Array whose length is the element count)
-   * or a fresh array. A name not in {@link tensors} is an Error; a wrong `into` a TypeError or RangeError.
+   * One tensor converted to float32: into `into` (a Float32Array whose length is the element count,
+   * or an object whose `data` is one: an engine tensor, whose view moves when the engine's memory
+   * grows, is read through `data` again after every await) or a fresh array. A name not in
+   * {@link tensors} is an Error; a wrong `into` a TypeError or RangeError.
    */
-  read(name: string, into?: Float32Array): Promise<Float32Array>;
+  read(name: string, into?: ReadTarget): Promise<Float32Array>;
   /**
    * Optional (GGUF only): a Q8_0 or Q4_0 tensor's blocks as stored (rows in Hugging Face's order), for
    * linear layers that keep them without requantizing; any other dtype is a TypeError.

@@ -24,7 +24,7 @@
 //   - `readGroups` gives a Q8_0 or Q4_0 tensor as it is stored, as createLinear's int8/int4 groups of
 //     32 (q and the scales widened from binary16; llama's permutation undone on both), which the loader
 //     keeps without requantizing; `readBlocks` gives its raw blocks.
-import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointGroups, CheckpointTensor, OpenCheckpointOptions } from './checkpointTypes.js';
+import { type Checkpoint, type CheckpointFile, type CheckpointFolder, type CheckpointGroups, type CheckpointTensor, type OpenCheckpointOptions, type ReadTarget, targetView } from './checkpointTypes.js';
 import { convert } from './safetensors.js';
 
 /** GGML tensor types read, by their number in the file: bytes per block of `block` elements. */
@@ -576,8 +576,10 @@ async function readPieces(file: CheckpointFile, t: GgufTensor, signal: AbortSign
  * Reads tensor `t` of `file` into `out` (float32, its element count long), dequantizing Q8_0 and
  * Q4_0 (a block whose scale is not finite is an Error: see badBlock). `check` runs before each piece.
  */
-async function readInto(file: CheckpointFile, t: GgufTensor, out: Float32Array, signal: AbortSignal | undefined, check?: () => void): Promise<void> {
+async function readInto(file: CheckpointFile, t: GgufTensor, target: ReadTarget, signal: AbortSignal | undefined, check?: () => void): Promise<void> {
   await readPieces(file, t, signal, check, (piece, at) => {
+    // the target's view of the moment (an engine tensor's moves when the engine's memory grows)
+    const out = target instanceof Float32Array ? target : target.data;
     if (t.dtype !== 'Q8_0' && t.dtype !== 'Q4_0') return convert(t.dtype, piece, out, at);
     const bad = checkScales(piece, t.type.bytes);
     if (bad >= 0) throw badBlock(file, t, piece, at, bad);
@@ -733,15 +735,13 @@ class GgufCheckpoint implements Checkpoint {
     return t;
   }
 
-  async read(name: string, into?: Float32Array): Promise<Float32Array> {
+  async read(name: string, into?: ReadTarget): Promise<Float32Array> {
     const t = this.#tensor(name);
     const elements = (t.byteLength / t.type.bytes) * t.type.block;
-    if (into !== undefined) {
-      if (!(into instanceof Float32Array)) throw new TypeError(`qkv: read: into must be a Float32Array (tensor "${name}")`);
-      if (into.length !== elements) throw new RangeError(`qkv: read: into has ${into.length} elements, but tensor "${name}" of shape [${t.shape.join(', ')}] has ${elements}`);
-    }
-    const out = into ?? new Float32Array(elements);
-    await readInto(this.#file, t, out, this.#options.signal, () => this.#check());
+    const target = into ?? new Float32Array(elements);
+    targetView(target, name, t.shape, elements);
+    await readInto(this.#file, t, target, this.#options.signal, () => this.#check());
+    const out = targetView(target, name, t.shape, elements);
     if (t.unpermuteHeads > 0) unpermuteRows(out, t.unpermuteHeads, t.shape.length > 1 ? t.shape[t.shape.length - 1] : 1);
     if (t.minus !== 0) for (let i = 0; i < out.length; i++) out[i] -= t.minus;
     this.#progress(t);

@@ -71,8 +71,10 @@ class Stager {
       for (let i = 0; i < names.length; i++) {
         this.signal?.throwIfAborted();
         const n = rows[i] * (cols ?? 1);
-        // a view made now: reading awaits, and nothing else may grow this engine's memory meanwhile
-        await this.ckpt.read(names[i], t.data.subarray(at, at + n));
+        // the tensor's view is taken again after every await: another load or op on this engine
+        // may grow its memory meanwhile, which moves the view
+        const from = at;
+        await this.ckpt.read(names[i], { get data() { return t.data.subarray(from, from + n); } });
         at += n;
       }
       this.signal?.throwIfAborted();

@@ -12,7 +12,7 @@
 // on, so that a bad file fails at open with its name and the tensor's. Reading converts one tensor to
 // float32 in chunks of the file's chunkBytes, straight into the destination: a big F16 tensor read from
 // disk holds its float32 array and one chunk, never its whole raw bytes as well.
-import type { Checkpoint, CheckpointFile, CheckpointFolder, CheckpointTensor, OpenCheckpointOptions } from './checkpointTypes.js';
+import { type Checkpoint, type CheckpointFile, type CheckpointFolder, type CheckpointTensor, type OpenCheckpointOptions, type ReadTarget, targetView } from './checkpointTypes.js';
 
 /** Bytes per element of the dtypes read (safetensors' names). */
 export const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
@@ -201,19 +201,15 @@ class SafetensorsCheckpoint implements Checkpoint {
     this.totalBytes = total;
   }
 
-  async read(name: string, into?: Float32Array): Promise<Float32Array> {
+  async read(name: string, into?: ReadTarget): Promise<Float32Array> {
     this.#check();
     const tensor = this.tensors.get(name);
     if (tensor === undefined) throw new Error(`qkv: read: the checkpoint has no tensor "${name}"`);
     const elements = tensor.byteLength / DTYPE_BYTES[tensor.dtype];
-    if (into !== undefined) {
-      if (!(into instanceof Float32Array)) throw new TypeError(`qkv: read: into must be a Float32Array (tensor "${name}")`);
-      if (into.length !== elements) {
-        throw new RangeError(`qkv: read: into has ${into.length} elements, but tensor "${name}" of shape [${tensor.shape.join(', ')}] has ${elements}`);
-      }
-    }
-    const out = into ?? new Float32Array(elements);
-    await readTensor(this.#files.get(tensor.file)!, tensor, out, this.#options.signal, () => this.#check());
+    const target = into ?? new Float32Array(elements);
+    targetView(target, name, tensor.shape, elements);
+    await readTensor(this.#files.get(tensor.file)!, tensor, target, this.#options.signal, () => this.#check());
+    const out = targetView(target, name, tensor.shape, elements);
     if (!this.#read.has(name)) {
       this.#read.add(name);
       this.#loadedBytes += tensor.byteLength;
@@ -245,12 +241,15 @@ class SafetensorsCheckpoint implements Checkpoint {
  * long), in pieces of at most file.chunkBytes (rounded down to whole float32s). `check` runs before
  * each piece (abort, closed). A file shorter than the tensor's data is an Error naming both.
  */
-export async function readTensor(file: CheckpointFile, tensor: CheckpointTensor, out: Float32Array, signal?: AbortSignal, check?: () => void): Promise<void> {
+export async function readTensor(file: CheckpointFile, tensor: CheckpointTensor, target: ReadTarget, signal?: AbortSignal, check?: () => void): Promise<void> {
   const total = tensor.byteLength, size = DTYPE_BYTES[tensor.dtype];
   const chunk = Number.isFinite(file.chunkBytes) ? Math.max(4, file.chunkBytes - (file.chunkBytes % 4)) : total;
-  // float32 on a little-endian machine: the file's bytes are the destination's, so a reader that
-  // fills buffers reads straight into it; otherwise one scratch chunk is reused for every piece
-  const direct = tensor.dtype === 'F32' && littleEndian ? new Uint8Array(out.buffer, out.byteOffset, total) : null;
+  // float32 on a little-endian machine into an array that stays put: the file's bytes are the
+  // destination's, so a reader that fills buffers reads straight into it; otherwise (a target whose
+  // view may move while a read is pending) one scratch chunk is reused for every piece, and each is
+  // converted into the target's view of the moment
+  const fixed = target instanceof Float32Array ? target : null;
+  const direct = fixed !== null && tensor.dtype === 'F32' && littleEndian ? new Uint8Array(fixed.buffer, fixed.byteOffset, total) : null;
   const scratch = direct === null && file.fillsInto === true ? new Uint8Array(Math.min(chunk, total)) : undefined;
   for (let done = 0; done < total; done += chunk) {
     check?.();
@@ -263,7 +262,7 @@ export async function readTensor(file: CheckpointFile, tensor: CheckpointTensor,
         `qkv: ${file.name}: tensor "${tensor.name}": the file ends at byte ${begin + bytes.length}, before the tensor's data does (byte ${tensor.offset + total}); was it truncated?`,
       );
     }
-    convert(tensor.dtype, bytes.length === length ? bytes : bytes.subarray(0, length), out, done / size);
+    convert(tensor.dtype, bytes.length === length ? bytes : bytes.subarray(0, length), fixed ?? (target as { readonly data: Float32Array }).data, done / size);
   }
 }
 

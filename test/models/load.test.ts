@@ -141,3 +141,25 @@ describe.each([['reference'], ['wasm']])('loadDecoder refusals on %s', (which) =
     expect(await logits(withConfig('gemma3', (c) => { c.attn_logit_softcapping = 0.5; }))).toEqual(await logits({ files: fixture('gemma3').files }));
   });
 });
+
+describe('loads at once on one engine', () => {
+  it('give each decoder the weights it gets alone, while the others grow the engine memory under its reads', async () => {
+    const gguf = (name: string) => new URL(`../fixtures/gguf/${name}.gguf`, import.meta.url).pathname;
+    const sources = [new URL('llama3/', FIXTURES).pathname, gguf('llama3-q8_0'), new URL('gemma2/', FIXTURES).pathname, gguf('gemma2-f32'), new URL('qwen3/', FIXTURES).pathname];
+    const logits = (decoders: Awaited<ReturnType<typeof loadDecoder>>[]) => decoders.map((d) => {
+      const seq = d.sequence();
+      const out = Array.from(d.forward([1, 5, 9, 3], { sequences: [seq], queryLens: [4], logits: 'all' }).data);
+      seq.free();
+      return out;
+    });
+    const alone = await createEngine();
+    const one = [];
+    for (const s of sources) one.push(await loadDecoder(s, { engine: alone, maxTokens: 64 }));
+    const together = await createEngine();
+    const all = await Promise.all(sources.map((s) => loadDecoder(s, { engine: together, maxTokens: 64 })));
+    expect(logits(all)).toEqual(logits(one));
+    [...one, ...all].forEach((d) => d.dispose());
+    alone.dispose();
+    together.dispose();
+  });
+});
