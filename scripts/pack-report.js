@@ -17,10 +17,13 @@ import { execFileSync } from 'node:child_process';
  * .wasm 100 -> 115 KB, in the bundles too) and the edge entry; about 10% headroom. Most of what
  * remains is dist/'s per-module .js beside the bundles that already hold them (the declarations
  * and the bin's dist/serving/cli.js need the modules): bundling the CLI and shipping only .d.ts
- * there would take the largest share back.
+ * there would take the largest share back. 560 / 1,966 KB on 2026-12-05 (later) with attention's
+ * plan/run files, createLinear from quantized weights and GGUF groups as stored, op-named modules
+ * and the peers' docs (docs/ 95 KB unpacked); budgets with about 10% headroom again. The CLI bundle
+ * above is still the way to take most of it back.
  */
-const PACKED_BUDGET = 555_000;
-const UNPACKED_BUDGET = 1_990_000;
+const PACKED_BUDGET = 615_000;
+const UNPACKED_BUDGET = 2_160_000;
 const REQUIRED = [
   'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'types/wasm-url.d.ts',
   'dist/index.d.ts', 'dist/inline.d.ts', 'dist/bundle/qkv.js', 'dist/bundle/inline.js', 'dist/bundle/edge.js',
