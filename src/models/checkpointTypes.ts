@@ -29,9 +29,12 @@ export interface CheckpointTensor<D extends CheckpointDtype = 'F32' | 'F16' | 'B
  */
 export type ReadTarget = Float32Array | { readonly data: Float32Array };
 
-/** The view of `target` to write into now, which must hold the `elements` of tensor `name` of `shape`. */
+/** The array to write into now: `target` itself, or its `data` of the moment. */
+export const viewOf = (target: ReadTarget): Float32Array => (target instanceof Float32Array ? target : target?.data);
+
+/** viewOf(target), checked to hold the `elements` of tensor `name` of `shape`. */
 export function targetView(target: ReadTarget, name: string, shape: readonly number[], elements: number): Float32Array {
-  const view = target instanceof Float32Array ? target : target?.data;
+  const view = viewOf(target);
   if (!(view instanceof Float32Array)) throw new TypeError(`qkv: read: into must be a Float32Array or an object whose data is one (tensor "${name}")`);
   if (view.length !== elements) throw new RangeError(`qkv: read: into has ${view.length} elements, but tensor "${name}" of shape [${shape.join(', ')}] has ${elements}`);
   return view;

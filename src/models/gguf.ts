@@ -24,7 +24,7 @@
 //   - `readGroups` gives a Q8_0 or Q4_0 tensor as it is stored, as createLinear's int8/int4 groups of
 //     32 (q and the scales widened from binary16; llama's permutation undone on both), which the loader
 //     keeps without requantizing; `readBlocks` gives its raw blocks.
-import { type Checkpoint, type CheckpointFile, type CheckpointFolder, type CheckpointGroups, type CheckpointTensor, type OpenCheckpointOptions, type ReadTarget, targetView } from './checkpointTypes.js';
+import { type Checkpoint, type CheckpointFile, type CheckpointFolder, type CheckpointGroups, type CheckpointTensor, type OpenCheckpointOptions, type ReadTarget, targetView, viewOf } from './checkpointTypes.js';
 import { convert } from './safetensors.js';
 
 /** GGML tensor types read, by their number in the file: bytes per block of `block` elements. */
@@ -579,7 +579,7 @@ async function readPieces(file: CheckpointFile, t: GgufTensor, signal: AbortSign
 async function readInto(file: CheckpointFile, t: GgufTensor, target: ReadTarget, signal: AbortSignal | undefined, check?: () => void): Promise<void> {
   await readPieces(file, t, signal, check, (piece, at) => {
     // the target's view of the moment (an engine tensor's moves when the engine's memory grows)
-    const out = target instanceof Float32Array ? target : target.data;
+    const out = viewOf(target);
     if (t.dtype !== 'Q8_0' && t.dtype !== 'Q4_0') return convert(t.dtype, piece, out, at);
     const bad = checkScales(piece, t.type.bytes);
     if (bad >= 0) throw badBlock(file, t, piece, at, bad);

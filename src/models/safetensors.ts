@@ -12,7 +12,7 @@
 // on, so that a bad file fails at open with its name and the tensor's. Reading converts one tensor to
 // float32 in chunks of the file's chunkBytes, straight into the destination: a big F16 tensor read from
 // disk holds its float32 array and one chunk, never its whole raw bytes as well.
-import { type Checkpoint, type CheckpointFile, type CheckpointFolder, type CheckpointTensor, type OpenCheckpointOptions, type ReadTarget, targetView } from './checkpointTypes.js';
+import { type Checkpoint, type CheckpointFile, type CheckpointFolder, type CheckpointTensor, type OpenCheckpointOptions, type ReadTarget, targetView, viewOf } from './checkpointTypes.js';
 
 /** Bytes per element of the dtypes read (safetensors' names). */
 export const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
@@ -262,7 +262,7 @@ export async function readTensor(file: CheckpointFile, tensor: CheckpointTensor,
         `qkv: ${file.name}: tensor "${tensor.name}": the file ends at byte ${begin + bytes.length}, before the tensor's data does (byte ${tensor.offset + total}); was it truncated?`,
       );
     }
-    convert(tensor.dtype, bytes.length === length ? bytes : bytes.subarray(0, length), fixed ?? (target as { readonly data: Float32Array }).data, done / size);
+    convert(tensor.dtype, bytes.length === length ? bytes : bytes.subarray(0, length), viewOf(target), done / size);
   }
 }
 

@@ -39,22 +39,22 @@ const POOL_PROMPT_MAX_SCRATCH_BYTES = 64 << 20;
 
 const formatOf = (c: AttentionCall): number => c.layout.kvFormat?.code ?? KV_FORMATS.KV_F32;
 
+/**
+ * Floats of scratch a thread takes on the row kernel (a row of scores; none when it writes weights)
+ * or the fused one (a kv head's packed keys and widened values): what the bytes and the launch both use.
+ */
+function scratchFloats({ kernels }: WasmContext, c: AttentionCall, kernel: 'row' | 'fused'): number {
+  if (kernel === 'fused') return kernels.flash_scratch_f32(c.Lk, c.E, c.Ev, formatOf(c));
+  return c.weights ? 0 : c.Lk;
+}
+
 /** Bytes of every thread's scratch on the fused kernel. */
-function fusedScratchBytes({ kernels, arena, parallel }: WasmContext, c: AttentionCall): number {
-  return arena.perThreadBytes(kernels.flash_scratch_f32(c.Lk, c.E, c.Ev, formatOf(c)), parallel.threads);
-}
+const fusedScratchBytes = (ctx: WasmContext, c: AttentionCall): number => ctx.arena.perThreadBytes(scratchFloats(ctx, c, 'fused'), ctx.parallel.threads);
 
-/** Bytes of the layout block and the valid lengths that the row and fused launches write. */
-const layoutBytes = (c: AttentionCall): number => aligned(LAYOUT_OFFSETS.LAYOUT_BYTES) + (c.validLens ? aligned(4 * c.B) : 0);
-
-/** Bytes the row kernel's launch allocates: layout, lengths and a row of scores per thread (none when it writes weights). */
-function rowBytes({ arena, parallel }: WasmContext, c: AttentionCall): number {
-  return layoutBytes(c) + arena.perThreadBytes(c.weights ? 0 : c.Lk, parallel.threads);
-}
-
-/** Bytes the fused kernel's launch allocates. */
-function fusedBytes(ctx: WasmContext, c: AttentionCall): number {
-  return layoutBytes(c) + fusedScratchBytes(ctx, c);
+/** Bytes the row or fused kernel's launch allocates: the layout block, the valid lengths and every thread's scratch. */
+function launchBytes(ctx: WasmContext, c: AttentionCall, kernel: 'row' | 'fused'): number {
+  const layout = aligned(LAYOUT_OFFSETS.LAYOUT_BYTES) + (c.validLens ? aligned(4 * c.B) : 0);
+  return layout + ctx.arena.perThreadBytes(scratchFloats(ctx, c, kernel), ctx.parallel.threads);
 }
 
 /**
@@ -97,8 +97,7 @@ export interface AttentionRun {
 export function planAttentionRun(ctx: WasmContext, call: AttentionCall): AttentionRun {
   const headRows = call.layout.kvTable ? null : headMajorRows(call);
   const kernel = chooseKernel(ctx, call, headRows);
-  const bytes = kernel === 'row' ? rowBytes(ctx, call)
-    : kernel === 'fused' ? fusedBytes(ctx, call)
+  const bytes = kernel === 'row' || kernel === 'fused' ? launchBytes(ctx, call, kernel)
     : kernel === 'paged' && !call.layout.kvTable ? headMajorBytes(ctx, call)
     : 0; // nothing to compute, or a pool's decode rows, which batchAttention launches together
   return { call, kernel, bytes, headRows };
@@ -120,7 +119,7 @@ export function runAttention(ctx: WasmContext, run: AttentionRun): void {
   if (!kernel) return;
   if (kernel === 'paged' && run.headRows === null) throw new Error('qkv: a pool\'s decode rows run in batchAttention\'s paged launch');
   c.probe?.ran.push(kernel);
-  const { arena, kernels, parallel } = ctx;
+  const { arena, parallel } = ctx;
   arena.scoped(() => {
     if (kernel === 'paged') return runHeadMajor(ctx, c, run.headRows!);
     const { B, Hq, Hkv, Lq, Lk, E, Ev } = c;
@@ -130,11 +129,11 @@ export function runAttention(ctx: WasmContext, run: AttentionRun): void {
       B, Hq, Math.max(Hkv, 1), Lq, Lk, E, Ev, c.scale, c.softcap, c.maskKind, msb, msh, msq, msk, c.causalKind, c.Lpast, c.windowLeft, c.windowRight, layout,
     ];
     const rowWork = Lk * (E + Ev);
+    const floats = scratchFloats(ctx, c, kernel);
+    const scratch = floats ? arena.perThread(floats, parallel.threads) : () => 0;
     if (kernel === 'row') {
-      const scratch = c.weights ? () => 0 : arena.perThread(Lk, parallel.threads);
       parallel.run('attention_f32', B * Hq * Lq, rowWork, (t, r0, r1) => [c.out, c.weights, scratch(t), c.q, c.k, c.v, c.mask, lens, ...shared, r0, r1]);
     } else {
-      const scratch = arena.perThread(kernels.flash_scratch_f32(Lk, E, Ev, formatOf(c)), parallel.threads);
       const pairs = B * Hq * Math.ceil(Lq / 2);
       parallel.run('flash_attention_f32', pairs, 2 * rowWork, (t, u0, u1) => [c.out, scratch(t), c.q, c.k, c.v, c.mask, lens, ...shared, c.alibi ?? 0, c.sinks ?? 0, u0, u1]);
     }
