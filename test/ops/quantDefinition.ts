@@ -47,31 +47,13 @@ export function quantizeRows(data: ArrayLike<number>, rows: number, k: number, g
   return { s, q };
 }
 
-/** y = b + Σ_g s_w · s_x · Σ q_w · q_x in float64 (the integer sums exact), for a weight W [N, K] as groups of g. */
-export function productOf(x: Tensor, W: Groups, N: number, b: Tensor | undefined, g: number): Tensor {
-  const [T, K] = x.shape, G = K / g;
-  const X = quantizeRows(x.data, T, K, g, 8);
-  const y = new Float32Array(T * N);
-  for (let t = 0; t < T; t++) {
-    for (let o = 0; o < N; o++) {
-      let sum = b ? b.data[o] : 0;
-      for (let j = 0; j < G; j++) {
-        let dot = 0;
-        for (let i = j * g; i < (j + 1) * g; i++) dot += W.q[o * K + i] * X.q[t * K + i];
-        sum += W.s[o * G + j] * X.s[t * G + j] * dot;
-      }
-      y[t * N + o] = sum;
-    }
-  }
-  return tensor(y, [T, N]);
-}
-
 /**
- * What the wasm kernels compute, in float32 step by step: acc = b (or 0), then per group ascending
- * acc += (s_w · s_x) · float(isum). Both builds must give exactly these bits.
+ * y = b + Σ_g s_w · s_x · Σ q_w · q_x for a weight W [N, K] as groups of g, the integer sums exact,
+ * groups added in ascending order: in float64 with `round` the identity, or rounded to float32 at every
+ * step (acc += (s_w · s_x) · float(isum)) with Math.fround, as the wasm kernels compute it.
  */
-export function float32StepsOf(x: Tensor, W: Groups, N: number, b: Tensor | undefined, g: number): Float32Array {
-  const [T, K] = x.shape, G = K / g, f = Math.fround;
+function groupsProduct(x: Tensor, W: Groups, N: number, b: Tensor | undefined, g: number, round: (v: number) => number): Float32Array {
+  const [T, K] = x.shape, G = K / g;
   const X = quantizeRows(x.data, T, K, g, 8);
   const y = new Float32Array(T * N);
   for (let t = 0; t < T; t++) {
@@ -80,13 +62,23 @@ export function float32StepsOf(x: Tensor, W: Groups, N: number, b: Tensor | unde
       for (let j = 0; j < G; j++) {
         let dot = 0;
         for (let i = j * g; i < (j + 1) * g; i++) dot += W.q[o * K + i] * X.q[t * K + i];
-        acc = f(acc + f(f(W.s[o * G + j] * X.s[t * G + j]) * dot));
+        acc = round(acc + round(round(W.s[o * G + j] * X.s[t * G + j]) * dot));
       }
       y[t * N + o] = acc;
     }
   }
   return y;
 }
+
+/** y = b + Σ_g s_w · s_x · Σ q_w · q_x in float64 (the integer sums exact), for a weight W [N, K] as groups of g. */
+export const productOf = (x: Tensor, W: Groups, N: number, b: Tensor | undefined, g: number): Tensor =>
+  tensor(groupsProduct(x, W, N, b, g, (v) => v), [x.shape[0], N]);
+
+/**
+ * What the wasm kernels compute, in float32 step by step: acc = b (or 0), then per group ascending
+ * acc += (s_w · s_x) · float(isum). Both builds must give exactly these bits.
+ */
+export const float32StepsOf = (x: Tensor, W: Groups, N: number, b: Tensor | undefined, g: number): Float32Array => groupsProduct(x, W, N, b, g, Math.fround);
 
 /** Every element the same bits, NaN equal to NaN. */
 export function expectIdentical(a: Tensor | Float32Array, b: Tensor | Float32Array, label: string): void {
