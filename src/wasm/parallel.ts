@@ -32,11 +32,12 @@ export const CONTROL_BYTES = ERROR_AT + ERROR_BYTES;
 
 /**
  * Below this much work (in multiply-adds, roughly) a call runs on the calling thread alone
- * (bench/parallel-threshold.js; the figures are in the commit that set it). With workers polling for
- * a while after each job (SPIN_MS) back-to-back jobs round-trip in microseconds and two threads win
- * well below this; it keeps a margin for the first call after a pause, which still pays the wake-up.
+ * (bench/parallel-threshold.js; the figures are in the commit that set it). With both sides polling
+ * (the workers for the next job, the caller for the workers' end: SPIN_MS) a warm call round-trips
+ * in microseconds: two threads break even near 250 K multiply-adds (a 64³ matmul, attention over
+ * 32 positions), and a decode step's 896 x 896 projections (0.8 M) gain from the split.
  */
-export const MIN_PARALLEL_WORK = 1_000_000;
+export const MIN_PARALLEL_WORK = 200_000;
 
 /**
  * How long a worker polls for the next job before it sleeps in Atomics.wait (ms). It must outlast
@@ -44,7 +45,8 @@ export const MIN_PARALLEL_WORK = 1_000_000;
  * between two serving steps' kernels (batchAttention over 16 sequences) come the calling thread's
  * last rows, the caller's own code, and the next step's planning, rotary and appends, which often
  * outlast a shorter poll (back-to-back decode steps on 2 threads gained from the longer one; figures
- * in the commit that set it). The price is up to 1 ms of one core's time after a burst of calls ends.
+ * in the commit that set it). The calling thread polls as long for the workers to finish their
+ * shares. The price is up to 1 ms of one core's time after a burst of calls ends.
  */
 const SPIN_MS = 1;
 
@@ -131,6 +133,10 @@ export function pool(kernels: Kernels, control: SharedArrayBuffer, workers: Work
   let disposed = false;
 
   function waitForWorkers(): void {
+    // the workers' shares take about as long as ours: poll for a while before sleeping, since
+    // waking from Atomics.wait costs 10-400 µs on the 2-core machine (as serveJobs polls for jobs)
+    const until = performance.now() + SPIN_MS;
+    while (Atomics.load(ctrl, PENDING) !== 0 && performance.now() < until);
     for (;;) {
       const pending = Atomics.load(ctrl, PENDING);
       if (pending === 0) return;

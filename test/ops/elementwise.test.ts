@@ -335,7 +335,7 @@ describe.each(all.map((e) => [e.name, e] as const))('softcap on %s', (_, engine:
 
 describe('add, gatedActivation and softcap over threads', async () => {
   const [one, two, three] = await Promise.all([1, 2, 3].map((t) => splitContext(t)));
-  // each big enough for a real split: more than MIN_PARALLEL_WORK (1 M multiply-adds, as weighed by the wrappers)
+  // each big enough for a real split: more than MIN_PARALLEL_WORK (src/wasm/parallel.ts, as weighed by the wrappers)
   const a = random([1100, 1001], 1, 3), b = random([1100, 1001], 2, 3);
   const x = random([201, 2 * 701], 3, 6), s = random([401, 403], 4, 60);
   type Run = (ctx: Awaited<ReturnType<typeof splitContext>>) => Tensor;
