@@ -35,15 +35,16 @@
 // Quantized activations, one row of x per `xRowBytes` bytes:
 //   | s_x[0..G) f32 | c[0..G) i32 | pad to 16 | q_x[0..k) |
 //   c[j] = 8 · Σ q_x over group j (int4's bias of 8 taken back out); q_x as i16, except int4 in the
-//   relaxed build (i8); int4 in the plain build stores the first 16 of every 32 values times 16
-//   (see below).
+//   relaxed build (i8); int4 in the plain build stores the first 16 of every 32 values as
+//   16 · q[i] − q[i + 16] (see below).
 //
 // Integer dot products:
 //   int8, both builds   q_w widened to i16 (v128.load8x8_s), i32x4.dot_i16x8_s with q_x in i16
-//   int4, plain build   8 bytes widened to u16 lanes (v128.load8x8_u): & 0x0f is q + 8 of inputs
-//                       32c + i, & 0xf0 is 16 · (q + 8) of inputs 32c + 16 + i; the first 16 q_x of
-//                       the chunk are stored times 16, so both dot_i16x8_s meet 16 · (q_w + 8) · q_x
-//                       and the group's sum is shifted right by 4 (exact) once
+//   int4, plain build   8 bytes widened to u16 lanes (v128.load8x8_u): a lane is l + 16 · h, l and
+//                       h the biased values (q + 8) of inputs 32c + i and 32c + 16 + i; one
+//                       dot_i16x8_s of the lane with x[i + 16] and one of l (& 0x0f) with the stored
+//                       16 · x[i] − x[i + 16] add up to 16 · (l · x[i] + h · x[i + 16]), so the
+//                       group's sum is shifted right by 4 (exact) once (dot4)
 //   int4, relaxed build i16x8.relaxed_dot_i8x16_i7x16_s(q_x i8, q_w + 8), widened by a pairwise add:
 //                       the biased weights lie in 0..15, inside the 7-bit operand's range where the
 //                       result is defined (every pair sum, |2 · 127 · 15|, is far inside i16, so no
@@ -189,8 +190,17 @@ export function linear_quant_x(xq: usize, x: usize, m: i32, k: i32, g: i32, bits
         sum += q;
         const at = j * g + i;
         if (narrow) store<i8>(row + hb + <usize>at, <i8>q);
-        // int4, plain build: the first 16 of every 32 times 16 (they meet the low nibbles)
-        else store<i16>(row + hb + (<usize>at << 1), <i16>(bits == 4 && (i & 16) == 0 ? q << 4 : q));
+        else store<i16>(row + hb + (<usize>at << 1), <i16>q);
+      }
+      // int4, plain build: the first 16 of every 32 as 16 · q[i] − q[i + 16] (see dot4)
+      if (bits == 4 && !narrow) {
+        for (let c = 0; c < g; c += 32) {
+          const p16 = row + hb + (<usize>(j * g + c) << 1);
+          for (let i = 0; i < 16; i++) {
+            const at = p16 + (<usize>i << 1);
+            store<i16>(at, <i16>((<i32>load<i16>(at) << 4) - <i32>load<i16>(at, 32)));
+          }
+        }
       }
       store<f32>(row + (<usize>j << 2), s);
       store<i32>(row + (<usize>(G + j) << 2), sum << 3);
@@ -215,27 +225,34 @@ export function linear_quant_x(xq: usize, x: usize, m: i32, k: i32, g: i32, bits
   );
 }
 
-/** Plain build: 16 · Σ (q_w + 8) · q_x over 32 inputs of one int4 row at w (16 bytes), q_x as linear_quant_x stores it. */
+/**
+ * Plain build: 16 · Σ (q_w + 8) · q_x over 32 inputs of one int4 row at w (16 bytes), q_x as
+ * linear_quant_x stores it. A widened byte is v = l + 16 · h (l, h the biased values of inputs i and
+ * i + 16); with x0/x1 holding 16 · x[i] − x[i + 16] and x2/x3 holding x[i + 16],
+ * dot(v, x[i + 16]) + dot(l, 16 · x[i] − x[i + 16]) = 16 · (l · x[i] + h · x[i + 16]): one mask a
+ * byte instead of two. Every term is inside i16 (|16 · 127 + 127| = 2159, v ≤ 255) and every
+ * pair sum inside i32.
+ */
 // @ts-ignore: decorator
-@inline function dot4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128, lo: v128, hi: v128): v128 {
+@inline function dot4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128, lo: v128): v128 {
   const v0 = v128.load8x8_u(w), v1 = v128.load8x8_u(w, 8);
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(v0, lo), x0), i32x4.dot_i16x8_s(v128.and(v1, lo), x1)),
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(v0, hi), x2), i32x4.dot_i16x8_s(v128.and(v1, hi), x3)),
+    i32x4.add(i32x4.dot_i16x8_s(v0, x2), i32x4.dot_i16x8_s(v128.and(v0, lo), x0)),
+    i32x4.add(i32x4.dot_i16x8_s(v1, x3), i32x4.dot_i16x8_s(v128.and(v1, lo), x1)),
   );
 }
 
 /**
- * Relaxed build: acc + Σ (q_w + 8) · q_x over 32 inputs of one int4 row at w (16 bytes), q_x i8 in
- * xl, xh. i16x8.relaxed_dot_i8x16_i7x16_s gives pair sums within ±2 · 127 · 15, so two of them add
+ * Relaxed build: Σ (q_w + 8) · q_x over 32 inputs of one int4 row at w (16 bytes), q_x i8 in xl, xh,
+ * 4 lanes. i16x8.relaxed_dot_i8x16_i7x16_s gives pair sums within ±2 · 127 · 15, so two of them add
  * in i16 before one widening pairwise add. (Not i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's V8
  * 11.3 returns twice the dot product and drops the addend, checked on this machine.)
  */
 // @ts-ignore: decorator
-@inline function dot4r(acc: v128, w: usize, xl: v128, xh: v128, lo: v128): v128 {
+@inline function dot4r(w: usize, xl: v128, xh: v128, lo: v128): v128 {
   const v = v128.load(w);
   const d = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v, lo)), i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v, 4), lo)));
-  return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(d));
+  return i32x4.extadd_pairwise_i16x8_s(d);
 }
 
 /** y[o .. o + nr) of one output row from the 4 lanes of acc. */
@@ -278,9 +295,17 @@ export function linear_i8(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
       let acc = start;
       let blk = wb, xg = xr + hb;
       for (let j = 0; j < G; j++) {
-        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
         const w = blk + 16;
-        for (let c: usize = 0; c < ug; c += 32) {
+        // the first 32 inputs start the sums (a zero-start costs an add a row; g is often 32)
+        let a0: v128, a1: v128, a2: v128, a3: v128;
+        {
+          const x0 = v128.load(xg), x1 = v128.load(xg, 16), x2 = v128.load(xg, 32), x3 = v128.load(xg, 48);
+          a0 = dot8(w, x0, x1, x2, x3);
+          a1 = dot8(w + ug, x0, x1, x2, x3);
+          a2 = dot8(w + 2 * ug, x0, x1, x2, x3);
+          a3 = dot8(w + 3 * ug, x0, x1, x2, x3);
+        }
+        for (let c: usize = 32; c < ug; c += 32) {
           const xc = xg + (c << 1);
           const x0 = v128.load(xc), x1 = v128.load(xc, 16), x2 = v128.load(xc, 32), x3 = v128.load(xc, 48);
           a0 = i32x4.add(a0, dot8(w + c, x0, x1, x2, x3));
@@ -312,31 +337,46 @@ export function linear_i4(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
       let acc = start;
       let blk = wb, xg = xr + hb;
       for (let j = 0; j < G; j++) {
-        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
         const w = blk + 16;
+        // the first 32 inputs start the sums, as in linear_i8
+        let a0: v128, a1: v128, a2: v128, a3: v128;
         let isum: v128;
         if (ASC_FEATURE_RELAXED_SIMD) {
           const lo = i8x16.splat(0x0f);
-          for (let c: usize = 0; c < ug; c += 32) {
+          {
+            const xl = v128.load(xg), xh = v128.load(xg, 16);
+            a0 = dot4r(w, xl, xh, lo);
+            a1 = dot4r(w + half, xl, xh, lo);
+            a2 = dot4r(w + 2 * half, xl, xh, lo);
+            a3 = dot4r(w + 3 * half, xl, xh, lo);
+          }
+          for (let c: usize = 32; c < ug; c += 32) {
             const xc = xg + c;
             const xl = v128.load(xc), xh = v128.load(xc, 16);
             const wc = w + (c >> 1);
-            a0 = dot4r(a0, wc, xl, xh, lo);
-            a1 = dot4r(a1, wc + half, xl, xh, lo);
-            a2 = dot4r(a2, wc + 2 * half, xl, xh, lo);
-            a3 = dot4r(a3, wc + 3 * half, xl, xh, lo);
+            a0 = i32x4.add(a0, dot4r(wc, xl, xh, lo));
+            a1 = i32x4.add(a1, dot4r(wc + half, xl, xh, lo));
+            a2 = i32x4.add(a2, dot4r(wc + 2 * half, xl, xh, lo));
+            a3 = i32x4.add(a3, dot4r(wc + 3 * half, xl, xh, lo));
           }
           isum = isums4(a0, a1, a2, a3);
         } else {
-          const lo = i16x8.splat(0x0f), hi = i16x8.splat(0xf0);
-          for (let c: usize = 0; c < ug; c += 32) {
+          const lo = i16x8.splat(0x0f);
+          {
+            const x0 = v128.load(xg), x1 = v128.load(xg, 16), x2 = v128.load(xg, 32), x3 = v128.load(xg, 48);
+            a0 = dot4(w, x0, x1, x2, x3, lo);
+            a1 = dot4(w + half, x0, x1, x2, x3, lo);
+            a2 = dot4(w + 2 * half, x0, x1, x2, x3, lo);
+            a3 = dot4(w + 3 * half, x0, x1, x2, x3, lo);
+          }
+          for (let c: usize = 32; c < ug; c += 32) {
             const xc = xg + (c << 1);
             const x0 = v128.load(xc), x1 = v128.load(xc, 16), x2 = v128.load(xc, 32), x3 = v128.load(xc, 48);
             const wc = w + (c >> 1);
-            a0 = i32x4.add(a0, dot4(wc, x0, x1, x2, x3, lo, hi));
-            a1 = i32x4.add(a1, dot4(wc + half, x0, x1, x2, x3, lo, hi));
-            a2 = i32x4.add(a2, dot4(wc + 2 * half, x0, x1, x2, x3, lo, hi));
-            a3 = i32x4.add(a3, dot4(wc + 3 * half, x0, x1, x2, x3, lo, hi));
+            a0 = i32x4.add(a0, dot4(wc, x0, x1, x2, x3, lo));
+            a1 = i32x4.add(a1, dot4(wc + half, x0, x1, x2, x3, lo));
+            a2 = i32x4.add(a2, dot4(wc + 2 * half, x0, x1, x2, x3, lo));
+            a3 = i32x4.add(a3, dot4(wc + 3 * half, x0, x1, x2, x3, lo));
           }
           isum = i32x4.shr_s(isums4(a0, a1, a2, a3), 4);
         }
