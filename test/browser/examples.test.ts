@@ -4,12 +4,16 @@
 // static server, examples/esbuild as one HTML file opened from disk (qkv/inline). Results in the page
 // must equal Node's bit for bit for the same build; the models page's tokens equal those the built
 // package generates in Node from the same checkpoint files.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser, ElementHandle, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: bench/ is plain JavaScript without declarations
+import { writeGguf } from '../../bench/lib/gguf.js';
+// @ts-expect-error: bench/ is plain JavaScript without declarations
+import { SHAPES, writeRandomCheckpoint } from '../../bench/lib/randomCheckpoint.js';
 import * as built from '../../dist/index.js';
 import { runtimeHasRelaxedSimd } from '../../src/wasm/loader.js';
 import { random } from '../support.js';
@@ -346,6 +350,37 @@ for (const name of browserNames) describe.skipIf(!browserFound(name))(name, () =
       expect(tokens).toEqual(await nodeGenerate(files.dir, 'float32', prompt, 5));
       const letters = tokens.filter((t) => t > 2).map((t) => (t < 29 ? String.fromCharCode(97 + t - 3) : String.fromCharCode(65 + t - 29))).join('');
       expect(await text(page, '#text')).toBe(letters);
+      expect(errors).toEqual([]);
+      await page.close();
+    });
+
+    it('runs llama.cpp (wllama) beside qkv on a GGUF with a text prompt: both rates, the same greedy text', async () => {
+      // the bench's tiny llama as Q8_0, with its byte-level vocabulary (printable ASCII: one token per
+      // character, its byte value; bench/lib/gguf.js) and a tokenizer.json that encodes it the same way for qkv
+      writeRandomCheckpoint(join(files.dir, 'tiny'), SHAPES['tiny-llama'], { seed: 3 });
+      writeGguf(join(files.dir, 'tiny.gguf'), join(files.dir, 'tiny'), { type: 'Q8_0' });
+      const vocab: Record<string, number> = {};
+      for (let id = 0; id < 512; id++) vocab[id >= 33 && id <= 126 ? String.fromCharCode(id) : `<${id}>`] = id;
+      const bytes = { ...JSON.parse(readFileSync(join(files.dir, 'tokenizer.json'), 'utf8')), added_tokens: [], post_processor: null };
+      bytes.model = { ...bytes.model, vocab };
+      mkdirSync(join(files.dir, 'tiny-gguf'));
+      writeFileSync(join(files.dir, 'tiny-gguf/tokenizer.json'), JSON.stringify(bytes));
+      const { page, errors } = await openPage(browser, new URL('models.html', vite.url).href);
+      expect(await loadInPage(page, [join(files.dir, 'tiny.gguf'), join(files.dir, 'tiny-gguf/tokenizer.json')], 'stored'), (await text(page, '#error'))!).toBe('loaded');
+      await page.click('#with-wllama');
+      expect(await generateInPage(page, 'Hello', 8), (await text(page, '#error'))!).toBe('done');
+      const tokens = (await text(page, '#tokens'))!.split(', ').map(Number);
+      expect(tokens).toEqual(await nodeGenerate(join(files.dir, 'tiny.gguf'), 'stored', [...'Hello'].map((c) => c.charCodeAt(0)), 8));
+      const rows = await page.$$eval('#rates tbody tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
+      expect(rows.map((r) => r[0])).toEqual(['qkv', 'llama.cpp (wllama)']);
+      for (const row of rows) {
+        expect(row[1], row.join(' | ')).toBe('5'); // "Hello": five tokens for both tokenizers
+        expect(Number(row[2]), row.join(' | ')).toBeGreaterThan(0);
+        expect(Number(row[4]), row.join(' | ')).toBeGreaterThan(0);
+      }
+      // the same Q8_0 blocks, greedy: the same text (qkv's int8 rows are llama.cpp's Q8_0 x Q8_0 products)
+      expect(await text(page, '#wllama-text')).toBe(`llama.cpp: ${await text(page, '#text')}`);
+      expect(await count(page, '#chart svg path')).toBe(2);
       expect(errors).toEqual([]);
       await page.close();
     });
