@@ -1,5 +1,7 @@
 // Vite needs no configuration for qkv: the .wasm is found through `new URL(…, import.meta.url)`.
-// This file only lists the three pages and lets the servers send the headers that make a page
+// This file only lists the four pages, builds workers as ES modules (the models page runs qkv in a
+// worker, which starts qkv's thread workers and imports the tokenizer on demand: code splitting, which
+// Vite's default iife workers refuse), and lets the servers send the headers that make a page
 // cross-origin isolated (SharedArrayBuffer, hence wasm threads):
 //
 //   npm run dev                          plain headers: one thread
@@ -19,6 +21,7 @@ const headers = isolated ? ISOLATION_HEADERS : {};
 export default defineConfig({
   server: { headers },
   preview: { headers },
+  worker: { format: 'es' },
   build: {
     target: 'es2022',
     rolldownOptions: {
@@ -26,6 +29,7 @@ export default defineConfig({
         essay: new URL('./index.html', import.meta.url).pathname,
         heads: new URL('./heads.html', import.meta.url).pathname,
         bench: new URL('./bench.html', import.meta.url).pathname,
+        models: new URL('./models.html', import.meta.url).pathname,
       },
     },
   },

@@ -33,7 +33,7 @@ export async function startEngine() {
 
 /** Writes the navigation bar, marking the current page. */
 export function nav(current) {
-  const pages = [['index.html', 'The essay: waist → weight'], ['heads.html', 'Multi-head attention'], ['bench.html', 'Benchmark']];
+  const pages = [['index.html', 'The essay: waist → weight'], ['heads.html', 'Multi-head attention'], ['bench.html', 'Benchmark'], ['models.html', 'Models']];
   document.querySelector('nav').innerHTML = `<strong>qkv</strong> ${pages
     .map(([href, title]) => (href === current ? `<span aria-current="page">${title}</span>` : `<a href="./${href}${location.search}">${title}</a>`))
     .join('')}`;
