@@ -17,6 +17,13 @@ export const SHAPES = {
     rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false,
     sliding_window: 32768, max_window_layers: 21, bos_token_id: 151643, eos_token_id: 151645,
   },
+  // float32 does not fit a wasm32 memory at this shape (6.2 GB): int8 and int4 only, run by name
+  'Qwen2.5-1.5B': {
+    architectures: ['Qwen2ForCausalLM'], hidden_size: 1536, intermediate_size: 8960, num_hidden_layers: 28,
+    num_attention_heads: 12, num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768,
+    rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false,
+    sliding_window: 32768, max_window_layers: 21, bos_token_id: 151643, eos_token_id: 151645,
+  },
   // Tiny models of the same two architectures, to check a harness in seconds (not real shapes). Every
   // input width is a multiple of 32, as GGUF's Q8_0 and Q4_0 blocks and MatMulNBits' block of 32 need.
   'tiny-qwen2': {

@@ -114,11 +114,16 @@ function planQuantized(weight: object, options: unknown): LinearPlan {
   checkIntact(op, q, scales, bias);
   const [lo, hi] = INT_RANGE[dtype];
   const values = new Int8Array(q.data.buffer, q.data.byteOffset, q.data.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v < lo || v > hi) {
-      throw new RangeError(`${name}.q[${i}] (row ${Math.floor(i / inFeatures)}, input ${i % inFeatures}) = ${v} is outside ${dtype}'s [${lo}, ${hi}]`);
+  // int8's one value outside its range is -128, which indexOf finds natively (a whole checkpoint's q come through here)
+  let bad = dtype === 'int8' ? values.indexOf(-128) : -1;
+  for (let i = 0; dtype === 'int4' && i < values.length; i++) {
+    if (values[i] < lo || values[i] > hi) {
+      bad = i;
+      break;
     }
+  }
+  if (bad >= 0) {
+    throw new RangeError(`${name}.q[${bad}] (row ${Math.floor(bad / inFeatures)}, input ${bad % inFeatures}) = ${values[bad]} is outside ${dtype}'s [${lo}, ${hi}]`);
   }
   const s = scales.data;
   for (let i = 0; i < s.length; i++) {

@@ -57,6 +57,13 @@ export interface Checkpoint {
    */
   read(name: string, into?: ReadTarget): Promise<Float32Array>;
   /**
+   * Optional (safetensors): rows [from, to) of a 2-D tensor converted to float32, into `into`
+   * ((to − from) · columns long) or a fresh array, so that a large tensor can be read a piece at a
+   * time (loadDecoder quantizes int8/int4 layers so). Rows outside the tensor are a RangeError, a
+   * tensor that is not 2-D a TypeError.
+   */
+  readRows?(name: string, from: number, to: number, into?: Float32Array): Promise<Float32Array>;
+  /**
    * Optional (GGUF only): a Q8_0 or Q4_0 tensor's blocks as stored (rows in Hugging Face's order), for
    * linear layers that keep them without requantizing; any other dtype is a TypeError.
    */

@@ -5,12 +5,16 @@
 // A GGUF's Q8_0 and Q4_0 tensors are read instead as the int8/int4 groups of 32 they are (readGroups)
 // and given to createLinear as they are, without requantizing, unless `weights` asks for another
 // storage (storageOf says which).
+// A float tensor that becomes an int8/int4 layer is read a piece of rows at a time where the format
+// allows it (safetensors' readRows) and quantized piece by piece (quantize), so that loading holds
+// the packed weights plus 1.125 bytes a value of the largest tensor, not its float32 copy.
 // Anything that fails (a read, an abort, the engine's memory) disposes what was built.
 
 import type { LinearDtype, LinearLayer, QuantizedWeight } from '../core/modelTypes.js';
 import type { Tensor } from '../core/tensor.js';
 import type { Engine, EngineTensor } from '../core/types.js';
 import { checkPositiveCount, describeValue } from '../core/validate.js';
+import { quantizeRowsInto } from '../reference/linear.js';
 import { type Checkpoint, type CheckpointSource, openCheckpoint } from './checkpoint.js';
 import { type DecoderPlan, planDecoder } from './config.js';
 import { type DecoderLayer, type DecoderParts, ModelDecoder } from './decoder.js';
@@ -86,6 +90,54 @@ class Stager {
   }
 
   /**
+   * The float tensors `names` (each of `rows[i]` rows of `cols`), one after another, quantized in
+   * groups of g as createLinear stores float weights of `dtype`: read QUANTIZE_FLOATS values at a
+   * time when the checkpoint reads rows (readRows), else a tensor at a time. A group with a NaN or an
+   * infinity (whose scale would not be finite) fails the load, naming the tensor, row and group.
+   */
+  async quantize(names: readonly string[], rows: readonly number[], cols: number, dtype: 'int8' | 'int4', g: number): Promise<QuantizedWeight> {
+    const total = rows.reduce((a, b) => a + b, 0), G = cols / g, bits = dtype === 'int8' ? 8 : 4;
+    const { q, scales } = this.groupsScratch(total * cols, total * G);
+    const step = Math.max(1, Math.floor(QUANTIZE_FLOATS / cols));
+    let piece: Float32Array | null = null;
+    let at = 0;
+    for (let i = 0; i < names.length; i++) {
+      for (let r0 = 0; r0 < rows[i]; r0 += step) {
+        this.signal?.throwIfAborted();
+        const r1 = this.ckpt.readRows ? Math.min(rows[i], r0 + step) : rows[i];
+        const values = this.ckpt.readRows
+          ? await this.ckpt.readRows(names[i], r0, r1, (piece ??= new Float32Array(step * cols)).subarray(0, (r1 - r0) * cols))
+          : await this.ckpt.read(names[i]);
+        const from = at + r0, s = scales.subarray(from * G, (from + r1 - r0) * G);
+        quantizeRowsInto(values, r1 - r0, cols, g, bits, q.subarray(from * cols, (from + r1 - r0) * cols), s);
+        const bad = s.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) {
+          const t = this.ckpt.tensors.get(names[i])!;
+          throw new Error(`${OP}: ${t.file}: tensor "${names[i]}" row ${r0 + Math.floor(bad / G)}, inputs ${(bad % G) * g}..${(bad % G) * g + g - 1}: a NaN or an infinity, which ${dtype} cannot store (load it as float32 or float16)`);
+        }
+        if (!this.ckpt.readRows) break;
+      }
+      at += rows[i];
+    }
+    this.signal?.throwIfAborted();
+    return { dtype, shape: [total, cols], groupSize: g, q, scales };
+  }
+
+  /**
+   * Arrays for quantize's q and scales (createLinear packs its own copy, so one pair serves every
+   * layer): kept while the next tensor needs at least a quarter of them, so that the table's (the
+   * largest tensor, read first) can be collected once the layers' smaller ones follow.
+   */
+  private groups: { q: Int8Array; scales: Float32Array } | null = null;
+
+  private groupsScratch(values: number, groups: number): { q: Int8Array; scales: Float32Array } {
+    const held = this.groups;
+    if (held === null || held.q.length < values || held.q.length > 4 * values) this.groups = { q: new Int8Array(values), scales: new Float32Array(groups) };
+    const g = this.groups!;
+    return { q: g.q.subarray(0, values), scales: g.scales.subarray(0, groups) };
+  }
+
+  /**
    * The int8/int4 groups of 32 that tensors `names` are all stored as (GGUF's Q8_0, Q4_0), when the
    * reader gives them as they are (readGroups); else null.
    */
@@ -115,6 +167,9 @@ class Stager {
 
 /** Values per block of GGUF's Q8_0 and Q4_0: the groupSize of the layers that keep them. */
 const GGUF_GROUP = 32;
+
+/** Float32 values Stager.quantize reads at once (4 MB). */
+const QUANTIZE_FLOATS = 1 << 20;
 
 /** Rows [from, to) of a quantized weight (views: createLinear copies them). */
 function rowsOfGroups(w: QuantizedWeight, from: number, to: number): QuantizedWeight {
@@ -209,8 +264,11 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
    * one per row range [from, to) of `split` (Phi-3's fused qkv_proj gives three).
    */
   const linears = async (names: string[], rows: number[], cols: number, how: Storage, split: [number, number][], bias?: Tensor): Promise<LinearLayer[]> => {
-    if (how.asStored) {
-      const w = await stage.readGroups(names, rows, cols, how.dtype as 'int8' | 'int4');
+    const g = o.groupSize ?? GGUF_GROUP;
+    // (a groupSize createLinear refuses goes the staged way, to its message)
+    if (how.asStored || ((how.dtype === 'int8' || how.dtype === 'int4') && g % 32 === 0 && cols % g === 0)) {
+      const dtype = how.dtype as 'int8' | 'int4';
+      const w = how.asStored ? await stage.readGroups(names, rows, cols, dtype) : await stage.quantize(names, rows, cols, dtype, g);
       return split.map(([from, to]) => linear(rowsOfGroups(w, from, to), how.dtype, bias));
     }
     return staged(names, rows, cols, (t) => split.map(([from, to]) => linear(rowsOf(t, from, to, cols), how.dtype, bias)));

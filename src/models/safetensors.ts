@@ -184,6 +184,7 @@ class SafetensorsCheckpoint implements Checkpoint {
   #options: OpenCheckpointOptions;
   #closed = false;
   #read = new Set<string>(); // tensors read at least once: progress counts each once
+  #rowBytes = new Map<string, number>(); // bytes counted so far of tensors read rows at a time
   #loadedBytes = 0;
 
   constructor(
@@ -212,10 +213,36 @@ class SafetensorsCheckpoint implements Checkpoint {
     const out = targetView(target, name, tensor.shape, elements);
     if (!this.#read.has(name)) {
       this.#read.add(name);
-      this.#loadedBytes += tensor.byteLength;
+      this.#loadedBytes += tensor.byteLength - (this.#rowBytes.get(name) ?? 0);
     }
     this.#options.onProgress?.({ loadedBytes: this.#loadedBytes, totalBytes: this.totalBytes });
     return out;
+  }
+
+  async readRows(name: string, from: number, to: number, into?: Float32Array): Promise<Float32Array> {
+    this.#check();
+    const tensor = this.tensors.get(name);
+    if (tensor === undefined) throw new Error(`qkv: readRows: the checkpoint has no tensor "${name}"`);
+    if (tensor.shape.length !== 2) throw new TypeError(`qkv: readRows: tensor "${name}" has shape [${tensor.shape.join(', ')}]; rows are read from 2-D tensors`);
+    const [rows, cols] = tensor.shape;
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || from > to || to > rows) {
+      throw new RangeError(`qkv: readRows: rows [${from}, ${to}) are not a range of tensor "${name}"'s ${rows} rows`);
+    }
+    const size = DTYPE_BYTES[tensor.dtype];
+    const part: CheckpointTensor = { ...tensor, shape: [to - from, cols], offset: tensor.offset + from * cols * size, byteLength: (to - from) * cols * size };
+    const target = into ?? new Float32Array((to - from) * cols);
+    targetView(target, name, part.shape, (to - from) * cols);
+    await readTensor(this.#files.get(tensor.file)!, part, target, this.#options.signal, () => this.#check());
+    // progress counts each tensor's bytes once, however it is read: whole, or rows at a time
+    const counted = this.#rowBytes.get(name) ?? 0;
+    if (!this.#read.has(name)) {
+      const add = Math.min(part.byteLength, tensor.byteLength - counted);
+      this.#rowBytes.set(name, counted + add);
+      this.#loadedBytes += add;
+      if (counted + add === tensor.byteLength) this.#read.add(name);
+    }
+    this.#options.onProgress?.({ loadedBytes: this.#loadedBytes, totalBytes: this.totalBytes });
+    return target;
   }
 
   async text(file: string): Promise<string | null> {

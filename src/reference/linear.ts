@@ -37,10 +37,17 @@ import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import { fromFloat16Bits, toFloat16Bits } from './kvFormats.js';
 
-/** Rounds to the nearest integer, ties to even. */
+/** 1.5 · 2^52: adding it leaves no fraction bits in a float64, so the addition rounds to an integer, ties to even. */
+const ROUNDER = 6755399441055744;
+
+/**
+ * Rounds to the nearest integer, ties to even, for |v| < 2^51 (quantizeValue's v / s lies within
+ * ±128: |v| ≤ 127 · |s| up to rounding): the float64 addition does the rounding, under the default
+ * rounding mode, which JavaScript has no other. (The floor-and-compare form it replaced was the
+ * same on that range and ~5x slower; loadDecoder quantizes whole checkpoints through it.)
+ */
 function roundEven(v: number): number {
-  const f = Math.floor(v), d = v - f;
-  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+  return v + ROUNDER - ROUNDER;
 }
 
 /**
@@ -66,16 +73,38 @@ export function quantizeValue(v: number, s: number, lo: number, hi: number): num
 /** Rows of `values` ([rows, k]) quantized in groups of g: q (integers) and one scale per group. */
 function quantizeRows(values: ArrayLike<number>, rows: number, k: number, g: number, bits: 8 | 4): { q: Int8Array; s: Float32Array } {
   const q = new Int8Array(rows * k), s = new Float32Array(rows * (k / g));
-  const [lo, hi] = bits === 8 ? [-127, 127] : [-8, 7];
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < k / g; j++) {
-      const at = r * k + j * g;
-      const scale = groupScale(values, at, g, bits);
-      s[r * (k / g) + j] = scale;
-      for (let i = at; i < at + g; i++) q[i] = quantizeValue(values[i], scale, lo, hi);
+  quantizeRowsInto(values, rows, k, g, bits, q, s);
+  return { q, s };
+}
+
+/**
+ * quantizeRows into q (rows · k) and s (rows · k / g): what createLinear stores for float weights of
+ * dtype int8 (bits 8) or int4 (bits 4), so that a weight quantized here a piece at a time and given
+ * to createLinear as a QuantizedWeight is the layer its float weights make (loadDecoder does so).
+ */
+export function quantizeRowsInto(values: ArrayLike<number>, rows: number, k: number, g: number, bits: 8 | 4, q: Int8Array, s: Float32Array): void {
+  // groupScale and quantizeValue written out over a group's values: a whole checkpoint goes through here
+  const lo = bits === 8 ? -127 : -8, hi = bits === 8 ? 127 : 7;
+  const groups = rows * (k / g);
+  for (let j = 0, at = 0; j < groups; j++, at += g) {
+    let big = 0, m = 0, nan = false;
+    for (let i = at; i < at + g; i++) {
+      const v = values[i];
+      if (Number.isNaN(v)) nan = true;
+      const a = Math.abs(v);
+      if (a > big) { big = a; m = v; }
+    }
+    const scale = nan ? Number.NaN : Math.fround(bits === 8 ? big / 127 : m / -8);
+    s[j] = scale;
+    if (scale === 0 || !Number.isFinite(scale)) {
+      q.fill(0, at, at + g);
+      continue;
+    }
+    for (let i = at; i < at + g; i++) {
+      const r = roundEven(Math.fround(values[i] / scale));
+      q[i] = Math.min(hi, Math.max(lo, r));
     }
   }
-  return { q, s };
 }
 
 export function createLinear(weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer {

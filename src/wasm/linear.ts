@@ -22,7 +22,7 @@
 // float32.
 
 import { disposeSymbol } from '../core/dispose.js';
-import { LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
+import { LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, type LinearPlan, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
 import type { LinearLayer, LinearOptions, QuantizedWeight } from '../core/modelTypes.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
@@ -73,15 +73,55 @@ function gemmQuant({ kernels, arena, parallel }: WasmContext, y: number, x: numb
   });
 }
 
-/** `context` throws once the engine is disposed (as createWasmGroupedQuery's). */
-export function createWasmLinear(context: () => WasmContext, weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer {
-  const plan = planLinear(weight, options);
-  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
-  const bits = dtype === 'int8' ? 8 : dtype === 'int4' ? 4 : 0;
-  const ctx = context();
+/** Values a quantized layer packs at once from a weight outside engine memory (a multiple of 4 rows). */
+const PACK_VALUES = 1 << 20;
+
+/**
+ * Packs the weight of a quantized plan into `at`: at once from an engine tensor; from an array
+ * outside engine memory (float weights, or q and scales) a piece of 4-row blocks at a time through
+ * scratch, so that the engine's memory holds the packed weight plus one piece, not a copy of the
+ * whole (blocks of 4 rows pack alone, so the pieces make the same bytes).
+ */
+function packQuant({ kernels, arena }: WasmContext, at: number, plan: LinearPlan, bits: 8 | 4, describe: () => string): void {
+  const { outFeatures: N, inFeatures: K, groupSize: g, quantized: given } = plan;
+  const G = K / g;
+  const name = `${LINEAR_CREATE}: weight${given ? '.q' : ''}`;
+  if (arena.resident(given ? given.q : plan.W!, name)) {
+    arena.call(describe, () => {
+      if (given) kernels.linear_quant_pack_q(at, arena.input(given.q, name), arena.input(given.scales, `${LINEAR_CREATE}: weight.scales`), N, K, g, bits);
+      else kernels.linear_quant_pack(at, arena.input(plan.W!, name), N, K, g, bits);
+    });
+    return;
+  }
+  const step = Math.max(1, Math.floor(PACK_VALUES / K / QUANT_BLOCK_ROWS)) * QUANT_BLOCK_ROWS;
+  for (let r0 = 0; r0 < N; r0 += step) {
+    const r1 = Math.min(N, r0 + step), dst = at + kernels.linear_quant_size(r0, K, g, bits);
+    arena.call(describe, () => {
+      if (given) kernels.linear_quant_pack_q(dst, arena.write(given.q.data.subarray(r0 * K, r1 * K)), arena.write(given.scales.data.subarray(r0 * G, r1 * G)), r1 - r0, K, g, bits);
+      else kernels.linear_quant_pack(dst, arena.write(plan.W!.data.subarray(r0 * K, r1 * K)), r1 - r0, K, g, bits);
+    });
+  }
+}
+
+/** A layer's weight and bias in engine memory: the blocks to free, the weight's and bias's addresses (bias 0 for none), linear_pack_f16's flag. */
+interface StoredLinear {
+  readonly blocks: number[];
+  readonly w: number;
+  readonly b: number;
+  readonly special: number;
+}
+
+/**
+ * Stores a checked weight (and bias) in engine memory in its format. Apart from createWasmLinear so
+ * that the layer's closures do not hold the plan, whose arrays are the caller's (a loader's scratch
+ * of q and scales) and must not live as long as the layer.
+ */
+function storeLinear(ctx: WasmContext, plan: LinearPlan, bits: 8 | 4 | 0): StoredLinear {
   const { arena, kernels } = ctx;
-  const shape = [N, K];
-  const describe = () => formatCall(LINEAR_CREATE, plan.bias ? { weight: shape, bias: plan.bias.shape } : { weight: shape });
+  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
+  // shapes only: the arena keeps `describe` while it holds the layer's blocks
+  const shapes: Record<string, readonly number[]> = plan.bias ? { weight: [N, K], bias: plan.bias.shape } : { weight: [N, K] };
+  const describe = () => formatCall(LINEAR_CREATE, shapes);
   const blocks: number[] = [];
   let w = 0, b = 0, special = 0;
   try {
@@ -96,12 +136,7 @@ export function createWasmLinear(context: () => WasmContext, weight: Tensor | Qu
     } else {
       w = arena.hold(kernels.linear_quant_size(N, K, g, bits), 'weights', describe);
       blocks.push(w);
-      const at = w, given = plan.quantized;
-      if (given) {
-        arena.call(describe, () => kernels.linear_quant_pack_q(at, arena.input(given.q, `${LINEAR_CREATE}: weight.q`), arena.input(given.scales, `${LINEAR_CREATE}: weight.scales`), N, K, g, bits));
-      } else {
-        arena.call(describe, () => kernels.linear_quant_pack(at, arena.input(plan.W!, `${LINEAR_CREATE}: weight`), N, K, g, bits));
-      }
+      packQuant(ctx, w, plan, bits, describe);
     }
     if (plan.bias) {
       b = arena.holdCopy(plan.bias, 'weights', describe);
@@ -111,8 +146,24 @@ export function createWasmLinear(context: () => WasmContext, weight: Tensor | Qu
     blocks.forEach((p) => arena.free(p));
     throw error;
   }
+  return { blocks, w, b, special };
+}
+
+/** createLinear's arguments checked, and the weight stored: what the layer keeps, the plan let go. */
+function planAndStore(ctx: WasmContext, weight: Tensor | QuantizedWeight, options: LinearOptions | undefined) {
+  const plan = planLinear(weight, options);
+  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
+  const bits = dtype === 'int8' ? 8 : dtype === 'int4' ? 4 : 0;
+  return { K, N, dtype, g, bits, hasBias: Boolean(plan.bias), stored: storeLinear(ctx, plan, bits) } as const;
+}
+
+/** `context` throws once the engine is disposed (as createWasmGroupedQuery's). */
+export function createWasmLinear(context: () => WasmContext, weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer {
+  const ctx = context();
+  const { arena, kernels } = ctx;
+  const { K, N, dtype, g, bits, hasBias, stored: { blocks, w, b, special } } = planAndStore(ctx, weight, options);
   const stored = bits !== 0 ? kernels.linear_quant_size(N, K, g, bits) : dtype === 'float32' ? packedBytes(ctx, N, K) : packedBytes(ctx, N, K) / 2;
-  const bytes = stored + (plan.bias ? N * 4 : 0);
+  const bytes = stored + (hasBias ? N * 4 : 0);
   let live = true;
   /** The engine's context while both the layer and the engine live. */
   const use = (): WasmContext => {

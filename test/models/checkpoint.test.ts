@@ -166,6 +166,34 @@ describe.each(kinds)('a checkpoint from %s', (kind) => {
     await cp.close();
   });
 
+  it('reads a 2-D tensor rows at a time (readRows): the pieces are its rows, and progress counts it once', async () => {
+    const { source } = await place(kind, single());
+    const seen: number[] = [];
+    const cp = await openCheckpoint(source, { onProgress: (p) => seen.push(p.loadedBytes) });
+    const readRows = cp.readRows!.bind(cp);
+    for (const [name, dtype, data] of [['model.embed_tokens.weight', 'F32', F32], ['model.norm.weight', 'BF16', BF16]] as const) {
+      const first = await readRows(name, 0, 1);
+      const into = new Float32Array(5).fill(7);
+      expect(await readRows(name, 1, 2, into)).toBe(into);
+      expectSameBits(Float32Array.from([...first, ...into]), expectedBits(dtype, data), `${kind} ${name} by rows`);
+      expect((await readRows(name, 2, 2)).length).toBe(0);
+    }
+    expect((await readRows('empty', 0, 0)).length).toBe(0);
+    // each 2-D tensor counted once, whole, after its last row; then read whole: not again
+    const bytes = (name: string) => cp.tensors.get(name)!.byteLength;
+    expect(seen.at(-1)).toBe(bytes('model.embed_tokens.weight') + bytes('model.norm.weight'));
+    for (const name of cp.tensors.keys()) await cp.read(name);
+    expect(seen.at(-1)).toBe(cp.totalBytes);
+    await expect(readRows('model.norm.weight', 1, 3)).rejects.toThrow(/rows \[1, 3\) are not a range of tensor "model.norm.weight"'s 2 rows/);
+    await expect(readRows('model.norm.weight', -1, 1)).rejects.toThrow(RangeError);
+    await expect(readRows('model.norm.weight', 0.5, 1)).rejects.toThrow(RangeError);
+    await expect(readRows('model.layers.0.mlp.up_proj.weight', 0, 1)).rejects.toThrow(TypeError);
+    await expect(readRows('model.norm.weight', 0, 1, new Float32Array(4))).rejects.toThrow(RangeError);
+    await expect(readRows('nope', 0, 1)).rejects.toThrow(/has no tensor "nope"/);
+    await cp.close();
+    await expect(readRows('model.norm.weight', 0, 1)).rejects.toThrow(/closed/);
+  });
+
   it('reads a sharded checkpoint through its index', async () => {
     const { source } = await place(kind, sharded());
     const cp = await openCheckpoint(source);

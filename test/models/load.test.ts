@@ -2,8 +2,15 @@
 // tensor (or the config key), and a refused or aborted load leaves nothing allocated in the engine.
 // The checkpoints are the fixtures' files with one thing changed, given as { files }.
 import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine, loadDecoder, reference } from '../../src/index.js';
+// @ts-expect-error: bench/ is plain JavaScript without declarations
+import { writeGguf } from '../../bench/lib/gguf.js';
+// @ts-expect-error: bench/ is plain JavaScript without declarations
+import { SHAPES, writeRandomCheckpoint } from '../../bench/lib/randomCheckpoint.js';
+import { createEngine, type Decoder, type Engine, loadDecoder, reference } from '../../src/index.js';
 
 const FIXTURES = new URL('../fixtures/decoders/', import.meta.url);
 
@@ -161,5 +168,71 @@ describe('loads at once on one engine', () => {
     [...one, ...all].forEach((d) => d.dispose());
     alone.dispose();
     together.dispose();
+  });
+});
+
+describe('int8 and int4 layers quantized while loading', () => {
+  // tiny-llama's shape (every width a multiple of 32) with a vocabulary of 20,000, so that its tied table
+  // (1.28 M floats) is read in two pieces of rows (readRows, 2^20 floats at most) and quantized piece by
+  // piece; random weights, written as safetensors and as an F32 GGUF (which reads each tensor whole)
+  let dir: string;
+  const engines: Engine[] = [];
+  const tokens = [3, 14, 15, 92, 19999];
+  const checkpoint = async (): Promise<string> => {
+    if (dir) return dir;
+    dir = await mkdtemp(join(tmpdir(), 'qkv-quantized-load-'));
+    writeRandomCheckpoint(join(dir, 'st'), { ...SHAPES['tiny-llama'], vocab_size: 20000 }, { seed: 5 });
+    writeGguf(join(dir, 'model.gguf'), join(dir, 'st'));
+    return dir;
+  };
+  afterAll(async () => {
+    engines.forEach((e) => e.dispose());
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  const logitsOf = (d: Decoder) => d.forward(tokens, { sequences: [d.sequence()], queryLens: [tokens.length], logits: 'all' }).data;
+
+  it.each(['int8', 'int4'] as const)('%s: read by pieces of rows, the same bits as read whole; both engines agree', async (weights) => {
+    const root = await checkpoint();
+    const wasm = await createEngine();
+    engines.push(wasm);
+    const pieces = await loadDecoder(join(root, 'st'), { engine: wasm, weights, maxTokens: 64 });
+    const whole = await loadDecoder({ files: { 'model.gguf': readFileSync(join(root, 'model.gguf')) } }, { engine: wasm, weights, maxTokens: 64 });
+    const ref = await loadDecoder(join(root, 'st'), { engine: reference, weights, maxTokens: 64 });
+    const [lp, lw, lr] = [pieces, whole, ref].map(logitsOf);
+    expect(Buffer.from(lp.buffer, lp.byteOffset, lp.byteLength).equals(Buffer.from(lw.buffer, lw.byteOffset, lw.byteLength))).toBe(true);
+    let big = 0;
+    for (const v of lr) big = Math.max(big, Math.abs(v));
+    for (let i = 0; i < lp.length; i++) expect(Math.abs(lp[i] - lr[i]), `logit ${i}`).toBeLessThanOrEqual(1e-4 * big + 1e-5);
+    const greedy = async (d: Decoder) => {
+      const out: number[] = [];
+      for await (const t of d.generate(tokens, { maxNewTokens: 6 })) out.push(t);
+      return out;
+    };
+    const [gp, gr] = [await greedy(pieces), await greedy(ref)];
+    expect(gp).toHaveLength(6);
+    expect(gp).toEqual(gr);
+    [pieces, whole, ref].forEach((d) => d.dispose());
+  });
+
+  it('a NaN in a float weight fails the load naming the tensor, row and inputs, and gives everything back', async () => {
+    const st = join(await checkpoint(), 'st');
+    const file = new Uint8Array(readFileSync(join(st, 'model.safetensors')));
+    const view = new DataView(file.buffer);
+    const headerLength = Number(view.getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + headerLength)));
+    const name = 'model.layers.0.mlp.up_proj.weight', [, K] = header[name].shape;
+    view.setFloat32(8 + headerLength + header[name].data_offsets[0] + (3 * K + 40) * 4, Number.NaN, true);
+    const files: Record<string, Uint8Array> = { 'config.json': readFileSync(join(st, 'config.json')), 'model.safetensors': file };
+    const wasm = await createEngine();
+    engines.push(wasm);
+    const before = wasm.tensor([4]);
+    await expect(loadDecoder({ files }, { engine: wasm, weights: 'int4' })).rejects.toThrow(
+      /loadDecoder: model\.safetensors: tensor "model\.layers\.0\.mlp\.up_proj\.weight" row 3, inputs 32\.\.63: a NaN or an infinity, which int4 cannot store/,
+    );
+    const after = wasm.tensor([4]);
+    expect(after.data.byteOffset).toBe(before.data.byteOffset + 16);
+    [before, after].forEach((t) => t.dispose());
+    // float32 keeps it
+    (await loadDecoder({ files }, { engine: wasm, weights: 'float32', maxTokens: 16 })).dispose();
   });
 });

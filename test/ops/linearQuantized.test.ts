@@ -101,6 +101,28 @@ describe.each(all.map((e) => [e.name, e] as const))('createLinear from a quantiz
     same.dispose();
   });
 
+  it.each(QUANTS)('packs a weight outside engine memory a piece of rows at a time: the layer an engine tensor makes (%s)', (dtype) => {
+    // 4,099 x 512: wasm packs 2,048 rows a piece (src/wasm/linear.ts, PACK_VALUES), so three pieces, the last one ragged
+    const N = 4099, K = 512, g = 64;
+    const w = weights(N, K, 7), W = quantizeRows(w.data, N, K, g, bitsOf(dtype)), given = quantized(dtype, N, K, g, W);
+    const x = random([3, K], 8);
+    const fromArray = [engine.createLinear(w, { dtype, groupSize: g }), engine.createLinear(given)];
+    const expected = fromArray[0].forward(x);
+    expectIdentical(fromArray[1].forward(x), expected, `${dtype}: q and s against float weights`);
+    if (engine.name === 'wasm') {
+      const resident = engine.tensor([N, K]);
+      resident.data.set(w.data);
+      const fromTensor = engine.createLinear(resident, { dtype, groupSize: g });
+      expect(fromTensor.bytes).toBe(fromArray[0].bytes);
+      expectIdentical(fromTensor.forward(x), expected, `${dtype}: from an engine tensor`);
+      const ids = [0, 2047, 2048, 4095, 4096, 4098];
+      expectIdentical(fromArray[0].lookup(ids), fromTensor.lookup(ids), `${dtype}: rows at the pieces' edges`);
+      fromTensor.dispose();
+      resident.dispose();
+    }
+    fromArray.forEach((l) => l.dispose());
+  });
+
   it('keeps its own copy: the caller may change q and scales afterwards', () => {
     const w = weights(6, 64, 3), W = quantizeRows(w.data, 6, 64, 32, 8), given = quantized('int8', 6, 64, 32, W);
     const layer = engine.createLinear(given);
