@@ -38,7 +38,7 @@ export function planRotary(name: string, options: unknown, D: number): RotaryPla
   const interleaved = checkBoolean(`${name}.interleaved`, o.interleaved) ?? false;
   let cos: Checked | null = null, sin: Checked | null = null;
   if (o.cos !== undefined || o.sin !== undefined) {
-    if (o.cos === undefined || o.sin === undefined) throw new TypeError(`${name}.cos and ${name}.sin must be given together`);
+    if (o.cos === undefined || o.sin === undefined) throw new TypeError(`${name}.cos and ${name.slice(name.lastIndexOf(': ') + 2)}.sin must be given together`);
     cos = checkTensor(`${name}.cos`, o.cos, [2]);
     sin = checkTensor(`${name}.sin`, o.sin, [2]);
     expectShape(`${name}.cos`, cos.shape, [-1, dim / 2], `[maxPositions, dim / 2] with dim = ${dim}`);
