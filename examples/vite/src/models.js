@@ -155,13 +155,19 @@ function resetRun(name) {
   for (const cell of $(`rate-${name}`).querySelectorAll('td + td')) cell.textContent = '';
 }
 
+/**
+ * n tokens in ms milliseconds as tokens/s; a time of 0 (faster than the clock: Firefox rounds
+ * performance.now() to 1 ms, and llama.cpp's timings come from it) as a lower bound, "> n / 1 ms".
+ */
+const rateText = (n, ms) => (!(n > 0) || !Number.isFinite(ms) ? '' : ms > 0 ? fmt(n / (ms / 1000)) : `> ${fmt(n * 1000)}`);
+
 /** Prefill: the prompt's tokens over the time to the first new token; decode: the later tokens over their time. */
 function rates(run) {
   const { times, promptN } = run;
   const prefillMs = run.prefillMs ?? times[0];
   const decodeMs = run.decodeMs ?? times[times.length - 1] - times[0];
   const decodeN = run.decodeN ?? times.length - 1;
-  return { prefill: times.length > 0 ? promptN / (prefillMs / 1000) : NaN, decode: decodeN > 0 ? decodeN / (decodeMs / 1000) : NaN };
+  return { prefill: times.length > 0 ? rateText(promptN, prefillMs) : '', decode: rateText(decodeN, decodeMs) };
 }
 
 function showRates(name) {
@@ -170,9 +176,9 @@ function showRates(name) {
   const r = rates(run);
   row.hidden = false;
   row.querySelector('.prompt-n').textContent = String(run.promptN);
-  row.querySelector('.prefill').textContent = fmt(r.prefill);
+  row.querySelector('.prefill').textContent = r.prefill;
   row.querySelector('.new-n').textContent = String(run.times.length);
-  row.querySelector('.decode').textContent = fmt(r.decode);
+  row.querySelector('.decode').textContent = r.decode;
   scheduleChart();
 }
 
