@@ -115,13 +115,9 @@ function planQuantized(weight: object, options: unknown): LinearPlan {
   const [lo, hi] = INT_RANGE[dtype];
   const values = new Int8Array(q.data.buffer, q.data.byteOffset, q.data.length);
   // int8's one value outside its range is -128, which indexOf finds natively (a whole checkpoint's q come through here)
-  let bad = dtype === 'int8' ? values.indexOf(-128) : -1;
-  for (let i = 0; dtype === 'int4' && i < values.length; i++) {
-    if (values[i] < lo || values[i] > hi) {
-      bad = i;
-      break;
-    }
-  }
+  let bad = -1;
+  if (dtype === 'int8') bad = values.indexOf(-128);
+  else for (let i = 0; i < values.length && bad < 0; i++) if (values[i] < lo || values[i] > hi) bad = i;
   if (bad >= 0) {
     throw new RangeError(`${name}.q[${bad}] (row ${Math.floor(bad / inFeatures)}, input ${bad % inFeatures}) = ${values[bad]} is outside ${dtype}'s [${lo}, ${hi}]`);
   }

@@ -98,15 +98,17 @@ class Stager {
   async quantize(names: readonly string[], rows: readonly number[], cols: number, dtype: 'int8' | 'int4', g: number): Promise<QuantizedWeight> {
     const total = rows.reduce((a, b) => a + b, 0), G = cols / g, bits = dtype === 'int8' ? 8 : 4;
     const { q, scales } = this.groupsScratch(total * cols, total * G);
-    const step = Math.max(1, Math.floor(QUANTIZE_FLOATS / cols));
+    // a piece of rows at a time, or (no readRows) the whole tensor as one piece
+    const byRows = this.ckpt.readRows?.bind(this.ckpt);
+    const step = byRows ? Math.max(1, Math.floor(QUANTIZE_FLOATS / cols)) : Number.POSITIVE_INFINITY;
     let piece: Float32Array | null = null;
     let at = 0;
     for (let i = 0; i < names.length; i++) {
       for (let r0 = 0; r0 < rows[i]; r0 += step) {
         this.signal?.throwIfAborted();
-        const r1 = this.ckpt.readRows ? Math.min(rows[i], r0 + step) : rows[i];
-        const values = this.ckpt.readRows
-          ? await this.ckpt.readRows(names[i], r0, r1, (piece ??= new Float32Array(step * cols)).subarray(0, (r1 - r0) * cols))
+        const r1 = Math.min(rows[i], r0 + step);
+        const values = byRows
+          ? await byRows(names[i], r0, r1, (piece ??= new Float32Array(step * cols)).subarray(0, (r1 - r0) * cols))
           : await this.ckpt.read(names[i]);
         const from = at + r0, s = scales.subarray(from * G, (from + r1 - r0) * G);
         quantizeRowsInto(values, r1 - r0, cols, g, bits, q.subarray(from * cols, (from + r1 - r0) * cols), s);
@@ -115,7 +117,6 @@ class Stager {
           const t = this.ckpt.tensors.get(names[i])!;
           throw new Error(`${OP}: ${t.file}: tensor "${names[i]}" row ${r0 + Math.floor(bad / G)}, inputs ${(bad % G) * g}..${(bad % G) * g + g - 1}: a NaN or an infinity, which ${dtype} cannot store (load it as float32 or float16)`);
         }
-        if (!this.ckpt.readRows) break;
       }
       at += rows[i];
     }

@@ -183,8 +183,7 @@ class SafetensorsCheckpoint implements Checkpoint {
   #files: Map<string, CheckpointFile>;
   #options: OpenCheckpointOptions;
   #closed = false;
-  #read = new Set<string>(); // tensors read at least once: progress counts each once
-  #rowBytes = new Map<string, number>(); // bytes counted so far of tensors read rows at a time
+  #counted = new Map<string, number>(); // bytes of each tensor progress has counted: at most its byteLength
   #loadedBytes = 0;
 
   constructor(
@@ -206,17 +205,7 @@ class SafetensorsCheckpoint implements Checkpoint {
     this.#check();
     const tensor = this.tensors.get(name);
     if (tensor === undefined) throw new Error(`qkv: read: the checkpoint has no tensor "${name}"`);
-    const elements = tensor.byteLength / DTYPE_BYTES[tensor.dtype];
-    const target = into ?? new Float32Array(elements);
-    targetView(target, name, tensor.shape, elements);
-    await readTensor(this.#files.get(tensor.file)!, tensor, target, this.#options.signal, () => this.#check());
-    const out = targetView(target, name, tensor.shape, elements);
-    if (!this.#read.has(name)) {
-      this.#read.add(name);
-      this.#loadedBytes += tensor.byteLength - (this.#rowBytes.get(name) ?? 0);
-    }
-    this.#options.onProgress?.({ loadedBytes: this.#loadedBytes, totalBytes: this.totalBytes });
-    return out;
+    return this.#readPart(tensor, tensor, into);
   }
 
   async readRows(name: string, from: number, to: number, into?: Float32Array): Promise<Float32Array> {
@@ -229,20 +218,22 @@ class SafetensorsCheckpoint implements Checkpoint {
       throw new RangeError(`qkv: readRows: rows [${from}, ${to}) are not a range of tensor "${name}"'s ${rows} rows`);
     }
     const size = DTYPE_BYTES[tensor.dtype];
-    const part: CheckpointTensor = { ...tensor, shape: [to - from, cols], offset: tensor.offset + from * cols * size, byteLength: (to - from) * cols * size };
-    const target = into ?? new Float32Array((to - from) * cols);
-    targetView(target, name, part.shape, (to - from) * cols);
+    return this.#readPart(tensor, { ...tensor, shape: [to - from, cols], offset: tensor.offset + from * cols * size, byteLength: (to - from) * cols * size }, into);
+  }
+
+  /** `part` of `tensor` (the whole, or rows of it) converted into `into` or a fresh array; progress counts its bytes. */
+  async #readPart(tensor: CheckpointTensor, part: CheckpointTensor, into: ReadTarget | undefined): Promise<Float32Array> {
+    const elements = part.byteLength / DTYPE_BYTES[part.dtype];
+    const target = into ?? new Float32Array(elements);
+    targetView(target, tensor.name, part.shape, elements);
     await readTensor(this.#files.get(tensor.file)!, part, target, this.#options.signal, () => this.#check());
+    const out = targetView(target, tensor.name, part.shape, elements);
     // progress counts each tensor's bytes once, however it is read: whole, or rows at a time
-    const counted = this.#rowBytes.get(name) ?? 0;
-    if (!this.#read.has(name)) {
-      const add = Math.min(part.byteLength, tensor.byteLength - counted);
-      this.#rowBytes.set(name, counted + add);
-      this.#loadedBytes += add;
-      if (counted + add === tensor.byteLength) this.#read.add(name);
-    }
+    const counted = this.#counted.get(tensor.name) ?? 0, add = Math.min(part.byteLength, tensor.byteLength - counted);
+    this.#counted.set(tensor.name, counted + add);
+    this.#loadedBytes += add;
     this.#options.onProgress?.({ loadedBytes: this.#loadedBytes, totalBytes: this.totalBytes });
-    return target;
+    return out;
   }
 
   async text(file: string): Promise<string | null> {

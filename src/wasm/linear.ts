@@ -149,19 +149,16 @@ function storeLinear(ctx: WasmContext, plan: LinearPlan, bits: 8 | 4 | 0): Store
   return { blocks, w, b, special };
 }
 
-/** createLinear's arguments checked, and the weight stored: what the layer keeps, the plan let go. */
-function planAndStore(ctx: WasmContext, weight: Tensor | QuantizedWeight, options: LinearOptions | undefined) {
-  const plan = planLinear(weight, options);
-  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
-  const bits = dtype === 'int8' ? 8 : dtype === 'int4' ? 4 : 0;
-  return { K, N, dtype, g, bits, hasBias: Boolean(plan.bias), stored: storeLinear(ctx, plan, bits) } as const;
-}
-
 /** `context` throws once the engine is disposed (as createWasmGroupedQuery's). */
 export function createWasmLinear(context: () => WasmContext, weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer {
+  // no closure below may name `plan`: a closure's context would keep it, and with it the caller's arrays
+  const plan = planLinear(weight, options);
   const ctx = context();
   const { arena, kernels } = ctx;
-  const { K, N, dtype, g, bits, hasBias, stored: { blocks, w, b, special } } = planAndStore(ctx, weight, options);
+  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
+  const bits = dtype === 'int8' ? 8 : dtype === 'int4' ? 4 : 0;
+  const hasBias = Boolean(plan.bias);
+  const { blocks, w, b, special } = storeLinear(ctx, plan, bits);
   const stored = bits !== 0 ? kernels.linear_quant_size(N, K, g, bits) : dtype === 'float32' ? packedBytes(ctx, N, K) : packedBytes(ctx, N, K) / 2;
   const bytes = stored + (hasBias ? N * 4 : 0);
   let live = true;
