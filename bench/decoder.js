@@ -23,13 +23,13 @@
 // qkv / peer. The GGUF and ONNX files are written once into the temp folder beside the checkpoint.
 // `--model tiny-qwen2` or `tiny-llama` checks the harness in seconds.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEngine, loadDecoder, sample } from 'qkv';
 import { flag, now, value } from './lib/args.js';
 import { PAIRS, runPeers } from './lib/peers/decoders/index.js';
-import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
+import { SHAPES, writeRandomCheckpointOnce } from './lib/randomCheckpoint.js';
 
 const PEERS = flag('--peers');
 // 'all': the real models' shapes whose float32 fits a wasm32 memory (the tiny ones only check a harness;
@@ -40,21 +40,11 @@ const threadCounts = (value('--threads') ?? '1,2').split(',').map(Number);
 const PROMPT = Number(value('--prompt') ?? (PEERS ? 128 : 512)), DECODE = Number(value('--decode') ?? (PEERS ? 64 : 32)), ROUNDS = Number(value('--rounds') ?? 3);
 for (const m of models) if (!SHAPES[m]) throw new Error(`--model ${m}: use ${Object.keys(SHAPES).join(', ')} or all`);
 
-/**
- * The checkpoint of a shape, written once per dtype into the temp folder: into a folder of its own,
- * renamed into place when complete, so that an interrupted write leaves nothing a later run would use.
- */
+/** The checkpoint of a shape, written once per dtype into the temp folder. */
 function checkpoint(name, dtype = 'F32') {
   const dir = join(tmpdir(), 'qkv-bench-checkpoints', `${name}-${dtype}`);
-  if (!existsSync(join(dir, 'model.safetensors'))) {
-    const partial = `${dir}.partial-${process.pid}`;
-    mkdirSync(partial, { recursive: true });
-    const t0 = performance.now();
-    writeRandomCheckpoint(partial, SHAPES[name], { dtype });
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(partial, dir);
-    console.error(`wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  const t0 = performance.now();
+  if (writeRandomCheckpointOnce(dir, SHAPES[name], { dtype })) console.error(`wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return dir;
 }
 

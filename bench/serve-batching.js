@@ -8,21 +8,17 @@
 //   long prompt   --streams streams decoding; their gaps between tokens (p50, p99) alone, then while a
 //                 --long-token prompt arrives and is fed in chunks (maxBatchTokens 512).
 // Random weights of the named model's shape (bench/lib/randomCheckpoint.js), float32, greedy.
-import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBatcher, createEngine, loadDecoder } from 'qkv';
 import { value } from './lib/args.js';
-import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
+import { SHAPES, writeRandomCheckpointOnce } from './lib/randomCheckpoint.js';
 
 const model = value('--model') ?? 'Qwen2.5-0.5B';
 const threads = Number(value('--threads') ?? 1);
 const SYSTEM = Number(value('--system') ?? 1000), STREAMS = Number(value('--streams') ?? 16), LONG = Number(value('--long') ?? 2000);
 const dir = join(tmpdir(), 'qkv-bench-checkpoints', `${model}-F32`);
-if (!existsSync(join(dir, 'model.safetensors'))) {
-  mkdirSync(dir, { recursive: true });
-  writeRandomCheckpoint(dir, SHAPES[model]);
-}
+writeRandomCheckpointOnce(dir, SHAPES[model]);
 const engine = await createEngine({ threads });
 const decoder = await loadDecoder(dir, { engine, maxTokens: Math.max(SYSTEM * 4, LONG + STREAMS * 200) + 512 });
 const V = decoder.config.vocabSize;

@@ -13,12 +13,11 @@
 // the server has its own, so its event loop is not shared with them.
 // `--model small` (default) is a 4-layer Llama of hidden 256 over a 4,096-token vocabulary, quick on 2
 // cores; the real shapes are the issue's.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { value } from './lib/args.js';
-import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
+import { SHAPES, writeRandomCheckpointOnce } from './lib/randomCheckpoint.js';
+import { startServer } from './lib/serveProcess.js';
 
 const SMALL = {
   architectures: ['LlamaForCausalLM'], hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4,
@@ -33,24 +32,12 @@ const REQUESTS = Number(value('--requests') ?? 2), PROMPT = Number(value('--prom
 const bin = value('--bin') ?? new URL('../bin/qkv.js', import.meta.url).pathname;
 
 const dir = join(tmpdir(), `qkv-bench-serve-${model}`);
-if (!existsSync(join(dir, 'model.safetensors'))) {
-  mkdirSync(dir, { recursive: true });
-  writeRandomCheckpoint(dir, config);
-}
+writeRandomCheckpointOnce(dir, config);
 
 // ---- the server, in its own process ----
 const serverArgs = [bin, 'serve', dir, '--port', value('--port') ?? '0', '--weights', value('--weights') ?? 'float32', '--threads', value('--threads') ?? '1',
   '--max-batch-tokens', value('--max-batch-tokens') ?? '512', '--max-sequences', String(Math.max(64, ...clientCounts)), '--max-waiting', '4096', '--max-tokens', String(Math.min(config.max_position_embeddings * 4, 32768))];
-const child = spawn(process.execPath, serverArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
-const base = await new Promise((resolve, reject) => {
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-    const m = /listening on (http:\/\/\S+)/.exec(out);
-    if (m) resolve(m[1]);
-  });
-  child.on('exit', (code) => reject(new Error(`the server exited (${code}) before listening`)));
-});
+const { child, base } = await startServer(serverArgs);
 
 const quantile = (xs, q) => {
   if (xs.length === 0) return NaN;

@@ -24,12 +24,12 @@
 // every KV block free (as at startup); the server's RSS (/proc/<pid>/status VmRSS) at the end is within
 // 5% of its RSS after the first tenth of the run (15% of it after half of a --short run); nothing 'unhandled' on its stderr.
 // --short (CI): 300 requests, 16 clients, a pool of 8,192 positions, about 20 s on 2 cores.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flag, value } from './lib/args.js';
-import { SHAPES, writeRandomCheckpoint } from './lib/randomCheckpoint.js';
+import { SHAPES, seededRandom, writeRandomCheckpointOnce } from './lib/randomCheckpoint.js';
+import { startServer } from './lib/serveProcess.js';
 
 const SMALL = {
   architectures: ['LlamaForCausalLM'], hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4,
@@ -75,18 +75,7 @@ const POOL_TOKENS = short ? 8192 : 32768;
 const V = config.vocab_size, CONTEXT = Math.min(config.max_position_embeddings, POOL_TOKENS);
 const REQUEST_TIMEOUT_MS = 300_000, IDLE_TIMEOUT_MS = 60_000;
 
-/** mulberry32 */
-function random(s) {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = random(seed);
+const rand = seededRandom(seed);
 const int = (lo, hi) => lo + Math.floor(rand() * (hi - lo + 1)); // in [lo, hi]
 const ids = (n) => Array.from({ length: n }, () => int(3, V - 1)); // no bos/eos/pad ids in prompts
 
@@ -98,25 +87,14 @@ const fail = (message) => {
 
 // ---- the server, in its own process ----
 const dir = join(tmpdir(), `qkv-bench-serve-${model}`);
-if (!existsSync(join(dir, 'model.safetensors'))) {
-  mkdirSync(dir, { recursive: true });
-  writeRandomCheckpoint(dir, config);
-}
+writeRandomCheckpointOnce(dir, config);
 const serverArgs = [bin, 'serve', dir, '--port', '0', '--threads', threads, '--max-waiting', String(MAX_WAITING), '--max-sequences', String(C), '--max-tokens', String(POOL_TOKENS)];
-const child = spawn(process.execPath, serverArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+// its stderr is read from here on (a pipe holds what came before): echoed, and searched for 'unhandled' at the end
+const { child, base } = await startServer(serverArgs, { stderr: 'pipe' });
 let exited = false, stopping = false, stderrText = '';
 child.stderr.on('data', (d) => {
   process.stderr.write(d);
   stderrText += d;
-});
-const base = await new Promise((resolve, reject) => {
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-    const m = /listening on (http:\/\/\S+)/.exec(out);
-    if (m) resolve(m[1]);
-  });
-  child.on('exit', (code) => reject(new Error(`the server exited (${code}) before listening`)));
 });
 child.on('exit', (code, signal) => {
   exited = true;

@@ -1,7 +1,7 @@
 // Random-weight Hugging Face checkpoints made in JavaScript (no Python): config.json and one
 // model.safetensors, written tensor by tensor, for the decoder's benchmark and tests. Shapes follow
 // transformers' naming for Llama-style decoders (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM).
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Real models' shapes (their config.json's sizes), for benchmarks. */
@@ -61,8 +61,8 @@ export function tensorList(config) {
 
 const BYTES = { F32: 4, F16: 2, BF16: 2 };
 
-/** mulberry32 */
-function random(seed) {
+/** mulberry32: a seeded generator of uniform numbers in [0, 1). */
+export function seededRandom(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -117,7 +117,7 @@ export function writeRandomCheckpoint(dir, config, { dtype = 'F32', seed = 1 } =
     prefix.writeBigUInt64LE(BigInt(json.length));
     writeSync(fd, prefix);
     writeSync(fd, Buffer.from(json, 'latin1'));
-    const rand = random(seed);
+    const rand = seededRandom(seed);
     const chunk = 1 << 20;
     for (const [name, shape] of list) {
       const n = shape.reduce((a, b) => a * b, 1);
@@ -144,6 +144,20 @@ export function writeRandomCheckpoint(dir, config, { dtype = 'F32', seed = 1 } =
     closeSync(fd);
   }
   return offset;
+}
+
+/**
+ * writeRandomCheckpoint into `dir` unless a complete one is there: written into a folder of its own
+ * and renamed into place when complete, so that an interrupted write leaves nothing a later run would
+ * take for whole. Returns whether it wrote.
+ */
+export function writeRandomCheckpointOnce(dir, config, options) {
+  if (existsSync(join(dir, 'model.safetensors'))) return false;
+  const partial = `${dir}.partial-${process.pid}`;
+  writeRandomCheckpoint(partial, config, options);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(partial, dir);
+  return true;
 }
 
 /**
