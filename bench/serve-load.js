@@ -17,7 +17,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { value } from './lib/args.js';
 import { SHAPES, writeRandomCheckpointOnce } from './lib/randomCheckpoint.js';
-import { startServer } from './lib/serveProcess.js';
+import { sseEvents, startServer } from './lib/serveProcess.js';
 
 const SMALL = {
   architectures: ['LlamaForCausalLM'], hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4,
@@ -60,20 +60,13 @@ async function stream(prompt) {
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   const times = [];
-  let tokens = 0, buffer = '';
-  const decoder = new TextDecoder();
-  for await (const part of res.body) {
-    buffer += decoder.decode(part, { stream: true });
-    let at;
-    while ((at = buffer.indexOf('\n\n')) >= 0) {
-      const event = buffer.slice(0, at);
-      buffer = buffer.slice(at + 2);
-      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
-      const n = JSON.parse(event.slice(6)).choices?.[0]?.token_ids?.length ?? 0;
-      if (n > 0) {
-        tokens += n;
-        times.push(performance.now() - t0);
-      }
+  let tokens = 0;
+  for await (const event of sseEvents(res.body)) {
+    if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+    const n = JSON.parse(event.slice(6)).choices?.[0]?.token_ids?.length ?? 0;
+    if (n > 0) {
+      tokens += n;
+      times.push(performance.now() - t0);
     }
   }
   return { tokens, times, sent: t0 };

@@ -29,7 +29,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flag, value } from './lib/args.js';
 import { SHAPES, seededRandom, writeRandomCheckpointOnce } from './lib/randomCheckpoint.js';
-import { startServer } from './lib/serveProcess.js';
+import { sseEvents, startServer } from './lib/serveProcess.js';
 
 const SMALL = {
   architectures: ['LlamaForCausalLM'], hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4,
@@ -202,29 +202,22 @@ let promptTokensSent = 0;
 /** Reads an SSE stream: the token ids, the finish reason, whether [DONE] came; aborts after `abortAfter` chunks with tokens. */
 async function readStream(res, controller, abortAfter) {
   const tokenIds = [];
-  let finish = null, done = false, chunks = 0, buffer = '';
-  const decoder = new TextDecoder();
+  let finish = null, done = false, chunks = 0;
   try {
-    for await (const part of res.body) {
-      buffer += decoder.decode(part, { stream: true });
-      let at;
-      while ((at = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, at);
-        buffer = buffer.slice(at + 2);
-        if (event === 'data: [DONE]') {
-          done = true;
-          continue;
-        }
-        if (!event.startsWith('data: ')) continue;
-        const data = JSON.parse(event.slice(6));
-        if (data.error) throw new Error(`an error event: ${data.error.message}`);
-        const choice = data.choices[0];
-        tokenIds.push(...choice.token_ids);
-        if (choice.finish_reason) finish = choice.finish_reason;
-        if (choice.token_ids.length > 0 && ++chunks === abortAfter) {
-          controller.abort();
-          return { tokenIds, finish, done, aborted: true };
-        }
+    for await (const event of sseEvents(res.body)) {
+      if (event === 'data: [DONE]') {
+        done = true;
+        continue;
+      }
+      if (!event.startsWith('data: ')) continue;
+      const data = JSON.parse(event.slice(6));
+      if (data.error) throw new Error(`an error event: ${data.error.message}`);
+      const choice = data.choices[0];
+      tokenIds.push(...choice.token_ids);
+      if (choice.finish_reason) finish = choice.finish_reason;
+      if (choice.token_ids.length > 0 && ++chunks === abortAfter) {
+        controller.abort();
+        return { tokenIds, finish, done, aborted: true };
       }
     }
   } catch (error) {

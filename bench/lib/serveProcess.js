@@ -19,3 +19,17 @@ export function startServer(args, { stderr = 'inherit' } = {}) {
     child.on('exit', (code) => reject(new Error(`the server exited (${code}) before listening`)));
   });
 }
+
+/** The events of a server-sent-events body, one string each ('data: {...}', 'data: [DONE]'), as they arrive. */
+export async function* sseEvents(body) {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const part of body) {
+    buffer += decoder.decode(part, { stream: true });
+    let at;
+    while ((at = buffer.indexOf('\n\n')) >= 0) {
+      yield buffer.slice(0, at);
+      buffer = buffer.slice(at + 2);
+    }
+  }
+}
