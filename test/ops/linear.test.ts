@@ -147,6 +147,19 @@ describe.each(all.map((e) => [e.name, e] as const))('createLinear on %s', (_, en
     }
   });
 
+  it.each(DTYPES)('each row has the bits it has alone at every T, read-ahead paths included (T = 8, 16, 32, 40; %s)', (dtype) => {
+    // wasm: from 4 row pairs on, the GEMM's first pairs of a panel also load the next panel ahead
+    const K = 600, N = 70, w = random([N, K], 12, 0.1), b = random([N], 13); // 5 panels, the last partial; 3 K-blocks
+    const layer = engine.createLinear(w, { bias: b, dtype });
+    const many = random([40, K], 14, 2);
+    const alone = Array.from({ length: 40 }, (_, t) => layer.forward(tensor(many.data.slice(t * K, (t + 1) * K), [1, K])));
+    for (const T of [8, 9, 16, 17, 32, 40]) {
+      const y = layer.forward(tensor(many.data.slice(0, T * K), [T, K]));
+      for (let t = 0; t < T; t++) expectIdentical(tensor(y.data.slice(t * N, (t + 1) * N), [1, N]), alone[t], `${dtype} T=${T} row ${t}`);
+    }
+    layer.dispose();
+  });
+
   it('T = 0 returns [0, out] at once; one row and x of zeros give the bias', () => {
     const w = random([5, 3], 1), b = random([5], 2);
     const layer = engine.createLinear(w, { bias: b });
