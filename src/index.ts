@@ -5,7 +5,7 @@
  */
 // The public surface of qkv: an explicit list, nothing from assembly/ or the kernel wrappers.
 
-export type { GatedActivation, GatedActivationOptions, LinearDtype, LinearLayer, LinearOptions, QuantizedWeight, RmsNormOptions } from './core/modelTypes.js';
+export type { GatedActivation, GatedActivationOptions, LinearBuilder, LinearBuilderOptions, LinearDtype, LinearLayer, LinearOptions, QuantizedWeight, RmsNormOptions } from './core/modelTypes.js';
 export type {BatchAttentionOptions,GroupedQueryAttentionLayer,
   GroupedQueryParams, KVPool, KVPoolOptions, KVSequence, RotaryEmbeddingOptions, 
   RotaryOptions, 

@@ -1,13 +1,15 @@
 // The checks of createLinear and of a linear layer's forward and lookup, shared by both engines so
 // that they refuse the same inputs with the same messages (docs/VALIDATION.md).
 
-import type { LinearDtype, LinearOptions, QuantizedWeight } from './modelTypes.js';
+import type { LinearBuilderOptions, LinearDtype, LinearOptions, QuantizedWeight } from './modelTypes.js';
 import { checkShape, formatShape, type Tensor } from './tensor.js';
 import { type Checked, checkArray, checkIntact, checkNumber, checkOptions, checkOut, checkTensor, describeValue, expectShape, type Out } from './validate.js';
 
 export const LINEAR_CREATE = 'createLinear';
 export const LINEAR_FORWARD = 'LinearLayer.forward';
 export const LINEAR_LOOKUP = 'LinearLayer.lookup';
+export const LINEAR_BUILDER = 'createLinearBuilder';
+export const LINEAR_APPEND = 'LinearBuilder.append';
 
 const DTYPES: readonly LinearDtype[] = ['float32', 'float16', 'int8', 'int4'];
 
@@ -67,11 +69,49 @@ export function planLinear(weight: unknown, options: unknown): LinearPlan {
   return { W, quantized: null, bias, dtype, groupSize, outFeatures, inFeatures };
 }
 
-function checkBias(given: unknown, outFeatures: number): Checked | null {
+function checkBias(given: unknown, outFeatures: number, op = LINEAR_CREATE): Checked | null {
   if (given === undefined) return null;
-  const bias = checkTensor(`${LINEAR_CREATE}: options.bias`, given, [1]);
-  expectShape(`${LINEAR_CREATE}: options.bias`, bias.shape, [outFeatures], `[out] with the weight's out = ${outFeatures}`);
+  const bias = checkTensor(`${op}: options.bias`, given, [1]);
+  expectShape(`${op}: options.bias`, bias.shape, [outFeatures], `[out] with the weight's out = ${outFeatures}`);
   return bias;
+}
+
+/** What createLinearBuilder keeps of its arguments. */
+export interface LinearBuilderPlan {
+  readonly dtype: 'int8' | 'int4';
+  readonly groupSize: number;
+  readonly outFeatures: number;
+  readonly inFeatures: number;
+  readonly bias: Checked | null;
+}
+
+/** createLinearBuilder's shape and options, read once and checked. */
+export function planLinearBuilder(shape: unknown, options: unknown): LinearBuilderPlan {
+  const op = LINEAR_BUILDER;
+  const frozen = checkShape(`${op}: shape`, shape);
+  if (frozen.length !== 2 || frozen[0] < 1 || frozen[1] < 1) {
+    throw new RangeError(`${op}: shape must be [out, in] with out >= 1 and in >= 1, got ${formatShape(frozen)}`);
+  }
+  const [outFeatures, inFeatures] = frozen;
+  const o = checkOptions<LinearBuilderOptions>(op, options, ['bias', 'dtype', 'groupSize']);
+  const dtype: unknown = o.dtype;
+  if (typeof dtype !== 'string') throw new TypeError(`${op}: options.dtype must be 'int8' or 'int4', got ${describeValue(dtype)}`);
+  if (dtype !== 'int8' && dtype !== 'int4') throw new RangeError(`${op}: options.dtype must be 'int8' or 'int4' (createLinear takes float storages whole), got '${dtype}'`);
+  const groupSize = checkNumber(`${op}: options.groupSize`, o.groupSize) ?? 32;
+  checkGroupSize(`${op}: options.groupSize`, groupSize, inFeatures, frozen);
+  const bias = checkBias(o.bias, outFeatures, op);
+  checkIntact(op, bias);
+  return { dtype, groupSize, outFeatures, inFeatures, bias };
+}
+
+/** LinearBuilder.append's rows [n, in], n at most the `missing` rows, read once and checked. */
+export function planLinearAppend(inFeatures: number, missing: number, rows: unknown): Checked {
+  const op = LINEAR_APPEND;
+  const R = checkTensor(`${op}: rows`, rows, [2]);
+  expectShape(`${op}: rows`, R.shape, [-1, inFeatures], `[n, in] with the weight's in = ${inFeatures}`);
+  if (R.shape[0] > missing) throw new RangeError(`${op}: ${R.shape[0]} rows given, but only ${missing} of the weight's rows are still missing`);
+  checkIntact(op, R);
+  return R;
 }
 
 /**

@@ -60,6 +60,41 @@ export interface QuantizedWeight {
   readonly scales: Float32Array;
 }
 
+/** Options of {@link Engine.createLinearBuilder}. */
+export interface LinearBuilderOptions {
+  /** `'int8'` or `'int4'`: the storage createLinear would quantize the float weight to. */
+  dtype: 'int8' | 'int4';
+  /** Inputs per scale, a multiple of 32 that divides `in`. Default 32. */
+  groupSize?: number;
+  /** `[out]`: added to every output row. */
+  bias?: Tensor;
+}
+
+/**
+ * An int8/int4 linear layer made from its float weight given a few rows at a time, in order, as a
+ * loader reads a checkpoint: the engine quantizes and stores each piece as it comes, so that neither
+ * the whole float weight nor its integers are ever held at once (an LM head of 151,936 rows is 544
+ * MB in float32). `finish()` gives the layer `createLinear(weight, { dtype, groupSize, bias })`
+ * stores for the whole weight, bit for bit.
+ *
+ * Refused, changing nothing: rows that are not `[n, in]` or more than the rows still missing, a
+ * `finish()` before every row is in (RangeError); use after `finish()` or `dispose()` (Error).
+ */
+export interface LinearBuilder {
+  readonly outFeatures: number;
+  readonly inFeatures: number;
+  /** Rows given so far. */
+  readonly rows: number;
+  /** Appends the weight's next rows, `[n, in]` (n may be 0). A NaN or an infinity makes its group's outputs NaN, as in createLinear. */
+  append(rows: Tensor): void;
+  /** The layer, once all `out` rows are in; the builder is then spent (its memory is the layer's). */
+  finish(): LinearLayer;
+  /** Frees what an unfinished builder holds. Twice, or after finish(), is harmless. */
+  dispose(): void;
+  /** dispose(), for `using`. */
+  [Symbol.dispose](): void;
+}
+
 /** A linear layer whose weight `[out, in]` (nn.Linear's layout: y = x Wᵀ + b) the engine holds. */
 export interface LinearLayer {
   readonly inFeatures: number;

@@ -1,4 +1,4 @@
-import type { GatedActivationOptions, LinearLayer, LinearOptions, QuantizedWeight, RmsNormOptions } from './modelTypes.js';
+import type { GatedActivationOptions, LinearBuilder, LinearBuilderOptions, LinearLayer, LinearOptions, QuantizedWeight, RmsNormOptions } from './modelTypes.js';
 import type {
   BatchAttentionOptions, GroupedQueryAttentionLayer, GroupedQueryParams, KVPool, KVPoolOptions, RotaryEmbeddingOptions,
 } from './servingTypes.js';
@@ -404,6 +404,11 @@ export interface Engine {
    * `dtype`; or, from a {@link QuantizedWeight}, stored as those int8/int4 integers and scales exactly.
    */
   createLinear(weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer;
+  /**
+   * An int8/int4 layer of weight shape `[out, in]` built from float rows appended a few at a time
+   * ({@link LinearBuilder}): the layer createLinear makes of the whole weight, without ever holding it.
+   */
+  createLinearBuilder(shape: readonly number[], options: LinearBuilderOptions): LinearBuilder;
   /** `a + b`, elementwise, same shapes (a residual add: `out` may be `a` itself). */
   add(a: Tensor, b: Tensor, options?: OutOptions): Tensor;
   /**

@@ -6,15 +6,15 @@
 // and given to createLinear as they are, without requantizing, unless `weights` asks for another
 // storage (storageOf says which).
 // A float tensor that becomes an int8/int4 layer is read a piece of rows at a time where the format
-// allows it (safetensors' readRows) and quantized piece by piece (quantize), so that loading holds
-// the packed weights plus 1.125 bytes a value of the largest tensor, not its float32 copy.
+// allows it (safetensors' readRows) and handed to the engine's createLinearBuilder, which quantizes
+// and packs each piece as it comes (quantize), so that loading holds the packed weights plus a piece,
+// never a float32 copy or the integers of a whole tensor.
 // Anything that fails (a read, an abort, the engine's memory) disposes what was built.
 
 import type { LinearDtype, LinearLayer, QuantizedWeight } from '../core/modelTypes.js';
 import type { Tensor } from '../core/tensor.js';
 import type { Engine, EngineTensor } from '../core/types.js';
 import { checkPositiveCount, describeValue } from '../core/validate.js';
-import { quantizeRowsInto } from '../reference/linear.js';
 import { type Checkpoint, type CheckpointSource, openCheckpoint } from './checkpoint.js';
 import { type DecoderPlan, planDecoder } from './config.js';
 import { type DecoderLayer, type DecoderParts, ModelDecoder } from './decoder.js';
@@ -90,52 +90,45 @@ class Stager {
   }
 
   /**
-   * The float tensors `names` (each of `rows[i]` rows of `cols`), one after another, quantized in
-   * groups of g as createLinear stores float weights of `dtype`: read QUANTIZE_FLOATS values at a
-   * time when the checkpoint reads rows (readRows), else a tensor at a time. A group with a NaN or an
-   * infinity (whose scale would not be finite) fails the load, naming the tensor, row and group.
+   * The float tensors `names` (each of `rows[i]` rows of `cols`), one after another, as the int8/int4
+   * layers of the row ranges `split` ([from, to) of the stack; together every row), each built by the
+   * engine's createLinearBuilder from the rows as they are read: QUANTIZE_FLOATS values at a time when
+   * the checkpoint reads rows (readRows), else a tensor at a time. So neither the float weight nor
+   * its integers are held whole. A NaN or an infinity (which a group's scale cannot hold) fails the
+   * load, naming the tensor, row and inputs. The builders are disposed if anything fails.
    */
-  async quantize(names: readonly string[], rows: readonly number[], cols: number, dtype: 'int8' | 'int4', g: number): Promise<QuantizedWeight> {
-    const total = rows.reduce((a, b) => a + b, 0), G = cols / g, bits = dtype === 'int8' ? 8 : 4;
-    const { q, scales } = this.groupsScratch(total * cols, total * G);
-    // a piece of rows at a time, or (no readRows) the whole tensor as one piece
-    const byRows = this.ckpt.readRows?.bind(this.ckpt);
-    const step = byRows ? Math.max(1, Math.floor(QUANTIZE_FLOATS / cols)) : Number.POSITIVE_INFINITY;
-    let piece: Float32Array | null = null;
-    let at = 0;
-    for (let i = 0; i < names.length; i++) {
-      for (let r0 = 0; r0 < rows[i]; r0 += step) {
-        this.signal?.throwIfAborted();
-        const r1 = Math.min(rows[i], r0 + step);
-        const values = byRows
-          ? await byRows(names[i], r0, r1, (piece ??= new Float32Array(step * cols)).subarray(0, (r1 - r0) * cols))
-          : await this.ckpt.read(names[i]);
-        const from = at + r0, s = scales.subarray(from * G, (from + r1 - r0) * G);
-        quantizeRowsInto(values, r1 - r0, cols, g, bits, q.subarray(from * cols, (from + r1 - r0) * cols), s);
-        const bad = s.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) {
-          const t = this.ckpt.tensors.get(names[i])!;
-          throw new Error(`${OP}: ${t.file}: tensor "${names[i]}" row ${r0 + Math.floor(bad / G)}, inputs ${(bad % G) * g}..${(bad % G) * g + g - 1}: a NaN or an infinity, which ${dtype} cannot store (load it as float32 or float16)`);
+  async quantize(names: readonly string[], rows: readonly number[], cols: number, dtype: 'int8' | 'int4', g: number, split: readonly [number, number][], bias?: Tensor): Promise<LinearLayer[]> {
+    const builders = split.map(([from, to]) => this.engine.createLinearBuilder([to - from, cols], { dtype, groupSize: g, bias }));
+    try {
+      const byRows = this.ckpt.readRows?.bind(this.ckpt);
+      const step = byRows ? Math.max(1, Math.floor(QUANTIZE_FLOATS / cols)) : Number.POSITIVE_INFINITY;
+      let piece: Float32Array | null = null;
+      let at = 0;
+      for (let i = 0; i < names.length; i++) {
+        for (let r0 = 0; r0 < rows[i]; r0 += step) {
+          this.signal?.throwIfAborted();
+          const r1 = Math.min(rows[i], r0 + step);
+          const values = byRows
+            ? await byRows(names[i], r0, r1, (piece ??= new Float32Array(step * cols)).subarray(0, (r1 - r0) * cols))
+            : await this.ckpt.read(names[i]);
+          const bad = firstNonFinite(values);
+          if (bad >= 0) {
+            const t = this.ckpt.tensors.get(names[i])!, group = Math.floor((bad % cols) / g) * g;
+            throw new Error(`${OP}: ${t.file}: tensor "${names[i]}" row ${r0 + Math.floor(bad / cols)}, inputs ${group}..${group + g - 1}: a NaN or an infinity, which ${dtype} cannot store (load it as float32 or float16)`);
+          }
+          // the piece is rows [at + r0, at + r1) of the stack: to the builders whose ranges hold them
+          split.forEach(([from, to], b) => {
+            const lo = Math.max(from, at + r0), hi = Math.min(to, at + r1);
+            if (lo < hi) builders[b].append({ data: values.subarray((lo - at - r0) * cols, (hi - at - r0) * cols), shape: [hi - lo, cols] });
+          });
         }
+        at += rows[i];
       }
-      at += rows[i];
+      this.signal?.throwIfAborted();
+      return builders.map((b) => b.finish());
+    } finally {
+      builders.forEach((b) => b.dispose());
     }
-    this.signal?.throwIfAborted();
-    return { dtype, shape: [total, cols], groupSize: g, q, scales };
-  }
-
-  /**
-   * Arrays for quantize's q and scales (createLinear packs its own copy, so one pair serves every
-   * layer): kept while the next tensor needs at least a quarter of them, so that the table's (the
-   * largest tensor, read first) can be collected once the layers' smaller ones follow.
-   */
-  private groups: { q: Int8Array; scales: Float32Array } | null = null;
-
-  private groupsScratch(values: number, groups: number): { q: Int8Array; scales: Float32Array } {
-    const held = this.groups;
-    if (held === null || held.q.length < values || held.q.length > 4 * values) this.groups = { q: new Int8Array(values), scales: new Float32Array(groups) };
-    const g = this.groups!;
-    return { q: g.q.subarray(0, values), scales: g.scales.subarray(0, groups) };
   }
 
   /**
@@ -168,6 +161,13 @@ class Stager {
 
 /** Values per block of GGUF's Q8_0 and Q4_0: the groupSize of the layers that keep them. */
 const GGUF_GROUP = 32;
+
+/** Index of the first NaN or infinity of v, or -1 (one pass of adds when there is none). */
+function firstNonFinite(v: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += v[i] * 0; // NaN once a value is NaN or infinite
+  return sum === 0 ? -1 : v.findIndex((x) => !Number.isFinite(x));
+}
 
 /** Float32 values Stager.quantize reads at once (4 MB). */
 const QUANTIZE_FLOATS = 1 << 20;
@@ -269,7 +269,8 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
     // (a groupSize createLinear refuses goes the staged way, to its message)
     if (how.asStored || ((how.dtype === 'int8' || how.dtype === 'int4') && g % 32 === 0 && cols % g === 0)) {
       const dtype = how.dtype as 'int8' | 'int4';
-      const w = how.asStored ? await stage.readGroups(names, rows, cols, dtype) : await stage.quantize(names, rows, cols, dtype, g);
+      if (!how.asStored) return (await stage.quantize(names, rows, cols, dtype, g, split, bias)).map(keep);
+      const w = await stage.readGroups(names, rows, cols, dtype);
       return split.map(([from, to]) => linear(rowsOfGroups(w, from, to), how.dtype, bias));
     }
     return staged(names, rows, cols, (t) => split.map(([from, to]) => linear(rowsOf(t, from, to, cols), how.dtype, bias)));

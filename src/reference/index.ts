@@ -13,7 +13,7 @@ import { kernelRegression } from './kernelRegression.js';
 import { kernelRegressionLoss } from './kernelRegressionLoss.js';
 import { ReferenceKVCache } from './kvCache.js';
 import { createKVPool } from './kvPool.js';
-import { createLinear } from './linear.js';
+import { createLinear, createLinearBuilder } from './linear.js';
 import { matmul } from './matmul.js';
 import { layerWith, multiHeadAttentionWith } from './multiHeadAttention.js';
 import { rmsNorm } from './rmsNorm.js';
@@ -47,6 +47,7 @@ const engine: Implementation<Engine> = {
   createGroupedQueryAttention: (params) => groupedQueryLayer({ matmul, batchAttention, rmsNorm }, params),
   rmsNorm,
   createLinear,
+  createLinearBuilder,
   add,
   gatedActivation,
   softcap,

@@ -31,8 +31,8 @@
 // sums exactly, so for int8/int4 it differs only in how it adds the groups).
 
 import { disposeSymbol } from '../core/dispose.js';
-import { type LinearPlan, planLinear, planLinearForward, planLinearLookup, type QuantizedPlan } from '../core/linearPlan.js';
-import type { LinearLayer, LinearOptions, QuantizedWeight } from '../core/modelTypes.js';
+import { LINEAR_APPEND, type LinearPlan, planLinear, planLinearAppend, planLinearBuilder, planLinearForward, planLinearLookup, type QuantizedPlan } from '../core/linearPlan.js';
+import type { LinearBuilder, LinearBuilderOptions, LinearLayer, LinearOptions, QuantizedWeight } from '../core/modelTypes.js';
 import { fromData, type Tensor } from '../core/tensor.js';
 import { deliver } from '../core/validate.js';
 import { fromFloat16Bits, toFloat16Bits } from './kvFormats.js';
@@ -219,5 +219,45 @@ function createQuantLinear(plan: LinearPlan): LinearLayer {
     [disposeSymbol]() {
       stored = null;
     },
+  };
+}
+
+/**
+ * createLinearBuilder: the rows gathered into the whole float weight, then createLinear of it (the
+ * definition; the wasm engine's builder quantizes each piece as it comes instead).
+ */
+export function createLinearBuilder(shape: readonly number[], options: LinearBuilderOptions): LinearBuilder {
+  const { dtype, groupSize, outFeatures: N, inFeatures: K, bias } = planLinearBuilder(shape, options);
+  const b = bias ? fromData(Float32Array.from(bias.data), [N]) : undefined;
+  let W: Float32Array | null = new Float32Array(N * K);
+  let rows = 0;
+  const open = (what: string): Float32Array => {
+    if (W === null) throw new Error(`qkv: ${what}: this linear builder has been finished or disposed`);
+    return W;
+  };
+  const dispose = (): void => {
+    W = null;
+  };
+  return {
+    outFeatures: N,
+    inFeatures: K,
+    get rows() {
+      return rows;
+    },
+    append(given) {
+      const w = open(LINEAR_APPEND);
+      const R = planLinearAppend(K, N - rows, given);
+      w.set(R.data, rows * K);
+      rows += R.shape[0];
+    },
+    finish() {
+      const w = open('LinearBuilder.finish');
+      if (rows < N) throw new RangeError(`LinearBuilder.finish: ${rows} of the weight's ${N} rows are in`);
+      const layer = createLinear(fromData(w, [N, K]), { dtype, groupSize, bias: b });
+      W = null;
+      return layer;
+    },
+    dispose,
+    [disposeSymbol]: dispose,
   };
 }

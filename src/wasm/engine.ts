@@ -16,7 +16,7 @@ import { kernelRegression } from './kernelRegression.js';
 import { kernelRegressionLoss } from './kernelRegressionLoss.js';
 import { WasmKVCache } from './kvCache.js';
 import { createWasmKVPool } from './kvPool.js';
-import { createWasmLinear } from './linear.js';
+import { createWasmLinear, createWasmLinearBuilder } from './linear.js';
 import { buildOf, chooseBuild, compileKernels, defaultWasmUrl, importsMemory, instantiateKernels } from './loader.js';
 import { matmul } from './matmul.js';
 import { Arena, MAX_MEMORY_BYTES } from './memory.js';
@@ -226,6 +226,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     createGroupedQueryAttention: (params) => createWasmGroupedQuery(context, params),
     rmsNorm: (x, weight, opts) => rmsNorm(context(), x, weight, opts),
     createLinear: (weight, opts) => createWasmLinear(context, weight, opts),
+    createLinearBuilder: (shape, opts) => createWasmLinearBuilder(context, shape, opts),
     add: (a, b, opts) => add(context(), a, b, opts),
     gatedActivation: (x, opts) => gatedActivation(context(), x, opts),
     softcap: (x, cap, opts) => softcap(context(), x, cap, opts),

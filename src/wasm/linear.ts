@@ -22,8 +22,8 @@
 // float32.
 
 import { disposeSymbol } from '../core/dispose.js';
-import { LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, type LinearPlan, planLinear, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
-import type { LinearLayer, LinearOptions, QuantizedWeight } from '../core/modelTypes.js';
+import { LINEAR_APPEND, LINEAR_BUILDER, LINEAR_CREATE, LINEAR_FORWARD, LINEAR_LOOKUP, type LinearPlan, planLinear, planLinearAppend, planLinearBuilder, planLinearForward, planLinearLookup } from '../core/linearPlan.js';
+import type { LinearBuilder, LinearBuilderOptions, LinearDtype, LinearLayer, LinearOptions, QuantizedWeight } from '../core/modelTypes.js';
 import { formatCall, fromData, type Tensor } from '../core/tensor.js';
 import type { WasmContext } from './context.js';
 import { gemmPacked, holdPacked, PANEL, packedBytes } from './packed.js';
@@ -82,7 +82,8 @@ const PACK_VALUES = 1 << 20;
  * scratch, so that the engine's memory holds the packed weight plus one piece, not a copy of the
  * whole (blocks of 4 rows pack alone, so the pieces make the same bytes).
  */
-function packQuant({ kernels, arena }: WasmContext, at: number, plan: LinearPlan, bits: 8 | 4, describe: () => string): void {
+function packQuant(ctx: WasmContext, at: number, plan: LinearPlan, bits: 8 | 4, describe: () => string): void {
+  const { kernels, arena } = ctx;
   const { outFeatures: N, inFeatures: K, groupSize: g, quantized: given } = plan;
   const G = K / g;
   const name = `${LINEAR_CREATE}: weight${given ? '.q' : ''}`;
@@ -93,13 +94,31 @@ function packQuant({ kernels, arena }: WasmContext, at: number, plan: LinearPlan
     });
     return;
   }
-  const step = Math.max(1, Math.floor(PACK_VALUES / K / QUANT_BLOCK_ROWS)) * QUANT_BLOCK_ROWS;
+  if (!given) {
+    packRows(ctx, at, 0, plan.W!.data, N, K, g, bits, describe);
+    return;
+  }
+  const step = packStep(K);
   for (let r0 = 0; r0 < N; r0 += step) {
     const r1 = Math.min(N, r0 + step), dst = at + kernels.linear_quant_size(r0, K, g, bits);
-    arena.call(describe, () => {
-      if (given) kernels.linear_quant_pack_q(dst, arena.write(given.q.data.subarray(r0 * K, r1 * K)), arena.write(given.scales.data.subarray(r0 * G, r1 * G)), r1 - r0, K, g, bits);
-      else kernels.linear_quant_pack(dst, arena.write(plan.W!.data.subarray(r0 * K, r1 * K)), r1 - r0, K, g, bits);
-    });
+    arena.call(describe, () => kernels.linear_quant_pack_q(dst, arena.write(given.q.data.subarray(r0 * K, r1 * K)), arena.write(given.scales.data.subarray(r0 * G, r1 * G)), r1 - r0, K, g, bits));
+  }
+}
+
+/** Rows a piece of packing holds: PACK_VALUES values, whole blocks of 4 rows. */
+const packStep = (K: number): number => Math.max(1, Math.floor(PACK_VALUES / K / QUANT_BLOCK_ROWS)) * QUANT_BLOCK_ROWS;
+
+/**
+ * Quantizes and packs n float rows (values outside engine memory, [n, K]) as rows `from` .. from + n
+ * of the packed weight at `at`, a piece at a time through scratch. `from` is a multiple of 4, and so
+ * is n unless the rows end the weight (blocks of 4 rows pack alone).
+ */
+function packRows(ctx: WasmContext, at: number, from: number, values: Float32Array, n: number, K: number, g: number, bits: 8 | 4, describe: () => string): void {
+  const { kernels, arena } = ctx;
+  const step = packStep(K);
+  for (let r0 = 0; r0 < n; r0 += step) {
+    const r1 = Math.min(n, r0 + step), dst = at + kernels.linear_quant_size(from + r0, K, g, bits);
+    arena.call(describe, () => kernels.linear_quant_pack(dst, arena.write(values.subarray(r0 * K, r1 * K)), r1 - r0, K, g, bits));
   }
 }
 
@@ -149,18 +168,32 @@ function storeLinear(ctx: WasmContext, plan: LinearPlan, bits: 8 | 4 | 0): Store
   return { blocks, w, b, special };
 }
 
+/** What a layer is, apart from its stored weight: shapes, storage, int8/int4's group size and bits (0 for float storages). */
+interface LinearShape {
+  readonly K: number;
+  readonly N: number;
+  readonly dtype: LinearDtype;
+  readonly g: number;
+  readonly bits: 8 | 4 | 0;
+}
+
+const bitsOf = (dtype: LinearDtype): 8 | 4 | 0 => (dtype === 'int8' ? 8 : dtype === 'int4' ? 4 : 0);
+
 /** `context` throws once the engine is disposed (as createWasmGroupedQuery's). */
 export function createWasmLinear(context: () => WasmContext, weight: Tensor | QuantizedWeight, options?: LinearOptions): LinearLayer {
-  // no closure below may name `plan`: a closure's context would keep it, and with it the caller's arrays
+  // no closure may name `plan`: a closure's context would keep it, and with it the caller's arrays
   const plan = planLinear(weight, options);
+  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
+  const bits = bitsOf(dtype);
+  return linearLayer(context, { K, N, dtype, g, bits }, storeLinear(context(), plan, bits));
+}
+
+/** The layer over a weight stored in engine memory (its blocks are the layer's from now on). */
+function linearLayer(context: () => WasmContext, { K, N, dtype, g, bits }: LinearShape, { blocks, w, b, special }: StoredLinear): LinearLayer {
   const ctx = context();
   const { arena, kernels } = ctx;
-  const { inFeatures: K, outFeatures: N, dtype, groupSize: g } = plan;
-  const bits = dtype === 'int8' ? 8 : dtype === 'int4' ? 4 : 0;
-  const hasBias = Boolean(plan.bias);
-  const { blocks, w, b, special } = storeLinear(ctx, plan, bits);
   const stored = bits !== 0 ? kernels.linear_quant_size(N, K, g, bits) : dtype === 'float32' ? packedBytes(ctx, N, K) : packedBytes(ctx, N, K) / 2;
-  const bytes = stored + (hasBias ? N * 4 : 0);
+  const bytes = stored + (b !== 0 ? N * 4 : 0);
   let live = true;
   /** The engine's context while both the layer and the engine live. */
   const use = (): WasmContext => {
@@ -210,5 +243,73 @@ export function createWasmLinear(context: () => WasmContext, weight: Tensor | Qu
     [disposeSymbol]() {
       this.dispose();
     },
+  };
+}
+
+/**
+ * createLinearBuilder: the packed weight held at once, each append's rows quantized and packed into
+ * it a piece at a time (packRows); rows short of a block of 4 wait in `pending` for the next append.
+ */
+export function createWasmLinearBuilder(context: () => WasmContext, shape: readonly number[], options: LinearBuilderOptions): LinearBuilder {
+  const { dtype, groupSize: g, outFeatures: N, inFeatures: K, bias } = planLinearBuilder(shape, options);
+  const bits = dtype === 'int8' ? 8 : 4, ctx = context();
+  const describe = () => formatCall(LINEAR_BUILDER, { shape: [N, K] });
+  const w = ctx.arena.hold(ctx.kernels.linear_quant_size(N, K, g, bits), 'weights', describe);
+  let b = 0;
+  try {
+    if (bias) b = ctx.arena.holdCopy(bias, 'weights', describe);
+  } catch (error) {
+    ctx.arena.free(w);
+    throw error;
+  }
+  const pending = new Float32Array(QUANT_BLOCK_ROWS * K);
+  let rows = 0, waiting = 0, open = true;
+  const use = (what: string): WasmContext => {
+    if (!open) throw new Error(`qkv: ${what}: this linear builder has been finished or disposed`);
+    return context();
+  };
+  const dispose = (): void => {
+    if (!open) return;
+    open = false;
+    ctx.arena.free(w);
+    if (b !== 0) ctx.arena.free(b);
+  };
+  return {
+    outFeatures: N,
+    inFeatures: K,
+    get rows() {
+      return rows + waiting;
+    },
+    append(given) {
+      const c = use(LINEAR_APPEND);
+      const R = planLinearAppend(K, N - rows - waiting, given);
+      // a view of engine memory is read before packing allocates (which may move that memory)
+      let values = c.arena.resident(R, `${LINEAR_APPEND}: rows`) ? R.data.slice() : R.data;
+      let n = R.shape[0];
+      if (waiting > 0) {
+        const take = Math.min(n, QUANT_BLOCK_ROWS - waiting);
+        pending.set(values.subarray(0, take * K), waiting * K);
+        waiting += take;
+        values = values.subarray(take * K);
+        n -= take;
+        if (waiting < QUANT_BLOCK_ROWS && rows + waiting < N) return;
+        packRows(c, w, rows, pending, waiting, K, g, bits, describe);
+        rows += waiting;
+        waiting = 0;
+      }
+      const whole = rows + n === N ? n : n - (n % QUANT_BLOCK_ROWS);
+      packRows(c, w, rows, values, whole, K, g, bits, describe);
+      rows += whole;
+      waiting = n - whole;
+      pending.set(values.subarray(whole * K, n * K));
+    },
+    finish() {
+      use('LinearBuilder.finish');
+      if (rows < N) throw new RangeError(`LinearBuilder.finish: ${rows + waiting} of the weight's ${N} rows are in`);
+      open = false;
+      return linearLayer(context, { K, N, dtype, g, bits }, { blocks: b !== 0 ? [w, b] : [w], w, b, special: 0 });
+    },
+    dispose,
+    [disposeSymbol]: dispose,
   };
 }
