@@ -83,20 +83,65 @@ export function linear_quant_x_size(m: i32, k: i32, g: i32, bits: i32): i32 {
 }
 
 /**
- * The scale of the g values at p (f32): int8's max|v| / 127 or int4's m / -8 (m the first value of
- * largest magnitude); NaN when a value is NaN.
+ * The scale of the g values at p (f32, g a multiple of 4): int8's max|v| / 127 or int4's m / -8, m
+ * the first value of largest magnitude (0 when that is 0, so an all-zero group's int4 scale is -0);
+ * NaN when a value is NaN. The largest magnitude comes from lane-wise maxima (exact), m from a scan.
  */
 // @ts-ignore: decorator
-@inline function groupScale(p: usize, g: i32, bits: i32): f32 {
-  let big: f32 = 0, m: f32 = 0, nan = false;
-  for (let i = 0; i < g; i++) {
-    const v = load<f32>(p + (<usize>i << 2));
-    nan = nan || v != v;
-    const a = abs<f32>(v);
-    if (a > big) { big = a; m = v; }
+@inline function groupScaleSimd(p: usize, g: i32, bits: i32): f32 {
+  let big = f32x4.splat(0), nan = i32x4.splat(0);
+  for (let i = 0; i < g; i += 4) {
+    const v = v128.load(p + (<usize>i << 2));
+    nan = v128.or(nan, f32x4.ne(v, v));
+    big = f32x4.pmax(big, f32x4.abs(v)); // (one instruction; a NaN is answered above anyway)
   }
-  if (nan) return NaN;
-  return bits == 8 ? big / 127 : m / -8;
+  if (v128.any_true(nan)) return NaN;
+  const b = max(max(f32x4.extract_lane(big, 0), f32x4.extract_lane(big, 1)), max(f32x4.extract_lane(big, 2), f32x4.extract_lane(big, 3)));
+  if (bits == 8) return b / 127;
+  if (b == 0) return <f32>0 / -8;
+  // the first lane whose magnitude is b, 4 at a time
+  const target = f32x4.splat(b);
+  let i = 0, hit = 0;
+  while ((hit = i32x4.bitmask(f32x4.eq(f32x4.abs(v128.load(p + (<usize>i << 2))), target))) == 0) i += 4;
+  return load<f32>(p + (<usize>(i + ctz(hit)) << 2)) / -8;
+}
+
+/**
+ * The g float values at src (g a multiple of 32) quantized with a finite nonzero `scale` and stored
+ * at `to` as packGroups stores them (int8: g bytes; int4: per 32 values, 16 bytes of nibbles + 8),
+ * 16 values at a time: quantize's steps lane-wise (division, nearest, clamp: the same values),
+ * narrowed to bytes, which hold every clamped value exactly.
+ */
+// @ts-ignore: decorator
+@inline function quantizeGroupSimd(to: usize, src: usize, g: i32, bits: i32, scale: f32): void {
+  const s = f32x4.splat(scale), eight = i8x16.splat(8);
+  const lo = i32x4.splat(bits == 8 ? -127 : -8), hi = i32x4.splat(bits == 8 ? 127 : 7);
+  for (let c = 0; c < g; c += 32) {
+    const p = src + (<usize>c << 2);
+    const a = quantize16(p, s, lo, hi), b = quantize16(p + 64, s, lo, hi);
+    if (bits == 8) {
+      v128.store(to + <usize>c, a);
+      v128.store(to + <usize>c, b, 16);
+    } else {
+      v128.store(to + <usize>(c >> 1), v128.or(i8x16.add(a, eight), i8x16.shl(i8x16.add(b, eight), 4)));
+    }
+  }
+}
+
+/**
+ * The 16 floats at p as quantize gives them (s finite and nonzero), narrowed to i8 lanes. Rounding
+ * and conversion in one add: v / s + 1.5 · 2^23 rounds to a whole number, ties to even, exactly as
+ * nearest does (its ulp is 1 there; |v / s| <= 128 here), and holds it in its low mantissa bits. The
+ * clamp then runs in integers (one instruction each, where wasm's float min and max take several).
+ */
+// @ts-ignore: decorator
+@inline function quantize16(p: usize, s: v128, lo: v128, hi: v128): v128 {
+  const magic = f32x4.splat(12582912), bias = i32x4.splat(0x4b400000);
+  const q0 = i32x4.min_s(i32x4.max_s(i32x4.sub(f32x4.add(f32x4.div(v128.load(p), s), magic), bias), lo), hi);
+  const q1 = i32x4.min_s(i32x4.max_s(i32x4.sub(f32x4.add(f32x4.div(v128.load(p, 16), s), magic), bias), lo), hi);
+  const q2 = i32x4.min_s(i32x4.max_s(i32x4.sub(f32x4.add(f32x4.div(v128.load(p, 32), s), magic), bias), lo), hi);
+  const q3 = i32x4.min_s(i32x4.max_s(i32x4.sub(f32x4.add(f32x4.div(v128.load(p, 48), s), magic), bias), lo), hi);
+  return i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
 }
 
 /** q = clamp(nearest(v / s), lo, hi) for a finite nonzero s, else 0. */
@@ -110,13 +155,12 @@ export function linear_quant_x_size(m: i32, k: i32, g: i32, bits: i32): i32 {
 /**
  * The one walk of both packers: every 4-row block's groups, each row's scale then its g values (int8,
  * or int4 as nibbles + 8: value i low, i + 16 high, per 32), rows past n and groups whose scale is 0
- * as zeros. T = f32: `w` holds float weights [n, k], quantized here (groupScale, quantize); T = i8:
+ * as zeros. T = f32: `w` holds float weights [n, k], quantized here (groupScaleSimd, quantizeGroupSimd); T = i8:
  * `w` holds q [n, k] and `s` the scales [n, k / g], taken as they are.
  */
 // @ts-ignore: decorator
 @inline function packGroups<T>(dst: usize, w: usize, s: usize, n: i32, k: i32, g: i32, bits: i32): void {
   const G = k / g, gb = groupBytes(g, bits), rowBytes = bits == 8 ? g : g >> 1;
-  const lo = bits == 8 ? -127 : -8, hi = bits == 8 ? 127 : 7;
   const blocks = (n + R - 1) / R;
   let at = dst;
   for (let b = 0; b < blocks; b++) {
@@ -126,18 +170,21 @@ export function linear_quant_x_size(m: i32, k: i32, g: i32, bits: i32): i32 {
         const to = at + 16 + <usize>(r * rowBytes);
         const src = w + ((<usize>o * <usize>k + <usize>(j * g)) << alignof<T>());
         let scale: f32 = 0;
-        if (o < n) scale = isFloat<T>() ? groupScale(src, g, bits) : load<f32>(s + ((<usize>o * <usize>G + <usize>j) << 2));
+        if (o < n) scale = isFloat<T>() ? groupScaleSimd(src, g, bits) : load<f32>(s + ((<usize>o * <usize>G + <usize>j) << 2));
         store<f32>(at + (<usize>r << 2), scale);
-        if (o >= n || scale == 0) {
+        // (a scale that is not finite quantizes every value to 0, as zero does)
+        if (o >= n || scale == 0 || (isFloat<T>() && !isFinite<f32>(scale))) {
           memory.fill(to, bits == 8 ? 0 : 0x88, <usize>rowBytes);
           continue;
         }
-        if (bits == 8) {
-          for (let i = 0; i < g; i++) store<i8>(to + <usize>i, <i8>groupValue<T>(src, i, scale, lo, hi));
+        if (isFloat<T>()) {
+          quantizeGroupSimd(to, src, g, bits, scale);
+        } else if (bits == 8) {
+          memory.copy(to, src, <usize>g);
         } else {
           for (let c = 0; c < g; c += 32) {
             for (let i = 0; i < 16; i++) {
-              const low = groupValue<T>(src, c + i, scale, lo, hi) + 8, high = groupValue<T>(src, c + 16 + i, scale, lo, hi) + 8;
+              const low = <i32>load<i8>(src + <usize>(c + i)) + 8, high = <i32>load<i8>(src + <usize>(c + 16 + i)) + 8;
               store<u8>(to + <usize>((c >> 1) + i), <u8>(low | (high << 4)));
             }
           }
@@ -146,12 +193,6 @@ export function linear_quant_x_size(m: i32, k: i32, g: i32, bits: i32): i32 {
       at += gb;
     }
   }
-}
-
-/** Value i of a group at src: a float weight quantized with the group's scale, or a q as given. */
-// @ts-ignore: decorator
-@inline function groupValue<T>(src: usize, i: i32, scale: f32, lo: i32, hi: i32): i32 {
-  return isFloat<T>() ? quantize(load<f32>(src + (<usize>i << 2)), scale, lo, hi) : <i32>load<i8>(src + <usize>i);
 }
 
 /**
@@ -183,7 +224,7 @@ export function linear_quant_x(xq: usize, x: usize, m: i32, k: i32, g: i32, bits
     const row = xq + <usize>t * stride, src = x + ((<usize>t * <usize>k) << 2);
     for (let j = 0; j < G; j++) {
       const p = src + (<usize>(j * g) << 2);
-      const s = groupScale(p, g, 8);
+      const s = groupScaleSimd(p, g, 8);
       let sum = 0;
       for (let i = 0; i < g; i++) {
         const q = quantize(load<f32>(p + (<usize>i << 2)), s, -127, 127);

@@ -164,9 +164,16 @@ const GGUF_GROUP = 32;
 
 /** Index of the first NaN or infinity of v, or -1 (one pass of adds when there is none). */
 function firstNonFinite(v: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < v.length; i++) sum += v[i] * 0; // NaN once a value is NaN or infinite
-  return sum === 0 ? -1 : v.findIndex((x) => !Number.isFinite(x));
+  // v · 0 is 0 but for NaN and ±Infinity; four sums, so that the adds need not wait on each other
+  let a = 0, b = 0, c = 0, d = 0, i = 0;
+  for (; i + 4 <= v.length; i += 4) {
+    a += v[i] * 0;
+    b += v[i + 1] * 0;
+    c += v[i + 2] * 0;
+    d += v[i + 3] * 0;
+  }
+  for (; i < v.length; i++) a += v[i] * 0;
+  return a + b + c + d === 0 ? -1 : v.findIndex((x) => !Number.isFinite(x));
 }
 
 /** Float32 values Stager.quantize reads at once (4 MB). */

@@ -299,8 +299,13 @@ export function convert(dtype: Dtype, bytes: Uint8Array, out: Float32Array, at: 
       new Uint8Array(bits.buffer, bits.byteOffset, bytes.length).set(bytes);
     }
   } else if (dtype === 'BF16') {
-    // bfloat16 is the high half of a float32
-    for (let i = 0; i < n; i++) bits[i] = (bytes[2 * i] << 16) | (bytes[2 * i + 1] << 24);
+    // bfloat16 is the high half of a float32 (read as 16-bit words where the bytes allow it)
+    if (littleEndian && bytes.byteOffset % 2 === 0) {
+      const words = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+      for (let i = 0; i < n; i++) bits[i] = words[i] << 16;
+    } else {
+      for (let i = 0; i < n; i++) bits[i] = (bytes[2 * i] << 16) | (bytes[2 * i + 1] << 24);
+    }
   } else {
     const table = halfToFloatBits();
     for (let i = 0; i < n; i++) bits[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
