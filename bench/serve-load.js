@@ -87,16 +87,22 @@ async function stream(prompt) {
   return { tokens, times, sent: t0 };
 }
 
+/** Tokens each stream must get while all decode for decodeRate to give a rate. */
+const MIN_WINDOW_TOKENS = 8;
+
 /**
  * Decode tokens/s of all streams together: the chunks received while every stream of the run was
  * decoding (after the last first token, before the first last token), over that window's length;
- * prompts being fed and streams finishing are outside it. NaN when the streams never all decoded at once.
+ * prompts being fed and streams finishing are outside it. NaN when the streams never all decoded at
+ * once for MIN_WINDOW_TOKENS tokens each.
  */
 function decodeRate(all) {
   const absolute = all.map((r) => r.times.map((t) => r.sent + t));
   const from = Math.max(...absolute.map((ts) => ts[0])), to = Math.min(...absolute.map((ts) => ts[ts.length - 1]));
   if (!(to > from)) return NaN;
   const inside = absolute.reduce((n, ts) => n + ts.filter((t) => t > from && t <= to).length, 0);
+  // a window of a few steps (short requests: the first streams end as the last ones start) measures nothing
+  if (inside < MIN_WINDOW_TOKENS * all.length) return NaN;
   return inside / ((to - from) / 1000);
 }
 
