@@ -118,9 +118,9 @@ describe('serveLoadChart', () => {
     expect(() => chart({ rows: [{ ...row(1), tokensPerSecond: -1 }] })).toThrow(/tokensPerSecond is -1, expected 0 or more/);
   });
 
-  it('drew docs/serve-load.svg from docs/serve-load-2026-12-05.json (serve-load.js --from)', () => {
+  it('drew docs/serve-load.svg from docs/serve-load.json (serve-load.js --from)', () => {
     const docs = new URL('../../docs/', import.meta.url);
-    const run = JSON.parse(readFileSync(new URL('serve-load-2026-12-05.json', docs), 'utf8'));
+    const run = JSON.parse(readFileSync(new URL('serve-load.json', docs), 'utf8'));
     expect(readFileSync(new URL('serve-load.svg', docs), 'utf8')).toBe(chart(run));
   });
 });
