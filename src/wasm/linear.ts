@@ -98,28 +98,29 @@ function packQuant(ctx: WasmContext, at: number, plan: LinearPlan, bits: 8 | 4, 
     packRows(ctx, at, 0, plan.W!.data, N, K, g, bits, describe);
     return;
   }
-  const step = packStep(K);
-  for (let r0 = 0; r0 < N; r0 += step) {
-    const r1 = Math.min(N, r0 + step), dst = at + kernels.linear_quant_size(r0, K, g, bits);
-    arena.call(describe, () => kernels.linear_quant_pack_q(dst, arena.write(given.q.data.subarray(r0 * K, r1 * K)), arena.write(given.scales.data.subarray(r0 * G, r1 * G)), r1 - r0, K, g, bits));
+  inPieces(ctx, at, 0, N, K, g, bits, describe, (dst, r0, r1) =>
+    kernels.linear_quant_pack_q(dst, arena.write(given.q.data.subarray(r0 * K, r1 * K)), arena.write(given.scales.data.subarray(r0 * G, r1 * G)), r1 - r0, K, g, bits),
+  );
+}
+
+/**
+ * Rows [0, n) of a weight given outside engine memory, packed as rows `from` .. from + n of the
+ * packed weight at `at` a piece at a time (PACK_VALUES values, whole blocks of 4 rows): `pack(dst,
+ * r0, r1)` writes the piece's rows [r0, r1) through scratch to dst, inside one arena call. `from` is
+ * a multiple of 4, and so is n unless the rows end the weight (blocks of 4 rows pack alone).
+ */
+function inPieces(ctx: WasmContext, at: number, from: number, n: number, K: number, g: number, bits: 8 | 4, describe: () => string, pack: (dst: number, r0: number, r1: number) => void): void {
+  const step = Math.max(1, Math.floor(PACK_VALUES / K / QUANT_BLOCK_ROWS)) * QUANT_BLOCK_ROWS;
+  for (let r0 = 0; r0 < n; r0 += step) {
+    const r1 = Math.min(n, r0 + step), dst = at + ctx.kernels.linear_quant_size(from + r0, K, g, bits);
+    ctx.arena.call(describe, () => pack(dst, r0, r1));
   }
 }
 
-/** Rows a piece of packing holds: PACK_VALUES values, whole blocks of 4 rows. */
-const packStep = (K: number): number => Math.max(1, Math.floor(PACK_VALUES / K / QUANT_BLOCK_ROWS)) * QUANT_BLOCK_ROWS;
-
-/**
- * Quantizes and packs n float rows (values outside engine memory, [n, K]) as rows `from` .. from + n
- * of the packed weight at `at`, a piece at a time through scratch. `from` is a multiple of 4, and so
- * is n unless the rows end the weight (blocks of 4 rows pack alone).
- */
+/** Float rows (values outside engine memory, [n, K]) quantized and packed as rows `from` .. from + n (inPieces). */
 function packRows(ctx: WasmContext, at: number, from: number, values: Float32Array, n: number, K: number, g: number, bits: 8 | 4, describe: () => string): void {
   const { kernels, arena } = ctx;
-  const step = packStep(K);
-  for (let r0 = 0; r0 < n; r0 += step) {
-    const r1 = Math.min(n, r0 + step), dst = at + kernels.linear_quant_size(from + r0, K, g, bits);
-    arena.call(describe, () => kernels.linear_quant_pack(dst, arena.write(values.subarray(r0 * K, r1 * K)), r1 - r0, K, g, bits));
-  }
+  inPieces(ctx, at, from, n, K, g, bits, describe, (dst, r0, r1) => kernels.linear_quant_pack(dst, arena.write(values.subarray(r0 * K, r1 * K)), r1 - r0, K, g, bits));
 }
 
 /** A layer's weight and bias in engine memory: the blocks to free, the weight's and bias's addresses (bias 0 for none), linear_pack_f16's flag. */
