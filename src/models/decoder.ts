@@ -1,11 +1,12 @@
 // A decoder built from an engine's public ops: the embedding table and the LM head are linear layers
-// (lookup reads the table's rows); each layer is an RMSNorm, the attention block (q, k and v linear
-// layers, the per-head q/k RMSNorm, batchAttention over the layer's own KV pool with rotary, window
-// and softcap, the o linear layer), a residual add, an RMSNorm, the gated MLP (one linear layer for
-// gate and up, the gated activation, the down projection) and a residual add; then the final norm,
-// the LM head and the final softcap. Every linear layer stores its weight in the decoder's format. The same code runs on the reference engine (the readable definition) and on the
-// wasm engine, where every tensor between the steps is an engine tensor: nothing goes through
-// JavaScript between the layers.
+// (lookup reads the table's rows); each layer is an RMSNorm, the attention block (one linear layer
+// for q, k and v, whose output rows are copied apart; the per-head q/k RMSNorm; batchAttention over
+// the layer's own KV pool with rotary, window and softcap; the o linear layer), a residual add, an
+// RMSNorm, the gated MLP (one linear layer for gate and up, the gated activation, the down
+// projection) and a residual add; then the final norm, the LM head and the final softcap. Every
+// linear layer stores its weight in the decoder's format. The same code runs on the reference engine
+// (the readable definition) and on the wasm engine, where every tensor between the steps is an
+// engine tensor: nothing goes through JavaScript between the layers.
 
 import { disposeSymbol } from '../core/dispose.js';
 import type { LinearLayer } from '../core/modelTypes.js';
@@ -26,7 +27,9 @@ export interface DecoderLayer {
   readonly mlpNorm: EngineTensor;
   /** Gemma's post_feedforward_layernorm, else null. */
   readonly mlpOutNorm: EngineTensor | null;
-  readonly q: LinearLayer; readonly k: LinearLayer; readonly v: LinearLayer; readonly o: LinearLayer;
+  /** [(Hq + 2·Hkv)·D, E]: q's rows, then k's, then v's, so that one call (one quantization of its input) makes all three. */
+  readonly qkv: LinearLayer;
+  readonly o: LinearLayer;
   /** [D]: RMSNorm of every head's query and key before rotary (Qwen3, Gemma 3), else null. */
   readonly qNorm: EngineTensor | null; readonly kNorm: EngineTensor | null;
   /** [2I, E]: the gate's rows, then the up projection's. */
@@ -51,7 +54,7 @@ export interface DecoderParts {
 interface Scratch {
   rows: number;
   hidden: EngineTensor; normed: EngineTensor; branch: EngineTensor; gateUp: EngineTensor; act: EngineTensor;
-  q: EngineTensor; k: EngineTensor; v: EngineTensor; heads: EngineTensor;
+  qkv: EngineTensor; q: EngineTensor; k: EngineTensor; v: EngineTensor; heads: EngineTensor;
 }
 
 /** A forward's arguments, checked. */
@@ -65,7 +68,15 @@ interface ForwardPlan {
 }
 
 const layerNorms = (l: DecoderLayer) => [l.inputNorm, l.attentionOutNorm, l.mlpNorm, l.mlpOutNorm, l.qNorm, l.kNorm];
-const layerLinears = (l: DecoderLayer) => [l.q, l.k, l.v, l.o, l.gateUp, l.down];
+const layerLinears = (l: DecoderLayer) => [l.qkv, l.o, l.gateUp, l.down];
+
+/** Rows of T rows of `widths` columns each, side by side in `from`, copied apart into `to` (each its rows one after another). */
+function splitColumns(from: Float32Array, T: number, to: readonly Float32Array[], widths: readonly number[]): void {
+  const W = widths.reduce((a, b) => a + b, 0);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0, at = t * W; i < to.length; at += widths[i], i++) to[i].set(from.subarray(at, at + widths[i]), t * widths[i]);
+  }
+}
 
 /** The first `rows` rows of an engine tensor of `cols` columns, as a tensor (made afresh: memory growth detaches views). */
 const view = (t: EngineTensor, rows: number, cols: number): Tensor => ({ data: t.data.subarray(0, rows * cols), shape: [rows, cols] });
@@ -122,7 +133,7 @@ export class ModelDecoder implements Decoder {
     try {
       this.scratch = {
         rows, hidden: make(E), normed: make(E), branch: make(E), gateUp: make(2 * I), act: make(I),
-        q: make(Hq * D), k: make(Hkv * D), v: make(Hkv * D), heads: make(Hq * D),
+        qkv: make((Hq + 2 * Hkv) * D), q: make(Hq * D), k: make(Hkv * D), v: make(Hkv * D), heads: make(Hq * D),
       };
     } catch (error) {
       for (const t of made) t.dispose();
@@ -134,7 +145,7 @@ export class ModelDecoder implements Decoder {
   private freeScratch(): void {
     if (!this.scratch) return;
     const s = this.scratch;
-    for (const t of [s.hidden, s.normed, s.branch, s.gateUp, s.act, s.q, s.k, s.v, s.heads]) t.dispose();
+    for (const t of [s.hidden, s.normed, s.branch, s.gateUp, s.act, s.qkv, s.q, s.k, s.v, s.heads]) t.dispose();
     this.scratch = null;
   }
 
@@ -182,10 +193,9 @@ export class ModelDecoder implements Decoder {
     const { engine, plan } = this;
     const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, rmsNormEps: eps } = this.config;
     const { T } = f, unitOffset = plan.arch.unitOffsetNorms;
-    const x = () => view(s.normed, T, E);
-    layer.q.forward(x(), { out: view(s.q, T, Hq * D) });
-    layer.k.forward(x(), { out: view(s.k, T, Hkv * D) });
-    layer.v.forward(x(), { out: view(s.v, T, Hkv * D) });
+    const W = (Hq + 2 * Hkv) * D;
+    layer.qkv.forward(view(s.normed, T, E), { out: view(s.qkv, T, W) });
+    splitColumns(s.qkv.data, T, [s.q.data, s.k.data, s.v.data], [Hq * D, Hkv * D, Hkv * D]);
     if (layer.qNorm) engine.rmsNorm(view(s.q, T * Hq, D), layer.qNorm, { eps, unitOffset, out: view(s.q, T * Hq, D) });
     if (layer.kNorm) engine.rmsNorm(view(s.k, T * Hkv, D), layer.kNorm, { eps, unitOffset, out: view(s.k, T * Hkv, D) });
     const heads = (t: EngineTensor, H: number): Tensor => ({ data: t.data.subarray(0, T * H * D), shape: [T, H, D] });

@@ -90,20 +90,20 @@ class Stager {
   }
 
   /**
-   * The float tensors `names` (each of `rows[i]` rows of `cols`), one after another, as the int8/int4
-   * layers of the row ranges `split` ([from, to) of the stack; together every row), each built by the
-   * engine's createLinearBuilder from the rows as they are read: QUANTIZE_FLOATS values at a time when
-   * the checkpoint reads rows (readRows), else a tensor at a time. So neither the float weight nor
-   * its integers are held whole. A NaN or an infinity (which a group's scale cannot hold) fails the
-   * load, naming the tensor, row and inputs. The builders are disposed if anything fails.
+   * The float tensors `names` (each of `rows[i]` rows of `cols`), one after another, as one int8/int4
+   * layer built by the engine's createLinearBuilder from the rows as they are read: QUANTIZE_FLOATS
+   * values at a time when the checkpoint reads rows (readRows), else a tensor at a time. So neither
+   * the float weight nor its integers are held whole. A NaN or an infinity (which a group's scale
+   * cannot hold) fails the load, naming the tensor, row and inputs. The builder is disposed if
+   * anything fails.
    */
-  async quantize(names: readonly string[], rows: readonly number[], cols: number, dtype: 'int8' | 'int4', g: number, split: readonly [number, number][], bias?: Tensor): Promise<LinearLayer[]> {
-    const builders = split.map(([from, to]) => this.engine.createLinearBuilder([to - from, cols], { dtype, groupSize: g, bias }));
+  async quantize(names: readonly string[], rows: readonly number[], cols: number, dtype: 'int8' | 'int4', g: number, bias?: Tensor): Promise<LinearLayer> {
+    const total = rows.reduce((a, b) => a + b, 0);
+    const builder = this.engine.createLinearBuilder([total, cols], { dtype, groupSize: g, bias });
     try {
       const byRows = this.ckpt.readRows?.bind(this.ckpt);
       const step = byRows ? Math.max(1, Math.floor(QUANTIZE_FLOATS / cols)) : Number.POSITIVE_INFINITY;
       let piece: Float32Array | null = null;
-      let at = 0;
       for (let i = 0; i < names.length; i++) {
         for (let r0 = 0; r0 < rows[i]; r0 += step) {
           this.signal?.throwIfAborted();
@@ -116,18 +116,13 @@ class Stager {
             const t = this.ckpt.tensors.get(names[i])!, group = Math.floor((bad % cols) / g) * g;
             throw new Error(`${OP}: ${t.file}: tensor "${names[i]}" row ${r0 + Math.floor(bad / cols)}, inputs ${group}..${group + g - 1}: a NaN or an infinity, which ${dtype} cannot store (load it as float32 or float16)`);
           }
-          // the piece is rows [at + r0, at + r1) of the stack: to the builders whose ranges hold them
-          split.forEach(([from, to], b) => {
-            const lo = Math.max(from, at + r0), hi = Math.min(to, at + r1);
-            if (lo < hi) builders[b].append({ data: values.subarray((lo - at - r0) * cols, (hi - at - r0) * cols), shape: [hi - lo, cols] });
-          });
+          builder.append({ data: values, shape: [r1 - r0, cols] });
         }
-        at += rows[i];
       }
       this.signal?.throwIfAborted();
-      return builders.map((b) => b.finish());
+      return builder.finish();
     } finally {
-      builders.forEach((b) => b.dispose());
+      builder.dispose();
     }
   }
 
@@ -178,12 +173,6 @@ function firstNonFinite(v: Float32Array): number {
 
 /** Float32 values Stager.quantize reads at once (4 MB). */
 const QUANTIZE_FLOATS = 1 << 20;
-
-/** Rows [from, to) of a quantized weight (views: createLinear copies them). */
-function rowsOfGroups(w: QuantizedWeight, from: number, to: number): QuantizedWeight {
-  const cols = w.shape[1], g = w.groupSize ?? GGUF_GROUP;
-  return { dtype: w.dtype, shape: [to - from, cols], groupSize: g, q: w.q.subarray(from * cols, to * cols), scales: w.scales.subarray((from * cols) / g, (to * cols) / g) };
-}
 
 /** Tensor names of layer i, as transformers saves them. */
 const layerName = (i: number, part: string) => `model.layers.${i}.${part}`;
@@ -256,7 +245,7 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
     built.push(x);
     return x;
   };
-  const linear = (weight: Tensor | QuantizedWeight, dtype: LinearDtype, bias?: Tensor): LinearLayer =>
+  const create = (weight: Tensor | QuantizedWeight, dtype: LinearDtype, bias?: Tensor): LinearLayer =>
     keep('q' in weight ? engine.createLinear(weight, { bias }) : engine.createLinear(weight, { dtype, bias, groupSize: o.groupSize }));
   /** Reads tensors into one staging tensor, makes what keeps them, lets the staging go. */
   const staged = async <T>(names: string[], rows: number[], cols: number | null, make: (t: EngineTensor) => T): Promise<T> => {
@@ -267,25 +256,27 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
       t.dispose();
     }
   };
-  /**
-   * The linear layers over tensors `names` stacked by rows ([Σ rows, cols]), stored as `how` says:
-   * one per row range [from, to) of `split` (Phi-3's fused qkv_proj gives three).
-   */
-  const linears = async (names: string[], rows: number[], cols: number, how: Storage, split: [number, number][], bias?: Tensor): Promise<LinearLayer[]> => {
+  /** The linear layer over tensors `names` stacked by rows ([Σ rows, cols]), stored as `how` says. */
+  const linear = async (names: string[], rows: number[], cols: number, how: Storage, bias?: Tensor): Promise<LinearLayer> => {
     const g = o.groupSize ?? GGUF_GROUP;
     // (a groupSize createLinear refuses goes the staged way, to its message)
     if (how.asStored || ((how.dtype === 'int8' || how.dtype === 'int4') && g % 32 === 0 && cols % g === 0)) {
       const dtype = how.dtype as 'int8' | 'int4';
-      if (!how.asStored) return (await stage.quantize(names, rows, cols, dtype, g, split, bias)).map(keep);
-      const w = await stage.readGroups(names, rows, cols, dtype);
-      return split.map(([from, to]) => linear(rowsOfGroups(w, from, to), how.dtype, bias));
+      if (!how.asStored) return keep(await stage.quantize(names, rows, cols, dtype, g, bias));
+      return create(await stage.readGroups(names, rows, cols, dtype), how.dtype, bias);
     }
-    return staged(names, rows, cols, (t) => split.map(([from, to]) => linear(rowsOf(t, from, to, cols), how.dtype, bias)));
+    return staged(names, rows, cols, (t) => create(t, how.dtype, bias));
   };
-  const one = async (names: string[], rows: number[], cols: number, bias?: Tensor): Promise<LinearLayer> =>
-    (await linears(names, rows, cols, storageOf(stage, names, o), [[0, rows.reduce((a, b) => a + b, 0)]], bias))[0];
   const bias = async (names: string[], rows: number[]) => stage.read(names, rows, null);
-  const rowsOf = (t: EngineTensor, from: number, to: number, cols: number): Tensor => ({ data: t.data.subarray(from * cols, to * cols), shape: [to - from, cols] });
+  /** As `linear`, stored as storageOf says, with the bias of tensors `biases` (stacked as the weights) if given. */
+  const one = async (names: string[], rows: number[], cols: number, biases?: string[]): Promise<LinearLayer> => {
+    const b = biases ? await bias(biases, rows) : null;
+    try {
+      return await linear(names, rows, cols, storageOf(stage, names, o), b ?? undefined);
+    } finally {
+      b?.dispose();
+    }
+  };
 
   // A tied table is the LM head, stored as the linear layers are. An untied table is only looked up: it keeps the
   // checkpoint's values, in float32 (float16 when the weights are float16), or its Q8_0/Q4_0 groups
@@ -295,7 +286,7 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
   const tableStorage: Storage = plan.config.tieWordEmbeddings ? storageOf(stage, [table], o)
     : tableGroups !== null ? { dtype: tableGroups, asStored: true }
     : { dtype: o.weights === 'float16' ? 'float16' : 'float32', asStored: false };
-  const [embedding] = await linears([table], [V], E, tableStorage, [[0, V]]);
+  const embedding = await linear([table], [V], E, tableStorage);
   const lmHead = plan.config.tieWordEmbeddings ? embedding : await one(['lm_head.weight'], [V], E);
   /** A norm's weight [size], kept as an engine tensor that rmsNorm reads in place. */
   const norm = async (name: string, size = E) => keep(await stage.read([name], [size], null));
@@ -310,44 +301,22 @@ async function buildParts(stage: Stager, plan: DecoderPlan, o: LoadOptions, buil
     const attentionOutNorm = attnOutName ? await norm(n(`${attnOutName}.weight`)) : null;
     const mlpNorm = await norm(n(`${mlpInName}.weight`));
     const mlpOutNorm = mlpOutName ? await norm(n(`${mlpOutName}.weight`)) : null;
-    let q: LinearLayer, k: LinearLayer, v: LinearLayer, gateUp: LinearLayer;
-    if (plan.arch.fusedProjections) {
-      const qkv = [n('self_attn.qkv_proj.weight')];
-      [q, k, v] = await linears(qkv, [(Hq + 2 * Hkv) * D], E, storageOf(stage, qkv, o), [[0, Hq * D], [Hq * D, (Hq + Hkv) * D], [(Hq + Hkv) * D, (Hq + 2 * Hkv) * D]]);
-      gateUp = await one([n('mlp.gate_up_proj.weight')], [2 * I], E);
-    } else {
-      const projection = async (p: string, rows: number) => {
-        const b = plan.qkvBias ? await bias([n(`self_attn.${p}_proj.bias`)], [rows]) : null;
-        try {
-          return await one([n(`self_attn.${p}_proj.weight`)], [rows], E, b ?? undefined);
-        } finally {
-          b?.dispose();
-        }
-      };
-      q = await projection('q', Hq * D);
-      k = await projection('k', Hkv * D);
-      v = await projection('v', Hkv * D);
-      const b = plan.mlpBias ? await bias([n('mlp.gate_proj.bias'), n('mlp.up_proj.bias')], [I, I]) : null;
-      try {
-        gateUp = await one([n('mlp.gate_proj.weight'), n('mlp.up_proj.weight')], [I, I], E, b ?? undefined);
-      } finally {
-        b?.dispose();
-      }
-    }
-    const o_ = await one([n('self_attn.o_proj.weight')], [E], Hq * D);
-    const downBias = plan.mlpBias ? await bias([n('mlp.down_proj.bias')], [E]) : null;
-    let down: LinearLayer;
-    try {
-      down = await one([n('mlp.down_proj.weight')], [E], I, downBias ?? undefined);
-    } finally {
-      downBias?.dispose();
-    }
+    // q, k and v as one layer (their rows stacked: one quantization of the input, one call), and gate with up
+    const attn = (p: string) => n(`self_attn.${p}.weight`), mlp = (p: string) => n(`mlp.${p}.weight`);
+    const qkv = plan.arch.fusedProjections
+      ? await one([attn('qkv_proj')], [(Hq + 2 * Hkv) * D], E)
+      : await one(['q_proj', 'k_proj', 'v_proj'].map(attn), [Hq * D, Hkv * D, Hkv * D], E, plan.qkvBias ? ['q', 'k', 'v'].map((p) => n(`self_attn.${p}_proj.bias`)) : undefined);
+    const gateUp = plan.arch.fusedProjections
+      ? await one([mlp('gate_up_proj')], [2 * I], E)
+      : await one([mlp('gate_proj'), mlp('up_proj')], [I, I], E, plan.mlpBias ? [n('mlp.gate_proj.bias'), n('mlp.up_proj.bias')] : undefined);
+    const o_ = await one([attn('o_proj')], [E], Hq * D);
+    const down = await one([mlp('down_proj')], [E], I, plan.mlpBias ? [n('mlp.down_proj.bias')] : undefined);
     // Gemma 3's q/k norms multiply by 1 + w like its other norms: rmsNorm's unitOffset does that
     const qNorm = plan.arch.qkNorm ? await norm(n('self_attn.q_norm.weight'), D) : null;
     const kNorm = plan.arch.qkNorm ? await norm(n('self_attn.k_norm.weight'), D) : null;
     const pool = keep(engine.createKVPool({ kvHeads: Hkv, headDim: D, blocks, blockSize: o.blockSize, dtype: o.kvDtype }));
     poolBytes += blocks * o.blockSize * Hkv * (2 * D * poolWidth + (o.kvDtype === 'int8' ? 8 : 0));
-    layers.push({ inputNorm, attentionOutNorm, mlpNorm, mlpOutNorm, q, k, v, o: o_, qNorm, kNorm, gateUp, down, pool });
+    layers.push({ inputNorm, attentionOutNorm, mlpNorm, mlpOutNorm, qkv, o: o_, qNorm, kNorm, gateUp, down, pool });
   }
   const finalNorm = await norm('model.norm.weight');
   return { embedding, layers, finalNorm, lmHead, poolBytes };

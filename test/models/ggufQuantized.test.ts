@@ -74,28 +74,24 @@ function decode(type: 'Q8_0' | 'Q4_0', data: Uint8Array): Groups {
   return { q, s };
 }
 
-/** A linear layer of a decoder with the tensors it was made from (stacked by rows), the rows it took of them, and their biases. */
-interface Made { label: string; layer: LinearLayer; names: string[]; from: number; biases: string[] }
+/** A linear layer of a decoder with the tensors it was made from (stacked by rows) and their biases. */
+interface Made { label: string; layer: LinearLayer; names: string[]; biases: string[] }
 
 /** Every linear layer of a decoder with what it was made from. */
 function linearsOf(d: Decoder, ckpt: Checkpoint): Made[] {
   const p = partsOf(d), out: Made[] = [];
-  const add = (label: string, layer: LinearLayer, names: string[], from = 0) => {
+  const add = (label: string, layer: LinearLayer, names: string[]) => {
     const biases = names.map((n) => n.replace(/weight$/, 'bias'));
-    out.push({ label, layer, names, from, biases: biases.every((b) => ckpt.tensors.has(b)) ? biases : [] });
+    out.push({ label, layer, names, biases: biases.every((b) => ckpt.tensors.has(b)) ? biases : [] });
   };
   p.layers.forEach((l, i) => {
     const n = (part: string) => `model.layers.${i}.${part}.weight`;
     if (ckpt.tensors.has(n('self_attn.qkv_proj'))) {
-      // Phi-3: one tensor each for q, k, v (rows q, then k, then v) and for gate and up
-      add(`layer ${i} q`, l.q, [n('self_attn.qkv_proj')]);
-      add(`layer ${i} k`, l.k, [n('self_attn.qkv_proj')], l.q.outFeatures);
-      add(`layer ${i} v`, l.v, [n('self_attn.qkv_proj')], l.q.outFeatures + l.k.outFeatures);
+      // Phi-3: one tensor for q, k, v (rows q, then k, then v) and one for gate and up
+      add(`layer ${i} q/k/v`, l.qkv, [n('self_attn.qkv_proj')]);
       add(`layer ${i} gate/up`, l.gateUp, [n('mlp.gate_up_proj')]);
     } else {
-      add(`layer ${i} q`, l.q, [n('self_attn.q_proj')]);
-      add(`layer ${i} k`, l.k, [n('self_attn.k_proj')]);
-      add(`layer ${i} v`, l.v, [n('self_attn.v_proj')]);
+      add(`layer ${i} q/k/v`, l.qkv, [n('self_attn.q_proj'), n('self_attn.k_proj'), n('self_attn.v_proj')]);
       add(`layer ${i} gate/up`, l.gateUp, [n('mlp.gate_proj'), n('mlp.up_proj')]);
     }
     add(`layer ${i} o`, l.o, [n('self_attn.o_proj')]);
@@ -153,11 +149,11 @@ describe.each(ENGINES)('Q8_0 and Q4_0 loaded as stored on %s', (_, engine) => {
     const d = await loadDecoder(path(name), { engine, maxTokens: 32 });
     try {
       let seed = 1, quantized = 0;
-      for (const { label, layer, names, from, biases } of linearsOf(d, ckpt)) {
+      for (const { label, layer, names, biases } of linearsOf(d, ckpt)) {
         const types = new Set(names.map((n) => ckpt.tensors.get(n)!.dtype));
         const [type] = types;
         const N = layer.outFeatures, K = layer.inFeatures;
-        const values = (await readAll(ckpt, names)).subarray(from * K, (from + N) * K);
+        const values = await readAll(ckpt, names);
         const all = Array.from({ length: N }, (_, i) => i);
         // lookup: the stored values are the file's, dequantized (llama's rows un-permuted as read() does)
         expectIdentical(layer.lookup(all), values, `${name} ${label} lookup`);
@@ -173,13 +169,12 @@ describe.each(ENGINES)('Q8_0 and Q4_0 loaded as stored on %s', (_, engine) => {
           stacked.q.push(...g.q);
           stacked.s.push(...g.s);
         }
-        const groups: Groups = { q: stacked.q.slice(from * K, (from + N) * K), s: stacked.s.slice((from * K) / 32, ((from + N) * K) / 32) };
         const bias = biases.length > 0 ? tensor(await readAll(ckpt, biases), [N]) : undefined;
         for (const T of [1, 5]) {
           const x = random([T, K], seed++, 2);
           const y = layer.forward(x);
-          if (engine.name === 'wasm') expectIdentical(y, float32StepsOf(x, groups, N, bias, 32), `${name} ${label} T=${T}`);
-          else expectClose(y, productOf(x, groups, N, bias, 32), `${name} ${label} T=${T}`);
+          if (engine.name === 'wasm') expectIdentical(y, float32StepsOf(x, stacked, N, bias, 32), `${name} ${label} T=${T}`);
+          else expectClose(y, productOf(x, stacked, N, bias, 32), `${name} ${label} T=${T}`);
         }
       }
       expect(quantized).toBeGreaterThan(0);
@@ -225,7 +220,7 @@ describe('what a block is kept as', () => {
   }
 
   it.each(ENGINES)('blocks no quantizer writes (Q8_0 q halved, Q4_0 without a -8) are kept as they are, not requantized (%s)', async (_, engine) => {
-    for (const [name, hf] of [['llama3w-q8_0', 'model.layers.0.self_attn.q_proj.weight'], ['llama3w-q4_0', 'model.layers.1.self_attn.k_proj.weight']]) {
+    for (const [name, hf] of [['llama3w-q8_0', 'model.layers.0.self_attn.o_proj.weight'], ['llama3w-q4_0', 'model.layers.1.self_attn.o_proj.weight']]) {
       const file = await patched(name, hf, (block) => {
         if (name.endsWith('q8_0')) for (let j = 2; j < 34; j++) block[j] = ((block[j] << 24) >> 24 >> 1) & 0xff;
         else for (let j = 2; j < 18; j++) block[j] = Math.max(block[j] & 0x0f, 1) | (Math.max(block[j] >> 4, 1) << 4); // nibble 0 (q = -8) -> 1
@@ -254,7 +249,7 @@ describe('what a block is kept as', () => {
   it('weights: not given keeps blocks, float tensors float32; int8 on Q8_0 (int4 on Q4_0) keeps them too; anything else dequantizes first', async () => {
     const storage = (d: Decoder) => {
       const p = partsOf(d);
-      return { q: p.layers[0].q.dtype, down: p.layers[0].down.dtype, embedding: p.embedding.dtype, lmHead: p.lmHead.dtype };
+      return { q: p.layers[0].qkv.dtype, down: p.layers[0].down.dtype, embedding: p.embedding.dtype, lmHead: p.lmHead.dtype };
     };
     const tokens = prompt('llama3w-q8_0');
     for (const [name, same, tied] of [['llama3w-q8_0', 'int8', false], ['llama3w-q4_0', 'int4', false], ['qwen2w-q8_0', 'int8', true]] as const) {
@@ -270,11 +265,13 @@ describe('what a block is kept as', () => {
           // converted from the dequantized values, as createLinear converts float weights
           const ckpt = await openCheckpoint(path(name));
           const hf = 'model.layers.0.self_attn.q_proj.weight', values = await ckpt.read(hf);
-          const layer = partsOf(d).layers[0].q, N = layer.outFeatures, K = layer.inFeatures;
+          // the q/k/v layer's first N columns are q's
+          const layer = partsOf(d).layers[0].qkv, K = layer.inFeatures, N = values.length / K, W = layer.outFeatures;
           const bias = tied ? tensor(await ckpt.read('model.layers.0.self_attn.q_proj.bias'), [N]) : undefined; // qwen2's q/k/v biases
           const want = wasm.createLinear(tensor(values, [N, K]), { dtype: weights, bias });
-          const x = random([3, K], 1);
-          expectIdentical(layer.forward(x), want.forward(x), `${name} weights ${weights}: q_proj from the dequantized values`);
+          const x = random([3, K], 1), got = layer.forward(x).data;
+          const qColumns = Float32Array.from({ length: 3 * N }, (_, i) => got[Math.floor(i / N) * W + (i % N)]);
+          expectIdentical(tensor(qColumns, [3, N]), want.forward(x), `${name} weights ${weights}: q_proj from the dequantized values`);
           want.dispose();
           await ckpt.close();
         }
@@ -316,7 +313,7 @@ describe('Q8_0/Q4_0 as stored against the same float weights quantized on load',
       try {
         const pa = partsOf(stored), pb = partsOf(onLoad);
         const pairs: [LinearLayer, LinearLayer][] = [[pa.lmHead, pb.lmHead]];
-        pa.layers.forEach((l, i) => (['q', 'k', 'v', 'o', 'gateUp', 'down'] as const).forEach((k) => pairs.push([l[k], pb.layers[i][k]])));
+        pa.layers.forEach((l, i) => (['qkv', 'o', 'gateUp', 'down'] as const).forEach((k) => pairs.push([l[k], pb.layers[i][k]])));
         for (const [a, b] of pairs) {
           const K = a.inFeatures, ids = Array.from({ length: a.outFeatures }, (_, i) => i);
           const x = a.lookup(ids).data, y = b.lookup(ids).data;
