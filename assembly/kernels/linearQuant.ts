@@ -109,8 +109,7 @@ export function linear_quant_x_size(m: i32, k: i32, g: i32, bits: i32): i32 {
 /**
  * The g float values at src (g a multiple of 32) quantized with a finite nonzero `scale` and stored
  * at `to` as packGroups stores them (int8: g bytes; int4: per 32 values, 16 bytes of nibbles + 8),
- * 16 values at a time: quantize's steps lane-wise (division, nearest, clamp: the same values),
- * narrowed to bytes, which hold every clamped value exactly.
+ * 16 values at a time (quantize16), narrowed to bytes, which hold every clamped value exactly.
  */
 // @ts-ignore: decorator
 @inline function quantizeGroupSimd(to: usize, src: usize, g: i32, bits: i32, scale: f32): void {
@@ -128,28 +127,29 @@ export function linear_quant_x_size(m: i32, k: i32, g: i32, bits: i32): i32 {
   }
 }
 
-/**
- * The 16 floats at p as quantize gives them (s finite and nonzero), narrowed to i8 lanes. Rounding
- * and conversion in one add: v / s + 1.5 · 2^23 rounds to a whole number, ties to even, exactly as
- * nearest does (its ulp is 1 there; |v / s| <= 128 here), and holds it in its low mantissa bits. The
- * clamp then runs in integers (one instruction each, where wasm's float min and max take several).
- */
+/** The 16 floats at p quantized (quantize4, s finite and nonzero), narrowed to i8 lanes. */
 // @ts-ignore: decorator
 @inline function quantize16(p: usize, s: v128, lo: v128, hi: v128): v128 {
-  const magic = f32x4.splat(12582912), bias = i32x4.splat(0x4b400000);
-  const q0 = i32x4.min_s(i32x4.max_s(i32x4.sub(f32x4.add(f32x4.div(v128.load(p), s), magic), bias), lo), hi);
-  const q1 = i32x4.min_s(i32x4.max_s(i32x4.sub(f32x4.add(f32x4.div(v128.load(p, 16), s), magic), bias), lo), hi);
-  const q2 = i32x4.min_s(i32x4.max_s(i32x4.sub(f32x4.add(f32x4.div(v128.load(p, 32), s), magic), bias), lo), hi);
-  const q3 = i32x4.min_s(i32x4.max_s(i32x4.sub(f32x4.add(f32x4.div(v128.load(p, 48), s), magic), bias), lo), hi);
-  return i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
+  return i8x16.narrow_i16x8_s(quantize8(p, s, lo, hi), quantize8(p + 32, s, lo, hi));
 }
 
-/** q = clamp(nearest(v / s), lo, hi) for a finite nonzero s, else 0. */
+/** The 8 floats at p quantized (quantize4, s finite and nonzero), narrowed to i16 lanes. */
 // @ts-ignore: decorator
-@inline function quantize(v: f32, s: f32, lo: i32, hi: i32): i32 {
-  if (s == 0 || !isFinite<f32>(s)) return 0;
-  const q = nearest<f32>(v / s);
-  return q < <f32>lo ? lo : q > <f32>hi ? hi : <i32>q;
+@inline function quantize8(p: usize, s: v128, lo: v128, hi: v128): v128 {
+  return i16x8.narrow_i32x4_s(quantize4(v128.load(p), s, lo, hi), quantize4(v128.load(p, 16), s, lo, hi));
+}
+
+/**
+ * q = clamp(nearest(v / s), lo, hi) of 4 lanes (s finite and nonzero), as i32 lanes: the header's
+ * quantization, whose nearest rounds ties to even. Rounding and conversion in one add:
+ * v / s + 1.5 · 2^23 rounds to a whole number, ties to even, exactly as nearest does (its ulp is 1
+ * there; |v / s| <= 128 here), and holds it in its low mantissa bits. The clamp then runs in
+ * integers (one instruction each, where wasm's float min and max take several).
+ */
+// @ts-ignore: decorator
+@inline function quantize4(v: v128, s: v128, lo: v128, hi: v128): v128 {
+  const rounded = i32x4.sub(f32x4.add(f32x4.div(v, s), f32x4.splat(12582912)), i32x4.splat(0x4b400000));
+  return i32x4.min_s(i32x4.max_s(rounded, lo), hi);
 }
 
 /**
@@ -207,7 +207,7 @@ export function linear_quant_pack(dst: usize, w: usize, n: i32, k: i32, g: i32, 
  * Packs a weight given already quantized (src/core/linearPlan.ts checked it) into dst, exactly as
  * linear_quant_pack packs float weights that quantize to these q and s: q i8 [n, k] row-major, each
  * in [-127, 127] (bits 8) or [-8, 7] (bits 4); s f32 [n, k / g] row-major, finite. A group whose s is
- * 0 stores q = 0, as linear_quant_pack's quantize does; dst as linear_quant_pack's.
+ * 0 stores q = 0, as linear_quant_pack does; dst as linear_quant_pack's.
  */
 export function linear_quant_pack_q(dst: usize, q: usize, s: usize, n: i32, k: i32, g: i32, bits: i32): void {
   packGroups<i8>(dst, q, s, n, k, g, bits);
@@ -219,30 +219,41 @@ export function linear_quant_pack_q(dst: usize, q: usize, s: usize, n: i32, k: i
  */
 export function linear_quant_x(xq: usize, x: usize, m: i32, k: i32, g: i32, bits: i32): void {
   const G = k / g, stride = <usize>xRowBytes(k, g, bits), hb = <usize>headerBytes(k, g);
-  const narrow = bits == 4 && ASC_FEATURE_RELAXED_SIMD;
+  const narrow = bits == 4 && ASC_FEATURE_RELAXED_SIMD, split = bits == 4 && !narrow;
+  const lo = i32x4.splat(-127), hi = i32x4.splat(127);
   for (let t = 0; t < m; t++) {
     const row = xq + <usize>t * stride, src = x + ((<usize>t * <usize>k) << 2);
     for (let j = 0; j < G; j++) {
-      const p = src + (<usize>(j * g) << 2);
+      const p = src + (<usize>(j * g) << 2), q = row + hb + (narrow ? <usize>(j * g) : <usize>(j * g) << 1);
       const s = groupScaleSimd(p, g, 8);
-      let sum = 0;
-      for (let i = 0; i < g; i++) {
-        const q = quantize(load<f32>(p + (<usize>i << 2)), s, -127, 127);
-        sum += q;
-        const at = j * g + i;
-        if (narrow) store<i8>(row + hb + <usize>at, <i8>q);
-        else store<i16>(row + hb + (<usize>at << 1), <i16>q);
-      }
-      // int4, plain build: the first 16 of every 32 as 16 · q[i] − q[i + 16] (see dot4)
-      if (bits == 4 && !narrow) {
+      let sums = i32x4.splat(0);
+      if (s == 0 || !isFinite<f32>(s)) {
+        // every q is 0 (a NaN in the group makes s NaN)
+        memory.fill(q, 0, narrow ? <usize>g : <usize>g << 1);
+      } else {
+        const sv = f32x4.splat(s);
         for (let c = 0; c < g; c += 32) {
-          const p16 = row + hb + (<usize>(j * g + c) << 1);
-          for (let i = 0; i < 16; i++) {
-            const at = p16 + (<usize>i << 1);
-            store<i16>(at, <i16>((<i32>load<i16>(at) << 4) - <i32>load<i16>(at, 32)));
+          const pc = p + (<usize>c << 2);
+          if (narrow) {
+            const a = quantize16(pc, sv, lo, hi), b = quantize16(pc + 64, sv, lo, hi);
+            v128.store(q + <usize>c, a);
+            v128.store(q + <usize>c, b, 16);
+            sums = i32x4.add(sums, i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(a), i16x8.extadd_pairwise_i8x16_s(b))));
+          } else {
+            const a = quantize8(pc, sv, lo, hi), b = quantize8(pc + 32, sv, lo, hi);
+            const c2 = quantize8(pc + 64, sv, lo, hi), d = quantize8(pc + 96, sv, lo, hi);
+            // (four values of at most 127 each: a lane's sum fits i16)
+            sums = i32x4.add(sums, i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(a, b), i16x8.add(c2, d))));
+            const at = q + (<usize>c << 1);
+            // int4, plain build: the first 16 of every 32 as 16 · q[i] − q[i + 16] (see dot4)
+            v128.store(at, split ? i16x8.sub(i16x8.shl(a, 4), c2) : a);
+            v128.store(at, split ? i16x8.sub(i16x8.shl(b, 4), d) : b, 16);
+            v128.store(at, c2, 32);
+            v128.store(at, d, 48);
           }
         }
       }
+      const sum = i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 2) + i32x4.extract_lane(sums, 3);
       store<f32>(row + (<usize>j << 2), s);
       store<i32>(row + (<usize>(G + j) << 2), sum << 3);
     }

@@ -161,6 +161,28 @@ describe.each(all.map((e) => [e.name, e] as const))('createLinear int8/int4 on %
     }
   });
 
+  it.each(QUANTS)('x at float32\'s limits (huge, tiny, subnormal, one outlier among tiny values) quantizes as the definition (%s)', (dtype) => {
+    const K = 128, N = 7, w = random([N, K], 21, 1 / Math.sqrt(K));
+    const layer = engine.createLinear(w, { dtype });
+    // each row of x its own magnitude; group 1 of each row an outlier among values 2^-40 of it, group 3 zeros but one
+    const magnitudes = [3.4e38, 1.5e38, 1e-30, 1.2e-38, 1e-44, 1.4e-45, 1];
+    const x = copy(random([magnitudes.length, K], 22));
+    magnitudes.forEach((m, t) => {
+      for (let i = 0; i < K; i++) x.data[t * K + i] = Math.fround(x.data[t * K + i] * m * (i >= 32 && i < 64 && i !== 40 ? 2 ** -40 : 1));
+      x.data.fill(0, t * K + 96, t * K + 128);
+      x.data[t * K + 100] = Math.fround(-m);
+    });
+    const y = layer.forward(x);
+    if (engine.name === 'wasm') expectIdentical(y, float32Steps(x, w, undefined, dtype, 32), `${dtype}: float32 steps`);
+    // the definition in float64, for the rows whose products stay inside float32
+    const want = expected(x, w, undefined, dtype, 32);
+    for (let t = 2; t < magnitudes.length; t++) {
+      const rows = (v: Tensor) => tensor(v.data.slice(t * N, (t + 1) * N), [1, N]);
+      expectClose(rows(y), rows(want), `${dtype} x of magnitude ${magnitudes[t]}`);
+    }
+    layer.dispose();
+  });
+
   it.each(QUANTS)('a row gives the same bits alone as among others (%s)', (dtype) => {
     const K = 256, N = 37, w = random([N, K], 9, 0.5), b = random([N], 10);
     for (const g of [32, 128]) {
