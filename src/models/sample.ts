@@ -1,6 +1,7 @@
 // Choosing the next token from logits, in Hugging Face's order (generation/logits_process.py):
 // the repetition penalty, then temperature, top-k, top-p and min-p, then a draw from the softmax of
-// what is left. Temperature 0 is greedy: the first index of the largest logit (after the penalty).
+// what is left, walked in index order as torch.multinomial walks it. Temperature 0 is greedy: the
+// first index of the largest logit (after the penalty).
 
 import type { Tensor } from '../core/tensor.js';
 import { checkTensor, describeValue } from '../core/validate.js';
@@ -84,66 +85,132 @@ export function sampleRow(row: ArrayLike<number>, s: Sampler, history?: ArrayLik
     }
     kept = Math.max(1, n);
   }
-  // MinPLogitsWarper: tokens below minP times the most likely one's probability go
+  // The kept tokens are always the order's first `kept`: as a Cut, null while all are kept
+  let cut = kept < V ? order.cut(kept) : null;
+  const { weights } = order;
+  // MinPLogitsWarper: tokens below minP times the most likely one's probability go. Those that stay
+  // are the order's first ones too (a weight that passes, every larger one passes), so one pass
+  // counts them and finds their cut, with no sort
   if (s.minP > 0) {
-    const z = order.mass(kept);
-    const floor = s.minP * (order.weight(0) / z);
-    // what the floor keeps, sorted in one go (a token past them weighs less than the floor allows)
-    const sorted = order.cover(s.minP * order.weight(0) * (1 - 1e-9));
-    let n = 1;
-    while (n < kept && n < sorted && order.weight(n) / z >= floor) n++;
-    kept = n;
+    const z = order.mass(kept), floor = s.minP * (order.weight(0) / z);
+    let n = 0, low = Number.POSITIVE_INFINITY, ties = 0, left = cut?.ties ?? 0;
+    for (let i = 0; i < V; i++) {
+      const x = scores[i];
+      if ((cut && !(x > cut.score || (x === cut.score && left-- > 0))) || !(weights[i] / z >= floor)) continue;
+      n++;
+      if (x < low) [low, ties] = [x, 1];
+      else if (x === low) ties++;
+    }
+    kept = Math.max(1, n);
+    cut = n === 0 ? order.cut(1) : n === V ? null : { score: low, ties };
   }
-  const z = order.mass(kept);
-  let u = s.random();
-  for (let n = 0; n < kept; n++) {
-    u -= order.weight(n) / z;
-    if (u < 0) return order.at(n);
+  // the draw: a uniform number times the kept tokens' mass, less each one's weight in index order, as
+  // torch.multinomial walks its cumulative sums
+  const ids = cut ? order.tokens(cut, kept) : null;
+  const count = ids ? ids.length : V;
+  let z = 0;
+  if (ids) for (let n = 0; n < count; n++) z += weights[ids[n]];
+  else z = order.total;
+  let u = s.random() * z, drawable = -1;
+  for (let n = 0; n < count; n++) {
+    const i = ids ? ids[n] : n;
+    if (weights[i] > 0) drawable = i; // (rounding may leave u >= 0 at the end: the last kept token that can be drawn)
+    u -= weights[i];
+    if (u < 0) return i;
   }
-  return order.at(kept - 1);
+  return drawable >= 0 ? drawable : order.at(kept - 1);
 }
 
 /**
- * The tokens in Hugging Face's order (score descending, the lower index first on ties), sorted only
- * as far as it is read: a draw over 151,936 logits usually reads a few dozen of them, and sorting
- * them all took 50 ms a token. Every token whose weight exp(score − max) is at least a threshold
- * comes before every token below it, so the tokens at or above it, sorted, are the order's first
- * ones; the threshold starts at 1 (the tokens at the max) and falls 16-fold each time more are read,
- * to all of them in the end.
+ * The order's first tokens: every token scoring above `score`, then the first `ties` (by index) of
+ * those scoring it (Hugging Face's order puts the lower index first on ties).
+ */
+interface Cut {
+  readonly score: number;
+  readonly ties: number;
+}
+
+/**
+ * The scores in Hugging Face's order (descending; the lower index first on ties), sorted only as far
+ * as they are read: a draw over 151,936 logits usually reads a few dozen. Every token whose weight
+ * exp(score − max) is at least a threshold scores above every token below it, so the scores at or
+ * above it, sorted, are the order's first ones; the threshold starts at 1 (the tokens at the max)
+ * and falls 16-fold each time more are read, to all of them in the end, each fall sorting only the
+ * band of scores it adds after those already sorted. Only scores are sorted (a typed array's own
+ * numeric sort, several times faster than sorting token ids by a comparator): a token's weight is a
+ * function of its score, and a place of the order is found from its score (`cut`, `at`).
  */
 class Ordered {
-  private readonly weights: Float64Array;
-  private readonly total: number;
+  /** exp(score − max) of every token, in index order. */
+  readonly weights: Float64Array;
+  /** The weights added up in index order. */
+  readonly total: number;
   private readonly max: number;
-  private order: number[] = [];
-  /** Every token whose weight is at least this is in `order`. */
+  /** −score of the first `count` tokens of the order, ascending (a NaN last). */
+  private readonly sorted: Float64Array;
+  /** The same tokens, band after band, each band in index order. */
+  private readonly ids: Int32Array;
+  private count = 0;
+  /** Every token whose weight is at least this is sorted. */
   private covered = Number.POSITIVE_INFINITY;
 
   constructor(private readonly scores: Float64Array) {
+    const V = scores.length;
     let max = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < scores.length; i++) if (scores[i] > max) max = scores[i];
-    this.weights = new Float64Array(scores.length);
+    for (let i = 0; i < V; i++) if (scores[i] > max) max = scores[i];
+    this.weights = new Float64Array(V);
     let total = 0;
-    for (let i = 0; i < scores.length; i++) total += this.weights[i] = Math.exp(scores[i] - max);
+    for (let i = 0; i < V; i++) total += this.weights[i] = Math.exp(scores[i] - max);
     this.total = total;
     this.max = max;
+    this.sorted = new Float64Array(V);
+    this.ids = new Int32Array(V);
   }
 
-  /** The n-th token of the order. */
-  at(n: number): number {
-    while (n >= this.order.length && this.order.length < this.scores.length) {
+  /** The n-th score of the order. */
+  score(n: number): number {
+    while (n >= this.count && this.count < this.scores.length) {
       const c = this.covered;
       this.cover(c > 1 ? 1 : c < 1e-300 ? Number.NEGATIVE_INFINITY : c / 16);
     }
-    return this.order[n];
+    return -this.sorted[n];
   }
 
-  /** exp(score − max) of the n-th token: its probability times the mass of the tokens kept. */
+  /** exp(score − max) of the n-th token (its `weights` entry, from the same score): its probability times the mass of the tokens kept. */
   weight(n: number): number {
-    return this.weights[this.at(n)];
+    return Math.exp(this.score(n) - this.max);
   }
 
-  /** The weights of the first `kept` tokens, added up (of all of them, without sorting). */
+  /** The order's first `kept` tokens (1 <= kept <= the vocabulary) as a Cut. */
+  cut(kept: number): Cut {
+    const score = this.score(kept - 1);
+    let first = kept - 1;
+    while (first > 0 && -this.sorted[first - 1] === score) first--;
+    return { score, ties: kept - first };
+  }
+
+  /** The n-th token of the order: the last of its cut. */
+  at(n: number): number {
+    const { score, ties } = this.cut(n + 1), { scores } = this;
+    let left = ties;
+    for (let i = 0; i < scores.length; i++) if (scores[i] === score && --left === 0) return i;
+    return scores.length - 1; // (a NaN score: every logit -Infinity)
+  }
+
+  /** The tokens of a cut (of at most `kept`), ascending: from the sorted bands when they hold them, else from every token. */
+  tokens(cut: Cut, kept: number): Int32Array {
+    const fromBands = kept <= this.count, n = fromBands ? this.count : this.scores.length;
+    const { scores } = this, out = new Int32Array(kept);
+    let m = 0, left = cut.ties;
+    for (let k = 0; k < n && m < kept; k++) {
+      const i = fromBands ? this.ids[k] : k;
+      if (scores[i] > cut.score || (scores[i] === cut.score && left-- > 0)) out[m++] = i;
+    }
+    // (a band's ties are in index order, so `left` takes the right ones; the bands are not)
+    return fromBands ? out.subarray(0, m).sort() : out.subarray(0, m);
+  }
+
+  /** The weights of the first `kept` tokens, added up in the order (of all of them, in index order, without sorting). */
   mass(kept: number): number {
     if (kept === this.scores.length) return this.total;
     let z = 0;
@@ -151,24 +218,29 @@ class Ordered {
     return z;
   }
 
-  /** Sorts the tokens whose score is `floor` or more (top-k's: its k-th largest score) and returns their count. */
+  /** How many tokens score `floor` or more (top-k's: its k-th largest score), sorting their scores. */
   from(floor: number): number {
     this.cover(Math.exp(floor - this.max)); // (exp never decreases: every such token's weight is at least this)
     let n = 0;
-    while (n < this.order.length && this.scores[this.order[n]] >= floor) n++;
+    while (n < this.count && -this.sorted[n] >= floor) n++;
     return n;
   }
 
-  /** Sorts every token whose weight is at least w (all of them for -Infinity; a NaN score's joins last); returns how many tokens are sorted. */
-  cover(given: number): number {
+  /** Sorts the band of tokens whose weight is at least w and below the last threshold (every token left for -Infinity or NaN). */
+  private cover(given: number): void {
     const w = Number.isNaN(given) ? Number.NEGATIVE_INFINITY : given; // (NaN weights: every logit -Infinity)
-    if (w >= this.covered) return this.order.length;
-    const { scores, weights } = this;
-    const ids: number[] = [];
-    for (let i = 0; i < weights.length; i++) if (weights[i] >= w || w === Number.NEGATIVE_INFINITY) ids.push(i);
-    this.order = ids.sort((a, b) => scores[b] - scores[a] || a - b);
+    if (w >= this.covered) return;
+    const { scores, weights, sorted, ids } = this, c = this.covered, all = w === Number.NEGATIVE_INFINITY;
+    let m = this.count;
+    for (let i = 0; i < weights.length; i++) {
+      if (!(weights[i] >= c) && (all || weights[i] >= w)) {
+        sorted[m] = -scores[i];
+        ids[m++] = i;
+      }
+    }
+    sorted.subarray(this.count, m).sort();
+    this.count = m;
     this.covered = w;
-    return ids.length;
   }
 }
 

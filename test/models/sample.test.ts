@@ -1,6 +1,7 @@
 // sample / sampleRow against Hugging Face's order written plainly (every token sorted, as transformers'
 // logits processors do: repetition penalty, temperature, top-k, top-p, min-p, then a draw from the
-// softmax of what is left). The library sorts only as far as a draw reads; the tokens must be the same
+// softmax of what is left, in index order as torch.multinomial draws). The library sorts only as far
+// as top-p and min-p read, and not at all without them; the tokens must be the same
 // for the same seed: random rows of several shapes (peaked, flat, ties, -Infinity, huge values) and
 // random options, and a vocabulary of Qwen2.5's size.
 import { describe, expect, it } from 'vitest';
@@ -55,13 +56,17 @@ function definition(row: Float32Array, o: Options, history: number[]): number {
     const p = softmax(kept);
     while (kept > 1 && p[kept - 1] < o.minP * p[0]) kept--;
   }
-  const p = softmax(kept);
-  let u = random();
-  for (let n = 0; n < kept; n++) {
-    u -= p[n];
-    if (u < 0) return order[n];
+  // the draw over the kept tokens in index order: a uniform number times their weights' sum, less each weight in turn
+  const keptIds = order.slice(0, kept).sort((a, b) => a - b);
+  const weight = (i: number) => Math.exp(scores[i] - scores[order[0]]);
+  const z = keptIds.reduce((sum, i) => sum + weight(i), 0);
+  let u = random() * z, drawable = -1;
+  for (const i of keptIds) {
+    if (weight(i) > 0) drawable = i;
+    u -= weight(i);
+    if (u < 0) return i;
   }
-  return order[kept - 1];
+  return drawable >= 0 ? drawable : order[kept - 1];
 }
 
 /** A row of V logits of the given kind. */
