@@ -61,6 +61,14 @@ function profiled(engine, vocab, times) {
       times[part] = (times[part] ?? 0) + now() - t0;
     }
   };
+  /** A linear layer whose forwards count as the LM head's (a layer of the vocabulary's width) or the linear layers', lookups as the embedding's. */
+  const timedLayer = (layer, head) => ({
+    get inFeatures() { return layer.inFeatures; }, get outFeatures() { return layer.outFeatures; },
+    get dtype() { return layer.dtype; }, get bytes() { return layer.bytes; },
+    forward: timed(head ? 'LM head' : 'linear layers', (x, o) => layer.forward(x, o)),
+    lookup: timed('embedding', (ids, o) => layer.lookup(ids, o)),
+    dispose: () => layer.dispose(),
+  });
   // the engine is frozen, so a Proxy may not change its methods: a new object delegates to it
   const wrapped = {};
   for (const key of Object.keys(engine)) {
@@ -68,15 +76,16 @@ function profiled(engine, vocab, times) {
     if (typeof v !== 'function') {
       Object.defineProperty(wrapped, key, { get: () => engine[key], enumerable: true });
     } else if (key === 'createLinear') {
-      wrapped.createLinear = (weight, options) => {
-        const layer = engine.createLinear(weight, options);
-        const head = weight.shape[0] === vocab;
+      wrapped.createLinear = (weight, options) => timedLayer(engine.createLinear(weight, options), weight.shape[0] === vocab);
+    } else if (key === 'createLinearBuilder') {
+      // (the loader quantizes float weights to int8/int4 through builders)
+      wrapped.createLinearBuilder = (shape, options) => {
+        const builder = engine.createLinearBuilder(shape, options);
         return {
-          get inFeatures() { return layer.inFeatures; }, get outFeatures() { return layer.outFeatures; },
-          get dtype() { return layer.dtype; }, get bytes() { return layer.bytes; },
-          forward: timed(head ? 'LM head' : 'linear layers', (x, o) => layer.forward(x, o)),
-          lookup: timed('embedding', (ids, o) => layer.lookup(ids, o)),
-          dispose: () => layer.dispose(),
+          get outFeatures() { return builder.outFeatures; }, get inFeatures() { return builder.inFeatures; }, get rows() { return builder.rows; },
+          append: (rows) => builder.append(rows),
+          finish: () => timedLayer(builder.finish(), shape[0] === vocab),
+          dispose: () => builder.dispose(),
         };
       };
     } else if (key === 'batchAttention') {
