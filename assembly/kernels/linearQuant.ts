@@ -50,6 +50,10 @@
 //                       result is defined (every pair sum, |2 · 127 · 15|, is far inside i16, so no
 //                       saturation either)
 //   int4 then subtracts c[j] = 8 · Σ q_x: the same integer sum as the plain build, exactly.
+//
+// Rows of x: one row walks a block's groups feeding each quantized x chunk to the 4 weight rows; with
+// m >= 2 two rows walk it together, each weight chunk widened or unpacked once for both ("Two rows
+// of x at a time" below); an odd m's last row walks alone. Same sums, same float steps, same bits.
 
 // @ts-ignore: decorator
 @inline const R: i32 = 4;
@@ -307,6 +311,106 @@ export function linear_quant_x(xq: usize, x: usize, m: i32, k: i32, g: i32, bits
   return i32x4.extadd_pairwise_i16x8_s(d);
 }
 
+// Two rows of x at a time (m >= 2; an odd m's last row takes the 1-row path of dot8 / dot4 / dot4r).
+// Per group and weight row r, the row's 32-input chunks are loaded and widened (int8) or unpacked
+// (int4) once and fed to both x rows, whose q_x are loaded again for each weight row rather than held: two rows of
+// i16 q_x take 8 of V8's 16 xmm registers, and holding them spilled the rest (20% slower than
+// reloading them from L1, measured). Each weight row's two sums leave as one vector, halved at once
+// (so that V8, which schedules pure values late, does not keep 8 of them alive to the group's end):
+//
+//   rowPair   p_r = [t0 r, t1 r, t0 r, t1 r] (each lane half of a sum)      one weight row r
+//   halfSums  s01 = [t0 r0, t0 r1, t1 r0, t1 r1], s23 the same for r2, r3  (whole sums)
+//   shuffles  isum0 = [t0 r0..r3], isum1 = [t1 r0..r3]                    then each x row's floats
+//
+// The integer sums are the same exact sums whatever the order, and each row's float part runs as in
+// the 1-row path (acc = b, acc += (s_w · s_x) · float(isum) for j ascending), so the bits match it.
+
+/** Σ over 32 inputs of one int8 row, its bytes widened in w0..w3, with q_x (i16) at x, 4 lanes. */
+// @ts-ignore: decorator
+@inline function dot8w(w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x)), i32x4.dot_i16x8_s(w1, v128.load(x, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x, 32)), i32x4.dot_i16x8_s(w3, v128.load(x, 48))),
+  );
+}
+
+/** dot4 with the row's bytes widened in v0, v1 and masked in l0, l1, q_x at x. */
+// @ts-ignore: decorator
+@inline function dot4w(v0: v128, v1: v128, l0: v128, l1: v128, x: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v0, v128.load(x, 32)), i32x4.dot_i16x8_s(l0, v128.load(x))),
+    i32x4.add(i32x4.dot_i16x8_s(v1, v128.load(x, 48)), i32x4.dot_i16x8_s(l1, v128.load(x, 16))),
+  );
+}
+
+/** dot4r before its widening: 8 i16 lanes, the row's low and high nibbles in wl, wh, q_x (i8) at x. */
+// @ts-ignore: decorator
+@inline function dot4rw(wl: v128, wh: v128, x: usize): v128 {
+  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), wl), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), wh));
+}
+
+/** [a0 + a2, b0 + b2, a1 + a3, b1 + b3]: half of each lane sum (isums4's first step). */
+// @ts-ignore: decorator
+@inline function halfSums(a: v128, b: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+}
+
+/**
+ * halfSums of two dot4rw results with one widening: their i32 halves interleaved and added in i16.
+ * A dot4rw lane holds 4 products, |4 · 127 · 15| = 7620, so the sum of two is inside i16 (15240).
+ */
+// @ts-ignore: decorator
+@inline function halfSums16(d0: v128, d1: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(v128.shuffle<i32>(d0, d1, 0, 4, 1, 5), v128.shuffle<i32>(d0, d1, 2, 6, 3, 7)));
+}
+
+/** halfSums of two x rows' (q_x i16 at x0, x1) sums with the int8 weight row at w over g inputs (p_r). */
+// @ts-ignore: decorator
+@inline function rowPair8(w: usize, x0: usize, x1: usize, ug: usize): v128 {
+  let p: v128;
+  {
+    const w0 = v128.load8x8_s(w), w1 = v128.load8x8_s(w, 8), w2 = v128.load8x8_s(w, 16), w3 = v128.load8x8_s(w, 24);
+    p = halfSums(dot8w(w0, w1, w2, w3, x0), dot8w(w0, w1, w2, w3, x1));
+  }
+  for (let c: usize = 32; c < ug; c += 32) {
+    const wc = w + c;
+    const w0 = v128.load8x8_s(wc), w1 = v128.load8x8_s(wc, 8), w2 = v128.load8x8_s(wc, 16), w3 = v128.load8x8_s(wc, 24);
+    p = i32x4.add(p, halfSums(dot8w(w0, w1, w2, w3, x0 + (c << 1)), dot8w(w0, w1, w2, w3, x1 + (c << 1))));
+  }
+  return p;
+}
+
+/** As rowPair8 for an int4 weight row at w, plain build: 16 times the sums (see dot4). */
+// @ts-ignore: decorator
+@inline function rowPair4(w: usize, x0: usize, x1: usize, ug: usize, lo: v128): v128 {
+  let p: v128;
+  {
+    const v0 = v128.load8x8_u(w), v1 = v128.load8x8_u(w, 8), l0 = v128.and(v0, lo), l1 = v128.and(v1, lo);
+    p = halfSums(dot4w(v0, v1, l0, l1, x0), dot4w(v0, v1, l0, l1, x1));
+  }
+  for (let c: usize = 32; c < ug; c += 32) {
+    const wc = w + (c >> 1);
+    const v0 = v128.load8x8_u(wc), v1 = v128.load8x8_u(wc, 8), l0 = v128.and(v0, lo), l1 = v128.and(v1, lo);
+    p = i32x4.add(p, halfSums(dot4w(v0, v1, l0, l1, x0 + (c << 1)), dot4w(v0, v1, l0, l1, x1 + (c << 1))));
+  }
+  return p;
+}
+
+/** As rowPair8 for an int4 weight row at w, relaxed build (q_x i8): Σ (q_w + 8) · q_x. */
+// @ts-ignore: decorator
+@inline function rowPair4r(w: usize, x0: usize, x1: usize, ug: usize, lo: v128): v128 {
+  let p: v128;
+  {
+    const v = v128.load(w), wl = v128.and(v, lo), wh = v128.and(i16x8.shr_u(v, 4), lo);
+    p = halfSums16(dot4rw(wl, wh, x0), dot4rw(wl, wh, x1));
+  }
+  for (let c: usize = 32; c < ug; c += 32) {
+    const v = v128.load(w + (c >> 1)), wl = v128.and(v, lo), wh = v128.and(i16x8.shr_u(v, 4), lo);
+    p = i32x4.add(p, halfSums16(dot4rw(wl, wh, x0 + c), dot4rw(wl, wh, x1 + c)));
+  }
+  return p;
+}
+
 /** y[o .. o + nr) of one output row from the 4 lanes of acc. */
 // @ts-ignore: decorator
 @inline function storeLanes(y: usize, acc: v128, nr: i32): void {
@@ -337,12 +441,37 @@ export function linear_quant_x(xq: usize, x: usize, m: i32, k: i32, g: i32, bits
  */
 export function linear_i8(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n: i32, k: i32, g: i32, o0: i32, o1: i32): void {
   const G = k / g, gb = <usize>groupBytes(g, 8), stride = <usize>xRowBytes(k, g, 8), hb = <usize>headerBytes(k, g);
-  const ug = <usize>g;
+  const ug = <usize>g, yn = <usize>n << 2;
   for (let o = o0; o < o1; o += R) {
     const nr = min(R, n - o);
     const wb = bp + <usize>(o / R) * <usize>G * gb;
     const start = loadBias(bias, o, nr);
-    for (let t = 0; t < m; t++) {
+    const yo = y + (<usize>o << 2);
+    let t = 0;
+    // two rows of x a pass over the block ("Two rows of x at a time" above), then an odd m's last row alone
+    for (; t + 1 < m; t += 2) {
+      const xr0 = xq + <usize>t * stride, xr1 = xr0 + stride;
+      let acc0 = start, acc1 = start;
+      let blk = wb, xg0 = xr0 + hb, xg1 = xr1 + hb;
+      for (let j = 0; j < G; j++) {
+        const w = blk + 16;
+        // s01 = [t0 r0, t0 r1, t1 r0, t1 r1], s23 the same for r2, r3
+        const s01 = halfSums(rowPair8(w, xg0, xg1, ug), rowPair8(w + ug, xg0, xg1, ug));
+        const s23 = halfSums(rowPair8(w + 2 * ug, xg0, xg1, ug), rowPair8(w + 3 * ug, xg0, xg1, ug));
+        const isum0 = v128.shuffle<i32>(s01, s23, 0, 1, 4, 5), isum1 = v128.shuffle<i32>(s01, s23, 2, 3, 6, 7);
+        const sw = v128.load(blk);
+        const scale0 = f32x4.mul(sw, v128.load32_splat(xr0 + (<usize>j << 2)));
+        acc0 = f32x4.add(acc0, f32x4.mul(scale0, f32x4.convert_i32x4_s(isum0)));
+        const scale1 = f32x4.mul(sw, v128.load32_splat(xr1 + (<usize>j << 2)));
+        acc1 = f32x4.add(acc1, f32x4.mul(scale1, f32x4.convert_i32x4_s(isum1)));
+        blk += gb;
+        xg0 += ug << 1;
+        xg1 += ug << 1;
+      }
+      storeLanes(yo + <usize>t * yn, acc0, nr);
+      storeLanes(yo + <usize>(t + 1) * yn, acc1, nr);
+    }
+    if (t < m) {
       const xr = xq + <usize>t * stride;
       let acc = start;
       let blk = wb, xg = xr + hb;
@@ -371,7 +500,7 @@ export function linear_i8(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
         blk += gb;
         xg += ug << 1;
       }
-      storeLanes(y + ((<usize>t * <usize>n + <usize>o) << 2), acc, nr);
+      storeLanes(yo + <usize>t * yn, acc, nr);
     }
   }
 }
@@ -379,12 +508,49 @@ export function linear_i8(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
 /** As linear_i8 for W packed with bits 4. */
 export function linear_i4(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n: i32, k: i32, g: i32, o0: i32, o1: i32): void {
   const G = k / g, gb = <usize>groupBytes(g, 4), stride = <usize>xRowBytes(k, g, 4), hb = <usize>headerBytes(k, g);
-  const ug = <usize>g, half = ug >> 1;
+  const ug = <usize>g, half = ug >> 1, yn = <usize>n << 2;
+  // bytes of q_x a group
+  const xgb = ASC_FEATURE_RELAXED_SIMD ? ug : ug << 1;
   for (let o = o0; o < o1; o += R) {
     const nr = min(R, n - o);
     const wb = bp + <usize>(o / R) * <usize>G * gb;
     const start = loadBias(bias, o, nr);
-    for (let t = 0; t < m; t++) {
+    const yo = y + (<usize>o << 2);
+    let t = 0;
+    // two rows of x a pass over the block ("Two rows of x at a time" above), then an odd m's last row alone
+    for (; t + 1 < m; t += 2) {
+      const xr0 = xq + <usize>t * stride, xr1 = xr0 + stride;
+      let acc0 = start, acc1 = start;
+      let blk = wb, xg0 = xr0 + hb, xg1 = xr1 + hb;
+      for (let j = 0; j < G; j++) {
+        const w = blk + 16;
+        // s01 = [t0 r0, t0 r1, t1 r0, t1 r1], s23 the same for r2, r3
+        let s01: v128, s23: v128;
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          const lo = i8x16.splat(0x0f);
+          s01 = halfSums(rowPair4r(w, xg0, xg1, ug, lo), rowPair4r(w + half, xg0, xg1, ug, lo));
+          s23 = halfSums(rowPair4r(w + 2 * half, xg0, xg1, ug, lo), rowPair4r(w + 3 * half, xg0, xg1, ug, lo));
+        } else {
+          const lo = i16x8.splat(0x0f);
+          s01 = i32x4.shr_s(halfSums(rowPair4(w, xg0, xg1, ug, lo), rowPair4(w + half, xg0, xg1, ug, lo)), 4);
+          s23 = i32x4.shr_s(halfSums(rowPair4(w + 2 * half, xg0, xg1, ug, lo), rowPair4(w + 3 * half, xg0, xg1, ug, lo)), 4);
+        }
+        let isum0 = v128.shuffle<i32>(s01, s23, 0, 1, 4, 5), isum1 = v128.shuffle<i32>(s01, s23, 2, 3, 6, 7);
+        const sw = v128.load(blk);
+        isum0 = i32x4.sub(isum0, v128.load32_splat(xr0 + (<usize>(G + j) << 2)));
+        const scale0 = f32x4.mul(sw, v128.load32_splat(xr0 + (<usize>j << 2)));
+        acc0 = f32x4.add(acc0, f32x4.mul(scale0, f32x4.convert_i32x4_s(isum0)));
+        isum1 = i32x4.sub(isum1, v128.load32_splat(xr1 + (<usize>(G + j) << 2)));
+        const scale1 = f32x4.mul(sw, v128.load32_splat(xr1 + (<usize>j << 2)));
+        acc1 = f32x4.add(acc1, f32x4.mul(scale1, f32x4.convert_i32x4_s(isum1)));
+        blk += gb;
+        xg0 += xgb;
+        xg1 += xgb;
+      }
+      storeLanes(yo + <usize>t * yn, acc0, nr);
+      storeLanes(yo + <usize>(t + 1) * yn, acc1, nr);
+    }
+    if (t < m) {
       const xr = xq + <usize>t * stride;
       let acc = start;
       let blk = wb, xg = xr + hb;
@@ -436,9 +602,9 @@ export function linear_i4(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
         const scale = f32x4.mul(v128.load(blk), v128.load32_splat(xr + (<usize>j << 2)));
         acc = f32x4.add(acc, f32x4.mul(scale, f32x4.convert_i32x4_s(isum)));
         blk += gb;
-        xg += ASC_FEATURE_RELAXED_SIMD ? ug : ug << 1;
+        xg += xgb;
       }
-      storeLanes(y + ((<usize>t * <usize>n + <usize>o) << 2), acc, nr);
+      storeLanes(yo + <usize>t * yn, acc, nr);
     }
   }
 }

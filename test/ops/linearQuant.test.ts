@@ -183,7 +183,7 @@ describe.each(all.map((e) => [e.name, e] as const))('createLinear int8/int4 on %
     layer.dispose();
   });
 
-  it.each(QUANTS)('a row gives the same bits alone as among others (%s)', (dtype) => {
+  it.each(QUANTS)('a row gives the same bits alone as among others (%s): T = 65 and 2..5, at each place', (dtype) => {
     const K = 256, N = 37, w = random([N, K], 9, 0.5), b = random([N], 10);
     for (const g of [32, 128]) {
       const layer = engine.createLinear(w, { bias: b, dtype, groupSize: g });
@@ -192,8 +192,15 @@ describe.each(all.map((e) => [e.name, e] as const))('createLinear int8/int4 on %
       for (const t of [0, 1, 16, 33, 64]) {
         const alone = layer.forward(tensor(many.data.slice(t * K, (t + 1) * K), [1, K]));
         expectIdentical(alone, all.data.slice(t * N, (t + 1) * N), `${dtype} g=${g} row ${t}`);
-        const few = layer.forward(tensor(many.data.slice(t * K, Math.min(65, t + 3) * K), [Math.min(65, t + 3) - t, K]));
-        expectIdentical(few.data.slice(0, N), all.data.slice(t * N, (t + 1) * N), `${dtype} g=${g} row ${t} among few`);
+        // among 2..5 rows at every place: either row of a pair that shares weight loads, or the odd last row
+        for (let size = 2; size <= 5; size++) {
+          for (let at = 0; at < size; at++) {
+            const from = t - at;
+            if (from < 0 || from + size > 65) continue;
+            const few = layer.forward(tensor(many.data.slice(from * K, (from + size) * K), [size, K]));
+            expectIdentical(few.data.slice(at * N, (at + 1) * N), all.data.slice(t * N, (t + 1) * N), `${dtype} g=${g} row ${t} at ${at} of ${size}`);
+          }
+        }
       }
       layer.dispose();
     }
