@@ -57,8 +57,9 @@ export const QUANT_BLOCK_ROWS = 4;
  * Y[m, n] = X · Wᵀ (+ bias) with W packed by linear_quant_pack (bits 8 or 4): X's rows quantized once
  * into scratch, then threads take ranges of 4-row blocks of outputs.
  * Prefill (many rows) runs the same kernel, so that a row's bits never depend on T. It is the slower
- * choice there (slower than float32's packed GEMM at T = 128: docs/MODELS.md has the figures), the
- * kernel costing T times its one-row compute; dequantizing panels into the float32 GEMM would cost
+ * choice there (slower than float32's packed GEMM at T = 128: docs/MODELS.md has the figures): the
+ * kernel shares a weight group's loads between two rows of x but not its dot products, so T rows
+ * cost about 0.87 T times one row's compute; dequantizing panels into the float32 GEMM would cost
  * the GEMM plus a pass over the weight, but gives up batch invariance above some T (not done).
  */
 function gemmQuant({ kernels, arena, parallel }: WasmContext, y: number, x: number, w: number, m: number, n: number, k: number, g: number, bits: 8 | 4, bias: number): void {
