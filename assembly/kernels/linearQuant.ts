@@ -411,6 +411,21 @@ export function linear_quant_x(xq: usize, x: usize, m: i32, k: i32, g: i32, bits
   return p;
 }
 
+/**
+ * One group's float step for one x row (the order every kernel keeps, see the header): acc + (s_w ·
+ * s_x[j]) · float(isum), s_w the block's 4 weight scales, s_x[j] from the quantized row at xr.
+ */
+// @ts-ignore: decorator
+@inline function addGroup(acc: v128, sw: v128, xr: usize, j: i32, isum: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.mul(sw, v128.load32_splat(xr + (<usize>j << 2))), f32x4.convert_i32x4_s(isum)));
+}
+
+/** An int4 group's sums less c[j] = 8 · Σ q_x of the quantized row at xr (G groups): Σ q_w · q_x. */
+// @ts-ignore: decorator
+@inline function unbias4(isum: v128, xr: usize, G: i32, j: i32): v128 {
+  return i32x4.sub(isum, v128.load32_splat(xr + (<usize>(G + j) << 2)));
+}
+
 /** y[o .. o + nr) of one output row from the 4 lanes of acc. */
 // @ts-ignore: decorator
 @inline function storeLanes(y: usize, acc: v128, nr: i32): void {
@@ -460,10 +475,8 @@ export function linear_i8(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
         const s23 = halfSums(rowPair8(w + 2 * ug, xg0, xg1, ug), rowPair8(w + 3 * ug, xg0, xg1, ug));
         const isum0 = v128.shuffle<i32>(s01, s23, 0, 1, 4, 5), isum1 = v128.shuffle<i32>(s01, s23, 2, 3, 6, 7);
         const sw = v128.load(blk);
-        const scale0 = f32x4.mul(sw, v128.load32_splat(xr0 + (<usize>j << 2)));
-        acc0 = f32x4.add(acc0, f32x4.mul(scale0, f32x4.convert_i32x4_s(isum0)));
-        const scale1 = f32x4.mul(sw, v128.load32_splat(xr1 + (<usize>j << 2)));
-        acc1 = f32x4.add(acc1, f32x4.mul(scale1, f32x4.convert_i32x4_s(isum1)));
+        acc0 = addGroup(acc0, sw, xr0, j, isum0);
+        acc1 = addGroup(acc1, sw, xr1, j, isum1);
         blk += gb;
         xg0 += ug << 1;
         xg1 += ug << 1;
@@ -494,9 +507,7 @@ export function linear_i8(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
           a2 = i32x4.add(a2, dot8(w + 2 * ug + c, x0, x1, x2, x3));
           a3 = i32x4.add(a3, dot8(w + 3 * ug + c, x0, x1, x2, x3));
         }
-        const sum = f32x4.convert_i32x4_s(isums4(a0, a1, a2, a3));
-        const scale = f32x4.mul(v128.load(blk), v128.load32_splat(xr + (<usize>j << 2)));
-        acc = f32x4.add(acc, f32x4.mul(scale, sum));
+        acc = addGroup(acc, v128.load(blk), xr, j, isums4(a0, a1, a2, a3));
         blk += gb;
         xg += ug << 1;
       }
@@ -535,14 +546,10 @@ export function linear_i4(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
           s01 = i32x4.shr_s(halfSums(rowPair4(w, xg0, xg1, ug, lo), rowPair4(w + half, xg0, xg1, ug, lo)), 4);
           s23 = i32x4.shr_s(halfSums(rowPair4(w + 2 * half, xg0, xg1, ug, lo), rowPair4(w + 3 * half, xg0, xg1, ug, lo)), 4);
         }
-        let isum0 = v128.shuffle<i32>(s01, s23, 0, 1, 4, 5), isum1 = v128.shuffle<i32>(s01, s23, 2, 3, 6, 7);
+        const isum0 = v128.shuffle<i32>(s01, s23, 0, 1, 4, 5), isum1 = v128.shuffle<i32>(s01, s23, 2, 3, 6, 7);
         const sw = v128.load(blk);
-        isum0 = i32x4.sub(isum0, v128.load32_splat(xr0 + (<usize>(G + j) << 2)));
-        const scale0 = f32x4.mul(sw, v128.load32_splat(xr0 + (<usize>j << 2)));
-        acc0 = f32x4.add(acc0, f32x4.mul(scale0, f32x4.convert_i32x4_s(isum0)));
-        isum1 = i32x4.sub(isum1, v128.load32_splat(xr1 + (<usize>(G + j) << 2)));
-        const scale1 = f32x4.mul(sw, v128.load32_splat(xr1 + (<usize>j << 2)));
-        acc1 = f32x4.add(acc1, f32x4.mul(scale1, f32x4.convert_i32x4_s(isum1)));
+        acc0 = addGroup(acc0, sw, xr0, j, unbias4(isum0, xr0, G, j));
+        acc1 = addGroup(acc1, sw, xr1, j, unbias4(isum1, xr1, G, j));
         blk += gb;
         xg0 += xgb;
         xg1 += xgb;
@@ -598,9 +605,7 @@ export function linear_i4(y: usize, xq: usize, bp: usize, bias: usize, m: i32, n
           }
           isum = i32x4.shr_s(isums4(a0, a1, a2, a3), 4);
         }
-        isum = i32x4.sub(isum, v128.load32_splat(xr + (<usize>(G + j) << 2)));
-        const scale = f32x4.mul(v128.load(blk), v128.load32_splat(xr + (<usize>j << 2)));
-        acc = f32x4.add(acc, f32x4.mul(scale, f32x4.convert_i32x4_s(isum)));
+        acc = addGroup(acc, v128.load(blk), xr, j, unbias4(isum, xr, G, j));
         blk += gb;
         xg += xgb;
       }
