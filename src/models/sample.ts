@@ -93,10 +93,11 @@ export function sampleRow(row: ArrayLike<number>, s: Sampler, history?: ArrayLik
   // counts them and finds their cut, with no sort
   if (s.minP > 0) {
     const z = order.mass(kept), floor = s.minP * (order.weight(0) / z);
-    let n = 0, low = Number.POSITIVE_INFINITY, ties = 0, left = cut?.ties ?? 0;
+    const within = cut ? inCut(cut) : null;
+    let n = 0, low = Number.POSITIVE_INFINITY, ties = 0;
     for (let i = 0; i < V; i++) {
       const x = scores[i];
-      if ((cut && !(x > cut.score || (x === cut.score && left-- > 0))) || !(weights[i] / z >= floor)) continue;
+      if ((within && !within(x)) || !(weights[i] / z >= floor)) continue;
       n++;
       if (x < low) [low, ties] = [x, 1];
       else if (x === low) ties++;
@@ -128,6 +129,12 @@ export function sampleRow(row: ArrayLike<number>, s: Sampler, history?: ArrayLik
 interface Cut {
   readonly score: number;
   readonly ties: number;
+}
+
+/** Whether each token, asked about in index order by its score, is among a cut's (a tie counts only while the cut takes ties). */
+function inCut(cut: Cut): (score: number) => boolean {
+  let left = cut.ties;
+  return (x) => x > cut.score || (x === cut.score && left-- > 0);
 }
 
 /**
@@ -200,13 +207,13 @@ class Ordered {
   /** The tokens of a cut (of at most `kept`), ascending: from the sorted bands when they hold them, else from every token. */
   tokens(cut: Cut, kept: number): Int32Array {
     const fromBands = kept <= this.count, n = fromBands ? this.count : this.scores.length;
-    const { scores } = this, out = new Int32Array(kept);
-    let m = 0, left = cut.ties;
+    const { scores } = this, out = new Int32Array(kept), keeps = inCut(cut);
+    let m = 0;
     for (let k = 0; k < n && m < kept; k++) {
       const i = fromBands ? this.ids[k] : k;
-      if (scores[i] > cut.score || (scores[i] === cut.score && left-- > 0)) out[m++] = i;
+      if (keeps(scores[i])) out[m++] = i;
     }
-    // (a band's ties are in index order, so `left` takes the right ones; the bands are not)
+    // (a band's ties are in index order, so inCut takes the right ones; the bands are not)
     return fromBands ? out.subarray(0, m).sort() : out.subarray(0, m);
   }
 
